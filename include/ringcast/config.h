@@ -1,0 +1,141 @@
+/* config.h - the server configuration: defaults, a config file, RINGCAST_*
+ * environment variables and command-line flags.
+ * Owner: the main thread. rc_config_load() runs once at start, before any
+ *   other thread exists; afterwards the struct is read-only and may be read
+ *   from any thread (shards copy what they need).
+ * Precedence: flags > environment > file > defaults. Within one source a list
+ *   key may repeat (its items are appended); the first occurrence of a list
+ *   key in a source replaces what lower sources gave it.
+ * Units: durations are uint64_t milliseconds, sizes are size_t bytes.
+ * Lifetime: string lists are heap-allocated; rc_config_fini() frees them.
+ *   Every other field is inline, so a struct may be copied only before lists
+ *   are set or after fini (copying shares the list arrays).
+ * The file format and the value syntax are documented at the top of
+ * src/config.c and printed by rc_config_usage(). */
+#ifndef RINGCAST_CONFIG_H
+#define RINGCAST_CONFIG_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+
+#include "ringcast/common.h"
+#include "ringcast/log.h" /* enum rc_log_level, enum rc_log_format (types only) */
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+#define RC_CONFIG_ADDR_MAX 64      /* listen_address buffer, NUL included */
+#define RC_CONFIG_PATH_MAX 1024    /* log_file / config_path buffers, NUL included */
+#define RC_CONFIG_LIST_MAX 256     /* items in one string list */
+#define RC_CONFIG_ITEM_MAX 512     /* bytes in one list item */
+#define RC_CONFIG_LINE_MAX 4096    /* bytes in one config file line */
+#define RC_CONFIG_FILE_MAX 1048576 /* bytes in a config file */
+
+/* A list of NUL-terminated strings, owned by the config. */
+struct rc_config_list {
+    char **items;
+    size_t n;
+};
+
+struct rc_config {
+    /* listening */
+    char listen_address[RC_CONFIG_ADDR_MAX]; /* IPv4/IPv6 literal or "localhost" */
+    uint16_t port;                           /* 0 = ephemeral */
+    uint32_t shards;                         /* 0 = one per online CPU */
+    /* logging */
+    enum rc_log_level log_level;
+    enum rc_log_format log_format;
+    char log_file[RC_CONFIG_PATH_MAX]; /* "" = stderr */
+    /* HTTP limits */
+    size_t max_request_line;
+    size_t max_header_bytes;
+    uint32_t max_headers;
+    size_t max_body_bytes;
+    uint32_t max_connections;
+    uint32_t max_connections_per_ip; /* 0 = unlimited */
+    /* timeouts (milliseconds) */
+    uint64_t request_timeout; /* head + body must arrive within it, else 408 */
+    uint64_t keepalive_timeout;
+    uint64_t handshake_timeout;
+    uint64_t drain_timeout;
+    /* WebSocket / SSE */
+    size_t ws_max_message;
+    uint64_t heartbeat_interval;
+    uint64_t heartbeat_timeout;
+    struct rc_config_list allowed_origins; /* empty = allow all */
+    uint32_t max_subscriptions;
+    size_t max_pending_bytes;
+    bool client_publish;
+    struct rc_config_list api_keys; /* secret: never printed */
+    uint64_t sse_retry;
+    /* io_uring */
+    size_t recv_buffer_size;
+    uint32_t recv_buffers; /* per shard */
+    uint32_t ring_entries; /* power of two */
+
+    /* command line only (not keys; not in the file or the environment) */
+    bool help;
+    bool version;
+    bool check_config;
+    char config_path[RC_CONFIG_PATH_MAX]; /* the file that was read, "" = none */
+};
+
+/* Fill every key with its default and clear the CLI fields. Does not free:
+ * call it on a fresh struct or after rc_config_fini(). */
+void rc_config_defaults(struct rc_config *c);
+
+/* Full load into a fresh struct: defaults, then the file named by --config
+ * PATH (else by RINGCAST_CONFIG; no file if neither), then RINGCAST_<KEY>
+ * variables from envp (NULL-terminated; an unknown RINGCAST_* name is an
+ * error), then flags from argv[1..argc-1] (--key=value, --key value, bare
+ * --bool-key for true, -h/--help, --version, --check-config, --config=PATH;
+ * dashes and underscores are interchangeable in flag names), then
+ * rc_config_validate(). If --help or --version is given, only the flags are
+ * checked (nothing is read) and 0 is returned with c->help / c->version set.
+ * Returns 0 or -EINVAL (err->msg names the source, key and accepted values);
+ * -ENOMEM if a list cannot grow. Call rc_config_fini() afterwards in both cases. */
+RC_MUST_CHECK int rc_config_load(struct rc_config *c, int argc, char **argv, char **envp,
+                                 struct rc_err *err);
+
+/* Set one key from text (the same syntax as the file). For a list key the
+ * comma-separated items are appended; an empty value clears the list.
+ * 0, -EINVAL (err: "config: key=value ...") or -ENOMEM. No cross-key checks. */
+RC_MUST_CHECK int rc_config_set(struct rc_config *c, const char *key, const char *value,
+                                struct rc_err *err);
+
+/* Apply a config file on top of c (not validated across keys; see
+ * rc_config_validate). 0, -EINVAL (err: "config file PATH line N: ..."),
+ * -ENOENT/-EACCES/... (err says which file could not be read) or -ENOMEM. */
+RC_MUST_CHECK int rc_config_load_file(struct rc_config *c, const char *path, struct rc_err *err);
+
+/* Cross-key checks (heartbeat_timeout > heartbeat_interval, ...). 0 or -EINVAL. */
+RC_MUST_CHECK int rc_config_validate(const struct rc_config *c, struct rc_err *err);
+
+/* The effective configuration in the file format, every key once; api_keys
+ * are shown only as a count in a comment. Loading the output gives an equal
+ * config (except api_keys). */
+void rc_config_print(const struct rc_config *c, FILE *f);
+
+/* --help text: usage line, the flags, the value syntax, every key with its
+ * default and a one-line doc. */
+void rc_config_usage(FILE *f);
+
+/* Free the string lists (safe to call twice). */
+void rc_config_fini(struct rc_config *c);
+
+/* "debug".."error" / "logfmt","json"; "?" for an out-of-range value. */
+const char *rc_config_log_level_name(enum rc_log_level level);
+const char *rc_config_log_format_name(enum rc_log_format format);
+
+/* True if two configs have equal keys (lists compared item by item; the CLI
+ * fields help/version/check_config/config_path are ignored). For tests and
+ * for reload checks. */
+bool rc_config_equal(const struct rc_config *a, const struct rc_config *b);
+
+#ifdef __cplusplus
+}
+#endif
+#endif /* RINGCAST_CONFIG_H */

@@ -1,0 +1,757 @@
+/* config.c - the configuration model: the table of keys, a parser and a
+ * formatter per value type, defaults, validation and comparison. Reading the
+ * file, the environment and the command line, setting a key by name, and the
+ * --help / --check-config output are in config_load.c.
+ *
+ * ---------------------------------------------------------------------------
+ * Configuration (for docs/OPERATIONS.md)
+ *
+ * Sources, highest precedence first:
+ *   1. flags:        --key=value or --key value (dashes or underscores:
+ *                    --max-body-bytes = --max_body_bytes); a bool key alone
+ *                    (--client-publish) means true. A repeated scalar flag:
+ *                    the last one wins.
+ *   2. environment:  RINGCAST_<KEY> in upper case, e.g. RINGCAST_PORT=9000,
+ *                    RINGCAST_LOG_LEVEL=debug. An unknown RINGCAST_* variable
+ *                    is an error (it is usually a typo). RINGCAST_CONFIG=PATH
+ *                    names the config file.
+ *   3. config file:  --config=PATH (or RINGCAST_CONFIG). There is no default
+ *                    path: without either, no file is read.
+ *   4. defaults:     see `ringcast --help`.
+ * Other flags: -h/--help, --version, --check-config (load, validate, print
+ * the effective config and exit 0, or print the error and exit non-zero).
+ *
+ * File format: UTF-8 text, at most 1 MiB, lines at most 4096 bytes.
+ *   # a comment: a whole line, or after a space or tab at the end of a line
+ *   key = value
+ *   key = "a quoted value # not a comment, with \" and \\ escapes"
+ * Blank lines are ignored; spaces around the key, "=" and the value are
+ * ignored; CRLF line ends and a leading byte-order mark are accepted. Keys
+ * are lower case. A key may appear once, except list keys, whose items are
+ * appended on each repetition. Control characters are not allowed in values.
+ *
+ * Value syntax:
+ *   bool      true/false, yes/no, on/off, 1/0 (any case)
+ *   number    decimal digits, within the key's range
+ *   port      0..65535; 0 lets the kernel pick a free port
+ *   size      bytes: a bare number, or a number with a unit: B; KB, MB, GB
+ *             (powers of 1000); KiB, MiB, GiB (powers of 1024). 8KiB = 8192.
+ *             k, K, M and G alone are refused as ambiguous.
+ *   duration  a number with a unit: ms, s, m (minutes), h. A bare number is
+ *             refused (is 10 seconds or milliseconds?) except 0.
+ *   address   an IPv4 or IPv6 literal without brackets (0.0.0.0, ::, ::1),
+ *             or localhost
+ *   enum      one of the listed words (lower case)
+ *   list      items separated by commas (spaces around items are ignored);
+ *             repeat the key to add more; an empty value is an empty list.
+ *             In each source (file, environment, flags) the first mention of
+ *             a list key replaces what lower-precedence sources gave it.
+ *   string    any text without control characters, up to the key's length
+ * ---------------------------------------------------------------------------
+ */
+#include <arpa/inet.h>
+#include <assert.h>
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "config_internal.h"
+#include "ringcast/config.h"
+
+/* The word lists below index the log enums directly. */
+_Static_assert(RC_LOG_DEBUG == 0 && RC_LOG_INFO == 1 && RC_LOG_WARN == 2 && RC_LOG_ERROR == 3,
+               "log_level_words must follow enum rc_log_level");
+_Static_assert(RC_LOG_LOGFMT == 0 && RC_LOG_JSON == 1,
+               "log_format_words must follow enum rc_log_format");
+
+#define MS 1ull
+#define SEC (1000 * MS)
+#define MIN (60 * SEC)
+#define HOUR (60 * MIN)
+#define KIB ((uint64_t)1024)
+#define MIB (1024 * KIB)
+#define GIB (1024 * MIB)
+
+/* The _Generic checks make a table line fail to compile if the struct field
+ * has a different type than the key's type expects. */
+#define FIELD(f) (((struct rc_config *)0)->f)
+#define OFF(f, T) _Generic(FIELD(f), T : offsetof(struct rc_config, f))
+
+#define KEY_BOOL(f, d, doc_)                                                                       \
+    {                                                                                              \
+        .name = #f, .type = T_BOOL, .offset = OFF(f, bool), .def = d, .doc = doc_                  \
+    }
+#define KEY_UINT(f, d, lo, hi, hint_, doc_)                                                        \
+    {                                                                                              \
+        .name = #f, .type = T_UINT, .offset = OFF(f, uint32_t), .def = d, .min = lo, .max = hi,    \
+        .hint = hint_, .doc = doc_                                                                 \
+    }
+#define KEY_PORT(f, d, doc_)                                                                       \
+    {                                                                                              \
+        .name = #f, .type = T_PORT, .offset = OFF(f, uint16_t), .def = d, .min = 0, .max = 65535,  \
+        .hint = "0 = ephemeral", .doc = doc_                                                       \
+    }
+#define KEY_SIZE(f, d, lo, hi, hint_, doc_)                                                        \
+    {                                                                                              \
+        .name = #f, .type = T_SIZE, .offset = OFF(f, size_t), .def = d, .min = lo, .max = hi,      \
+        .hint = hint_, .doc = doc_                                                                 \
+    }
+#define KEY_DURATION(f, d, lo, hi, hint_, doc_)                                                    \
+    {                                                                                              \
+        .name = #f, .type = T_DURATION, .offset = OFF(f, uint64_t), .def = d, .min = lo,           \
+        .max = hi, .hint = hint_, .doc = doc_                                                      \
+    }
+#define KEY_STRING(f, d, doc_)                                                                     \
+    {                                                                                              \
+        .name = #f, .type = T_STRING, .offset = OFF(f, char *), .size = sizeof(FIELD(f)),          \
+        .def = d, .doc = doc_                                                                      \
+    }
+#define KEY_ADDR(f, d, doc_)                                                                       \
+    {                                                                                              \
+        .name = #f, .type = T_ADDR, .offset = OFF(f, char *), .size = sizeof(FIELD(f)), .def = d,  \
+        .doc = doc_                                                                                \
+    }
+/* Enum fields are stored and read as unsigned int (GCC and clang give an enum
+ * without negative values that type). */
+#define KEY_ENUM(f, d, words_, doc_)                                                               \
+    {                                                                                              \
+        .name = #f, .type = T_ENUM,                                                                \
+        .offset = _Generic(FIELD(f) + 0u, unsigned int                                             \
+                           : offsetof(struct rc_config, f)),                                       \
+        .size = sizeof(FIELD(f)), .def = d, .words = words_, .doc = doc_                           \
+    }
+#define KEY_LIST(f, check, secret_, doc_)                                                          \
+    {                                                                                              \
+        .name = #f, .type = T_LIST, .offset = OFF(f, struct rc_config_list), .def = "",            \
+        .max = RC_CONFIG_LIST_MAX, .secret = secret_, .check_item = check, .doc = doc_             \
+    }
+
+static const char *const log_level_words[] = {"debug", "info", "warn", "error", NULL};
+static const char *const log_format_words[] = {"logfmt", "json", NULL};
+
+static const char *check_origin(const char *item);
+static const char *check_api_key(const char *item);
+
+/* Adding a key: one line here, one field in struct rc_config, and
+ * RC_CONFIG_NKEYS in config_internal.h. */
+const struct rc_config_key rc_config_keys[] = {
+    KEY_ADDR(listen_address, "0.0.0.0", "address to listen on: IPv4 or IPv6 literal, or localhost"),
+    KEY_PORT(port, "8080", "TCP port to listen on"),
+    KEY_UINT(shards, "0", 0, 256, "0 = one per CPU", "event-loop threads (one io_uring each)"),
+    KEY_ENUM(log_level, "info", log_level_words, "lowest level that is logged"),
+    KEY_ENUM(log_format, "logfmt", log_format_words, "log line format"),
+    KEY_STRING(log_file, "", "log file path; empty = stderr"),
+    KEY_SIZE(max_request_line, "8KiB", 256, MIB, NULL, "longest HTTP request line"),
+    KEY_SIZE(max_header_bytes, "16KiB", 256, MIB, NULL, "request line plus headers, at most"),
+    KEY_UINT(max_headers, "64", 1, 64, NULL, "header fields per request, at most"),
+    KEY_SIZE(max_body_bytes, "1MiB", 0, GIB, NULL, "largest HTTP request body"),
+    KEY_UINT(max_connections, "100000", 1, 10000000, NULL, "open client connections, at most"),
+    KEY_UINT(max_connections_per_ip, "0", 0, 10000000, "0 = unlimited",
+             "open connections from one client address, at most"),
+    KEY_DURATION(request_timeout, "10s", 100 * MS, HOUR, NULL,
+                 "a request's head and body must arrive within it, else 408"),
+    KEY_DURATION(keepalive_timeout, "75s", 0, HOUR, "0 = no keep-alive",
+                 "idle time allowed between HTTP requests on one connection"),
+    KEY_DURATION(handshake_timeout, "10s", 100 * MS, HOUR, NULL,
+                 "a WebSocket or SSE handshake must complete within it"),
+    KEY_DURATION(drain_timeout, "10s", 0, HOUR, NULL,
+                 "on SIGTERM, time open connections get before they are closed"),
+    KEY_SIZE(ws_max_message, "64KiB", 125, 64 * MIB, NULL, "largest WebSocket message accepted"),
+    KEY_DURATION(heartbeat_interval, "30s", SEC, HOUR, NULL, "ping/heartbeat sent this often"),
+    KEY_DURATION(heartbeat_timeout, "90s", SEC, 24 * HOUR, NULL,
+                 "a client silent this long is disconnected"),
+    KEY_LIST(allowed_origins, check_origin, false,
+             "WebSocket Origin allow-list, e.g. https://app.example.com; empty = allow all"),
+    KEY_UINT(max_subscriptions, "1000", 1, 1000000, NULL, "subscriptions per connection"),
+    KEY_SIZE(max_pending_bytes, "4MiB", 4 * KIB, GIB, NULL,
+             "outbound bytes queued for one client before it is dropped as slow"),
+    KEY_BOOL(client_publish, "false", "clients may publish over WebSocket"),
+    KEY_LIST(api_keys, check_api_key, true, "API keys accepted on the HTTP API (secret)"),
+    KEY_DURATION(sse_retry, "3s", 0, HOUR, NULL, "retry: delay suggested to SSE clients"),
+    KEY_SIZE(recv_buffer_size, "16KiB", 512, MIB, NULL, "size of one io_uring receive buffer"),
+    KEY_UINT(recv_buffers, "256", 1, 65536, NULL, "receive buffers per shard"),
+    KEY_UINT(ring_entries, "1024", 8, 32768, NULL,
+             "io_uring submission queue entries per shard (a power of two)"),
+};
+
+_Static_assert(RC_ARRAY_LEN(rc_config_keys) == RC_CONFIG_NKEYS,
+               "RC_CONFIG_NKEYS in config_internal.h must count the keys");
+
+#define SHOW_MAX 64 /* bytes of a bad value echoed in a message */
+
+/* ---- value formatting ---------------------------------------------------- */
+
+void rc_config_fmt_size(uint64_t v, char *buf, size_t n)
+{
+    if (v != 0 && v % GIB == 0)
+        snprintf(buf, n, "%lluGiB", (unsigned long long)(v / GIB));
+    else if (v != 0 && v % MIB == 0)
+        snprintf(buf, n, "%lluMiB", (unsigned long long)(v / MIB));
+    else if (v != 0 && v % KIB == 0)
+        snprintf(buf, n, "%lluKiB", (unsigned long long)(v / KIB));
+    else
+        snprintf(buf, n, "%llu", (unsigned long long)v);
+}
+
+void rc_config_fmt_duration(uint64_t ms, char *buf, size_t n)
+{
+    if (ms == 0)
+        snprintf(buf, n, "0");
+    else if (ms % HOUR == 0)
+        snprintf(buf, n, "%lluh", (unsigned long long)(ms / HOUR));
+    else if (ms % MIN == 0)
+        snprintf(buf, n, "%llum", (unsigned long long)(ms / MIN));
+    else if (ms % SEC == 0)
+        snprintf(buf, n, "%llus", (unsigned long long)(ms / SEC));
+    else
+        snprintf(buf, n, "%llums", (unsigned long long)ms);
+}
+
+static void fmt_number(const struct rc_config_key *k, uint64_t v, char *buf, size_t n)
+{
+    if (k->type == T_SIZE)
+        rc_config_fmt_size(v, buf, n);
+    else if (k->type == T_DURATION)
+        rc_config_fmt_duration(v, buf, n);
+    else
+        snprintf(buf, n, "%llu", (unsigned long long)v);
+}
+
+/* "0..256 (0 = one per CPU)" */
+void rc_config_fmt_range(const struct rc_config_key *k, char *buf, size_t n)
+{
+    char lo[32], hi[32];
+
+    fmt_number(k, k->min, lo, sizeof(lo));
+    fmt_number(k, k->max, hi, sizeof(hi));
+    if (k->hint)
+        snprintf(buf, n, "%s..%s (%s)", lo, hi, k->hint);
+    else
+        snprintf(buf, n, "%s..%s", lo, hi);
+}
+
+/* ---- value parsers ------------------------------------------------------- */
+/* Each takes the name as the user wrote it (port, RINGCAST_PORT, --port) in
+ * `shown`, writes the field only on success, and on failure writes a message
+ * body (no "config:" prefix) into msg and returns -EINVAL. */
+
+/* Decimal digits only: no sign, no spaces, no hex. */
+static bool parse_u64(const char *s, size_t n, uint64_t *out)
+{
+    uint64_t v = 0;
+
+    if (n == 0)
+        return false;
+    for (size_t i = 0; i < n; i++) {
+        if (s[i] < '0' || s[i] > '9')
+            return false;
+        if (__builtin_mul_overflow(v, 10, &v) ||
+            __builtin_add_overflow(v, (uint64_t)(s[i] - '0'), &v))
+            return false;
+    }
+    *out = v;
+    return true;
+}
+
+static bool word_ieq(const char *s, size_t n, const char *lit)
+{
+    return rc_slice_ieq(rc_slice_make(s, n), lit);
+}
+
+static int parse_bool(const struct rc_config_key *k, const char *v, const char *shown, void *dst,
+                      struct rc_config_msgbuf m)
+{
+    static const char *const yes[] = {"true", "yes", "on", "1"};
+    static const char *const no[] = {"false", "no", "off", "0"};
+    size_t n = strlen(v);
+
+    (void)k;
+    for (size_t i = 0; i < RC_ARRAY_LEN(yes); i++) {
+        if (word_ieq(v, n, yes[i])) {
+            *(bool *)dst = true;
+            return 0;
+        }
+        if (word_ieq(v, n, no[i])) {
+            *(bool *)dst = false;
+            return 0;
+        }
+    }
+    snprintf(m.p, m.n, "%s=%.*s is not a boolean; use true or false (or yes/no, on/off, 1/0)",
+             shown, SHOW_MAX, v);
+    return -EINVAL;
+}
+
+static int parse_uint(const struct rc_config_key *k, const char *v, const char *shown, void *dst,
+                      struct rc_config_msgbuf m)
+{
+    uint64_t x;
+    char range[96];
+
+    rc_config_fmt_range(k, range, sizeof(range));
+    if (!parse_u64(v, strlen(v), &x)) {
+        snprintf(m.p, m.n, "%s=%.*s is not a number; use %s", shown, SHOW_MAX, v, range);
+        return -EINVAL;
+    }
+    if (x < k->min || x > k->max) {
+        snprintf(m.p, m.n, "%s=%.*s is out of range; use %s", shown, SHOW_MAX, v, range);
+        return -EINVAL;
+    }
+    if (k->type == T_PORT)
+        *(uint16_t *)dst = (uint16_t)x;
+    else
+        *(uint32_t *)dst = (uint32_t)x;
+    return 0;
+}
+
+/* Split "12 KiB" into digits and unit (spaces between are allowed). */
+static bool split_unit(const char *v, uint64_t *num, const char **unit)
+{
+    size_t d = 0;
+
+    while (v[d] >= '0' && v[d] <= '9')
+        d++;
+    if (!parse_u64(v, d, num))
+        return false;
+    v += d;
+    while (*v == ' ' || *v == '\t')
+        v++;
+    *unit = v;
+    return true;
+}
+
+static int parse_size(const struct rc_config_key *k, const char *v, const char *shown, void *dst,
+                      struct rc_config_msgbuf m)
+{
+    static const struct {
+        const char *unit;
+        uint64_t mult;
+    } units[] = {
+        {"", 1},      {"B", 1},     {"KB", 1000}, {"MB", 1000000}, {"GB", 1000000000},
+        {"KiB", KIB}, {"MiB", MIB}, {"GiB", GIB},
+    };
+    uint64_t num, bytes;
+    const char *unit;
+    char range[96];
+
+    rc_config_fmt_range(k, range, sizeof(range));
+    if (!split_unit(v, &num, &unit))
+        goto bad;
+    if (word_ieq(unit, strlen(unit), "k") || word_ieq(unit, strlen(unit), "m") ||
+        word_ieq(unit, strlen(unit), "g")) {
+        snprintf(m.p, m.n, "%s=%.*s has an ambiguous unit \"%s\"; use %ciB (1024s) or %cB (1000s)",
+                 shown, SHOW_MAX, v, unit, (char)(unit[0] & ~0x20), (char)(unit[0] & ~0x20));
+        return -EINVAL;
+    }
+    for (size_t i = 0; i < RC_ARRAY_LEN(units); i++) {
+        if (!word_ieq(unit, strlen(unit), units[i].unit))
+            continue;
+        if (__builtin_mul_overflow(num, units[i].mult, &bytes) || bytes < k->min ||
+            bytes > k->max || bytes > SIZE_MAX) {
+            snprintf(m.p, m.n, "%s=%.*s is out of range; use %s", shown, SHOW_MAX, v, range);
+            return -EINVAL;
+        }
+        *(size_t *)dst = (size_t)bytes;
+        return 0;
+    }
+bad:
+    snprintf(m.p, m.n,
+             "%s=%.*s is not a size; use bytes or a number with B, KB, MB, GB, KiB, "
+             "MiB or GiB, in %s",
+             shown, SHOW_MAX, v, range);
+    return -EINVAL;
+}
+
+static int parse_duration(const struct rc_config_key *k, const char *v, const char *shown,
+                          void *dst, struct rc_config_msgbuf m)
+{
+    static const struct {
+        const char *unit;
+        uint64_t ms;
+    } units[] = {{"ms", MS}, {"s", SEC}, {"m", MIN}, {"h", HOUR}};
+    uint64_t num, ms;
+    const char *unit;
+    char range[96];
+
+    rc_config_fmt_range(k, range, sizeof(range));
+    if (!split_unit(v, &num, &unit))
+        goto bad;
+    if (*unit == '\0') {
+        if (num == 0)
+            goto store_zero;
+        snprintf(m.p, m.n, "%s=%.*s needs a unit; use ms, s, m or h (e.g. %.*ss), in %s", shown,
+                 SHOW_MAX, v, SHOW_MAX, v, range);
+        return -EINVAL;
+    }
+    for (size_t i = 0; i < RC_ARRAY_LEN(units); i++) {
+        if (strcmp(unit, units[i].unit) != 0)
+            continue;
+        if (__builtin_mul_overflow(num, units[i].ms, &ms) || ms < k->min || ms > k->max) {
+            snprintf(m.p, m.n, "%s=%.*s is out of range; use %s", shown, SHOW_MAX, v, range);
+            return -EINVAL;
+        }
+        *(uint64_t *)dst = ms;
+        return 0;
+    }
+bad:
+    snprintf(m.p, m.n,
+             "%s=%.*s is not a duration; use a number with ms, s, m or h (e.g. 10s), "
+             "in %s",
+             shown, SHOW_MAX, v, range);
+    return -EINVAL;
+store_zero:
+    if (k->min > 0) {
+        snprintf(m.p, m.n, "%s=%.*s is out of range; use %s", shown, SHOW_MAX, v, range);
+        return -EINVAL;
+    }
+    *(uint64_t *)dst = 0;
+    return 0;
+}
+
+/* Position of the first control character in s[0..n), or -1. */
+static ssize_t find_control(const char *s, size_t n)
+{
+    for (size_t i = 0; i < n; i++)
+        if ((unsigned char)s[i] < 0x20 || s[i] == 0x7f)
+            return (ssize_t)i;
+    return -1;
+}
+
+static int parse_string(const struct rc_config_key *k, const char *v, const char *shown, void *dst,
+                        struct rc_config_msgbuf m)
+{
+    size_t n = strlen(v);
+
+    if (n >= k->size) {
+        snprintf(m.p, m.n, "%s is too long (%zu bytes); use at most %zu bytes", shown, n,
+                 k->size - 1);
+        return -EINVAL;
+    }
+    if (find_control(v, n) >= 0) {
+        snprintf(m.p, m.n, "%s contains a control character (byte %zd); remove it", shown,
+                 find_control(v, n));
+        return -EINVAL;
+    }
+    memcpy(dst, v, n + 1);
+    return 0;
+}
+
+static int parse_addr(const struct rc_config_key *k, const char *v, const char *shown, void *dst,
+                      struct rc_config_msgbuf m)
+{
+    unsigned char bin[16];
+
+    if (strcmp(v, "localhost") == 0 || inet_pton(AF_INET, v, bin) == 1 ||
+        inet_pton(AF_INET6, v, bin) == 1)
+        return parse_string(k, v, shown, dst, m);
+    snprintf(m.p, m.n,
+             "%s=%.*s is not an IP address; use an IPv4 or IPv6 literal without "
+             "brackets (e.g. 0.0.0.0 or ::) or localhost",
+             shown, SHOW_MAX, v);
+    return -EINVAL;
+}
+
+static int parse_enum(const struct rc_config_key *k, const char *v, const char *shown, void *dst,
+                      struct rc_config_msgbuf m)
+{
+    size_t used;
+
+    for (unsigned i = 0; k->words[i]; i++) {
+        if (strcmp(v, k->words[i]) == 0) {
+            *(unsigned int *)dst = i;
+            return 0;
+        }
+    }
+    used = (size_t)snprintf(m.p, m.n, "%s=%.*s is not allowed; use one of:", shown, SHOW_MAX, v);
+    for (unsigned i = 0; k->words[i] && used < m.n; i++)
+        used += (size_t)snprintf(m.p + used, m.n - used, " %s", k->words[i]);
+    return -EINVAL;
+}
+
+static const char *check_origin(const char *item)
+{
+    const char *host;
+
+    if (strncmp(item, "https://", 8) == 0)
+        host = item + 8;
+    else if (strncmp(item, "http://", 7) == 0)
+        host = item + 7;
+    else
+        return "is not an origin; use scheme://host[:port], e.g. https://app.example.com";
+    if (*host == '\0' || strpbrk(host, "/?# ") != NULL)
+        return "is not an origin; give scheme://host[:port] only, without a path or a "
+               "trailing slash";
+    return NULL;
+}
+
+static const char *check_api_key(const char *item)
+{
+    if (strlen(item) < 16)
+        return "is shorter than 16 characters; use a long random key";
+    for (const char *p = item; *p; p++)
+        if (*p == ' ' || *p == '"' || *p == '\\' || (unsigned char)*p >= 0x7f)
+            return "contains a space, quote, backslash or non-ASCII byte; use printable "
+                   "ASCII (e.g. hex or base64url)";
+    return NULL;
+}
+
+static void list_clear(struct rc_config_list *l)
+{
+    for (size_t i = 0; i < l->n; i++)
+        free(l->items[i]);
+    free(l->items);
+    l->items = NULL;
+    l->n = 0;
+}
+
+/* Next comma-separated item of *s, trimmed; false at the end. */
+static bool next_item(const char **s, const char **item, size_t *n)
+{
+    const char *p = *s, *end;
+
+    if (*p == '\0')
+        return false;
+    end = strchr(p, ',');
+    if (!end)
+        end = p + strlen(p);
+    *s = *end == ',' ? end + 1 : end;
+    while (p < end && (*p == ' ' || *p == '\t'))
+        p++;
+    while (end > p && (end[-1] == ' ' || end[-1] == '\t'))
+        end--;
+    *item = p;
+    *n = (size_t)(end - p);
+    return true;
+}
+
+/* Check every item first, so a bad value leaves the list unchanged. */
+static int check_list(const struct rc_config_key *k, const char *v, const char *shown, size_t have,
+                      size_t *count, struct rc_config_msgbuf m)
+{
+    const char *s = v, *item, *why;
+    size_t n, i = 0;
+    char buf[RC_CONFIG_ITEM_MAX];
+    bool trailing = v[0] != '\0' && v[strlen(v) - 1] == ',';
+
+    while (next_item(&s, &item, &n)) {
+        i++;
+        if (n == 0) {
+            snprintf(m.p, m.n, "%s item %zu is empty; separate items with single commas", shown, i);
+            return -EINVAL;
+        }
+        if (n >= sizeof(buf)) {
+            snprintf(m.p, m.n, "%s item %zu is too long; use at most %zu bytes", shown, i,
+                     sizeof(buf) - 1);
+            return -EINVAL;
+        }
+        if (find_control(item, n) >= 0) {
+            snprintf(m.p, m.n, "%s item %zu contains a control character; remove it", shown, i);
+            return -EINVAL;
+        }
+        memcpy(buf, item, n);
+        buf[n] = '\0';
+        why = k->check_item ? k->check_item(buf) : NULL;
+        if (why && k->secret) {
+            snprintf(m.p, m.n, "%s item %zu %s", shown, i, why);
+            return -EINVAL;
+        }
+        if (why) {
+            snprintf(m.p, m.n, "%s item \"%.*s\" %s", shown, SHOW_MAX, buf, why);
+            return -EINVAL;
+        }
+    }
+    if (trailing) {
+        snprintf(m.p, m.n, "%s ends with a comma; remove it", shown);
+        return -EINVAL;
+    }
+    if (i > k->max - have) {
+        snprintf(m.p, m.n, "%s has more than %llu items; use fewer", shown,
+                 (unsigned long long)k->max);
+        return -EINVAL;
+    }
+    *count = i;
+    return 0;
+}
+
+static int parse_list(const struct rc_config_key *k, const char *v, const char *shown, void *dst,
+                      enum rc_config_list_mode mode, struct rc_config_msgbuf m)
+{
+    struct rc_config_list *l = dst;
+    size_t count, have, i = 0;
+    const char *s = v, *item;
+    char **items;
+    size_t n;
+    int rc;
+    bool replace = mode == LIST_REPLACE || (mode == LIST_SET && v[0] == '\0');
+
+    rc = check_list(k, v, shown, replace ? 0 : l->n, &count, m);
+    if (rc)
+        return rc;
+    if (replace)
+        list_clear(l);
+    have = l->n;
+    if (count == 0)
+        return 0;
+    items = realloc(l->items, (have + count) * sizeof(*items));
+    if (!items)
+        goto nomem;
+    l->items = items;
+    while (next_item(&s, &item, &n)) {
+        l->items[have + i] = strndup(item, n);
+        if (!l->items[have + i])
+            goto nomem;
+        l->n = have + ++i;
+    }
+    return 0;
+nomem:
+    snprintf(m.p, m.n, "%s: out of memory", shown);
+    return -ENOMEM;
+}
+
+int rc_config_apply(struct rc_config *c, const struct rc_config_key *k, const char *v,
+                    const char *shown, enum rc_config_list_mode mode, struct rc_config_msgbuf m)
+{
+    void *dst = rc_config_field(c, k);
+
+    switch (k->type) {
+    case T_BOOL:
+        return parse_bool(k, v, shown, dst, m);
+    case T_UINT:
+    case T_PORT:
+        return parse_uint(k, v, shown, dst, m);
+    case T_SIZE:
+        return parse_size(k, v, shown, dst, m);
+    case T_DURATION:
+        return parse_duration(k, v, shown, dst, m);
+    case T_STRING:
+        return parse_string(k, v, shown, dst, m);
+    case T_ADDR:
+        return parse_addr(k, v, shown, dst, m);
+    case T_ENUM:
+        return parse_enum(k, v, shown, dst, m);
+    case T_LIST:
+        return parse_list(k, v, shown, dst, mode, m);
+    }
+    snprintf(m.p, m.n, "%s has an unknown type", shown);
+    return -EINVAL;
+}
+
+/* ---- public: defaults, release ------------------------------------------- */
+
+void rc_config_defaults(struct rc_config *c)
+{
+    char body[sizeof(((struct rc_err *)0)->msg)];
+
+    memset(c, 0, sizeof(*c));
+    for (size_t i = 0; i < RC_CONFIG_NKEYS; i++) {
+        int rc =
+            rc_config_apply(c, &rc_config_keys[i], rc_config_keys[i].def, rc_config_keys[i].name,
+                            LIST_REPLACE, (struct rc_config_msgbuf){body, sizeof(body)});
+        assert(rc == 0 && "a default in the key table does not parse");
+        (void)rc;
+    }
+}
+
+void rc_config_fini(struct rc_config *c)
+{
+    for (size_t i = 0; i < RC_CONFIG_NKEYS; i++)
+        if (rc_config_keys[i].type == T_LIST)
+            list_clear(rc_config_field(c, &rc_config_keys[i]));
+}
+
+/* ---- validation ------------------------------------------------------------ */
+
+int rc_config_validate(const struct rc_config *c, struct rc_err *err)
+{
+    char a[32], b[32];
+
+    if (c->heartbeat_timeout <= c->heartbeat_interval) {
+        rc_config_fmt_duration(c->heartbeat_timeout, a, sizeof(a));
+        rc_config_fmt_duration(c->heartbeat_interval, b, sizeof(b));
+        rc_err_set(err, 0, "bad_config",
+                   "config: heartbeat_timeout=%s must be longer than "
+                   "heartbeat_interval=%s; raise heartbeat_timeout (3 intervals is usual)",
+                   a, b);
+        return -EINVAL;
+    }
+    if (c->max_header_bytes < c->max_request_line) {
+        rc_config_fmt_size(c->max_header_bytes, a, sizeof(a));
+        rc_config_fmt_size(c->max_request_line, b, sizeof(b));
+        rc_err_set(err, 0, "bad_config",
+                   "config: max_header_bytes=%s is smaller than "
+                   "max_request_line=%s; the request line counts toward the header bytes, so "
+                   "raise max_header_bytes",
+                   a, b);
+        return -EINVAL;
+    }
+    if (c->max_connections_per_ip > c->max_connections) {
+        rc_err_set(err, 0, "bad_config",
+                   "config: max_connections_per_ip=%u exceeds "
+                   "max_connections=%u; lower it, or use 0 for unlimited",
+                   c->max_connections_per_ip, c->max_connections);
+        return -EINVAL;
+    }
+    if ((c->ring_entries & (c->ring_entries - 1)) != 0) {
+        rc_err_set(err, 0, "bad_config",
+                   "config: ring_entries=%u is not a power of two; use "
+                   "e.g. 1024 or 2048",
+                   c->ring_entries);
+        return -EINVAL;
+    }
+    return 0;
+}
+
+/* ---- comparison and names ------------------------------------------------------- */
+
+static size_t scalar_size(enum rc_config_type t)
+{
+    switch (t) {
+    case T_BOOL:
+        return sizeof(bool);
+    case T_UINT:
+        return sizeof(uint32_t);
+    case T_PORT:
+        return sizeof(uint16_t);
+    case T_SIZE:
+        return sizeof(size_t);
+    case T_DURATION:
+        return sizeof(uint64_t);
+    case T_ENUM:
+        return sizeof(unsigned int);
+    default:
+        return 0;
+    }
+}
+
+bool rc_config_equal(const struct rc_config *a, const struct rc_config *b)
+{
+    for (size_t i = 0; i < RC_CONFIG_NKEYS; i++) {
+        const struct rc_config_key *k = &rc_config_keys[i];
+        const void *pa = rc_config_cfield(a, k), *pb = rc_config_cfield(b, k);
+
+        if (k->type == T_STRING || k->type == T_ADDR) {
+            if (strcmp(pa, pb) != 0)
+                return false;
+        } else if (k->type == T_LIST) {
+            const struct rc_config_list *la = pa, *lb = pb;
+            if (la->n != lb->n)
+                return false;
+            for (size_t j = 0; j < la->n; j++)
+                if (strcmp(la->items[j], lb->items[j]) != 0)
+                    return false;
+        } else if (memcmp(pa, pb, scalar_size(k->type)) != 0) {
+            return false;
+        }
+    }
+    return true;
+}
+
+const char *rc_config_log_level_name(enum rc_log_level level)
+{
+    return (unsigned)level < RC_ARRAY_LEN(log_level_words) - 1 ? log_level_words[level] : "?";
+}
+
+const char *rc_config_log_format_name(enum rc_log_format format)
+{
+    return (unsigned)format < RC_ARRAY_LEN(log_format_words) - 1 ? log_format_words[format] : "?";
+}
