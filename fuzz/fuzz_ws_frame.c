@@ -1,0 +1,149 @@
+/* fuzz_ws_frame.c - libFuzzer harness for the WebSocket frame reader.
+ * Input: byte 0 picks max_message, byte 1 the split point, the rest is the
+ * client byte stream, fed in two pieces. Checks: consumed <= len; DONE consumes;
+ * MORE consumes all; chunk data lies inside the piece or inside the reader; a
+ * data message never exceeds max_message; control payloads <= 125; TEXT pieces
+ * are valid UTF-8 (checked again with a separate validator) and complete at
+ * msg_end; failures carry a known close code and keep failing. Also checks
+ * that the UTF-8 validator gives the same verdict whole and byte by byte. */
+#include <stdint.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "ringcast/ws_frame.h"
+
+#define CHECK(c)                                                                                   \
+    do {                                                                                           \
+        if (!(c))                                                                                  \
+            __builtin_trap();                                                                      \
+    } while (0)
+
+struct state {
+    struct rc_ws_reader r;
+    size_t max_message;
+    size_t msg_bytes;
+    bool in_msg;
+    enum rc_ws_chunk_kind msg_kind;
+    struct rc_utf8 text;
+    bool failed;
+};
+
+static bool inside(const uint8_t *p, size_t n, const void *base, size_t size)
+{
+    const uint8_t *b = base;
+    return p >= b && n <= size && (size_t)(p - b) <= size - n;
+}
+
+static void check_chunk(struct state *s, const struct rc_ws_chunk *c)
+{
+    if (c->kind == RC_WS_CHUNK_TEXT || c->kind == RC_WS_CHUNK_BINARY) {
+        if (!s->in_msg) {
+            s->in_msg = true;
+            s->msg_kind = c->kind;
+            s->msg_bytes = 0;
+            rc_utf8_init(&s->text);
+        }
+        CHECK(c->kind == s->msg_kind);
+        s->msg_bytes += c->len;
+        CHECK(s->msg_bytes <= s->max_message);
+        if (c->kind == RC_WS_CHUNK_TEXT)
+            CHECK(rc_utf8_feed(&s->text, c->data, c->len));
+        if (c->msg_end) {
+            if (c->kind == RC_WS_CHUNK_TEXT)
+                CHECK(rc_utf8_complete(&s->text));
+            s->in_msg = false;
+        }
+        CHECK(rc_ws_reader_in_message(&s->r) == s->in_msg);
+        return;
+    }
+    CHECK(!c->msg_end);
+    CHECK(c->len <= RC_WS_MAX_CONTROL_PAYLOAD);
+    if (c->kind == RC_WS_CHUNK_CLOSE) {
+        uint16_t code = 0;
+        CHECK(rc_ws_close_validate(c->data, c->len, &code) == 0);
+        CHECK(code == c->close_code);
+        CHECK(rc_ws_reader_is_closed(&s->r));
+    }
+}
+
+static void feed(struct state *s, uint8_t *buf, size_t len)
+{
+    size_t pos = 0;
+
+    while (!s->failed) {
+        struct rc_ws_chunk c;
+        struct rc_err err;
+        size_t used = SIZE_MAX;
+        enum rc_parse res = rc_ws_read(&s->r, buf + pos, len - pos, &used, &c, &err);
+
+        if (res == RC_PARSE_FAIL) {
+            CHECK(err.status == 1002 || err.status == 1007 || err.status == 1009);
+            CHECK(err.code != NULL && err.msg[0] != '\0');
+            int status = err.status;
+            CHECK(rc_ws_read(&s->r, buf, len, &used, &c, &err) == RC_PARSE_FAIL);
+            CHECK(err.status == status);
+            s->failed = true;
+            return;
+        }
+        CHECK(used <= len - pos);
+        if (res == RC_PARSE_MORE) {
+            CHECK(pos + used == len);
+            return;
+        }
+        CHECK(res == RC_PARSE_DONE);
+        CHECK(used > 0);
+        CHECK(inside(c.data, c.len, buf + pos, len - pos) ||
+              inside(c.data, c.len, &s->r, sizeof(s->r)));
+        check_chunk(s, &c);
+        pos += used;
+    }
+}
+
+static void check_utf8(const uint8_t *p, size_t n)
+{
+    struct rc_utf8 whole, bytes;
+    bool ok_whole, ok_bytes = true;
+
+    rc_utf8_init(&whole);
+    rc_utf8_init(&bytes);
+    ok_whole = rc_utf8_feed(&whole, p, n);
+    for (size_t i = 0; i < n && ok_bytes; i++)
+        ok_bytes = rc_utf8_feed(&bytes, p + i, 1);
+    CHECK(ok_whole == ok_bytes);
+    CHECK(rc_utf8_complete(&whole) == rc_utf8_complete(&bytes));
+}
+
+int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
+
+int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
+{
+    static struct state s;
+    size_t n, split;
+    uint8_t *first, *second;
+
+    if (size < 2)
+        return 0;
+    n = size - 2;
+    split = data[1] % (n + 1);
+    s.max_message = (size_t)data[0] * 37;
+    struct rc_ws_limits lim = {s.max_message};
+    rc_ws_reader_init(&s.r, &lim);
+    s.in_msg = false;
+    s.failed = false;
+
+    /* Exact-size heap copies of both pieces (the reader unmasks in place) so
+     * ASan sees any access past a piece. */
+    first = malloc(split ? split : 1);
+    second = malloc(n - split ? n - split : 1);
+    if (first && second) {
+        memcpy(first, data + 2, split);
+        memcpy(second, data + 2 + split, n - split);
+        feed(&s, first, split);
+        feed(&s, second, n - split);
+    }
+    free(second);
+    free(first);
+
+    check_utf8(data + 2, n);
+    return 0;
+}
