@@ -1,0 +1,100 @@
+/* broker.h - topics, subscriptions and fan-out, the shard-local half of the
+ * in-process pub/sub engine.
+ *
+ * Owner: each shard has one broker (s->broker), used only by that shard's
+ *   thread. It holds (1) the trie of this shard's connections' subscriptions
+ *   and (2) the state of the topics this shard owns (xxh3(topic) % nshards):
+ *   their sequence numbers and recent idempotency keys.
+ * A publish travels: origin shard -> (RC_POST_PUBLISH) -> owner shard, which
+ *   assigns the event id, encodes an evbuf once and posts it to every shard
+ *   (RC_POST_EVENT, per-topic order = the owner's posting order, each inbox
+ *   being FIFO per producer) -> each shard matches its trie and queues iovecs.
+ *   The owner answers the origin (RC_POST_REPLY) once the event is accepted.
+ * Requests that need every shard (stats, broadcasts) are gathered: the origin
+ *   posts a job to each shard; each fills its part and posts it back; the
+ *   origin answers when all parts are in. Ownership of a job moves with it.
+ * Subscriptions: struct rc_sub comes from the shard's pool; it is referenced
+ *   by its connection and by queued output segments (its pre-encoded suffix),
+ *   with a shard-local (non-atomic) count. */
+#ifndef RINGCAST_BROKER_H
+#define RINGCAST_BROKER_H
+
+#include <jansson.h>
+
+#include "ringcast/common.h"
+#include "ringcast/conn.h"
+#include "ringcast/evbuf.h"
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+struct rc_shard;
+struct rc_trie_sub;
+struct rc_broker;
+
+struct rc_sub {
+    struct rc_conn *conn; /* NULL once the connection is gone */
+    struct rc_sub *next_in_conn;
+    struct rc_trie_sub *handle; /* NULL once unsubscribed */
+    struct rc_broker *broker;   /* whose pool it came from */
+    uint32_t refs;
+    uint16_t pattern_len;
+    char id[RC_SUB_ID_LEN + 1];
+    uint8_t ws_suffix[RC_WS_SUFFIX_LEN];
+    uint8_t sse_suffix[RC_SSE_SUFFIX_LEN];
+    char *pattern;
+    char *filter_text; /* canonical filter, NULL = none */
+};
+
+/* Who waits for the answer of a publish/gather. */
+enum rc_reply_to { RC_REPLY_HTTP, RC_REPLY_WS };
+
+int rc_broker_init(struct rc_shard *s) RC_MUST_CHECK;
+void rc_broker_fini(struct rc_shard *s);
+void rc_broker_on_post(struct rc_shard *s, struct rc_post *p);
+/* Free a post left in an inbox at shutdown. */
+void rc_broker_discard_post(struct rc_post *p);
+void rc_broker_conn_gone(struct rc_conn *c);
+
+/* Subscribe c to pattern with an optional filter (JSON object or NULL).
+ * NULL with err set (bad_topic, bad_filter, too_many_subscriptions). */
+struct rc_sub *rc_broker_subscribe(struct rc_conn *c, const char *pattern, size_t n,
+                                   const json_t *filter, struct rc_err *err);
+/* Remove c's subscription with this id, or every one on exactly this pattern.
+ * Returns how many were removed. */
+size_t rc_broker_unsubscribe_id(struct rc_conn *c, const char *sub_id);
+size_t rc_broker_unsubscribe_pattern(struct rc_conn *c, const char *pattern, size_t n);
+
+void rc_sub_ref(struct rc_sub *sub);
+void rc_sub_unref(struct rc_sub *sub);
+
+/* A publication on its way to the topic's owner. data: owned (may be NULL).
+ * client_key: optional idempotency key. req_id: echoed to a WS publisher. */
+struct rc_publish {
+    const char *topic;
+    size_t topic_len;
+    const char *type;
+    json_t *data;
+    const char *client_key;
+    json_t *req_id;
+    json_t *echo; /* owned, optional: answer 201 with this object plus "id"
+                     (seed 001's POST /events) instead of 202 {"id","topic"} */
+};
+/* Send a publication to the topic's owner; the answer comes back to c as a
+ * deferred HTTP response (202 {"id","topic"}) or a WS "published" message.
+ * Ownership of pub->data passes to the broker in every case. */
+void rc_broker_publish(struct rc_conn *c, uint32_t serial, enum rc_reply_to to,
+                       struct rc_publish *pub);
+
+/* Deliver an already encoded broadcast evbuf (takes the caller's reference)
+ * to the connections it names (or to all); answer c with the number reached. */
+void rc_broker_broadcast(struct rc_conn *c, uint32_t serial, struct rc_evbuf *ev);
+
+/* Gather stats from every shard and answer c (seed 003's shape). */
+void rc_broker_stats(struct rc_conn *c, uint32_t serial, size_t limit);
+
+#ifdef __cplusplus
+}
+#endif
+#endif /* RINGCAST_BROKER_H */

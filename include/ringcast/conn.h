@@ -1,0 +1,181 @@
+/* conn.h - one client connection (HTTP, then maybe WebSocket or SSE).
+ *
+ * Owner: the shard that accepted it. Other threads never touch it; they post
+ *   an rc_post carrying the connection id to that shard's inbox.
+ * Identity: id = | shard:8 | gen:24 | slot:32 |. The slot indexes the shard's
+ *   table, the generation tells a reused slot apart, and the shard field lets
+ *   any thread route a message for a connection id straight to its owner.
+ *   Clients see it as 16 lower-case hex digits.
+ * Output: an iovec ring. Each segment is a byte run plus what keeps it alive
+ *   (an evbuf reference, a subscription's local reference, or an owned heap
+ *   block). At most one send is in flight; segments are popped when sent.
+ *   Invariant: out.bytes <= max_pending_bytes, else the connection is closed
+ *   as a slow consumer.
+ * Input: data is parsed straight from the provided recv buffer; only a
+ *   partial unit (request head, frame) is copied into `in`, which is freed
+ *   when it empties, so an idle connection holds no receive memory.
+ * Lifetime: shard conn pool; released once closed and no SQE is in flight. */
+#ifndef RINGCAST_CONN_H
+#define RINGCAST_CONN_H
+
+#include <netinet/in.h>
+#include <sys/socket.h>
+#include <sys/uio.h>
+
+#include "ringcast/common.h"
+#include "ringcast/evbuf.h"
+#include "ringcast/http_parse.h"
+#include "ringcast/timer.h"
+#include "ringcast/ws_frame.h"
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+struct rc_shard;
+struct rc_sub;
+
+enum rc_conn_proto { RC_PROTO_HTTP, RC_PROTO_WS, RC_PROTO_SSE };
+
+enum rc_conn_state {
+    RC_CONN_OPEN,
+    RC_CONN_FLUSHING, /* send what is queued, then shut down writing (error replies, drain) */
+    RC_CONN_LINGER,   /* FIN sent; discard input until EOF or the linger deadline */
+    RC_CONN_CLOSED,   /* fd shut down; waiting for in-flight SQEs to complete */
+};
+
+/* how a segment's bytes are kept alive (low bits of out.ref[i]) */
+enum rc_seg_kind { RC_SEG_STATIC = 0, RC_SEG_OWNED = 1, RC_SEG_EVBUF = 2, RC_SEG_SUB = 3 };
+
+struct rc_outq {
+    struct iovec *iov;
+    uintptr_t *ref; /* pointer | enum rc_seg_kind */
+    uint32_t head, tail; /* free-running; index = x & (cap - 1) */
+    uint32_t cap;        /* power of two, 0 = nothing allocated */
+    size_t bytes;        /* queued, not yet sent */
+    /* arrays replaced while a send was in flight, freed when it completes */
+    struct iovec *old_iov;
+    uintptr_t *old_ref;
+};
+
+/* HTTP request-processing state (between requests everything is zero). */
+struct rc_http_state {
+    size_t head_len;       /* >0 once the head of the current request is parsed */
+    size_t body_have;      /* body bytes present after the head (decoded for chunked) */
+    size_t body_need;      /* Content-Length */
+    size_t raw_used;       /* chunked: raw bytes consumed after the head */
+    struct rc_http_chunked chunked;
+    bool is_chunked;
+    bool sent_continue;
+    bool in_request; /* bytes of a request have arrived: request_timeout runs */
+    bool awaiting;   /* a handler answers later (a reply post will come) */
+    bool keep_alive; /* of the request being answered asynchronously */
+    bool head_only;  /* HEAD request being answered asynchronously */
+    uint32_t req_serial;
+};
+
+struct rc_ws_state {
+    struct rc_ws_reader reader;
+    uint8_t *msg; /* assembled fragmented message (heap, only while one is in progress) */
+    size_t msg_len, msg_cap;
+    bool close_sent;
+    bool close_received;
+};
+
+struct rc_conn {
+    struct rc_shard *shard;
+    uint64_t id;
+    uint32_t slot;
+    int fd;
+    uint8_t proto; /* enum rc_conn_proto */
+    uint8_t state; /* enum rc_conn_state */
+    bool recv_armed;
+    bool recv_rearm; /* multishot ended (ENOBUFS): re-arm at the end of the turn */
+    bool send_inflight;
+    bool dirty; /* on the shard's flush list */
+    bool counted_ip;
+    bool authenticated;
+    uint32_t inflight; /* SQEs in flight that reference this conn */
+    uint32_t send_iovs; /* iovecs of the send in flight */
+    struct rc_conn *dirty_next;
+    struct rc_conn *all_next, *all_prev; /* shard's list of live conns */
+    struct rc_timer timer;
+    uint64_t last_rx_ms;
+    uint64_t last_ping_ms;
+    struct sockaddr_in6 peer; /* IPv4 mapped when the listener is IPv4 */
+    char *in;
+    size_t in_len, in_cap;
+    struct rc_outq out;
+    struct msghdr msg;
+    struct rc_http_state http;
+    struct rc_ws_state *ws; /* heap, only for WebSocket connections */
+    struct rc_sub *subs;    /* this connection's subscriptions */
+    uint32_t nsubs;
+    char user_id[129];
+};
+
+/* Connection ids. */
+static inline uint64_t rc_conn_id_make(unsigned shard, uint32_t gen, uint32_t slot)
+{
+    return (uint64_t)(shard & 0xff) << 56 | (uint64_t)(gen & 0xffffff) << 32 | slot;
+}
+static inline unsigned rc_conn_id_shard(uint64_t id)
+{
+    return (unsigned)(id >> 56);
+}
+static inline uint32_t rc_conn_id_slot(uint64_t id)
+{
+    return (uint32_t)id;
+}
+#define RC_CONN_ID_HEX 16
+/* 16 hex digits + NUL */
+void rc_conn_id_format(uint64_t id, char out[RC_CONN_ID_HEX + 1]);
+/* 0 on success, -EINVAL if s is not 16 hex digits. */
+int rc_conn_id_parse(const char *s, size_t n, uint64_t *id);
+
+static inline bool rc_conn_is_open(const struct rc_conn *c)
+{
+    return c->state == RC_CONN_OPEN;
+}
+
+/* Queue bytes for sending. All return 0, or -ENOBUFS when the connection's
+ * output cap would be exceeded (the connection is then closed as a slow
+ * consumer and counted), or -ENOMEM. */
+int rc_conn_queue_static(struct rc_conn *c, const void *p, size_t n) RC_MUST_CHECK;
+/* takes ownership of p (malloc'ed) in every case */
+int rc_conn_queue_owned(struct rc_conn *c, void *p, size_t n) RC_MUST_CHECK;
+/* copies p */
+int rc_conn_queue_copy(struct rc_conn *c, const void *p, size_t n) RC_MUST_CHECK;
+/* adds a reference to ev for the segment */
+int rc_conn_queue_evbuf(struct rc_conn *c, struct rc_evbuf *ev, const uint8_t *p, size_t n)
+    RC_MUST_CHECK;
+
+/* takes a local reference on sub for the segment */
+int rc_conn_queue_sub(struct rc_conn *c, struct rc_sub *sub, const uint8_t *p, size_t n)
+    RC_MUST_CHECK;
+
+/* Send what is queued, then close. */
+void rc_conn_close_after_flush(struct rc_conn *c);
+/* Close now, dropping unsent output. */
+void rc_conn_close_now(struct rc_conn *c);
+/* Output over its cap: close and drop (the counter is bumped by the caller). */
+void rc_conn_close_slow(struct rc_conn *c);
+/* Shard send path: a FLUSHING connection's queue is empty. */
+void rc_conn_flushed(struct rc_conn *c);
+/* Mark that the connection has output to flush this loop turn. */
+void rc_conn_mark_dirty(struct rc_conn *c);
+
+/* Output-queue internals used by the shard's send path. */
+size_t rc_outq_pending_iovs(const struct rc_outq *q);
+void rc_outq_consume(struct rc_outq *q, size_t bytes);
+void rc_outq_release_all(struct rc_outq *q);
+void rc_outq_free_old(struct rc_outq *q);
+
+/* Input buffer helpers. */
+int rc_conn_in_append(struct rc_conn *c, const char *p, size_t n, size_t cap) RC_MUST_CHECK;
+void rc_conn_in_consume(struct rc_conn *c, size_t n);
+
+#ifdef __cplusplus
+}
+#endif
+#endif /* RINGCAST_CONN_H */

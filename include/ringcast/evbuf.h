@@ -1,0 +1,119 @@
+/* evbuf.h - an event, encoded once per wire format, shared by every shard.
+ *
+ * Owner: created by the topic's owner shard; frozen (immutable) once posted.
+ *   Any thread may read it and take or drop references.
+ * Refcount: rc_evbuf_ref/_ref_n (relaxed increments: the caller already holds
+ *   a reference, so the object cannot die concurrently), rc_evbuf_unref
+ *   (acq_rel: the last dropper must see every other thread's reads finished
+ *   before it frees). These and mpsc.c are the only atomics of the project.
+ * Wire images: each format is one contiguous byte run that every delivery
+ *   points into with an iovec. A delivery through a subscription sends
+ *   `prefix` then the subscription's pre-encoded suffix; a delivery without a
+ *   subscription (broadcast, addressed) sends `whole`.
+ *     WebSocket: [frame header][{"type":"event","data":{...,"subscription":]
+ *       suffix:  ["s0123456789abcdef"}}]  (fixed RC_SUB_ID_LEN, so the frame
+ *       header, which carries the length, is shared too)
+ *     SSE: [id: ..\nevent: ..\ndata: {...,"subscription":] suffix ["s..."}\n\n]
+ * Cross-shard delivery: posts[i] is the inbox node for shard i, so fan-out to
+ *   N shards allocates nothing beyond the evbuf itself. */
+#ifndef RINGCAST_EVBUF_H
+#define RINGCAST_EVBUF_H
+
+#include <jansson.h>
+#include <stdatomic.h>
+
+#include "ringcast/common.h"
+#include "ringcast/mpsc.h"
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+#define RC_SUB_ID_LEN 16 /* "s" + 15 lower-case hex digits */
+#define RC_EVENT_ID_MAX 48
+#define RC_WS_SUFFIX_LEN (1 + RC_SUB_ID_LEN + 3)  /* "s..."}} */
+#define RC_SSE_SUFFIX_LEN (1 + RC_SUB_ID_LEN + 4) /* "s..."}\n\n */
+
+enum rc_post_kind {
+    RC_POST_EVENT,     /* an evbuf to match and deliver (evbuf.posts[i]) */
+    RC_POST_PUBLISH,   /* to the owner shard: assign an id and fan out */
+    RC_POST_REPLY,     /* an answer for a waiting HTTP request (conn id) */
+    RC_POST_DRAIN,     /* main thread: start draining */
+    RC_POST_STATS_REQ, /* gather this shard's counters */
+    RC_POST_DIRECT,    /* deliver an evbuf to listed connection ids of this shard */
+};
+
+/* An inbox message. Embedded in a larger struct; kind says which. */
+struct rc_post {
+    struct rc_mpsc_node node;
+    enum rc_post_kind kind;
+};
+
+/* The event kinds a delivery can be. */
+enum rc_event_kind {
+    RC_EVENT_TOPIC,     /* published on a topic: goes through subscriptions */
+    RC_EVENT_BROADCAST, /* events/broadcast or events without topic: to connections */
+};
+
+struct rc_evbuf_post {
+    struct rc_post post;
+    struct rc_evbuf *ev;
+};
+
+struct rc_evbuf {
+    _Atomic uint32_t refs;
+    enum rc_event_kind kind;
+    uint32_t nposts;
+    /* what matching needs (immutable) */
+    char *topic; /* NUL-terminated, NULL for broadcasts */
+    size_t topic_len;
+    json_t *data; /* parsed event data; read-only for everyone; freed with the evbuf */
+    char id[RC_EVENT_ID_MAX];
+    /* wire images */
+    uint8_t *ws; /* prefix (topic) or whole (broadcast) WebSocket frame */
+    size_t ws_len;
+    uint8_t *sse;
+    size_t sse_len;
+    /* broadcast targeting: connection ids to include (NULL = all) / exclude */
+    uint64_t *recipients;
+    size_t nrecipients;
+    uint64_t *exclude;
+    size_t nexclude;
+    struct rc_evbuf_post posts[]; /* one per shard */
+};
+
+/* Allocate an evbuf with nposts inbox nodes and one reference. */
+struct rc_evbuf *rc_evbuf_new(uint32_t nposts) RC_MUST_CHECK;
+
+static inline void rc_evbuf_ref_n(struct rc_evbuf *ev, uint32_t n)
+{
+    /* relaxed: the caller holds a reference, ordering comes from the unref */
+    atomic_fetch_add_explicit(&ev->refs, n, memory_order_relaxed);
+}
+
+static inline void rc_evbuf_ref(struct rc_evbuf *ev)
+{
+    rc_evbuf_ref_n(ev, 1);
+}
+
+void rc_evbuf_free_(struct rc_evbuf *ev);
+
+static inline void rc_evbuf_unref(struct rc_evbuf *ev)
+{
+    /* acq_rel: release our reads of *ev; the last one acquires everyone's */
+    if (atomic_fetch_sub_explicit(&ev->refs, 1, memory_order_acq_rel) == 1)
+        rc_evbuf_free_(ev);
+}
+
+/* Encode the wire images of a topic event (kind TOPIC) or of a broadcast.
+ * type: event type; data: borrowed, a reference is taken (NULL = null).
+ * extra_json: more members for the event object (",\"priority\":\"high\"") or
+ * NULL; sse_pre: SSE lines before the record ("retry: 3000\n") or NULL.
+ * 0 or -ENOMEM. */
+int rc_evbuf_encode(struct rc_evbuf *ev, const char *type, json_t *data, const char *extra_json,
+                    const char *sse_pre);
+
+#ifdef __cplusplus
+}
+#endif
+#endif /* RINGCAST_EVBUF_H */

@@ -1,0 +1,64 @@
+/* http.h - the HTTP/1.1 session on a connection, and response helpers.
+ * Owner: the connection's shard thread.
+ * Requests on one connection are answered strictly in order: while one
+ *   request waits for an asynchronous answer (publish, stats), later
+ *   pipelined requests stay unparsed in the input buffer.
+ * Protocol dispatch lives here too: rc_conn_on_data() hands bytes to the
+ *   HTTP parser, the WebSocket session or the SSE session. */
+#ifndef RINGCAST_HTTP_H
+#define RINGCAST_HTTP_H
+
+#include "ringcast/common.h"
+#include "ringcast/conn.h"
+#include "ringcast/http_parse.h"
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+/* A request handed to a route handler: the parsed head plus the whole body. */
+struct rc_http_ctx {
+    struct rc_conn *conn;
+    const struct rc_http_request *req;
+    const char *body;
+    size_t body_len;
+    bool keep_alive;
+    bool head_only;
+};
+
+/* Connection events from the shard. */
+void rc_conn_on_open(struct rc_conn *c);
+/* buf is writable (provided recv buffer or the conn's own); it is not kept. */
+void rc_conn_on_data(struct rc_conn *c, char *buf, size_t len);
+void rc_conn_on_eof(struct rc_conn *c);
+void rc_conn_on_timer(struct rc_conn *c);
+void rc_conn_on_drain(struct rc_conn *c);
+
+/* Responses. extra_headers: "Name: value\r\n..." or NULL. body may be NULL.
+ * On a HEAD request the body is not sent (Content-Length still is). */
+void rc_http_respond(struct rc_http_ctx *x, int status, const char *content_type,
+                     const char *extra_headers, const char *body, size_t body_len);
+/* {"error":{"code":C,"message":M}} with the given status. */
+void rc_http_error(struct rc_http_ctx *x, int status, const char *code, const char *fmt, ...)
+    RC_PRINTF(4, 5);
+void rc_http_json(struct rc_http_ctx *x, int status, const char *json, size_t len);
+
+/* Asynchronous answers: the handler calls rc_http_defer() and returns; later
+ * (on the same shard) rc_http_deferred_reply() writes the response and resumes
+ * the connection's pipeline. serial guards against a reply for a request the
+ * connection no longer waits for. */
+uint32_t rc_http_defer(struct rc_http_ctx *x);
+void rc_http_deferred_json(struct rc_conn *c, uint32_t serial, int status, const char *json,
+                           size_t len);
+void rc_http_deferred_error(struct rc_conn *c, uint32_t serial, int status, const char *code,
+                            const char *msg);
+
+/* Hand the connection over to another protocol after the current request
+ * (WebSocket upgrade, SSE stream): the HTTP state is reset and remaining
+ * input is passed to the new protocol. */
+void rc_http_switch(struct rc_conn *c, enum rc_conn_proto proto);
+
+#ifdef __cplusplus
+}
+#endif
+#endif /* RINGCAST_HTTP_H */

@@ -1,0 +1,172 @@
+/* shard.h - one shard: a pinned thread with its own io_uring ring, listener,
+ * connections, timers, subscriptions and topic ownership.
+ *
+ * rc_shard_main() owns, for its whole life: the ring (SINGLE_ISSUER |
+ *   DEFER_TASKRUN), the provided-buffer ring, its SO_REUSEPORT listener, every
+ *   connection it accepted, the timer wheel, its conn/sub pools, its half of
+ *   the broker (topics whose xxh3 % nshards is this shard, and the trie of its
+ *   own connections' subscriptions), and its counters.
+ * It drains `inbox` (any thread posts there with rc_shard_post) and posts to
+ *   other shards' inboxes. Nothing else is shared: struct rc_server is
+ *   immutable after start, evbufs are frozen before they are posted.
+ * Every SQE is prepared here, one rc_ring_prep_<op>() per op type, which also
+ *   packs user_data. */
+#ifndef RINGCAST_SHARD_H
+#define RINGCAST_SHARD_H
+
+#include <liburing.h>
+#include <pthread.h>
+
+#include "ringcast/common.h"
+#include "ringcast/config.h"
+#include "ringcast/conn.h"
+#include "ringcast/evbuf.h"
+#include "ringcast/mpsc.h"
+#include "ringcast/pool.h"
+#include "ringcast/timer.h"
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+#define RC_MAX_SHARDS 256
+
+struct rc_shard;
+struct rc_broker;
+
+/* Process-wide, immutable once the shards start. */
+struct rc_server {
+    const struct rc_config *cfg;
+    unsigned nshards;
+    struct rc_shard **shards;
+    uint64_t epoch_ms;      /* start time; part of event ids */
+    char epoch_str[16];     /* base-36 epoch */
+    uint64_t start_mono_ms; /* for uptime */
+    bool api_open;          /* no api_keys: the HTTP API accepts loopback clients only */
+};
+
+/* Per-shard counters; owned by the shard, copied out on a stats request. */
+struct rc_counters {
+    uint64_t accepted;
+    uint64_t closed;
+    uint64_t refused_max_conns;
+    uint64_t refused_per_ip;
+    uint64_t http_requests;
+    uint64_t http_errors;
+    uint64_t ws_upgrades;
+    uint64_t sse_streams;
+    uint64_t published;       /* events this shard assigned ids to (owner) */
+    uint64_t deliveries;      /* events queued to connections */
+    uint64_t drops;           /* deliveries refused (conn closing) */
+    uint64_t slow_consumer_disconnects;
+    uint64_t heartbeat_timeouts;
+    uint64_t handshake_timeouts;
+    uint64_t request_timeouts;
+    uint64_t recv_enobufs;
+    uint64_t sends;
+    uint64_t send_iovecs;
+    uint64_t wakeups;
+};
+
+/* User data: | op:8 | gen:24 | slot:32 |; gen drops CQEs meant for a reused slot. */
+enum rc_op {
+    RC_OP_NONE = 0,
+    RC_OP_ACCEPT,
+    RC_OP_RECV,
+    RC_OP_SEND,
+    RC_OP_CLOSE,
+    RC_OP_WAKE,
+    RC_OP_CANCEL,
+};
+
+static inline uint64_t rc_ud_pack(enum rc_op op, uint32_t gen, uint32_t slot)
+{
+    return (uint64_t)op << 56 | (uint64_t)(gen & 0xffffff) << 32 | slot;
+}
+static inline enum rc_op rc_ud_op(uint64_t ud)
+{
+    return (enum rc_op)(ud >> 56);
+}
+static inline uint32_t rc_ud_gen(uint64_t ud)
+{
+    return (uint32_t)(ud >> 32) & 0xffffff;
+}
+static inline uint32_t rc_ud_slot(uint64_t ud)
+{
+    return (uint32_t)ud;
+}
+
+struct rc_shard {
+    unsigned id;
+    struct rc_server *srv;
+    const struct rc_config *cfg;
+    pthread_t thread;
+    int listen_fd;
+    int wake_fd;
+    uint64_t wake_buf;
+    struct io_uring ring;
+    bool ring_ready;
+    struct rc_mpsc inbox;
+    /* provided buffers for multishot recv */
+    struct io_uring_buf_ring *br;
+    uint8_t *bufs;
+    uint32_t nbufs;
+    uint32_t buf_size;
+    uint32_t br_pending; /* buffers given back since the last advance */
+    /* connections */
+    struct rc_conn **slots;
+    uint32_t *gens;
+    uint32_t *free_slots;
+    uint32_t nslots, nfree, slots_cap;
+    uint32_t nconns;
+    struct rc_conn *all; /* list of live connections */
+    struct rc_conn *dirty;
+    struct rc_pool conn_pool;
+    struct rc_timer_wheel timers;
+    uint64_t now_ms;
+    bool accepting;
+    bool accept_armed;
+    bool draining;
+    bool stop;
+    uint64_t drain_deadline_ms;
+    struct rc_counters ctr;
+    struct rc_broker *broker;
+    /* per-IP connection counts (hash of address -> count), shard-local */
+    struct rc_ipcount *ipcounts;
+    int startup_error;
+    char startup_msg[256];
+};
+
+/* Main thread, before start: allocate shards and create the listeners
+ * (SO_REUSEPORT, one per shard, same port; port 0 picks one for all).
+ * 0 or -errno with err naming the failing step. */
+int rc_server_init(struct rc_server *srv, const struct rc_config *cfg, struct rc_err *err)
+    RC_MUST_CHECK;
+/* The port actually bound. */
+uint16_t rc_server_port(const struct rc_server *srv);
+/* Start every shard thread; waits until each has set up its ring (or failed:
+ * then err names the missing kernel feature). */
+int rc_server_start(struct rc_server *srv, struct rc_err *err) RC_MUST_CHECK;
+/* Ask every shard to drain (SIGTERM). */
+void rc_server_drain(struct rc_server *srv);
+/* Join the shards and free everything. */
+void rc_server_join(struct rc_server *srv);
+
+/* Any thread: post a message into shard's inbox. */
+void rc_shard_post(struct rc_shard *s, struct rc_post *p);
+/* Owner shard of a topic. */
+unsigned rc_topic_owner(const struct rc_server *srv, const char *topic, size_t n);
+
+/* Shard thread: the live connection with this id, or NULL. */
+struct rc_conn *rc_shard_conn(struct rc_shard *s, uint64_t id);
+/* Shard thread: get a conn's flush going (called by rc_conn_mark_dirty). */
+void rc_shard_flush(struct rc_shard *s);
+/* Shard thread: (re)arm a connection's deadline. */
+void rc_shard_arm_timer(struct rc_shard *s, struct rc_conn *c, uint64_t deadline_ms);
+/* Shard thread: after a conn was closed, release it when nothing is in flight. */
+void rc_shard_conn_closed(struct rc_shard *s, struct rc_conn *c);
+
+#ifdef __cplusplus
+}
+#endif
+#endif /* RINGCAST_SHARD_H */

@@ -1,0 +1,787 @@
+/* broker.c - subscriptions, topic ownership, publish and fan-out (see
+ * broker.h for the message flow and ownership). */
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <xxhash.h>
+
+#include "ringcast/broker.h"
+#include "ringcast/filter.h"
+#include "ringcast/http.h"
+#include "ringcast/log.h"
+#include "ringcast/msg.h"
+#include "ringcast/shard.h"
+#include "ringcast/topic.h"
+#include "ringcast/trie.h"
+#include "ringcast/ws.h"
+
+#define IDEM_KEYS 32 /* idempotency keys remembered per topic */
+
+/* State of a topic this shard owns. */
+struct topic_state {
+    char *name;
+    size_t len;
+    uint64_t hash;
+    uint64_t seq;
+    uint64_t idem_hash[IDEM_KEYS];
+    uint64_t idem_seq[IDEM_KEYS];
+    uint32_t idem_next;
+};
+
+struct rc_broker {
+    struct rc_shard *shard;
+    struct rc_trie *trie;
+    struct rc_pool sub_pool;
+    uint64_t next_sub;
+    /* owned topics: open addressing, linear probing, power-of-two size */
+    struct topic_state **topics;
+    size_t ntopics, topics_cap;
+    /* the event being delivered (for the trie callback) */
+    struct rc_evbuf *cur;
+    size_t cur_delivered;
+};
+
+/* ---- inbox messages ---------------------------------------------------------- */
+
+enum pub_state { PUB_TO_OWNER, PUB_DONE };
+
+struct pub_post {
+    struct rc_post post;
+    enum pub_state state;
+    struct rc_shard *origin;
+    uint64_t conn_id;
+    uint32_t serial;
+    enum rc_reply_to to;
+    char *topic;
+    size_t topic_len;
+    char *type;
+    json_t *data;
+    char *client_key;
+    json_t *req_id;
+    json_t *echo;
+    /* answer */
+    int status;
+    char event_id[RC_EVENT_ID_MAX];
+    bool duplicate;
+};
+
+enum job_kind { JOB_STATS, JOB_BROADCAST };
+
+struct gather {
+    enum job_kind kind;
+    uint64_t conn_id;
+    uint32_t serial;
+    unsigned pending;
+    size_t limit;
+    /* merged results */
+    uint64_t reached;
+    json_t *acc; /* stats: the answer being built */
+    json_t *users;
+    size_t listed;
+};
+
+struct job_post {
+    struct rc_post post;
+    bool done;
+    struct rc_shard *origin;
+    struct gather *g;
+    struct rc_evbuf *ev; /* broadcast */
+    size_t limit;
+    /* results */
+    uint64_t reached;
+    json_t *part;
+};
+
+static struct rc_broker *B(struct rc_shard *s)
+{
+    return s->broker;
+}
+
+/* ---- subscriptions -------------------------------------------------------------- */
+
+void rc_sub_ref(struct rc_sub *sub)
+{
+    sub->refs++;
+}
+
+void rc_sub_unref(struct rc_sub *sub)
+{
+    if (--sub->refs > 0)
+        return;
+    free(sub->pattern);
+    free(sub->filter_text);
+    /* subs never leave their shard, so this runs on the pool's thread */
+    rc_pool_put(&sub->broker->sub_pool, sub);
+}
+
+static void sub_id_make(struct rc_broker *b, char out[RC_SUB_ID_LEN + 1])
+{
+    static const char hex[] = "0123456789abcdef";
+    uint64_t v = (uint64_t)(b->shard->id & 0xff) << 52 | (b->next_sub++ & 0xfffffffffffffULL);
+    out[0] = 's';
+    for (int i = RC_SUB_ID_LEN - 1; i >= 1; i--) {
+        out[i] = hex[v & 0xf];
+        v >>= 4;
+    }
+    out[RC_SUB_ID_LEN] = '\0';
+}
+
+struct rc_sub *rc_broker_subscribe(struct rc_conn *c, const char *pattern, size_t n,
+                                   const json_t *filter, struct rc_err *err)
+{
+    struct rc_shard *s = c->shard;
+    struct rc_broker *b = B(s);
+    struct rc_filter *f = NULL;
+
+    if (c->nsubs >= s->cfg->max_subscriptions) {
+        rc_err_set(err, 400, "too_many_subscriptions",
+                   "this connection has %u subscriptions, the maximum (max_subscriptions); "
+                   "unsubscribe from one first",
+                   c->nsubs);
+        return NULL;
+    }
+    if (rc_topic_validate(pattern, n, RC_TOPIC_PATTERN, err) < 0)
+        return NULL;
+    if (filter) {
+        struct rc_filter_limits lim = RC_FILTER_LIMITS_DEFAULT;
+        f = rc_filter_compile(filter, &lim, err);
+        if (!f)
+            return NULL;
+    }
+    struct rc_sub *sub = rc_pool_get(&b->sub_pool);
+    if (!sub) {
+        rc_filter_free(f);
+        rc_err_set(err, 503, "no_memory", "out of memory for a subscription");
+        return NULL;
+    }
+    sub->pattern = strndup(pattern, n);
+    if (f && f->npreds)
+        sub->filter_text = strdup(rc_filter_canonical(f));
+    struct rc_trie_sub *h = rc_trie_add(b->trie, pattern, n, f, sub, err);
+    rc_filter_free(f);
+    if (!h || !sub->pattern) {
+        if (h)
+            rc_trie_remove(b->trie, h);
+        free(sub->pattern);
+        free(sub->filter_text);
+        rc_pool_put(&b->sub_pool, sub);
+        if (!err->code)
+            rc_err_set(err, 503, "no_memory", "out of memory for a subscription");
+        return NULL;
+    }
+    sub->handle = h;
+    sub->broker = b;
+    sub->conn = c;
+    sub->refs = 1;
+    sub->pattern_len = (uint16_t)n;
+    sub_id_make(b, sub->id);
+    /* pre-encoded per-subscriber tails of the shared event frame */
+    sub->ws_suffix[0] = '"';
+    memcpy(sub->ws_suffix + 1, sub->id, RC_SUB_ID_LEN);
+    memcpy(sub->ws_suffix + 1 + RC_SUB_ID_LEN, "\"}}", 3);
+    sub->sse_suffix[0] = '"';
+    memcpy(sub->sse_suffix + 1, sub->id, RC_SUB_ID_LEN);
+    memcpy(sub->sse_suffix + 1 + RC_SUB_ID_LEN, "\"}\n\n", 4);
+    sub->next_in_conn = c->subs;
+    c->subs = sub;
+    c->nsubs++;
+    return sub;
+}
+
+/* Detach sub from its connection's list (pp points at the link to it). */
+static void sub_remove(struct rc_broker *b, struct rc_conn *c, struct rc_sub **pp)
+{
+    struct rc_sub *sub = *pp;
+    *pp = sub->next_in_conn;
+    c->nsubs--;
+    rc_trie_remove(b->trie, sub->handle);
+    sub->handle = NULL;
+    sub->conn = NULL;
+    rc_sub_unref(sub);
+}
+
+size_t rc_broker_unsubscribe_id(struct rc_conn *c, const char *sub_id)
+{
+    struct rc_broker *b = B(c->shard);
+    for (struct rc_sub **pp = &c->subs; *pp; pp = &(*pp)->next_in_conn) {
+        if (strcmp((*pp)->id, sub_id) == 0) {
+            sub_remove(b, c, pp);
+            return 1;
+        }
+    }
+    return 0;
+}
+
+size_t rc_broker_unsubscribe_pattern(struct rc_conn *c, const char *pattern, size_t n)
+{
+    struct rc_broker *b = B(c->shard);
+    size_t removed = 0;
+    struct rc_sub **pp = &c->subs;
+    while (*pp) {
+        struct rc_sub *sub = *pp;
+        if (sub->pattern_len == n && memcmp(sub->pattern, pattern, n) == 0) {
+            sub_remove(b, c, pp);
+            removed++;
+        } else {
+            pp = &sub->next_in_conn;
+        }
+    }
+    return removed;
+}
+
+void rc_broker_conn_gone(struct rc_conn *c)
+{
+    struct rc_broker *b = B(c->shard);
+    while (c->subs)
+        sub_remove(b, c, &c->subs);
+}
+
+/* ---- owned topics ------------------------------------------------------------------ */
+
+static struct topic_state *topic_get(struct rc_broker *b, const char *name, size_t len)
+{
+    uint64_t h = XXH3_64bits(name, len);
+    if (b->ntopics * 2 >= b->topics_cap) {
+        size_t ncap = b->topics_cap ? b->topics_cap * 2 : 256;
+        struct topic_state **nt = calloc(ncap, sizeof(*nt));
+        if (!nt)
+            return NULL;
+        for (size_t i = 0; i < b->topics_cap; i++) {
+            struct topic_state *t = b->topics[i];
+            if (!t)
+                continue;
+            size_t k = t->hash & (ncap - 1);
+            while (nt[k])
+                k = (k + 1) & (ncap - 1);
+            nt[k] = t;
+        }
+        free(b->topics);
+        b->topics = nt;
+        b->topics_cap = ncap;
+    }
+    size_t k = h & (b->topics_cap - 1);
+    while (b->topics[k]) {
+        struct topic_state *t = b->topics[k];
+        if (t->hash == h && t->len == len && memcmp(t->name, name, len) == 0)
+            return t;
+        k = (k + 1) & (b->topics_cap - 1);
+    }
+    struct topic_state *t = calloc(1, sizeof(*t));
+    if (!t)
+        return NULL;
+    t->name = strndup(name, len);
+    if (!t->name) {
+        free(t);
+        return NULL;
+    }
+    t->len = len;
+    t->hash = h;
+    b->topics[k] = t;
+    b->ntopics++;
+    return t;
+}
+
+static void event_id_format(const struct rc_server *srv, uint64_t seq, char out[RC_EVENT_ID_MAX])
+{
+    snprintf(out, RC_EVENT_ID_MAX, "%s-%llu", srv->epoch_str, (unsigned long long)seq);
+}
+
+/* Owner shard: assign the id, encode once, post to every shard. */
+static void owner_publish(struct rc_shard *s, struct pub_post *p)
+{
+    struct rc_broker *b = B(s);
+    struct topic_state *t = topic_get(b, p->topic, p->topic_len);
+    if (!t) {
+        p->status = 503;
+        return;
+    }
+    uint64_t key = 0;
+    if (p->client_key) {
+        key = XXH3_64bits(p->client_key, strlen(p->client_key)) | 1; /* 0 = empty slot */
+        for (unsigned i = 0; i < IDEM_KEYS; i++) {
+            if (t->idem_hash[i] == key) {
+                event_id_format(s->srv, t->idem_seq[i], p->event_id);
+                p->duplicate = true;
+                p->status = 200;
+                return;
+            }
+        }
+    }
+    struct rc_evbuf *ev = rc_evbuf_new(s->srv->nshards);
+    if (!ev) {
+        p->status = 503;
+        return;
+    }
+    uint64_t seq = t->seq + 1;
+    ev->kind = RC_EVENT_TOPIC;
+    ev->topic = strndup(p->topic, p->topic_len);
+    ev->topic_len = p->topic_len;
+    event_id_format(s->srv, seq, ev->id);
+    if (!ev->topic || rc_evbuf_encode(ev, p->type, p->data, NULL, NULL) < 0) {
+        rc_evbuf_free_(ev);
+        p->status = 503;
+        return;
+    }
+    t->seq = seq;
+    if (key) {
+        t->idem_hash[t->idem_next] = key;
+        t->idem_seq[t->idem_next] = seq;
+        t->idem_next = (t->idem_next + 1) % IDEM_KEYS;
+    }
+    memcpy(p->event_id, ev->id, sizeof(p->event_id));
+    p->status = 202;
+    s->ctr.published++;
+    /* one reference per shard post; the creator's reference is handed over */
+    rc_evbuf_ref_n(ev, s->srv->nshards - 1);
+    for (unsigned i = 0; i < s->srv->nshards; i++)
+        rc_shard_post(s->srv->shards[i], &ev->posts[i].post);
+}
+
+static void pub_free(struct pub_post *p)
+{
+    free(p->topic);
+    free(p->type);
+    free(p->client_key);
+    json_decref(p->data);
+    json_decref(p->req_id);
+    json_decref(p->echo);
+    free(p);
+}
+
+/* Origin shard: answer the waiting client. */
+static void pub_answer(struct rc_shard *s, struct pub_post *p)
+{
+    struct rc_conn *c = rc_shard_conn(s, p->conn_id);
+    if (c) {
+        json_t *body = json_pack("{s:s, s:s}", "id", p->event_id, "topic", p->topic);
+        if (p->status >= 400 || !body) {
+            if (p->to == RC_REPLY_HTTP)
+                rc_http_deferred_error(c, p->serial, 503, "unavailable",
+                                       "the event could not be accepted (out of memory)");
+            else
+                rc_ws_send_error(c, p->req_id, "unavailable",
+                                 "the event could not be accepted (out of memory)");
+        } else if (p->to == RC_REPLY_HTTP && p->echo) {
+            json_object_set_new(p->echo, "id", json_string(p->event_id));
+            char *txt = json_dumps(p->echo, JSON_COMPACT);
+            if (txt)
+                rc_http_deferred_json(c, p->serial, 201, txt, strlen(txt));
+            free(txt);
+        } else if (p->to == RC_REPLY_HTTP) {
+            char *txt = json_dumps(body, JSON_COMPACT);
+            if (txt)
+                rc_http_deferred_json(c, p->serial, p->duplicate ? 200 : 202, txt, strlen(txt));
+            free(txt);
+        } else {
+            rc_ws_send_reply(c, "published", p->req_id, body);
+        }
+        json_decref(body);
+    }
+    pub_free(p);
+}
+
+void rc_broker_publish(struct rc_conn *c, uint32_t serial, enum rc_reply_to to,
+                       struct rc_publish *pub)
+{
+    struct rc_shard *s = c->shard;
+    struct pub_post *p = calloc(1, sizeof(*p));
+    if (p) {
+        p->topic = strndup(pub->topic, pub->topic_len);
+        p->type = strdup(pub->type ? pub->type : "message");
+        p->client_key = pub->client_key ? strdup(pub->client_key) : NULL;
+    }
+    if (!p || !p->topic || !p->type || (pub->client_key && !p->client_key)) {
+        if (p)
+            pub_free(p);
+        json_decref(pub->data);
+        json_decref(pub->echo);
+        if (to == RC_REPLY_HTTP)
+            rc_http_deferred_error(c, serial, 503, "unavailable", "out of memory");
+        else
+            rc_ws_send_error(c, pub->req_id, "unavailable", "out of memory");
+        return;
+    }
+    p->post.kind = RC_POST_PUBLISH;
+    p->state = PUB_TO_OWNER;
+    p->origin = s;
+    p->conn_id = c->id;
+    p->serial = serial;
+    p->to = to;
+    p->topic_len = pub->topic_len;
+    p->data = pub->data;
+    p->req_id = pub->req_id ? json_incref(pub->req_id) : NULL;
+    p->echo = pub->echo;
+    pub->echo = NULL;
+    pub->data = NULL;
+    unsigned owner = rc_topic_owner(s->srv, p->topic, p->topic_len);
+    rc_shard_post(s->srv->shards[owner], &p->post);
+}
+
+/* ---- delivery -------------------------------------------------------------------------- */
+
+static void deliver_one(void *ctx, void *owner)
+{
+    struct rc_broker *b = ctx;
+    struct rc_sub *sub = owner;
+    struct rc_conn *c = sub->conn;
+    struct rc_evbuf *ev = b->cur;
+
+    if (!c || !rc_conn_is_open(c)) {
+        b->shard->ctr.drops++;
+        return;
+    }
+    if (c->proto == RC_PROTO_WS) {
+        if (rc_conn_queue_evbuf(c, ev, ev->ws, ev->ws_len) < 0 ||
+            rc_conn_queue_sub(c, sub, sub->ws_suffix, RC_WS_SUFFIX_LEN) < 0)
+            return;
+    } else {
+        if (rc_conn_queue_evbuf(c, ev, ev->sse, ev->sse_len) < 0 ||
+            rc_conn_queue_sub(c, sub, sub->sse_suffix, RC_SSE_SUFFIX_LEN) < 0)
+            return;
+    }
+    b->cur_delivered++;
+}
+
+static void deliver_event(struct rc_shard *s, struct rc_evbuf *ev)
+{
+    struct rc_broker *b = B(s);
+    b->cur = ev;
+    b->cur_delivered = 0;
+    rc_trie_match(b->trie, ev->topic, ev->topic_len, ev->data, deliver_one, b);
+    s->ctr.deliveries += b->cur_delivered;
+    b->cur = NULL;
+}
+
+static bool id_listed(const uint64_t *ids, size_t n, uint64_t id)
+{
+    for (size_t i = 0; i < n; i++)
+        if (ids[i] == id)
+            return true;
+    return false;
+}
+
+/* Broadcast: every WS/SSE connection of this shard named in recipients (or
+ * all, when there are none) and not excluded. */
+static uint64_t deliver_broadcast(struct rc_shard *s, struct rc_evbuf *ev)
+{
+    uint64_t reached = 0;
+    for (struct rc_conn *c = s->all; c; c = c->all_next) {
+        if (!rc_conn_is_open(c) || c->proto == RC_PROTO_HTTP)
+            continue;
+        if (ev->recipients && !id_listed(ev->recipients, ev->nrecipients, c->id))
+            continue;
+        if (ev->exclude && id_listed(ev->exclude, ev->nexclude, c->id))
+            continue;
+        int rc = c->proto == RC_PROTO_WS ? rc_conn_queue_evbuf(c, ev, ev->ws, ev->ws_len)
+                                         : rc_conn_queue_evbuf(c, ev, ev->sse, ev->sse_len);
+        if (rc == 0)
+            reached++;
+    }
+    s->ctr.deliveries += reached;
+    return reached;
+}
+
+/* ---- gathers (stats, broadcast) --------------------------------------------------------- */
+
+static void gather_start(struct rc_conn *c, struct gather *g, struct rc_evbuf *ev)
+{
+    struct rc_shard *s = c->shard;
+    g->pending = s->srv->nshards;
+    for (unsigned i = 0; i < s->srv->nshards; i++) {
+        struct job_post *j = calloc(1, sizeof(*j));
+        if (!j) {
+            /* count it as answered with nothing */
+            g->pending--;
+            continue;
+        }
+        j->post.kind = RC_POST_STATS_REQ;
+        j->origin = s;
+        j->g = g;
+        j->limit = g->limit;
+        if (ev) {
+            rc_evbuf_ref(ev);
+            j->ev = ev;
+        }
+        rc_shard_post(s->srv->shards[i], &j->post);
+    }
+}
+
+static json_t *shard_stats_part(struct rc_shard *s, size_t limit)
+{
+    json_t *part = json_object();
+    json_t *subs = json_object();
+    json_t *users = json_array();
+    uint64_t conns = 0, authed = 0, nsubs = 0;
+    size_t listed = 0;
+    for (struct rc_conn *c = s->all; c; c = c->all_next) {
+        if (c->state == RC_CONN_CLOSED || c->proto == RC_PROTO_HTTP)
+            continue;
+        conns++;
+        if (c->authenticated) {
+            authed++;
+            json_array_append_new(users, json_string(c->user_id));
+        }
+        nsubs += c->nsubs;
+        if (listed < limit) {
+            char idbuf[RC_CONN_ID_HEX + 1];
+            rc_conn_id_format(c->id, idbuf);
+            json_t *arr = json_array();
+            for (struct rc_sub *sub = c->subs; sub; sub = sub->next_in_conn)
+                json_array_append_new(arr, json_string(sub->pattern));
+            json_object_set_new(subs, idbuf, arr);
+            listed++;
+        }
+    }
+    const struct rc_counters *k = &s->ctr;
+    json_t *ctr = json_pack(
+        "{s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I}", "accepted",
+        (json_int_t)k->accepted, "closed", (json_int_t)k->closed, "http_requests",
+        (json_int_t)k->http_requests, "published", (json_int_t)k->published, "deliveries",
+        (json_int_t)k->deliveries, "drops", (json_int_t)k->drops, "slow_consumer_disconnects",
+        (json_int_t)k->slow_consumer_disconnects, "heartbeat_timeouts",
+        (json_int_t)k->heartbeat_timeouts, "handshake_timeouts",
+        (json_int_t)k->handshake_timeouts, "request_timeouts", (json_int_t)k->request_timeouts,
+        "refused_connections", (json_int_t)(k->refused_max_conns + k->refused_per_ip), "sends",
+        (json_int_t)k->sends, "send_iovecs", (json_int_t)k->send_iovecs, "ws_upgrades",
+        (json_int_t)k->ws_upgrades);
+    json_object_set_new(part, "connections", json_integer((json_int_t)conns));
+    json_object_set_new(part, "authenticated", json_integer((json_int_t)authed));
+    json_object_set_new(part, "subscription_count", json_integer((json_int_t)nsubs));
+    json_object_set_new(part, "subscriptions", subs);
+    json_object_set_new(part, "users", users);
+    json_object_set_new(part, "counters", ctr);
+    json_object_set_new(part, "open_connections", json_integer((json_int_t)s->nconns));
+    return part;
+}
+
+static void run_job(struct rc_shard *s, struct job_post *j)
+{
+    if (j->ev) {
+        j->reached = deliver_broadcast(s, j->ev);
+        rc_evbuf_unref(j->ev);
+        j->ev = NULL;
+    } else {
+        j->part = shard_stats_part(s, j->limit);
+    }
+    j->done = true;
+    rc_shard_post(j->origin, &j->post);
+}
+
+static void add_counter(json_t *into, const char *key, json_t *v)
+{
+    json_t *cur = json_object_get(into, key);
+    json_int_t base = cur ? json_integer_value(cur) : 0;
+    json_object_set_new(into, key, json_integer(base + json_integer_value(v)));
+}
+
+static void stats_merge(struct gather *g, json_t *part)
+{
+    if (!g->acc) {
+        g->acc = json_object();
+        json_object_set_new(g->acc, "total_connections", json_integer(0));
+        json_object_set_new(g->acc, "authenticated_connections", json_integer(0));
+        json_object_set_new(g->acc, "subscriptions", json_object());
+        json_object_set_new(g->acc, "counters", json_object());
+        json_object_set_new(g->acc, "shards", json_array());
+        g->users = json_object();
+    }
+    add_counter(g->acc, "total_connections", json_object_get(part, "connections"));
+    add_counter(g->acc, "authenticated_connections", json_object_get(part, "authenticated"));
+    add_counter(g->acc, "total_subscriptions", json_object_get(part, "subscription_count"));
+    json_t *subs = json_object_get(g->acc, "subscriptions");
+    const char *key;
+    json_t *v;
+    json_object_foreach(json_object_get(part, "subscriptions"), key, v)
+    {
+        if (g->listed < g->limit) {
+            json_object_set(subs, key, v);
+            g->listed++;
+        }
+    }
+    size_t i;
+    json_array_foreach(json_object_get(part, "users"), i, v)
+        json_object_set_new(g->users, json_string_value(v), json_true());
+    json_t *ctr = json_object_get(g->acc, "counters");
+    json_object_foreach(json_object_get(part, "counters"), key, v) add_counter(ctr, key, v);
+    json_array_append_new(json_object_get(g->acc, "shards"),
+                          json_pack("{s:O, s:O}", "connections",
+                                    json_object_get(part, "open_connections"), "counters",
+                                    json_object_get(part, "counters")));
+}
+
+static void gather_finish(struct rc_shard *s, struct gather *g)
+{
+    struct rc_conn *c = rc_shard_conn(s, g->conn_id);
+    if (c && g->kind == JOB_BROADCAST) {
+        char txt[32];
+        int n = snprintf(txt, sizeof(txt), "%llu", (unsigned long long)g->reached);
+        rc_http_deferred_json(c, g->serial, 200, txt, (size_t)n);
+    } else if (c) {
+        json_t *acc = g->acc ? g->acc : json_object();
+        json_object_set_new(acc, "unique_users",
+                            json_integer((json_int_t)(g->users ? json_object_size(g->users) : 0)));
+        json_object_set_new(acc, "pubsub_backend", json_string("memory"));
+        json_object_set_new(acc, "shard_count", json_integer((json_int_t)s->srv->nshards));
+        json_object_set_new(
+            acc, "uptime_seconds",
+            json_integer((json_int_t)((rc_now_ms() - s->srv->start_mono_ms) / 1000u)));
+        json_object_set_new(acc, "subscriptions_limit", json_integer((json_int_t)g->limit));
+        char *txt = json_dumps(acc, JSON_COMPACT);
+        if (txt)
+            rc_http_deferred_json(c, g->serial, 200, txt, strlen(txt));
+        else
+            rc_http_deferred_error(c, g->serial, 503, "unavailable", "out of memory");
+        free(txt);
+        if (!g->acc)
+            json_decref(acc);
+    }
+    json_decref(g->acc);
+    json_decref(g->users);
+    free(g);
+}
+
+static void job_done(struct rc_shard *s, struct job_post *j)
+{
+    struct gather *g = j->g;
+    if (g->kind == JOB_BROADCAST)
+        g->reached += j->reached;
+    else if (j->part)
+        stats_merge(g, j->part);
+    json_decref(j->part);
+    free(j);
+    if (--g->pending == 0)
+        gather_finish(s, g);
+}
+
+void rc_broker_broadcast(struct rc_conn *c, uint32_t serial, struct rc_evbuf *ev)
+{
+    struct gather *g = calloc(1, sizeof(*g));
+    if (!g) {
+        rc_evbuf_unref(ev);
+        rc_http_deferred_error(c, serial, 503, "unavailable", "out of memory");
+        return;
+    }
+    g->kind = JOB_BROADCAST;
+    g->conn_id = c->id;
+    g->serial = serial;
+    gather_start(c, g, ev);
+    rc_evbuf_unref(ev);
+    if (g->pending == 0)
+        gather_finish(c->shard, g);
+}
+
+void rc_broker_stats(struct rc_conn *c, uint32_t serial, size_t limit)
+{
+    struct gather *g = calloc(1, sizeof(*g));
+    if (!g) {
+        rc_http_deferred_error(c, serial, 503, "unavailable", "out of memory");
+        return;
+    }
+    g->kind = JOB_STATS;
+    g->conn_id = c->id;
+    g->serial = serial;
+    g->limit = limit;
+    gather_start(c, g, NULL);
+    if (g->pending == 0)
+        gather_finish(c->shard, g);
+}
+
+/* ---- inbox dispatch ----------------------------------------------------------------------- */
+
+void rc_broker_on_post(struct rc_shard *s, struct rc_post *p)
+{
+    switch (p->kind) {
+    case RC_POST_EVENT: {
+        struct rc_evbuf_post *ep = RC_CONTAINER_OF(p, struct rc_evbuf_post, post);
+        deliver_event(s, ep->ev);
+        rc_evbuf_unref(ep->ev);
+        break;
+    }
+    case RC_POST_PUBLISH: {
+        struct pub_post *pp = RC_CONTAINER_OF(p, struct pub_post, post);
+        if (pp->state == PUB_TO_OWNER) {
+            owner_publish(s, pp);
+            pp->state = PUB_DONE;
+            rc_shard_post(pp->origin, &pp->post);
+        } else {
+            pub_answer(s, pp);
+        }
+        break;
+    }
+    case RC_POST_STATS_REQ: {
+        struct job_post *j = RC_CONTAINER_OF(p, struct job_post, post);
+        if (j->done)
+            job_done(s, j);
+        else
+            run_job(s, j);
+        break;
+    }
+    case RC_POST_REPLY:
+    case RC_POST_DIRECT:
+    case RC_POST_DRAIN:
+        free(p);
+        break;
+    }
+}
+
+void rc_broker_discard_post(struct rc_post *p)
+{
+    switch (p->kind) {
+    case RC_POST_EVENT:
+        rc_evbuf_unref(RC_CONTAINER_OF(p, struct rc_evbuf_post, post)->ev);
+        break;
+    case RC_POST_PUBLISH:
+        pub_free(RC_CONTAINER_OF(p, struct pub_post, post));
+        break;
+    case RC_POST_STATS_REQ: {
+        /* a gather whose origin is gone: free the job; the gather itself is
+         * freed by its origin shard's teardown only if it completes, so at
+         * shutdown it may leak one small object by design */
+        struct job_post *j = RC_CONTAINER_OF(p, struct job_post, post);
+        if (j->ev)
+            rc_evbuf_unref(j->ev);
+        json_decref(j->part);
+        free(j);
+        break;
+    }
+    default:
+        free(p);
+        break;
+    }
+}
+
+/* ---- lifecycle ------------------------------------------------------------------------------ */
+
+int rc_broker_init(struct rc_shard *s)
+{
+    struct rc_broker *b = calloc(1, sizeof(*b));
+    if (!b)
+        return -ENOMEM;
+    b->shard = s;
+    b->trie = rc_trie_new();
+    if (!b->trie) {
+        free(b);
+        return -ENOMEM;
+    }
+    rc_pool_init(&b->sub_pool, sizeof(struct rc_sub), 256, 0);
+    s->broker = b;
+    return 0;
+}
+
+void rc_broker_fini(struct rc_shard *s)
+{
+    struct rc_broker *b = s->broker;
+    if (!b)
+        return;
+    for (size_t i = 0; i < b->topics_cap; i++) {
+        if (b->topics[i]) {
+            free(b->topics[i]->name);
+            free(b->topics[i]);
+        }
+    }
+    free(b->topics);
+    rc_trie_free(b->trie);
+    rc_pool_fini(&b->sub_pool);
+    free(b);
+    s->broker = NULL;
+}

@@ -1,0 +1,169 @@
+/* evbuf.c - allocation, encoding and release of shared event buffers.
+ * Encoding runs once per event on the owner shard, before the evbuf is
+ * posted; afterwards it is read-only (see evbuf.h). */
+#include <errno.h>
+#include <stdlib.h>
+
+#include "ringcast/evbuf.h"
+#include "ringcast/ws_frame.h"
+
+struct rc_evbuf *rc_evbuf_new(uint32_t nposts)
+{
+    struct rc_evbuf *ev = calloc(1, sizeof(*ev) + nposts * sizeof(ev->posts[0]));
+    if (!ev)
+        return NULL;
+    atomic_init(&ev->refs, 1);
+    ev->nposts = nposts;
+    for (uint32_t i = 0; i < nposts; i++) {
+        ev->posts[i].post.kind = RC_POST_EVENT;
+        ev->posts[i].ev = ev;
+    }
+    return ev;
+}
+
+void rc_evbuf_free_(struct rc_evbuf *ev)
+{
+    json_decref(ev->data);
+    free(ev->topic);
+    free(ev->ws);
+    free(ev->sse);
+    free(ev->recipients);
+    free(ev->exclude);
+    free(ev);
+}
+
+/* A small growable byte buffer for encoding. */
+struct sbuf {
+    char *p;
+    size_t n, cap;
+    bool oom;
+};
+
+static void sb_reserve(struct sbuf *b, size_t more)
+{
+    size_t need;
+    if (b->oom || !rc_add_size(b->n, more, &need)) {
+        b->oom = true;
+        return;
+    }
+    if (need <= b->cap)
+        return;
+    size_t cap = b->cap ? b->cap : 256;
+    while (cap < need)
+        cap *= 2;
+    char *np = realloc(b->p, cap);
+    if (!np) {
+        b->oom = true;
+        return;
+    }
+    b->p = np;
+    b->cap = cap;
+}
+
+static void sb_put(struct sbuf *b, const void *p, size_t n)
+{
+    sb_reserve(b, n);
+    if (b->oom)
+        return;
+    memcpy(b->p + b->n, p, n);
+    b->n += n;
+}
+
+static void sb_str(struct sbuf *b, const char *s)
+{
+    sb_put(b, s, strlen(s));
+}
+
+static int dump_cb(const char *buf, size_t size, void *data)
+{
+    sb_put(data, buf, size);
+    return 0;
+}
+
+/* JSON text of a value, compact, appended. */
+static void sb_json(struct sbuf *b, const json_t *v)
+{
+    if (!v) {
+        sb_str(b, "null");
+        return;
+    }
+    json_dump_callback(v, dump_cb, b, JSON_COMPACT | JSON_ENCODE_ANY);
+}
+
+static void sb_json_str(struct sbuf *b, const char *s)
+{
+    json_t *j = json_string(s);
+    if (!j) {
+        b->oom = true;
+        return;
+    }
+    sb_json(b, j);
+    json_decref(j);
+}
+
+int rc_evbuf_encode(struct rc_evbuf *ev, const char *type, json_t *data, const char *extra_json,
+                    const char *sse_pre)
+{
+    struct sbuf body = {0};
+    uint8_t hdr[10];
+
+    /* the JSON object shared by both formats, up to where they differ */
+    sb_str(&body, "{\"id\":\"");
+    sb_str(&body, ev->id);
+    sb_str(&body, "\"");
+    if (ev->topic) {
+        sb_str(&body, ",\"topic\":");
+        sb_json_str(&body, ev->topic);
+        sb_str(&body, ",\"collection\":");
+        sb_json_str(&body, ev->topic);
+    }
+    sb_str(&body, ",\"type\":");
+    sb_json_str(&body, type);
+    sb_str(&body, ",\"data\":");
+    sb_json(&body, data);
+    if (extra_json)
+        sb_str(&body, extra_json); /* ",\"priority\":\"normal\"..." for seed-001 events */
+    if (ev->kind == RC_EVENT_TOPIC)
+        sb_str(&body, ",\"subscription\":");
+    if (body.oom) {
+        free(body.p);
+        return -ENOMEM;
+    }
+
+    /* WebSocket: {"type":"event","data":<body>[suffix]} */
+    static const char ws_open[] = "{\"type\":\"event\",\"data\":";
+    size_t ws_payload = sizeof(ws_open) - 1 + body.n;
+    ws_payload += ev->kind == RC_EVENT_TOPIC ? RC_WS_SUFFIX_LEN : 2; /* "}}" */
+    size_t hl = rc_ws_frame_header(hdr, 1 /* text */, ws_payload, true);
+    struct sbuf ws = {0};
+    sb_put(&ws, hdr, hl);
+    sb_put(&ws, ws_open, sizeof(ws_open) - 1);
+    sb_put(&ws, body.p, body.n);
+    if (ev->kind != RC_EVENT_TOPIC)
+        sb_str(&ws, "}}");
+
+    /* SSE: id/event/data lines */
+    struct sbuf sse = {0};
+    if (sse_pre)
+        sb_str(&sse, sse_pre);
+    sb_str(&sse, "id: ");
+    sb_str(&sse, ev->id);
+    sb_str(&sse, "\nevent: ");
+    sb_str(&sse, type);
+    sb_str(&sse, "\ndata: ");
+    sb_put(&sse, body.p, body.n);
+    if (ev->kind != RC_EVENT_TOPIC)
+        sb_str(&sse, "}\n\n");
+    free(body.p);
+    if (ws.oom || sse.oom) {
+        free(ws.p);
+        free(sse.p);
+        return -ENOMEM;
+    }
+    ev->ws = (uint8_t *)ws.p;
+    ev->ws_len = ws.n;
+    ev->sse = (uint8_t *)sse.p;
+    ev->sse_len = sse.n;
+    ev->data = data ? json_incref(data) : NULL;
+    return 0;
+}

@@ -1,0 +1,475 @@
+/* http.c - the HTTP/1.1 session: request framing (head, Content-Length or
+ * chunked body, 100-continue), ordered answers for pipelined requests,
+ * deadlines, and protocol dispatch for a connection's bytes. Parsing itself is
+ * http_parse.c; routing is api.c. */
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+
+#include "ringcast/api.h"
+#include "ringcast/http.h"
+#include "ringcast/log.h"
+#include "ringcast/shard.h"
+#include "ringcast/sse.h"
+#include "ringcast/ws.h"
+
+/* what process_one reports besides DONE/MORE/FAIL */
+struct step {
+    size_t used; /* DONE: bytes of this request */
+    size_t keep; /* MORE: bytes to keep buffered (chunked bodies shrink) */
+};
+
+static void http_limits(const struct rc_config *cfg, struct rc_http_limits *lim)
+{
+    lim->max_request_line = cfg->max_request_line;
+    lim->max_header_bytes = cfg->max_header_bytes;
+    lim->max_headers = cfg->max_headers;
+    lim->max_body = cfg->max_body_bytes;
+}
+
+/* Longest a connection may buffer of one request. */
+static size_t in_cap(const struct rc_config *cfg)
+{
+    return cfg->max_header_bytes + cfg->max_body_bytes + 64 * 1024;
+}
+
+static void reset_request(struct rc_conn *c)
+{
+    uint32_t serial = c->http.req_serial;
+    memset(&c->http, 0, sizeof(c->http));
+    c->http.req_serial = serial;
+}
+
+static void arm_idle(struct rc_conn *c)
+{
+    struct rc_shard *s = c->shard;
+    c->http.in_request = false;
+    rc_shard_arm_timer(s, c, s->now_ms + s->cfg->keepalive_timeout);
+}
+
+static void arm_request(struct rc_conn *c)
+{
+    struct rc_shard *s = c->shard;
+    if (c->http.in_request)
+        return;
+    c->http.in_request = true;
+    rc_shard_arm_timer(s, c, s->now_ms + s->cfg->request_timeout);
+}
+
+/* ---- responses ------------------------------------------------------------------ */
+
+static void respond(struct rc_conn *c, int status, const char *ctype, const char *extra,
+                    const char *body, size_t blen, bool keep_alive, bool head_only)
+{
+    struct rc_shard *s = c->shard;
+    if (s->draining)
+        keep_alive = false;
+    char head[512];
+    int hn = snprintf(head, sizeof(head),
+                      "HTTP/1.1 %d %s\r\nContent-Type: %s\r\nContent-Length: %zu\r\n"
+                      "Cache-Control: no-store\r\nConnection: %s\r\n",
+                      status, rc_http_reason(status), ctype, blen,
+                      keep_alive ? "keep-alive" : "close");
+    size_t elen = extra ? strlen(extra) : 0;
+    size_t send_body = head_only ? 0 : blen;
+    size_t total = (size_t)hn + elen + 2 + send_body;
+    char *out = malloc(total);
+    if (!out) {
+        rc_conn_close_now(c);
+        return;
+    }
+    memcpy(out, head, (size_t)hn);
+    if (elen)
+        memcpy(out + hn, extra, elen);
+    memcpy(out + (size_t)hn + elen, "\r\n", 2);
+    if (send_body)
+        memcpy(out + (size_t)hn + elen + 2, body, send_body);
+    if (status >= 400)
+        s->ctr.http_errors++;
+    if (rc_conn_queue_owned(c, out, total) < 0)
+        return;
+    if (!keep_alive)
+        rc_conn_close_after_flush(c);
+}
+
+void rc_http_respond(struct rc_http_ctx *x, int status, const char *content_type,
+                     const char *extra_headers, const char *body, size_t body_len)
+{
+    respond(x->conn, status, content_type, extra_headers, body, body_len, x->keep_alive,
+            x->head_only);
+}
+
+void rc_http_json(struct rc_http_ctx *x, int status, const char *json, size_t len)
+{
+    rc_http_respond(x, status, "application/json", NULL, json, len);
+}
+
+static size_t error_json(char *out, size_t cap, const char *code, const char *msg)
+{
+    json_t *j = json_pack("{s:{s:s, s:s}}", "error", "code", code, "message", msg);
+    size_t n = j ? json_dumpb(j, out, cap, JSON_COMPACT) : 0;
+    json_decref(j);
+    if (n == 0 || n > cap) {
+        static const char fallback[] = "{\"error\":{\"code\":\"internal\",\"message\":\"\"}}";
+        memcpy(out, fallback, sizeof(fallback) - 1);
+        return sizeof(fallback) - 1;
+    }
+    return n;
+}
+
+void rc_http_error(struct rc_http_ctx *x, int status, const char *code, const char *fmt, ...)
+{
+    char msg[512], body[1024];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(msg, sizeof(msg), fmt, ap);
+    va_end(ap);
+    size_t n = error_json(body, sizeof(body), code, msg);
+    rc_http_respond(x, status, "application/json", NULL, body, n);
+}
+
+/* An error that ends the connection (malformed framing: we cannot find where
+ * the next request would start). */
+static void fatal_error(struct rc_conn *c, const struct rc_err *err)
+{
+    char body[1024];
+    char extra[64] = "";
+    size_t n = error_json(body, sizeof(body), err->code ? err->code : "bad_request", err->msg);
+    if (err->status == 405)
+        snprintf(extra, sizeof(extra), "Allow: GET, POST\r\n");
+    respond(c, err->status ? err->status : 400, "application/json", extra[0] ? extra : NULL,
+            body, n, false, false);
+    rc_conn_close_after_flush(c);
+}
+
+/* ---- deferred answers ----------------------------------------------------------- */
+
+uint32_t rc_http_defer(struct rc_http_ctx *x)
+{
+    struct rc_conn *c = x->conn;
+    c->http.awaiting = true;
+    c->http.keep_alive = x->keep_alive;
+    c->http.head_only = x->head_only;
+    return ++c->http.req_serial;
+}
+
+static void resume(struct rc_conn *c);
+
+static bool take_deferred(struct rc_conn *c, uint32_t serial)
+{
+    if (c->proto != RC_PROTO_HTTP || !c->http.awaiting || c->http.req_serial != serial)
+        return false;
+    c->http.awaiting = false;
+    return true;
+}
+
+void rc_http_deferred_json(struct rc_conn *c, uint32_t serial, int status, const char *json,
+                           size_t len)
+{
+    if (!take_deferred(c, serial))
+        return;
+    respond(c, status, "application/json", NULL, json, len, c->http.keep_alive,
+            c->http.head_only);
+    resume(c);
+}
+
+void rc_http_deferred_error(struct rc_conn *c, uint32_t serial, int status, const char *code,
+                            const char *msg)
+{
+    char body[1024];
+    if (!take_deferred(c, serial))
+        return;
+    size_t n = error_json(body, sizeof(body), code, msg);
+    respond(c, status, "application/json", NULL, body, n, c->http.keep_alive, c->http.head_only);
+    resume(c);
+}
+
+void rc_http_switch(struct rc_conn *c, enum rc_conn_proto proto)
+{
+    reset_request(c);
+    c->proto = (uint8_t)proto;
+}
+
+/* ---- request framing ---------------------------------------------------------------- */
+
+static bool method_needs_body(enum rc_http_method m)
+{
+    return m == RC_HTTP_POST || m == RC_HTTP_PUT || m == RC_HTTP_PATCH;
+}
+
+static void send_continue(struct rc_conn *c)
+{
+    static const char cont[] = "HTTP/1.1 100 Continue\r\n\r\n";
+    c->http.sent_continue = true;
+    if (rc_conn_queue_static(c, cont, sizeof(cont) - 1) < 0)
+        return; /* the connection is being closed */
+}
+
+static void dispatch(struct rc_conn *c, const struct rc_http_request *req, const char *body,
+                     size_t blen)
+{
+    struct rc_http_ctx x = {
+        .conn = c,
+        .req = req,
+        .body = body,
+        .body_len = blen,
+        .keep_alive = req->keep_alive && !c->shard->draining,
+        .head_only = req->method == RC_HTTP_HEAD,
+    };
+    c->shard->ctr.http_requests++;
+    rc_api_route(&x);
+}
+
+/* One request from p[0..n): DONE (answered or deferred), MORE or FAIL. */
+static enum rc_parse process_one(struct rc_conn *c, char *p, size_t n, struct step *st)
+{
+    struct rc_http_limits lim;
+    struct rc_http_request req;
+    struct rc_err err = {0};
+    size_t head_len;
+
+    http_limits(c->shard->cfg, &lim);
+    st->keep = n;
+    enum rc_parse r = rc_http_parse_head(p, n, 0, &lim, &req, &head_len, &err);
+    if (r == RC_PARSE_FAIL) {
+        fatal_error(c, &err);
+        return RC_PARSE_FAIL;
+    }
+    if (r == RC_PARSE_MORE) {
+        arm_request(c);
+        return RC_PARSE_MORE;
+    }
+    if (!req.chunked && !req.has_content_length && method_needs_body(req.method)) {
+        rc_err_set(&err, 411, "length_required",
+                   "%.*s needs a body length: send Content-Length or Transfer-Encoding: chunked",
+                   (int)req.method_str.n, req.method_str.p);
+        fatal_error(c, &err);
+        return RC_PARSE_FAIL;
+    }
+    size_t avail = n - head_len;
+    char *body = p + head_len;
+    if (req.chunked) {
+        if (c->http.head_len == 0)
+            rc_http_chunked_init(&c->http.chunked);
+        c->http.head_len = head_len;
+        size_t consumed = 0, out_len = 0;
+        char *raw = body + c->http.body_have;
+        size_t raw_len = avail - c->http.body_have;
+        r = rc_http_chunked_decode(&c->http.chunked, raw, raw_len, &lim, &consumed, &out_len,
+                                   &err);
+        if (r == RC_PARSE_FAIL) {
+            fatal_error(c, &err);
+            return RC_PARSE_FAIL;
+        }
+        c->http.body_have += out_len;
+        if (r == RC_PARSE_MORE) {
+            if (req.expect_continue && !c->http.sent_continue)
+                send_continue(c);
+            arm_request(c);
+            st->keep = head_len + c->http.body_have; /* the decoded part; raw is used up */
+            return RC_PARSE_MORE;
+        }
+        size_t blen = c->http.body_have;
+        st->used = (size_t)(raw - p) + consumed;
+        /* the head slices point into p[0..head_len), still intact */
+        dispatch(c, &req, body, blen);
+        return RC_PARSE_DONE;
+    }
+    size_t need = req.has_content_length ? req.content_length : 0;
+    c->http.head_len = head_len;
+    if (avail < need) {
+        if (req.expect_continue && !c->http.sent_continue)
+            send_continue(c);
+        arm_request(c);
+        return RC_PARSE_MORE;
+    }
+    st->used = head_len + need;
+    dispatch(c, &req, body, need);
+    return RC_PARSE_DONE;
+}
+
+/* Answer the complete requests at p[0..n); returns bytes used. Sets *keep to
+ * how many bytes after that must stay buffered. */
+static size_t process(struct rc_conn *c, char *p, size_t n, size_t *keep)
+{
+    size_t off = 0;
+    *keep = 0;
+    while (off < n && c->proto == RC_PROTO_HTTP && c->state == RC_CONN_OPEN &&
+           !c->http.awaiting) {
+        struct step st = {0};
+        enum rc_parse r = process_one(c, p + off, n - off, &st);
+        if (r == RC_PARSE_FAIL)
+            return n; /* the connection is closing: drop the rest */
+        if (r == RC_PARSE_MORE) {
+            *keep = st.keep;
+            return off;
+        }
+        off += st.used;
+        if (c->proto == RC_PROTO_HTTP) {
+            uint32_t serial = c->http.req_serial;
+            bool awaiting = c->http.awaiting;
+            bool ka = c->http.keep_alive;
+            bool ho = c->http.head_only;
+            reset_request(c);
+            c->http.req_serial = serial;
+            c->http.awaiting = awaiting;
+            c->http.keep_alive = ka;
+            c->http.head_only = ho;
+            if (!awaiting)
+                arm_idle(c);
+        }
+    }
+    *keep = n - off;
+    return off;
+}
+
+/* Feed bytes when nothing is buffered: parse in place, buffer the rest. */
+static void http_feed(struct rc_conn *c, char *buf, size_t len)
+{
+    const struct rc_config *cfg = c->shard->cfg;
+    if (c->in_len == 0 && !c->http.awaiting) {
+        size_t keep;
+        size_t used = process(c, buf, len, &keep);
+        if (c->state != RC_CONN_OPEN)
+            return;
+        if (c->proto != RC_PROTO_HTTP) {
+            if (used < len)
+                rc_conn_on_data(c, buf + used, len - used);
+            return;
+        }
+        if (keep && rc_conn_in_append(c, buf + used, keep, in_cap(cfg)) < 0) {
+            struct rc_err err;
+            rc_err_set(&err, 413, "payload_too_large", "request is larger than %zu bytes",
+                       in_cap(cfg));
+            fatal_error(c, &err);
+        }
+        return;
+    }
+    if (rc_conn_in_append(c, buf, len, in_cap(cfg)) < 0) {
+        struct rc_err err;
+        rc_err_set(&err, 413, "payload_too_large", "request is larger than %zu bytes",
+                   in_cap(cfg));
+        fatal_error(c, &err);
+        return;
+    }
+    resume(c);
+}
+
+/* Process what is buffered (after new input, or after a deferred answer). */
+static void resume(struct rc_conn *c)
+{
+    if (c->http.awaiting || c->state != RC_CONN_OPEN || c->in_len == 0) {
+        if (!c->http.awaiting && c->in_len == 0 && c->proto == RC_PROTO_HTTP &&
+            c->state == RC_CONN_OPEN && !c->http.in_request)
+            arm_idle(c);
+        return;
+    }
+    size_t keep;
+    size_t used = process(c, c->in, c->in_len, &keep);
+    if (c->state != RC_CONN_OPEN)
+        return;
+    if (c->proto != RC_PROTO_HTTP) {
+        /* upgraded: hand the rest to the new protocol from a private copy */
+        size_t rest = c->in_len - used;
+        char *tmp = rest ? malloc(rest) : NULL;
+        if (rest && tmp)
+            memcpy(tmp, c->in + used, rest);
+        rc_conn_in_consume(c, c->in_len);
+        if (tmp) {
+            rc_conn_on_data(c, tmp, rest);
+            free(tmp);
+        }
+        return;
+    }
+    /* drop what was used, and the raw chunked bytes already decoded */
+    size_t drop_tail = c->in_len - used - keep;
+    c->in_len -= drop_tail;
+    rc_conn_in_consume(c, used);
+}
+
+/* ---- connection events ------------------------------------------------------------ */
+
+void rc_conn_on_open(struct rc_conn *c)
+{
+    /* the first request must arrive within request_timeout (slowloris) */
+    arm_request(c);
+}
+
+void rc_conn_on_data(struct rc_conn *c, char *buf, size_t len)
+{
+    switch ((enum rc_conn_proto)c->proto) {
+    case RC_PROTO_HTTP:
+        http_feed(c, buf, len);
+        break;
+    case RC_PROTO_WS:
+        rc_ws_on_data(c, buf, len);
+        break;
+    case RC_PROTO_SSE:
+        break; /* an SSE client has nothing more to say; discard */
+    }
+}
+
+void rc_conn_on_eof(struct rc_conn *c)
+{
+    if (c->proto == RC_PROTO_HTTP && c->http.awaiting) {
+        /* half-closed client still waiting for its answer: keep the conn */
+        c->http.keep_alive = false;
+        return;
+    }
+    if (c->out.bytes)
+        rc_conn_close_after_flush(c);
+    else
+        rc_conn_close_now(c);
+}
+
+void rc_conn_on_timer(struct rc_conn *c)
+{
+    struct rc_shard *s = c->shard;
+    switch ((enum rc_conn_proto)c->proto) {
+    case RC_PROTO_WS:
+        rc_ws_on_timer(c);
+        return;
+    case RC_PROTO_SSE:
+        rc_sse_on_timer(c);
+        return;
+    case RC_PROTO_HTTP:
+        break;
+    }
+    if (c->http.awaiting) {
+        /* answers from other shards come quickly; check again later */
+        rc_shard_arm_timer(s, c, s->now_ms + s->cfg->request_timeout);
+        return;
+    }
+    if (c->http.in_request) {
+        struct rc_err err;
+        s->ctr.request_timeouts++;
+        rc_err_set(&err, 408, "request_timeout",
+                   "the request did not arrive completely within %llu ms (request_timeout)",
+                   (unsigned long long)s->cfg->request_timeout);
+        c->in_len = 0;
+        fatal_error(c, &err);
+        return;
+    }
+    rc_conn_close_now(c); /* keep-alive timeout on an idle connection */
+}
+
+void rc_conn_on_drain(struct rc_conn *c)
+{
+    switch ((enum rc_conn_proto)c->proto) {
+    case RC_PROTO_WS:
+        rc_ws_on_drain(c);
+        return;
+    case RC_PROTO_SSE:
+        rc_sse_on_drain(c);
+        return;
+    case RC_PROTO_HTTP:
+        break;
+    }
+    /* a request in progress is answered with Connection: close; idle ones go */
+    if (!c->http.in_request && !c->http.awaiting && c->in_len == 0) {
+        if (c->out.bytes)
+            rc_conn_close_after_flush(c);
+        else
+            rc_conn_close_now(c);
+    }
+}

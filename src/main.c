@@ -1,0 +1,112 @@
+/* main.c - start-up, signals and shutdown.
+ *
+ * The main thread owns the configuration (read-only once shards start), the
+ * server object, and signal handling: all signals are blocked in every thread
+ * and the main thread waits for them with sigwait():
+ *   SIGTERM, SIGINT  drain: stop accepting, finish in-flight requests, close
+ *                    connections, exit 0 within drain_timeout
+ *   SIGHUP           reopen the log file
+ * Exit codes: 0 clean exit (also after a drain), 1 runtime failure (cannot
+ * listen, io_uring missing), 2 bad configuration or command line. */
+#include <errno.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "rc_build.h"
+#include "ringcast/config.h"
+#include "ringcast/log.h"
+#include "ringcast/shard.h"
+
+#if RC_HAVE_MIMALLOC
+#include <mimalloc.h>
+#endif
+
+#define EXIT_CONFIG 2
+
+extern char **environ;
+
+int main(int argc, char **argv)
+{
+    struct rc_config cfg;
+    struct rc_err err = {0};
+    struct rc_server srv;
+
+    if (rc_config_load(&cfg, argc, argv, environ, &err) < 0) {
+        fprintf(stderr, "ringcast: %s\n", err.msg);
+        rc_config_fini(&cfg);
+        return EXIT_CONFIG;
+    }
+    if (cfg.help) {
+        rc_config_usage(stdout);
+        rc_config_fini(&cfg);
+        return 0;
+    }
+    if (cfg.version) {
+        printf("ringcast %s\n", RC_VERSION);
+        rc_config_fini(&cfg);
+        return 0;
+    }
+    if (cfg.check_config) {
+        rc_config_print(&cfg, stdout);
+        rc_config_fini(&cfg);
+        return 0;
+    }
+    if (rc_log_setup(cfg.log_level, cfg.log_format, cfg.log_file, &err) < 0) {
+        fprintf(stderr, "ringcast: %s\n", err.msg);
+        rc_config_fini(&cfg);
+        return EXIT_CONFIG;
+    }
+
+    /* every thread inherits this mask; only sigwait below sees the signals */
+    sigset_t set;
+    sigemptyset(&set);
+    sigaddset(&set, SIGTERM);
+    sigaddset(&set, SIGINT);
+    sigaddset(&set, SIGHUP);
+    pthread_sigmask(SIG_BLOCK, &set, NULL);
+    signal(SIGPIPE, SIG_IGN);
+
+    if (rc_server_init(&srv, &cfg, &err) < 0) {
+        rc_log(RC_LOG_ERROR, "start_failed", "reason=\"%s\"", err.msg);
+        fprintf(stderr, "ringcast: %s\n", err.msg);
+        rc_server_join(&srv);
+        rc_config_fini(&cfg);
+        return 1;
+    }
+    if (rc_server_start(&srv, &err) < 0) {
+        rc_log(RC_LOG_ERROR, "start_failed", "reason=\"%s\"", err.msg);
+        fprintf(stderr, "ringcast: %s\n", err.msg);
+        rc_server_drain(&srv);
+        rc_server_join(&srv);
+        rc_config_fini(&cfg);
+        return 1;
+    }
+    if (srv.api_open)
+        rc_log(RC_LOG_WARN, "api_open",
+               "msg=\"no api_keys configured: the HTTP API accepts loopback clients only\"");
+    rc_log(RC_LOG_INFO, "listening", "address=%s port=%u shards=%u url=http://%s:%u/ version=%s",
+           cfg.listen_address, rc_server_port(&srv), srv.nshards,
+           strcmp(cfg.listen_address, "0.0.0.0") == 0 ? "127.0.0.1" : cfg.listen_address,
+           rc_server_port(&srv), RC_VERSION);
+
+    for (;;) {
+        int sig = 0;
+        if (sigwait(&set, &sig) != 0)
+            continue;
+        if (sig == SIGHUP) {
+            int rc = rc_log_reopen();
+            rc_log(rc < 0 ? RC_LOG_WARN : RC_LOG_INFO, "log_reopened", "result=%d", rc);
+            continue;
+        }
+        rc_log(RC_LOG_INFO, "draining", "signal=%s drain_timeout_ms=%llu",
+               sig == SIGTERM ? "SIGTERM" : "SIGINT", (unsigned long long)cfg.drain_timeout);
+        break;
+    }
+    rc_server_drain(&srv);
+    rc_server_join(&srv);
+    rc_log(RC_LOG_INFO, "stopped", "exit_code=0");
+    rc_config_fini(&cfg);
+    return 0;
+}

@@ -1,0 +1,196 @@
+/* sse.c - Server-Sent Events streams (see sse.h). A stream is an HTTP/1.1
+ * response without Content-Length that never ends on its own: records go out
+ * as they come, heartbeats keep proxies from timing it out. */
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <time.h>
+
+#include "ringcast/broker.h"
+#include "ringcast/filter.h"
+#include "ringcast/log.h"
+#include "ringcast/shard.h"
+#include "ringcast/sse.h"
+#include "ringcast/topic.h"
+
+#define MAX_QUERY_VALUE 16384
+
+static void iso_now(char out[32])
+{
+    struct timespec ts;
+    struct tm tm;
+    clock_gettime(CLOCK_REALTIME, &ts);
+    gmtime_r(&ts.tv_sec, &tm);
+    size_t k = strftime(out, 32, "%Y-%m-%dT%H:%M:%S", &tm);
+    snprintf(out + k, 32 - k, ".%03ldZ", ts.tv_nsec / 1000000);
+}
+
+static void arm_ping(struct rc_conn *c)
+{
+    struct rc_shard *s = c->shard;
+    rc_shard_arm_timer(s, c, c->last_ping_ms + s->cfg->heartbeat_interval);
+}
+
+void rc_sse_on_timer(struct rc_conn *c)
+{
+    struct rc_shard *s = c->shard;
+    if (c->state != RC_CONN_OPEN) {
+        rc_conn_close_now(c);
+        return;
+    }
+    char ts[32], rec[96];
+    iso_now(ts);
+    int n = snprintf(rec, sizeof(rec), "event: ping\ndata: {\"timestamp\":\"%s\"}\n\n", ts);
+    if (rc_conn_queue_copy(c, rec, (size_t)n) < 0)
+        return;
+    c->last_ping_ms = s->now_ms;
+    arm_ping(c);
+}
+
+void rc_sse_on_drain(struct rc_conn *c)
+{
+    static const char bye[] = ": server is shutting down; reconnect later\n\n";
+    if (rc_conn_queue_static(c, bye, sizeof(bye) - 1) == 0)
+        rc_conn_close_after_flush(c);
+}
+
+/* Decode one query value into a fresh NUL-terminated string. */
+static char *query_value(struct rc_slice v, struct rc_http_ctx *x, const char *name)
+{
+    char *out = malloc(v.n + 1);
+    if (!out) {
+        rc_http_error(x, 503, "unavailable", "out of memory");
+        return NULL;
+    }
+    ssize_t n = rc_http_url_decode(v, out, v.n + 1, true);
+    if (n < 0) {
+        free(out);
+        rc_http_error(x, 400, "bad_query", "query parameter %s has a bad %%-escape", name);
+        return NULL;
+    }
+    out[n] = '\0';
+    return out;
+}
+
+struct sse_req {
+    char *topics[64];
+    size_t ntopics;
+    json_t *filter;
+};
+
+static void sse_req_fini(struct sse_req *r)
+{
+    for (size_t i = 0; i < r->ntopics; i++)
+        free(r->topics[i]);
+    json_decref(r->filter);
+}
+
+/* Parse and validate the query; 0, or -EINVAL after answering the error. */
+static int parse_query(struct rc_http_ctx *x, struct sse_req *r)
+{
+    const struct rc_config *cfg = x->conn->shard->cfg;
+    struct rc_slice rest = x->req->query, k, v;
+    struct rc_err err = {0};
+    size_t max_topics = cfg->max_subscriptions < RC_ARRAY_LEN(r->topics)
+                            ? cfg->max_subscriptions
+                            : RC_ARRAY_LEN(r->topics);
+    while (rc_http_query_next(&rest, &k, &v)) {
+        if (v.n > MAX_QUERY_VALUE) {
+            rc_http_error(x, 400, "bad_query", "a query value is longer than %d bytes",
+                          MAX_QUERY_VALUE);
+            return -EINVAL;
+        }
+        if (rc_slice_eq(k, "topic") || rc_slice_eq(k, "collection")) {
+            if (r->ntopics >= max_topics) {
+                rc_http_error(x, 400, "too_many_subscriptions",
+                              "at most %zu topics per SSE stream", max_topics);
+                return -EINVAL;
+            }
+            char *t = query_value(v, x, "topic");
+            if (!t)
+                return -EINVAL;
+            r->topics[r->ntopics++] = t;
+            if (rc_topic_validate(t, strlen(t), RC_TOPIC_PATTERN, &err) < 0) {
+                rc_http_error(x, 400, "bad_topic", "%s", err.msg);
+                return -EINVAL;
+            }
+        } else if (rc_slice_eq(k, "filter")) {
+            char *f = query_value(v, x, "filter");
+            if (!f)
+                return -EINVAL;
+            json_error_t jerr;
+            json_decref(r->filter);
+            r->filter = json_loads(f, JSON_REJECT_DUPLICATES, &jerr);
+            free(f);
+            if (!r->filter || !json_is_object(r->filter)) {
+                rc_http_error(x, 400, "bad_filter", "filter must be a JSON object%s%s",
+                              r->filter ? "" : ": ", r->filter ? "" : jerr.text);
+                return -EINVAL;
+            }
+            struct rc_filter_limits lim = RC_FILTER_LIMITS_DEFAULT;
+            struct rc_filter *cf = rc_filter_compile(r->filter, &lim, &err);
+            if (!cf) {
+                rc_http_error(x, 400, "bad_filter", "%s", err.msg);
+                return -EINVAL;
+            }
+            rc_filter_free(cf);
+        } else if (rc_slice_eq(k, "since")) {
+            rc_http_error(x, 400, "not_supported",
+                          "resuming (since / Last-Event-ID) needs topic history, which this "
+                          "server does not keep yet");
+            return -EINVAL;
+        }
+        /* other parameters (token, ...) are for other layers or ignored */
+    }
+    return 0;
+}
+
+void rc_sse_handle(struct rc_http_ctx *x)
+{
+    struct rc_conn *c = x->conn;
+    struct rc_shard *s = c->shard;
+    struct sse_req r = {0};
+
+    if (x->req->minor_version < 1) {
+        rc_http_error(x, 400, "http11_required", "Server-Sent Events need HTTP/1.1");
+        return;
+    }
+    if (x->head_only) {
+        rc_http_respond(x, 200, "text/event-stream", NULL, NULL, 0);
+        return;
+    }
+    if (parse_query(x, &r) < 0) {
+        sse_req_fini(&r);
+        return;
+    }
+    char head[512];
+    char idbuf[RC_CONN_ID_HEX + 1];
+    rc_conn_id_format(c->id, idbuf);
+    int hn = snprintf(head, sizeof(head),
+                      "HTTP/1.1 200 OK\r\nContent-Type: text/event-stream\r\n"
+                      "Cache-Control: no-cache\r\nConnection: keep-alive\r\n"
+                      "X-Accel-Buffering: no\r\n\r\n"
+                      "retry: %llu\nevent: connection\ndata: {\"connection_id\":\"%s\"}\n\n",
+                      (unsigned long long)s->cfg->sse_retry, idbuf);
+    if (rc_conn_queue_copy(c, head, (size_t)hn) < 0) {
+        sse_req_fini(&r);
+        return;
+    }
+    rc_http_switch(c, RC_PROTO_SSE);
+    s->ctr.sse_streams++;
+    for (size_t i = 0; i < r.ntopics; i++) {
+        struct rc_err err = {0};
+        if (!rc_broker_subscribe(c, r.topics[i], strlen(r.topics[i]), r.filter, &err)) {
+            /* validated above; only memory can fail here */
+            char rec[300];
+            int n = snprintf(rec, sizeof(rec), "event: error\ndata: {\"code\":\"%s\"}\n\n",
+                             err.code ? err.code : "unavailable");
+            if (rc_conn_queue_copy(c, rec, (size_t)n) == 0)
+                rc_conn_close_after_flush(c);
+            break;
+        }
+    }
+    sse_req_fini(&r);
+    c->last_ping_ms = s->now_ms;
+    arm_ping(c);
+}

@@ -1,0 +1,429 @@
+/* ws.c - the WebSocket session (see ws.h). Frames are decoded by ws_frame.c
+ * straight from the receive buffer; a text message that arrives whole in one
+ * read is handled in place, only fragmented or split messages are copied. */
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <time.h>
+
+#include "ringcast/broker.h"
+#include "ringcast/log.h"
+#include "ringcast/msg.h"
+#include "ringcast/shard.h"
+#include "ringcast/ws.h"
+#include "ringcast/ws_frame.h"
+
+#define WS_OP_TEXT 0x1
+#define WS_OP_CLOSE 0x8
+#define WS_OP_PONG 0xA
+#define REPLY_MAX (64 * 1024)
+
+/* ---- sending ---------------------------------------------------------------------- */
+
+static int send_frame(struct rc_conn *c, unsigned opcode, const void *payload, size_t len)
+{
+    uint8_t hdr[10];
+    size_t hl = rc_ws_frame_header(hdr, opcode, len, true);
+    uint8_t *buf = malloc(hl + len + 1);
+    if (!buf)
+        return -ENOMEM;
+    memcpy(buf, hdr, hl);
+    if (len)
+        memcpy(buf + hl, payload, len);
+    return rc_conn_queue_owned(c, buf, hl + len);
+}
+
+int rc_ws_send_text(struct rc_conn *c, const char *txt, size_t len)
+{
+    if (!c->ws || c->ws->close_sent)
+        return -EPIPE;
+    return send_frame(c, WS_OP_TEXT, txt, len);
+}
+
+void rc_ws_send_error(struct rc_conn *c, const json_t *id, const char *code, const char *msg)
+{
+    char out[1024];
+    ssize_t n = rc_msg_error(out, sizeof(out), id, code, msg);
+    if (n > 0)
+        (void)rc_ws_send_text(c, out, (size_t)n);
+}
+
+void rc_ws_send_reply(struct rc_conn *c, const char *type, const json_t *id, const json_t *data)
+{
+    char *out = malloc(REPLY_MAX);
+    if (!out)
+        return;
+    ssize_t n = rc_msg_reply(out, REPLY_MAX, type, id, data);
+    if (n > 0)
+        (void)rc_ws_send_text(c, out, (size_t)n);
+    free(out);
+}
+
+void rc_ws_close(struct rc_conn *c, uint16_t code, const char *reason)
+{
+    struct rc_ws_state *ws = c->ws;
+    if (!ws || ws->close_sent || c->state != RC_CONN_OPEN)
+        return;
+    uint8_t payload[125];
+    size_t n = rc_ws_close_payload(payload, code, reason);
+    (void)send_frame(c, WS_OP_CLOSE, payload, n);
+    ws->close_sent = true;
+    /* then FIN; the peer answers with its close frame and its own FIN */
+    rc_conn_close_after_flush(c);
+}
+
+static void iso_now(char out[32])
+{
+    struct timespec ts;
+    struct tm tm;
+    clock_gettime(CLOCK_REALTIME, &ts);
+    gmtime_r(&ts.tv_sec, &tm);
+    size_t k = strftime(out, 32, "%Y-%m-%dT%H:%M:%S", &tm);
+    snprintf(out + k, 32 - k, ".%03ldZ", ts.tv_nsec / 1000000);
+}
+
+/* ---- heartbeat ---------------------------------------------------------------------- */
+
+static void arm_heartbeat(struct rc_conn *c)
+{
+    struct rc_shard *s = c->shard;
+    uint64_t ping_at = c->last_ping_ms + s->cfg->heartbeat_interval;
+    uint64_t dead_at = c->last_rx_ms + s->cfg->heartbeat_timeout;
+    rc_shard_arm_timer(s, c, ping_at < dead_at ? ping_at : dead_at);
+}
+
+void rc_ws_on_timer(struct rc_conn *c)
+{
+    struct rc_shard *s = c->shard;
+    if (c->state != RC_CONN_OPEN) {
+        rc_conn_close_now(c); /* close handshake or flush took too long */
+        return;
+    }
+    if (s->now_ms >= c->last_rx_ms + s->cfg->heartbeat_timeout) {
+        s->ctr.heartbeat_timeouts++;
+        rc_log_debug("heartbeat_timeout", "conn=%016llx", (unsigned long long)c->id);
+        rc_ws_close(c, 1001, "heartbeat timeout: nothing received within heartbeat_timeout");
+        return;
+    }
+    if (s->now_ms >= c->last_ping_ms + s->cfg->heartbeat_interval) {
+        char ts[32], msg[96];
+        iso_now(ts);
+        int n = snprintf(msg, sizeof(msg), "{\"type\":\"ping\",\"data\":{\"timestamp\":\"%s\"}}", ts);
+        (void)rc_ws_send_text(c, msg, (size_t)n);
+        c->last_ping_ms = s->now_ms;
+    }
+    arm_heartbeat(c);
+}
+
+void rc_ws_on_drain(struct rc_conn *c)
+{
+    rc_ws_close(c, 1001, "server is shutting down");
+}
+
+/* ---- client actions ------------------------------------------------------------------- */
+
+static void do_subscribe(struct rc_conn *c, struct rc_client_msg *m)
+{
+    struct rc_err err = {0};
+    if (m->since || m->include_initial) {
+        rc_ws_send_error(c, m->id, "not_supported",
+                         "\"since\" and \"include_initial\" need topic history, which this "
+                         "server does not keep yet; subscribe without them");
+        return;
+    }
+    struct rc_sub *sub = rc_broker_subscribe(c, m->topic, m->topic_len, m->filter, &err);
+    if (!sub) {
+        rc_ws_send_error(c, m->id, err.code ? err.code : "bad_request", err.msg);
+        return;
+    }
+    json_t *data = json_pack("{s:s, s:s%}", "subscription", sub->id, "topic", m->topic,
+                             m->topic_len);
+    if (data && m->via_collection)
+        json_object_set_new(data, "collection", json_stringn(m->topic, m->topic_len));
+    if (data && m->filter)
+        json_object_set(data, "filter", m->filter);
+    rc_ws_send_reply(c, "subscribed", m->id, data);
+    json_decref(data);
+}
+
+static void do_unsubscribe(struct rc_conn *c, struct rc_client_msg *m)
+{
+    size_t n;
+    json_t *data;
+    if (m->subscription) {
+        n = rc_broker_unsubscribe_id(c, m->subscription);
+        if (!n) {
+            char msg[160];
+            snprintf(msg, sizeof(msg), "no subscription \"%.40s\" on this connection",
+                     m->subscription);
+            rc_ws_send_error(c, m->id, "not_found", msg);
+            return;
+        }
+        data = json_pack("{s:s}", "subscription", m->subscription);
+    } else {
+        n = rc_broker_unsubscribe_pattern(c, m->topic, m->topic_len);
+        if (!n) {
+            char msg[400];
+            snprintf(msg, sizeof(msg), "this connection has no subscription on \"%.*s\"",
+                     (int)m->topic_len, m->topic);
+            rc_ws_send_error(c, m->id, "not_found", msg);
+            return;
+        }
+        data = json_pack("{s:s%, s:I}", "topic", m->topic, m->topic_len, "removed",
+                         (json_int_t)n);
+        if (data && m->via_collection)
+            json_object_set_new(data, "collection", json_stringn(m->topic, m->topic_len));
+    }
+    rc_ws_send_reply(c, "unsubscribed", m->id, data);
+    json_decref(data);
+}
+
+static void do_publish(struct rc_conn *c, struct rc_client_msg *m)
+{
+    if (!c->shard->cfg->client_publish) {
+        rc_ws_send_error(c, m->id, "forbidden",
+                         "publishing from a client connection is disabled (client_publish = "
+                         "false); publish through the HTTP API");
+        return;
+    }
+    struct rc_publish pub = {
+        .topic = m->topic,
+        .topic_len = m->topic_len,
+        .type = m->type,
+        .data = m->data ? json_incref(m->data) : NULL,
+        .req_id = m->id,
+    };
+    rc_broker_publish(c, 0, RC_REPLY_WS, &pub);
+}
+
+static void handle_message(struct rc_conn *c, const uint8_t *p, size_t n)
+{
+    struct rc_client_msg m;
+    struct rc_err err = {0};
+    struct rc_msg_limits lim = {.max_bytes = c->shard->cfg->ws_max_message, .max_depth = 0};
+
+    if (rc_msg_parse((const char *)p, n, &lim, &m, &err) < 0) {
+        rc_ws_send_error(c, m.id, err.code ? err.code : "bad_request", err.msg);
+        rc_msg_fini(&m);
+        return;
+    }
+    switch (m.action) {
+    case RC_ACT_SUBSCRIBE:
+        do_subscribe(c, &m);
+        break;
+    case RC_ACT_UNSUBSCRIBE:
+        do_unsubscribe(c, &m);
+        break;
+    case RC_ACT_PUBLISH:
+        do_publish(c, &m);
+        break;
+    case RC_ACT_PONG:
+        break; /* activity was recorded when the frame arrived */
+    case RC_ACT_PING: {
+        json_t *data = json_object();
+        char ts[32];
+        iso_now(ts);
+        json_object_set_new(data, "timestamp", json_string(ts));
+        rc_ws_send_reply(c, "pong", m.id, data);
+        json_decref(data);
+        break;
+    }
+    case RC_ACT_AUTH:
+        rc_ws_send_error(c, m.id, "not_supported",
+                         "authentication is not configured on this server (no JWT key)");
+        break;
+    case RC_ACT_PRESENCE:
+    case RC_ACT_MESSAGE: {
+        char msg[128];
+        snprintf(msg, sizeof(msg), "action \"%s\" is not supported by this server yet",
+                 rc_action_name(m.action));
+        rc_ws_send_error(c, m.id, "not_supported", msg);
+        break;
+    }
+    }
+    rc_msg_fini(&m);
+}
+
+/* ---- frames in -------------------------------------------------------------------------- */
+
+static int msg_append(struct rc_ws_state *ws, const uint8_t *p, size_t n)
+{
+    size_t need;
+    if (!rc_add_size(ws->msg_len, n, &need))
+        return -E2BIG;
+    if (need > ws->msg_cap) {
+        size_t cap = ws->msg_cap ? ws->msg_cap : 1024;
+        while (cap < need)
+            cap *= 2;
+        uint8_t *nb = realloc(ws->msg, cap);
+        if (!nb)
+            return -ENOMEM;
+        ws->msg = nb;
+        ws->msg_cap = cap;
+    }
+    memcpy(ws->msg + ws->msg_len, p, n);
+    ws->msg_len = need;
+    return 0;
+}
+
+static void msg_reset(struct rc_ws_state *ws)
+{
+    free(ws->msg);
+    ws->msg = NULL;
+    ws->msg_len = ws->msg_cap = 0;
+}
+
+static void on_chunk(struct rc_conn *c, const struct rc_ws_chunk *ch)
+{
+    struct rc_ws_state *ws = c->ws;
+    switch (ch->kind) {
+    case RC_WS_CHUNK_TEXT:
+        if (ch->msg_end && ws->msg_len == 0) {
+            handle_message(c, ch->data, ch->len); /* whole in one piece: no copy */
+            return;
+        }
+        if (msg_append(ws, ch->data, ch->len) < 0) {
+            rc_ws_close(c, 1011, "out of memory");
+            return;
+        }
+        if (ch->msg_end) {
+            handle_message(c, ws->msg, ws->msg_len);
+            msg_reset(ws);
+        }
+        return;
+    case RC_WS_CHUNK_BINARY:
+        if (ch->msg_end)
+            rc_ws_send_error(c, NULL, "binary_not_supported",
+                             "binary frames are not supported; send JSON text frames");
+        return;
+    case RC_WS_CHUNK_PING:
+        if (!ws->close_sent)
+            (void)send_frame(c, WS_OP_PONG, ch->data, ch->len);
+        return;
+    case RC_WS_CHUNK_PONG:
+        return;
+    case RC_WS_CHUNK_CLOSE:
+        ws->close_received = true;
+        if (ws->close_sent) {
+            rc_conn_close_now(c);
+            return;
+        }
+        /* echo the code (RFC 6455 5.5.1); 1005 means none was given */
+        rc_ws_close(c, ch->close_code == 1005 ? 1000 : ch->close_code, "");
+        return;
+    }
+}
+
+void rc_ws_on_data(struct rc_conn *c, char *buf, size_t len)
+{
+    struct rc_ws_state *ws = c->ws;
+    uint8_t *p = (uint8_t *)buf;
+    while (len > 0 && c->state == RC_CONN_OPEN && !ws->close_received) {
+        struct rc_ws_chunk ch;
+        struct rc_err err = {0};
+        size_t used = 0;
+        enum rc_parse r = rc_ws_read(&ws->reader, p, len, &used, &ch, &err);
+        p += used;
+        len -= used;
+        if (r == RC_PARSE_FAIL) {
+            rc_log_debug("ws_protocol_error", "conn=%016llx code=%d reason=\"%s\"",
+                         (unsigned long long)c->id, err.status, err.msg);
+            rc_ws_close(c, (uint16_t)(err.status ? err.status : 1002), err.msg);
+            return;
+        }
+        if (r == RC_PARSE_MORE)
+            return;
+        on_chunk(c, &ch);
+    }
+}
+
+/* ---- opening handshake (RFC 6455 section 4.2) ------------------------------------------------ */
+
+static bool origin_allowed(const struct rc_config *cfg, const struct rc_http_header *h)
+{
+    if (cfg->allowed_origins.n == 0 || !h)
+        return true; /* no list, or a non-browser client without Origin */
+    for (size_t i = 0; i < cfg->allowed_origins.n; i++)
+        if (rc_slice_ieq(h->value, cfg->allowed_origins.items[i]))
+            return true;
+    return false;
+}
+
+void rc_ws_handle_upgrade(struct rc_http_ctx *x)
+{
+    struct rc_conn *c = x->conn;
+    const struct rc_http_request *req = x->req;
+    const struct rc_http_header *up = rc_http_find_header(req, "Upgrade");
+    const struct rc_http_header *conn_h = rc_http_find_header(req, "Connection");
+    const struct rc_http_header *ver = rc_http_find_header(req, "Sec-WebSocket-Version");
+    const struct rc_http_header *key = rc_http_find_header(req, "Sec-WebSocket-Key");
+    char accept[29];
+
+    if (!up || !rc_http_has_token(up->value, "websocket")) {
+        static const char body[] =
+            "{\"error\":{\"code\":\"upgrade_required\",\"message\":\"this endpoint speaks "
+            "WebSocket: send Upgrade: websocket\"}}";
+        rc_http_respond(x, 426, "application/json", "Upgrade: websocket\r\n", body,
+                        sizeof(body) - 1);
+        return;
+    }
+    if (!conn_h || !rc_http_has_token(conn_h->value, "upgrade")) {
+        rc_http_error(x, 400, "bad_handshake",
+                      "WebSocket handshake needs a Connection header containing \"Upgrade\"");
+        return;
+    }
+    if (req->minor_version < 1) {
+        rc_http_error(x, 400, "bad_handshake", "WebSocket handshake needs HTTP/1.1");
+        return;
+    }
+    if (!ver || !rc_slice_eq(ver->value, "13")) {
+        static const char body[] =
+            "{\"error\":{\"code\":\"unsupported_version\",\"message\":\"only WebSocket "
+            "version 13 (RFC 6455) is supported\"}}";
+        rc_http_respond(x, 426, "application/json", "Sec-WebSocket-Version: 13\r\n", body,
+                        sizeof(body) - 1);
+        return;
+    }
+    if (!key || rc_ws_accept_key(key->value, accept) < 0) {
+        rc_http_error(x, 400, "bad_handshake",
+                      "Sec-WebSocket-Key must be the base64 encoding of 16 bytes");
+        return;
+    }
+    if (!origin_allowed(c->shard->cfg, rc_http_find_header(req, "Origin"))) {
+        rc_http_error(x, 403, "origin_not_allowed",
+                      "Origin is not in allowed_origins; ask the operator to add it");
+        return;
+    }
+    struct rc_ws_state *ws = calloc(1, sizeof(*ws));
+    if (!ws) {
+        rc_http_error(x, 503, "unavailable", "out of memory");
+        return;
+    }
+    struct rc_ws_limits lim = {.max_message = c->shard->cfg->ws_max_message};
+    rc_ws_reader_init(&ws->reader, &lim);
+
+    char head[256];
+    int hn = snprintf(head, sizeof(head),
+                      "HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\n"
+                      "Connection: Upgrade\r\nSec-WebSocket-Accept: %s\r\n\r\n",
+                      accept);
+    if (rc_conn_queue_copy(c, head, (size_t)hn) < 0) {
+        free(ws);
+        return;
+    }
+    c->ws = ws;
+    rc_http_switch(c, RC_PROTO_WS);
+    c->shard->ctr.ws_upgrades++;
+    c->last_rx_ms = c->shard->now_ms;
+    c->last_ping_ms = c->shard->now_ms;
+
+    char idbuf[RC_CONN_ID_HEX + 1], ts[32], msg[160];
+    rc_conn_id_format(c->id, idbuf);
+    iso_now(ts);
+    int n = snprintf(msg, sizeof(msg),
+                     "{\"type\":\"connected\",\"data\":{\"connection_id\":\"%s\","
+                     "\"server_time\":\"%s\"}}",
+                     idbuf, ts);
+    (void)rc_ws_send_text(c, msg, (size_t)n);
+    arm_heartbeat(c);
+}
