@@ -10,10 +10,12 @@
 #include "ringcast/conn.h"
 #include "ringcast/log.h"
 #include "ringcast/shard.h"
+#include "ringcast/ws_frame.h"
 
 #define OUTQ_MIN_CAP 8u
 #define OUTQ_MAX_CAP (1u << 20)
 #define LINGER_MS 2000
+#define FLUSH_DEADLINE_MS 5000 /* a closing connection's last bytes must go within this */
 
 void rc_conn_id_format(uint64_t id, char out[RC_CONN_ID_HEX + 1])
 {
@@ -300,13 +302,54 @@ void rc_conn_close_now(struct rc_conn *c)
     rc_shard_conn_closed(c->shard, c);
 }
 
+/* Drop queued segments after the first `keep` (those of the send in flight). */
+static void outq_truncate(struct rc_outq *q, uint32_t keep)
+{
+    while (q->tail - q->head > keep) {
+        q->tail--;
+        uint32_t k = q->tail & (q->cap - 1);
+        q->bytes -= q->iov[k].iov_len;
+        release_ref(q->ref[k]);
+    }
+}
+
 void rc_conn_close_slow(struct rc_conn *c)
 {
-    if (c->state == RC_CONN_CLOSED)
+    if (c->state == RC_CONN_CLOSED || c->state == RC_CONN_LINGER)
         return;
-    /* RFC 6455 7.4.1: 1008 policy violation. The output queue is over its
-     * cap, so no close frame can be queued behind it: drop it and close. */
-    rc_conn_close_now(c);
+    /* The backlog is dropped (memory stays bounded); a WebSocket client gets
+     * a close frame 1008 (policy violation, RFC 6455 7.4.1) after the bytes
+     * already in flight, then the connection closes; if the client does not
+     * read even that, the flush deadline closes it. */
+    outq_truncate(&c->out, c->send_inflight ? c->send_iovs : 0);
+    if (c->proto == RC_PROTO_WS && c->ws && !c->ws->close_sent) {
+        static const char reason[] = "slow consumer: output queue over max_pending_bytes";
+        uint8_t *f = malloc(2 + 10 + 125);
+        if (f) {
+            uint8_t payload[125];
+            size_t pn = rc_ws_close_payload(payload, 1008, reason);
+            size_t hl = rc_ws_frame_header(f, 0x8, pn, true);
+            memcpy(f + hl, payload, pn);
+            c->ws->close_sent = true;
+            /* bypasses the cap on purpose: the queue was just emptied */
+            uint32_t k;
+            if (c->out.tail - c->out.head < c->out.cap || outq_grow(&c->out, c->send_inflight) == 0) {
+                k = c->out.tail & (c->out.cap - 1);
+                c->out.iov[k].iov_base = f;
+                c->out.iov[k].iov_len = hl + pn;
+                c->out.ref[k] = (uintptr_t)f | RC_SEG_OWNED;
+                c->out.tail++;
+                c->out.bytes += hl + pn;
+            } else {
+                free(f);
+            }
+        }
+    }
+    if (c->state == RC_CONN_OPEN) {
+        c->state = RC_CONN_FLUSHING;
+        rc_shard_arm_timer(c->shard, c, c->shard->now_ms + FLUSH_DEADLINE_MS);
+    }
+    rc_conn_mark_dirty(c);
 }
 
 void rc_conn_close_after_flush(struct rc_conn *c)
@@ -314,6 +357,7 @@ void rc_conn_close_after_flush(struct rc_conn *c)
     if (c->state != RC_CONN_OPEN)
         return;
     c->state = RC_CONN_FLUSHING;
+    rc_shard_arm_timer(c->shard, c, c->shard->now_ms + FLUSH_DEADLINE_MS);
     rc_conn_mark_dirty(c);
 }
 

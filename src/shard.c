@@ -403,7 +403,8 @@ static void on_timer(void *ctx, struct rc_timer *t)
 {
     struct rc_shard *s = ctx;
     struct rc_conn *c = RC_CONTAINER_OF(t, struct rc_conn, timer);
-    if (c->state == RC_CONN_LINGER) {
+    if (c->state == RC_CONN_LINGER || c->state == RC_CONN_FLUSHING) {
+        /* the peer did not read our last bytes, or did not close, in time */
         rc_conn_close_now(c);
         return;
     }
