@@ -698,6 +698,13 @@ int rc_config_validate(const struct rc_config *c, struct rc_err *err)
                    c->ring_entries);
         return -EINVAL;
     }
+    if ((c->recv_buffers & (c->recv_buffers - 1)) != 0) {
+        rc_err_set(err, 0, "bad_config",
+                   "config: recv_buffers=%u is not a power of two (io_uring buffer rings "
+                   "need one); use e.g. 256 or 1024",
+                   c->recv_buffers);
+        return -EINVAL;
+    }
     return 0;
 }
 

@@ -53,7 +53,12 @@ static void arm_request(struct rc_conn *c)
     if (c->http.in_request)
         return;
     c->http.in_request = true;
-    rc_shard_arm_timer(s, c, s->now_ms + s->cfg->request_timeout);
+    /* a connection's first request (the WebSocket/SSE handshake, typically)
+     * must also meet handshake_timeout */
+    uint64_t limit = s->cfg->request_timeout;
+    if (!c->served && s->cfg->handshake_timeout < limit)
+        limit = s->cfg->handshake_timeout;
+    rc_shard_arm_timer(s, c, s->now_ms + limit);
 }
 
 /* ---- responses ------------------------------------------------------------------ */
@@ -217,6 +222,7 @@ static void dispatch(struct rc_conn *c, const struct rc_http_request *req, const
         .head_only = req->method == RC_HTTP_HEAD,
     };
     c->shard->ctr.http_requests++;
+    c->served = true;
     rc_api_route(&x);
 }
 
@@ -442,10 +448,19 @@ void rc_conn_on_timer(struct rc_conn *c)
     }
     if (c->http.in_request) {
         struct rc_err err;
-        s->ctr.request_timeouts++;
+        if (c->served)
+            s->ctr.request_timeouts++;
+        else
+            s->ctr.handshake_timeouts++;
         rc_err_set(&err, 408, "request_timeout",
-                   "the request did not arrive completely within %llu ms (request_timeout)",
-                   (unsigned long long)s->cfg->request_timeout);
+                   "the request did not arrive completely within %llu ms (%s)",
+                   (unsigned long long)(c->served || s->cfg->request_timeout <
+                                                          s->cfg->handshake_timeout
+                                            ? s->cfg->request_timeout
+                                            : s->cfg->handshake_timeout),
+                   c->served || s->cfg->request_timeout < s->cfg->handshake_timeout
+                       ? "request_timeout"
+                       : "handshake_timeout");
         c->in_len = 0;
         fatal_error(c, &err);
         return;
