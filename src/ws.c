@@ -331,8 +331,11 @@ void rc_ws_on_data(struct rc_conn *c, char *buf, size_t len)
             rc_ws_close(c, (uint16_t)(err.status ? err.status : 1002), err.msg);
             return;
         }
-        if (r == RC_PARSE_MORE)
-            return;
+        if (r == RC_PARSE_MORE) {
+            if (used == 0)
+                return; /* everything left is buffered inside the reader */
+            continue;
+        }
         on_chunk(c, &ch);
     }
 }
