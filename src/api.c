@@ -143,6 +143,19 @@ static bool valid_event_type(struct rc_http_ctx *x, const char *field, const cha
     return true;
 }
 
+/* Take `name` out of obj with its reference, so the caller holds the only one
+ * (a json_t that crosses to another shard must not stay shared: jansson's
+ * refcount is not atomic). json_null() when absent. */
+static json_t *detach(json_t *obj, const char *name)
+{
+    json_t *v = json_object_get(obj, name);
+    if (!v)
+        return json_null();
+    json_incref(v);
+    json_object_del(obj, name);
+    return v;
+}
+
 /* ---- handlers ------------------------------------------------------------------------------ */
 
 static void h_healthz(struct rc_http_ctx *x)
@@ -179,12 +192,11 @@ static void h_publish(struct rc_http_ctx *x)
     }
     if (type && !valid_event_type(x, "type", type))
         goto out;
-    json_t *data = json_object_get(j, "data");
     struct rc_publish pub = {
         .topic = topic,
         .topic_len = strlen(topic),
         .type = type ? type : "message",
-        .data = data ? json_incref(data) : json_null(),
+        .data = detach(j, "data"),
         .client_key = key,
     };
     uint32_t serial = rc_http_defer(x);
@@ -242,7 +254,8 @@ static json_t *ev_echo(const struct ev_fields *f)
 {
     json_t *e = json_object();
     json_object_set_new(e, "event", json_string(f->event));
-    json_object_set(e, "data", f->data ? f->data : json_null());
+    /* a private copy: the echo travels between shards */
+    json_object_set_new(e, "data", f->data ? json_deep_copy(f->data) : json_null());
     json_object_set_new(e, "priority", json_string(f->priority ? f->priority : "normal"));
     if (f->retry)
         json_object_set_new(e, "retry", json_integer(f->retry));
@@ -300,7 +313,7 @@ static void h_events_create(struct rc_http_ctx *x)
             .topic = topic,
             .topic_len = strlen(topic),
             .type = f.event,
-            .data = f.data ? json_incref(f.data) : json_null(),
+            .data = f.data ? json_deep_copy(f.data) : json_null(),
             .echo = echo,
         };
         uint32_t serial = rc_http_defer(x);

@@ -322,6 +322,10 @@ static void owner_publish(struct rc_shard *s, struct pub_post *p)
         p->status = 503;
         return;
     }
+    /* the publish's data moves into the evbuf: from now on only the evbuf
+     * references it, and the evbuf's atomic refcount decides who frees it */
+    ev->data = p->data;
+    p->data = NULL;
     t->seq = seq;
     if (key) {
         t->idem_hash[t->idem_next] = key;
@@ -409,7 +413,7 @@ void rc_broker_publish(struct rc_conn *c, uint32_t serial, enum rc_reply_to to,
     p->to = to;
     p->topic_len = pub->topic_len;
     p->data = pub->data;
-    p->req_id = pub->req_id ? json_incref(pub->req_id) : NULL;
+    p->req_id = pub->req_id ? json_deep_copy(pub->req_id) : NULL;
     p->echo = pub->echo;
     pub->echo = NULL;
     pub->data = NULL;
@@ -718,9 +722,11 @@ void rc_broker_on_post(struct rc_shard *s, struct rc_post *p)
     }
     case RC_POST_REPLY:
     case RC_POST_DIRECT:
-    case RC_POST_DRAIN:
         free(p);
         break;
+    case RC_POST_DRAIN:
+    case RC_POST_STOP:
+        break; /* handled by the shard loop; embedded, never freed */
     }
 }
 

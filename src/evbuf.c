@@ -164,6 +164,5 @@ int rc_evbuf_encode(struct rc_evbuf *ev, const char *type, json_t *data, const c
     ev->ws_len = ws.n;
     ev->sse = (uint8_t *)sse.p;
     ev->sse_len = sse.n;
-    ev->data = data ? json_incref(data) : NULL;
     return 0;
 }

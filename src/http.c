@@ -159,6 +159,7 @@ uint32_t rc_http_defer(struct rc_http_ctx *x)
 }
 
 static void resume(struct rc_conn *c);
+static void finish_half_closed(struct rc_conn *c);
 
 static bool take_deferred(struct rc_conn *c, uint32_t serial)
 {
@@ -362,7 +363,16 @@ static void http_feed(struct rc_conn *c, char *buf, size_t len)
 }
 
 /* Process what is buffered (after new input, or after a deferred answer). */
+static void resume_buffered(struct rc_conn *c);
+
 static void resume(struct rc_conn *c)
+{
+    resume_buffered(c);
+    if (c->peer_closed && c->proto == RC_PROTO_HTTP)
+        finish_half_closed(c);
+}
+
+static void resume_buffered(struct rc_conn *c)
 {
     if (c->http.awaiting || c->state != RC_CONN_OPEN || c->in_len == 0) {
         if (!c->http.awaiting && c->in_len == 0 && c->proto == RC_PROTO_HTTP &&
@@ -415,11 +425,23 @@ void rc_conn_on_data(struct rc_conn *c, char *buf, size_t len)
     }
 }
 
+/* The client half-closed (sent FIN) after complete requests: answer every
+ * one of them, then close. */
+static void finish_half_closed(struct rc_conn *c)
+{
+    if (c->state != RC_CONN_OPEN || c->http.awaiting)
+        return;
+    if (c->out.bytes || c->send_inflight)
+        rc_conn_close_after_flush(c);
+    else
+        rc_conn_close_now(c);
+}
+
 void rc_conn_on_eof(struct rc_conn *c)
 {
-    if (c->proto == RC_PROTO_HTTP && c->http.awaiting) {
-        /* half-closed client still waiting for its answer: keep the conn */
-        c->http.keep_alive = false;
+    if (c->proto == RC_PROTO_HTTP) {
+        c->peer_closed = true;
+        finish_half_closed(c); /* waits while an answer is deferred */
         return;
     }
     if (c->out.bytes)

@@ -438,9 +438,13 @@ static void drain_inbox(struct rc_shard *s)
     struct rc_mpsc_node *n;
     while ((n = rc_mpsc_pop(&s->inbox))) {
         struct rc_post *p = RC_CONTAINER_OF(n, struct rc_post, node);
+        /* drain and stop are embedded in struct rc_shard: nothing to free */
         if (p->kind == RC_POST_DRAIN) {
-            free(p);
             start_drain(s);
+            continue;
+        }
+        if (p->kind == RC_POST_STOP) {
+            s->stop = true;
             continue;
         }
         rc_broker_on_post(s, p);
@@ -563,15 +567,28 @@ static void pin_cpu(struct rc_shard *s)
 
 /* ---- the loop ----------------------------------------------------------------- */
 
+/* Start-up and shutdown handshakes with the main thread (never on a request
+ * path): the main thread waits until every shard's ring is ready, and at
+ * shutdown until every shard has drained its connections, before it tells
+ * them all to stop; a drained shard keeps serving its inbox until then,
+ * because other shards may still post to it (publishes to topics it owns). */
 static pthread_mutex_t g_start_lock = PTHREAD_MUTEX_INITIALIZER;
 static pthread_cond_t g_start_cond = PTHREAD_COND_INITIALIZER;
 static unsigned g_started;
+static unsigned g_drained;
 
 static void report_started(void)
 {
-    /* start-up only: the main thread waits for every shard's ring */
     pthread_mutex_lock(&g_start_lock);
     g_started++;
+    pthread_cond_broadcast(&g_start_cond);
+    pthread_mutex_unlock(&g_start_lock);
+}
+
+static void report_drained(void)
+{
+    pthread_mutex_lock(&g_start_lock);
+    g_drained++;
     pthread_cond_broadcast(&g_start_cond);
     pthread_mutex_unlock(&g_start_lock);
 }
@@ -637,7 +654,9 @@ static void *rc_shard_main(void *arg)
     }
     if (rc < 0 || s->startup_msg[0]) {
         s->startup_error = rc < 0 ? rc : -ENOTSUP;
+        s->drained = true;
         report_started();
+        report_drained();
         return NULL;
     }
     s->accepting = true;
@@ -650,11 +669,13 @@ static void *rc_shard_main(void *arg)
         drain_inbox(s);
         s->now_ms = rc_now_ms();
         rc_timer_advance(&s->timers, s->now_ms, on_timer, s);
-        if (s->draining && (s->nconns == 0 || s->now_ms >= s->drain_deadline_ms)) {
+        if (s->draining && !s->drained && (s->nconns == 0 || s->now_ms >= s->drain_deadline_ms)) {
             if (s->nconns)
                 close_all(s);
-            if (s->nconns == 0 && !s->accept_armed)
-                break;
+            if (s->nconns == 0 && !s->accept_armed) {
+                s->drained = true;
+                report_drained();
+            }
         }
         rc_shard_flush(s);
         buf_publish(s);
@@ -844,26 +865,47 @@ int rc_server_start(struct rc_server *srv, struct rc_err *err)
 void rc_server_drain(struct rc_server *srv)
 {
     for (unsigned i = 0; i < srv->nshards; i++) {
-        struct rc_post *p = calloc(1, sizeof(*p));
-        if (!p)
+        struct rc_shard *s = srv->shards[i];
+        if (!s || s->drain_posted)
             continue;
-        p->kind = RC_POST_DRAIN;
-        rc_shard_post(srv->shards[i], p);
+        s->drain_posted = true; /* main thread only */
+        s->drain_post.kind = RC_POST_DRAIN;
+        rc_shard_post(s, &s->drain_post);
     }
 }
 
 void rc_server_join(struct rc_server *srv)
 {
+    unsigned running = 0;
+    for (unsigned i = 0; i < srv->nshards; i++)
+        if (srv->shards && srv->shards[i] && srv->shards[i]->thread)
+            running++;
+    /* every shard drains first; only then may any of them stop */
+    pthread_mutex_lock(&g_start_lock);
+    while (g_drained < running)
+        pthread_cond_wait(&g_start_cond, &g_start_lock);
+    pthread_mutex_unlock(&g_start_lock);
     for (unsigned i = 0; i < srv->nshards; i++) {
+        struct rc_shard *s = srv->shards[i];
+        if (!s || !s->thread)
+            continue;
+        s->stop_post.kind = RC_POST_STOP;
+        rc_shard_post(s, &s->stop_post);
+    }
+    for (unsigned i = 0; i < srv->nshards; i++)
+        if (srv->shards && srv->shards[i] && srv->shards[i]->thread)
+            pthread_join(srv->shards[i]->thread, NULL);
+    /* all threads are gone: what they owned may be freed from here */
+    for (unsigned i = 0; i < srv->nshards && srv->shards; i++) {
         struct rc_shard *s = srv->shards[i];
         if (!s)
             continue;
-        if (s->thread)
-            pthread_join(s->thread, NULL);
-        /* the thread is gone: what it owned may be freed from here */
         struct rc_mpsc_node *n;
-        while ((n = rc_mpsc_pop(&s->inbox)))
-            rc_broker_discard_post(RC_CONTAINER_OF(n, struct rc_post, node));
+        while ((n = rc_mpsc_pop(&s->inbox))) {
+            struct rc_post *p = RC_CONTAINER_OF(n, struct rc_post, node);
+            if (p != &s->drain_post && p != &s->stop_post)
+                rc_broker_discard_post(p);
+        }
         if (s->ring_ready)
             io_uring_queue_exit(&s->ring);
         if (s->listen_fd >= 0)

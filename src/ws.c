@@ -190,7 +190,8 @@ static void do_publish(struct rc_conn *c, struct rc_client_msg *m)
         .topic = m->topic,
         .topic_len = m->topic_len,
         .type = m->type,
-        .data = m->data ? json_incref(m->data) : NULL,
+        /* a private copy: m->root is freed here while the owner shard works */
+        .data = m->data ? json_deep_copy(m->data) : NULL,
         .req_id = m->id,
     };
     rc_broker_publish(c, 0, RC_REPLY_WS, &pub);

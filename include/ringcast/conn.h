@@ -95,7 +95,8 @@ struct rc_conn {
     bool dirty; /* on the shard's flush list */
     bool counted_ip;
     bool authenticated;
-    bool served; /* a first request was answered (handshake_timeout is over) */
+    bool served;      /* a first request was answered (handshake_timeout is over) */
+    bool peer_closed; /* FIN received: answer what is buffered, then close */
     uint32_t inflight; /* SQEs in flight that reference this conn */
     uint32_t send_iovs; /* iovecs of the send in flight */
     struct rc_conn *dirty_next;

@@ -41,6 +41,7 @@ enum rc_post_kind {
     RC_POST_DRAIN,     /* main thread: start draining */
     RC_POST_STATS_REQ, /* gather this shard's counters */
     RC_POST_DIRECT,    /* deliver an evbuf to listed connection ids of this shard */
+    RC_POST_STOP,      /* main thread: every shard has drained; leave the loop */
 };
 
 /* An inbox message. Embedded in a larger struct; kind says which. */
@@ -67,7 +68,8 @@ struct rc_evbuf {
     /* what matching needs (immutable) */
     char *topic; /* NUL-terminated, NULL for broadcasts */
     size_t topic_len;
-    json_t *data; /* parsed event data; read-only for everyone; freed with the evbuf */
+    json_t *data; /* parsed event data, owned by the evbuf (moved in, never shared
+                     with another json_t holder); read-only; freed with the evbuf */
     char id[RC_EVENT_ID_MAX];
     /* wire images */
     uint8_t *ws; /* prefix (topic) or whole (broadcast) WebSocket frame */
@@ -106,7 +108,9 @@ static inline void rc_evbuf_unref(struct rc_evbuf *ev)
 }
 
 /* Encode the wire images of a topic event (kind TOPIC) or of a broadcast.
- * type: event type; data: borrowed, a reference is taken (NULL = null).
+ * type: event type; data: read only (NULL = null); to keep it for filter
+ * matching the caller moves its only reference into ev->data (a json_t must
+ * never be referenced from two threads: jansson's refcount is not atomic).
  * extra_json: more members for the event object (",\"priority\":\"high\"") or
  * NULL; sse_pre: SSE lines before the record ("retry: 3000\n") or NULL.
  * 0 or -ENOMEM. */

@@ -127,7 +127,11 @@ struct rc_shard {
     bool accepting;
     bool accept_armed;
     bool draining;
-    bool stop;
+    bool drained; /* reported to the main thread */
+    bool drain_posted;         /* main thread only */
+    struct rc_post drain_post; /* preallocated: drain/stop never fail to post */
+    struct rc_post stop_post;
+    bool stop;    /* main thread said stop (RC_POST_STOP) */
     uint64_t drain_deadline_ms;
     struct rc_counters ctr;
     struct rc_broker *broker;
