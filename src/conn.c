@@ -128,16 +128,19 @@ void rc_outq_consume(struct rc_outq *q, size_t bytes)
             bytes -= v->iov_len;
             release_ref(q->ref[k]);
             q->head++;
+            q->head_started = false;
         } else {
             v->iov_base = (char *)v->iov_base + bytes;
             v->iov_len -= bytes;
             bytes = 0;
+            q->head_started = true;
         }
     }
     /* zero-length segments at the head are done too */
     while (q->head != q->tail && q->iov[q->head & (q->cap - 1)].iov_len == 0) {
         release_ref(q->ref[q->head & (q->cap - 1)]);
         q->head++;
+        q->head_started = false;
     }
 }
 
@@ -155,6 +158,7 @@ void rc_outq_release_all(struct rc_outq *q)
     q->ref = NULL;
     q->cap = 0;
     q->head = q->tail = 0;
+    q->head_started = false;
 }
 
 static int queue_seg(struct rc_conn *c, const void *p, size_t n, uintptr_t ref)
@@ -302,9 +306,21 @@ void rc_conn_close_now(struct rc_conn *c)
     rc_shard_conn_closed(c->shard, c);
 }
 
-/* Drop queued segments after the first `keep` (those of the send in flight). */
+/* Drop queued segments after the first `keep` (those of the send in flight),
+ * never cutting a frame: a segment already partly sent is kept, and a topic
+ * event is two segments (the shared evbuf part, then the subscription's
+ * suffix), so a kept evbuf part keeps its suffix. */
 static void outq_truncate(struct rc_outq *q, uint32_t keep)
 {
+    uint32_t n = q->tail - q->head;
+    if (q->head_started && keep == 0 && n > 0)
+        keep = 1;
+    if (keep > 0 && keep < n) {
+        uintptr_t last = q->ref[(q->head + keep - 1) & (q->cap - 1)];
+        uintptr_t next = q->ref[(q->head + keep) & (q->cap - 1)];
+        if ((last & 3) == RC_SEG_EVBUF && (next & 3) == RC_SEG_SUB)
+            keep++;
+    }
     while (q->tail - q->head > keep) {
         q->tail--;
         uint32_t k = q->tail & (q->cap - 1);

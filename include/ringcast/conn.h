@@ -53,6 +53,7 @@ struct rc_outq {
     uint32_t head, tail; /* free-running; index = x & (cap - 1) */
     uint32_t cap;        /* power of two, 0 = nothing allocated */
     size_t bytes;        /* queued, not yet sent */
+    bool head_started;   /* the head segment was partly sent */
     /* arrays replaced while a send was in flight, freed when it completes */
     struct iovec *old_iov;
     uintptr_t *old_ref;
