@@ -446,7 +446,11 @@ static void deliver_one(void *ctx, void *owner)
     b->cur_delivered++;
 }
 
-static void deliver_event(struct rc_shard *s, struct rc_evbuf *ev)
+/* The hot path: match one event against this shard's trie and queue it to
+ * every matching connection. Allocates nothing once the connections' iovec
+ * rings have grown to their working size (tests/test_deliver.c counts).
+ * Benchmark before touching: bench/run case i, and bench_trie. */
+size_t rc_broker_deliver(struct rc_shard *s, struct rc_evbuf *ev)
 {
     struct rc_broker *b = B(s);
     b->cur = ev;
@@ -454,6 +458,7 @@ static void deliver_event(struct rc_shard *s, struct rc_evbuf *ev)
     rc_trie_match(b->trie, ev->topic, ev->topic_len, ev->data, deliver_one, b);
     s->ctr.deliveries += b->cur_delivered;
     b->cur = NULL;
+    return b->cur_delivered;
 }
 
 static bool id_listed(const uint64_t *ids, size_t n, uint64_t id)
@@ -697,7 +702,7 @@ void rc_broker_on_post(struct rc_shard *s, struct rc_post *p)
     switch (p->kind) {
     case RC_POST_EVENT: {
         struct rc_evbuf_post *ep = RC_CONTAINER_OF(p, struct rc_evbuf_post, post);
-        deliver_event(s, ep->ev);
+        rc_broker_deliver(s, ep->ev);
         rc_evbuf_unref(ep->ev);
         break;
     }

@@ -53,6 +53,9 @@ enum rc_reply_to { RC_REPLY_HTTP, RC_REPLY_WS };
 int rc_broker_init(struct rc_shard *s) RC_MUST_CHECK;
 void rc_broker_fini(struct rc_shard *s);
 void rc_broker_on_post(struct rc_shard *s, struct rc_post *p);
+/* Deliver a topic event to this shard's matching subscriptions; returns how
+ * many deliveries were queued. The caller keeps its reference to ev. */
+size_t rc_broker_deliver(struct rc_shard *s, struct rc_evbuf *ev);
 /* Free a post left in an inbox at shutdown. */
 void rc_broker_discard_post(struct rc_post *p);
 void rc_broker_conn_gone(struct rc_conn *c);
