@@ -1,0 +1,685 @@
+/* store.c - the engine-independent half of the store: requests, rendering,
+ * and the storage thread's loop with group commit. Validation of notification
+ * and subscription payloads (seed 001), times and the store_synchronous names
+ * are in store_check.c. Everything durable goes through struct
+ * rc_store_engine_ops (store_sqlite.c by default).
+ *
+ * Rules chosen here (docs/API.md repeats them):
+ * - A notification is created with status "delivered" and delivered_at =
+ *   created_at: the create's reply is what hands it to the live fan-out, and
+ *   the server keeps no separate outbox. It becomes "read" once every
+ *   recipient has marked it read; "pending" is accepted as a list filter and
+ *   reserved for scheduled delivery (it matches nothing today). Expired
+ *   notifications are invisible (not listed, got, counted or marked) and are
+ *   purged every purge_interval_ms.
+ * - type defaults to "info" (seed 001 shows only "message"; the set is
+ *   info|message|alert|system|update|reminder), priority to "normal".
+ * - Unknown fields are refused (a typo should not silently drop data);
+ *   duplicate recipients are refused.
+ * - A resource subscription is the topic subscription "<resource_type>.<resource_id>";
+ *   both must be single topic tokens. Its "topic" field shows that mapping
+ *   (seed 001 shows null there; the mapping is more useful to a client).
+ *   Expired subscriptions are invisible like expired notifications.
+ * - List results are bare arrays, as seed 001 shows them; the count over all
+ *   pages is req->total, for an X-Total-Count header. Newest first. */
+#include <errno.h>
+#include <fcntl.h>
+#include <poll.h>
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <sys/eventfd.h>
+#include <sys/random.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "ringcast/store.h"
+#include "ringcast/topic.h"
+#include "store_internal.h"
+
+static int64_t clock_realtime_ms(void *ctx)
+{
+    (void)ctx;
+    struct timespec ts;
+    clock_gettime(CLOCK_REALTIME, &ts);
+    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+static int64_t mono_ms(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+/* ---- requests --------------------------------------------------------------- */
+
+static const struct {
+    const char *name;
+    bool write;
+} op_info[RC_STORE_OP_COUNT] = {
+    [RC_STORE_NOTIF_CREATE] = {"notif_create", true},
+    [RC_STORE_NOTIF_LIST] = {"notif_list", false},
+    [RC_STORE_NOTIF_GET] = {"notif_get", false},
+    [RC_STORE_NOTIF_MARK_READ] = {"notif_mark_read", true},
+    [RC_STORE_NOTIF_UNREAD_COUNT] = {"notif_unread_count", false},
+    [RC_STORE_NOTIF_PURGE] = {"notif_purge", true},
+    [RC_STORE_SUB_CREATE_RESOURCE] = {"sub_create_resource", true},
+    [RC_STORE_SUB_CREATE_TOPIC] = {"sub_create_topic", true},
+    [RC_STORE_SUB_LIST] = {"sub_list", false},
+    [RC_STORE_SUB_GET] = {"sub_get", false},
+    [RC_STORE_SUB_SET_STATUS] = {"sub_set_status", true},
+    [RC_STORE_SUB_DELETE] = {"sub_delete", true},
+    [RC_STORE_SUB_LOAD_ACTIVE] = {"sub_load_active", false},
+    [RC_STORE_STATS] = {"stats", false},
+    [RC_STORE_STOP] = {"stop", false},
+};
+
+const char *rc_store_op_name(enum rc_store_op op)
+{
+    return (unsigned)op < RC_STORE_OP_COUNT ? op_info[op].name : "?";
+}
+
+bool rc_store_op_is_write(enum rc_store_op op)
+{
+    return (unsigned)op < RC_STORE_OP_COUNT && op_info[op].write;
+}
+
+struct rc_store_req *rc_store_req_new(enum rc_store_op op, json_t *args)
+{
+    struct rc_store_req *req = calloc(1, sizeof(*req));
+    if (!req) {
+        json_decref(args);
+        return NULL;
+    }
+    req->op = op;
+    req->args = args;
+    return req;
+}
+
+void rc_store_req_free(struct rc_store_req *req)
+{
+    if (!req)
+        return;
+    json_decref(req->args);
+    json_decref(req->result);
+    json_decref(req->removed);
+    free(req);
+}
+
+/* ---- the store ------------------------------------------------------------------ */
+
+struct store_stats {
+    uint64_t requests, batches, commits, commit_failures, writes, reads, failed, purged;
+    uint64_t largest_batch;
+};
+
+struct rc_store {
+    struct rc_mpsc q; /* first: the producers' hot line */
+    const struct rc_store_engine_ops *ops;
+    struct rc_store_engine *eng;
+    rc_store_reply_fn reply;
+    void *reply_ctx;
+    rc_store_clock_fn clock;
+    void *clock_ctx;
+    uint32_t max_batch;
+    uint64_t purge_interval_ms;
+    int efd;
+    bool thread_started;
+    bool stopped; /* the thread has processed a STOP; it exits */
+    pthread_t thread;
+    struct rc_store_req **batch;  /* max_batch slots */
+    struct rc_store_req stop_req; /* rc_store_stop's own, never replied to */
+    /* ids: time + counter + random, see new_id() */
+    uint32_t id_counter;
+    uint64_t id_rand;
+    struct store_stats st; /* the storage thread's */
+};
+
+static int64_t now_of(struct rc_store *s)
+{
+    return s->clock(s->clock_ctx);
+}
+
+/* xorshift64*: cheap, seeded from getrandom; only needs to differ between
+ * processes, uniqueness within one comes from time + counter. */
+static uint64_t next_rand(struct rc_store *s)
+{
+    uint64_t x = s->id_rand;
+    x ^= x >> 12;
+    x ^= x << 25;
+    x ^= x >> 27;
+    s->id_rand = x;
+    return x * 0x2545F4914F6CDD1DULL;
+}
+
+/* prefix + 20 hex digits: 44 bits of ms time (sorts by creation until 2527),
+ * 20 bits of a per-process counter, 16 random bits. */
+static void new_id(struct rc_store *s, const char *prefix, char *buf, size_t cap)
+{
+    uint64_t t = (uint64_t)now_of(s) & ((1ULL << 44) - 1);
+    uint32_t c = s->id_counter++ & 0xfffff;
+    unsigned r = (unsigned)(next_rand(s) >> 48);
+    snprintf(buf, cap, "%s%011llx%05x%04x", prefix, (unsigned long long)t, c, r);
+}
+
+static void req_fail(struct rc_store_req *req, int status, const char *code, const char *msg)
+{
+    json_decref(req->result);
+    req->result = NULL;
+    json_decref(req->removed);
+    req->removed = NULL;
+    req->status = status;
+    req->code = code;
+    snprintf(req->message, sizeof(req->message), "%s", msg);
+}
+
+static void req_fail_err(struct rc_store_req *req, int rc, const struct rc_err *err)
+{
+    if (rc == -ENOMEM)
+        req_fail(req, 503, "no_memory", "store: out of memory; retry later");
+    else if (err->status && err->code)
+        req_fail(req, err->status, err->code, err->msg);
+    else
+        req_fail(req, 503, "store_unavailable", err->msg[0] ? err->msg : "store failed");
+}
+
+static void req_ok(struct rc_store_req *req, int status, json_t *result)
+{
+    req->status = status;
+    req->code = NULL;
+    req->message[0] = '\0';
+    req->result = result;
+}
+
+/* Engine records carry ms integers; the API shows ISO 8601 strings. */
+static void render(json_t *rec)
+{
+    static const char *const times[] = {"created_at", "delivered_at", "updated_at", "expires_at"};
+    for (size_t i = 0; i < RC_ARRAY_LEN(times); i++) {
+        json_t *v = json_object_get(rec, times[i]);
+        if (json_is_integer(v)) {
+            char buf[RC_STORE_TIME_LEN + 8];
+            rc_store_time_format(json_integer_value(v), buf, sizeof(buf));
+            json_object_set_new(rec, times[i], json_string(buf));
+        }
+    }
+}
+
+static void render_all(json_t *arr)
+{
+    for (size_t i = 0; i < json_array_size(arr); i++)
+        render(json_array_get(arr, i));
+}
+
+/* A deep copy of args[key] or JSON null: records never share nodes with the
+ * request's args (jansson refcounts are per-owner). */
+static json_t *copy_or_null(const json_t *args, const char *key)
+{
+    json_t *v = json_object_get(args, key);
+    return v ? json_deep_copy(v) : json_null();
+}
+
+static json_t *str_or_default(const json_t *args, const char *key, const char *dflt)
+{
+    const char *s = json_string_value(json_object_get(args, key));
+    return json_string(s ? s : dflt);
+}
+
+static json_t *time_or_null(const json_t *args, const char *key)
+{
+    json_t *v = json_object_get(args, key);
+    int64_t ms;
+    if (!json_is_string(v) ||
+        rc_store_time_parse(json_string_value(v), json_string_length(v), &ms) != 0)
+        return json_null();
+    return json_integer(ms);
+}
+
+static json_t *build_notif(struct rc_store *s, const json_t *a, int64_t now)
+{
+    char id[RC_STORE_ID_MAX];
+    new_id(s, "ntf_", id, sizeof(id));
+    json_t *actions = json_object_get(a, "actions");
+    return json_pack(
+        "{s:s, s:o, s:o, s:o, s:o, s:s, s:o, s:o, s:I, s:I, s:[], s:o, s:o, s:o, "
+        "s:o, s:o}",
+        "id", id, "title", copy_or_null(a, "title"), "message", copy_or_null(a, "message"), "type",
+        str_or_default(a, "type", "info"), "priority", str_or_default(a, "priority", "normal"),
+        "status", "delivered", "recipients", copy_or_null(a, "recipients"), "sender_id",
+        copy_or_null(a, "sender_id"), "created_at", (json_int_t)now, "delivered_at",
+        (json_int_t)now, "read_by", "actions",
+        json_is_array(actions) ? json_deep_copy(actions) : json_array(), "resource_type",
+        copy_or_null(a, "resource_type"), "resource_id", copy_or_null(a, "resource_id"), "metadata",
+        copy_or_null(a, "metadata"), "expires_at", time_or_null(a, "expires_at"));
+}
+
+static json_t *build_sub(struct rc_store *s, enum rc_store_op op, const json_t *a, int64_t now)
+{
+    char id[RC_STORE_ID_MAX];
+    json_t *topic, *labels = json_object_get(a, "labels");
+    bool res = op == RC_STORE_SUB_CREATE_RESOURCE;
+
+    new_id(s, "sub_", id, sizeof(id));
+    if (res) {
+        char t[RC_TOPIC_MAX_LEN + 1];
+        snprintf(t, sizeof(t), "%s.%s", json_string_value(json_object_get(a, "resource_type")),
+                 json_string_value(json_object_get(a, "resource_id")));
+        topic = json_string(t);
+    } else {
+        topic = copy_or_null(a, "topic");
+    }
+    return json_pack("{s:s, s:o, s:s, s:s, s:I, s:I, s:o, s:o, s:o, s:o, s:n, s:o, s:o, s:o}", "id",
+                     id, "user_id", copy_or_null(a, "user_id"), "type", res ? "resource" : "topic",
+                     "status", "active", "created_at", (json_int_t)now, "updated_at",
+                     (json_int_t)now, "expires_at", time_or_null(a, "expires_at"), "resource_id",
+                     res ? copy_or_null(a, "resource_id") : json_null(), "resource_type",
+                     res ? copy_or_null(a, "resource_type") : json_null(), "topic", topic, "query",
+                     "labels", json_is_array(labels) ? json_deep_copy(labels) : json_array(),
+                     "metadata", copy_or_null(a, "metadata"), "payload_filter",
+                     copy_or_null(a, "payload_filter"));
+}
+
+static const char *arg_str(const json_t *a, const char *key)
+{
+    return json_string_value(json_object_get(a, key));
+}
+
+static void query_of(const json_t *a, int64_t now, struct rc_store_query *q)
+{
+    struct rc_err ignored;
+    q->user_id = arg_str(a, "user_id");
+    q->status = arg_str(a, "status");
+    q->now_ms = now;
+    /* already checked; these cannot fail now */
+    (void)rc_store_arg_uint(a, "page", 1, RC_STORE_PAGE_MAX, &q->page, &ignored);
+    (void)rc_store_arg_uint(a, "page_size", RC_STORE_PAGE_SIZE_DEFAULT, RC_STORE_PAGE_SIZE_MAX,
+                            &q->page_size, &ignored);
+}
+
+/* Fetch a record by id and, when the request names a user, check that the
+ * user may see it. For a notification the user must be a recipient. */
+static int fetch_owned(struct rc_store *s, bool notif, const json_t *a, int64_t now, json_t **rec,
+                       struct rc_err *err)
+{
+    const char *id = arg_str(a, "id"), *user = arg_str(a, "user_id");
+    int rc = notif ? s->ops->notif_get(s->eng, id, now, rec, err)
+                   : s->ops->sub_get(s->eng, id, now, rec, err);
+    if (rc || !user)
+        return rc;
+    bool allowed = false;
+    if (notif) {
+        json_t *recips = json_object_get(*rec, "recipients");
+        for (size_t i = 0; i < json_array_size(recips) && !allowed; i++)
+            allowed = strcmp(json_string_value(json_array_get(recips, i)), user) == 0;
+    } else {
+        allowed = strcmp(arg_str(*rec, "user_id"), user) == 0;
+    }
+    if (allowed)
+        return 0;
+    json_decref(*rec);
+    *rec = NULL;
+    rc_err_set(err, 403, "forbidden", "%s \"%.64s\" does not belong to user \"%.64s\"",
+               notif ? "notification" : "subscription", id, user);
+    return -EPERM;
+}
+
+static json_t *stats_json(struct rc_store *s)
+{
+    json_t *o = json_pack(
+        "{s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I}", "requests", (json_int_t)s->st.requests,
+        "batches", (json_int_t)s->st.batches, "commits", (json_int_t)s->st.commits,
+        "commit_failures", (json_int_t)s->st.commit_failures, "writes", (json_int_t)s->st.writes,
+        "reads", (json_int_t)s->st.reads, "failed", (json_int_t)s->st.failed, "purged",
+        (json_int_t)s->st.purged, "largest_batch", (json_int_t)s->st.largest_batch);
+    struct rc_err err = {0};
+    if (o && s->ops->describe(s->eng, o, &err) != 0)
+        json_object_set_new(o, "engine_error", json_string(err.msg));
+    return o;
+}
+
+/* Run one validated request against the engine; fills its result. */
+static void execute(struct rc_store *s, struct rc_store_req *req, int64_t now)
+{
+    const json_t *a = req->args;
+    struct rc_err err = {0};
+    json_t *rec = NULL;
+    uint64_t n = 0;
+    int rc = 0;
+
+    switch (req->op) {
+    case RC_STORE_NOTIF_CREATE:
+    case RC_STORE_SUB_CREATE_RESOURCE:
+    case RC_STORE_SUB_CREATE_TOPIC: {
+        bool notif = req->op == RC_STORE_NOTIF_CREATE;
+        rec = notif ? build_notif(s, a, now) : build_sub(s, req->op, a, now);
+        if (!rec) {
+            rc = -ENOMEM;
+            break;
+        }
+        rc =
+            notif ? s->ops->notif_create(s->eng, rec, &err) : s->ops->sub_create(s->eng, rec, &err);
+        if (rc == 0) {
+            render(rec);
+            req_ok(req, 201, rec);
+            return;
+        }
+        break;
+    }
+    case RC_STORE_NOTIF_LIST:
+    case RC_STORE_SUB_LIST: {
+        struct rc_store_query q;
+        query_of(a, now, &q);
+        rc = req->op == RC_STORE_NOTIF_LIST ? s->ops->notif_list(s->eng, &q, &rec, &n, &err)
+                                            : s->ops->sub_list(s->eng, &q, &rec, &n, &err);
+        if (rc == 0) {
+            render_all(rec);
+            req->total = n;
+            req_ok(req, 200, rec);
+            return;
+        }
+        break;
+    }
+    case RC_STORE_NOTIF_GET:
+    case RC_STORE_SUB_GET:
+        rc = fetch_owned(s, req->op == RC_STORE_NOTIF_GET, a, now, &rec, &err);
+        if (rc == 0) {
+            render(rec);
+            req_ok(req, 200, rec);
+            return;
+        }
+        break;
+    case RC_STORE_NOTIF_MARK_READ:
+        rc = s->ops->notif_mark_read(s->eng, arg_str(a, "id"), arg_str(a, "user_id"), now, &rec,
+                                     &err);
+        if (rc == 0) {
+            render(rec);
+            req_ok(req, 200, rec);
+            return;
+        }
+        break;
+    case RC_STORE_NOTIF_UNREAD_COUNT:
+        rc = s->ops->notif_unread_count(s->eng, arg_str(a, "user_id"), now, &n, &err);
+        if (rc == 0) {
+            req_ok(req, 200, json_integer((json_int_t)n));
+            return;
+        }
+        break;
+    case RC_STORE_NOTIF_PURGE:
+        rc = s->ops->notif_purge_expired(s->eng, now, &n, &err);
+        if (rc == 0) {
+            s->st.purged += n;
+            req_ok(req, 200, json_pack("{s:I}", "purged", (json_int_t)n));
+            return;
+        }
+        break;
+    case RC_STORE_SUB_SET_STATUS:
+    case RC_STORE_SUB_DELETE:
+        rc = fetch_owned(s, false, a, now, &rec, &err);
+        if (rc)
+            break;
+        if (req->op == RC_STORE_SUB_DELETE) {
+            rc = s->ops->sub_delete(s->eng, arg_str(a, "id"), now, &err);
+            if (rc == 0) {
+                render(rec);
+                req->removed = rec;
+                req_ok(req, 204, NULL);
+                return;
+            }
+            break;
+        }
+        json_decref(rec);
+        rec = NULL;
+        rc =
+            s->ops->sub_set_status(s->eng, arg_str(a, "id"), arg_str(a, "status"), now, &rec, &err);
+        if (rc == 0) {
+            render(rec);
+            req_ok(req, 200, rec);
+            return;
+        }
+        break;
+    case RC_STORE_SUB_LOAD_ACTIVE:
+        rc = s->ops->sub_load_active(s->eng, now, &rec, &err);
+        if (rc == 0) {
+            render_all(rec);
+            req->total = json_array_size(rec);
+            req_ok(req, 200, rec);
+            return;
+        }
+        break;
+    case RC_STORE_STATS:
+        req_ok(req, 200, stats_json(s));
+        return;
+    case RC_STORE_STOP:
+        s->stopped = true;
+        req_ok(req, 200, NULL);
+        return;
+    default:
+        rc_err_set(&err, 400, "bad_request", "store: unknown operation %d", (int)req->op);
+        rc = -EINVAL;
+        break;
+    }
+    json_decref(rec);
+    req_fail_err(req, rc, &err);
+}
+
+size_t rc_store_poll(struct rc_store *s)
+{
+    size_t n = 0, first_write = SIZE_MAX;
+    struct rc_mpsc_node *node;
+    bool has_write = false, tx = false;
+    struct rc_err err = {0};
+
+    if (s->stopped)
+        return 0;
+    while (n < s->max_batch && (node = rc_mpsc_pop(&s->q))) {
+        struct rc_store_req *req = RC_CONTAINER_OF(node, struct rc_store_req, node);
+        if (req == &s->stop_req) {
+            s->stopped = true;
+            break;
+        }
+        s->batch[n++] = req;
+        has_write |= rc_store_op_is_write(req->op);
+        if (req->op == RC_STORE_STOP)
+            break; /* what follows a stop is answered 503 by rc_store_stop */
+    }
+    if (n == 0)
+        return 0;
+    s->st.batches++;
+    s->st.requests += n;
+    if (n > s->st.largest_batch)
+        s->st.largest_batch = n;
+    if (has_write)
+        tx = s->ops->begin(s->eng, &err) == 0;
+
+    int64_t now = now_of(s);
+    for (size_t i = 0; i < n; i++) {
+        struct rc_store_req *req = s->batch[i];
+        struct rc_err verr = {0};
+        bool w = rc_store_op_is_write(req->op);
+
+        req->total = 0;
+        if (w) {
+            s->st.writes++;
+            if (first_write == SIZE_MAX)
+                first_write = i;
+        } else {
+            s->st.reads++;
+        }
+        if (rc_store_check(req->op, req->args, now, &verr) != 0)
+            req_fail(req, verr.status, verr.code, verr.msg);
+        else if (w && !tx)
+            req_fail(req, 503, "store_unavailable", err.msg);
+        else
+            execute(s, req, now);
+    }
+    if (tx) {
+        if (s->ops->commit(s->eng, &err) == 0) {
+            s->st.commits++;
+        } else {
+            s->ops->rollback(s->eng);
+            s->st.commit_failures++;
+            /* reads after the first write may have seen the lost rows */
+            for (size_t i = first_write; i < n; i++) {
+                char msg[RC_STORE_MSG_MAX];
+                snprintf(msg, sizeof(msg), "store: commit failed, nothing was saved: %.160s",
+                         err.msg);
+                if (s->batch[i]->status < 400)
+                    req_fail(s->batch[i], 503, "store_unavailable", msg);
+            }
+        }
+    }
+    for (size_t i = 0; i < n; i++) {
+        s->st.failed += s->batch[i]->status >= 400;
+        s->reply(s->reply_ctx, s->batch[i]);
+    }
+    return n;
+}
+
+/* Periodic purge of expired rows, in its own small transaction. */
+static void purge_expired(struct rc_store *s)
+{
+    struct rc_err err = {0};
+    uint64_t n = 0;
+    if (s->ops->begin(s->eng, &err) != 0)
+        return;
+    if (s->ops->notif_purge_expired(s->eng, now_of(s), &n, &err) != 0 ||
+        s->ops->commit(s->eng, &err) != 0) {
+        s->ops->rollback(s->eng);
+        return; /* retried at the next interval; reads already hide these rows */
+    }
+    s->st.commits++;
+    s->st.purged += n;
+}
+
+/* Owns: the engine (database connection), the batch array, the stats.
+ * Drains: s->q (rc_store_submit). Posts: through s->reply, once per request,
+ * after the batch's commit. Sleeps on s->efd, waking at least every
+ * purge_interval_ms to purge expired rows. */
+void *rc_store_main(void *store)
+{
+    struct rc_store *s = store;
+    int64_t next_purge = mono_ms() + (int64_t)s->purge_interval_ms;
+
+    while (!s->stopped) {
+        size_t n = rc_store_poll(s);
+        int64_t now = mono_ms();
+        if (now >= next_purge) {
+            purge_expired(s);
+            next_purge = now + (int64_t)s->purge_interval_ms;
+        }
+        if (n > 0 || s->stopped)
+            continue;
+        if (!rc_mpsc_prepare_sleep(&s->q)) {
+            rc_mpsc_awake(&s->q);
+            continue;
+        }
+        struct pollfd pfd = {.fd = s->efd, .events = POLLIN};
+        int64_t wait = next_purge - now;
+        (void)poll(&pfd, 1, wait > INT32_MAX ? INT32_MAX : (int)wait);
+        uint64_t v;
+        (void)!read(s->efd, &v, sizeof(v)); /* nonblocking; only resets the counter */
+        rc_mpsc_awake(&s->q);
+    }
+    return NULL;
+}
+
+int rc_store_open(struct rc_store **out, const struct rc_store_config *cfg, rc_store_reply_fn reply,
+                  void *reply_ctx, struct rc_err *err)
+{
+    struct rc_store *s;
+    int rc;
+
+    *out = NULL;
+    if (!cfg->data_dir || !cfg->data_dir[0] || !reply) {
+        rc_err_set(err, 500, "bad_config", "store: data_dir is empty; set data_dir to a directory");
+        return -EINVAL;
+    }
+    if (cfg->synchronous != RC_STORE_SYNC_FULL && cfg->synchronous != RC_STORE_SYNC_NORMAL) {
+        rc_err_set(err, 500, "bad_config", "store: synchronous must be full or normal");
+        return -EINVAL;
+    }
+    s = calloc(1, sizeof(*s));
+    if (!s)
+        goto out_nomem;
+    s->ops = cfg->engine ? cfg->engine : &rc_store_sqlite_ops;
+    s->reply = reply;
+    s->reply_ctx = reply_ctx;
+    s->clock = cfg->clock ? cfg->clock : clock_realtime_ms;
+    s->clock_ctx = cfg->clock_ctx;
+    s->max_batch = cfg->max_batch ? cfg->max_batch : RC_STORE_MAX_BATCH_DEFAULT;
+    s->purge_interval_ms =
+        cfg->purge_interval_ms ? cfg->purge_interval_ms : RC_STORE_PURGE_INTERVAL_DEFAULT;
+    s->batch = calloc(s->max_batch, sizeof(*s->batch));
+    if (!s->batch)
+        goto out_free;
+    if (getrandom(&s->id_rand, sizeof(s->id_rand), 0) != sizeof(s->id_rand))
+        s->id_rand = (uint64_t)mono_ms() ^ (uint64_t)getpid() << 32;
+    s->id_rand |= 1; /* xorshift must not start at 0 */
+    s->id_counter = (uint32_t)next_rand(s);
+    s->efd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
+    if (s->efd < 0) {
+        rc = -errno;
+        rc_err_set(err, 500, "start", "store: eventfd failed: %s", strerror(errno));
+        goto out_batch;
+    }
+    rc_mpsc_init(&s->q, s->efd);
+    s->stop_req.op = RC_STORE_STOP;
+    rc = s->ops->open(&s->eng, cfg, err);
+    if (rc)
+        goto out_efd;
+    *out = s;
+    return 0;
+
+out_efd:
+    close(s->efd);
+out_batch:
+    free(s->batch);
+    free(s);
+    return rc;
+out_free:
+    free(s);
+out_nomem:
+    rc_err_set(err, 500, "no_memory", "store: out of memory at start");
+    return -ENOMEM;
+}
+
+int rc_store_start(struct rc_store *s, struct rc_err *err)
+{
+    int rc = pthread_create(&s->thread, NULL, rc_store_main, s);
+    if (rc) {
+        rc_err_set(err, 500, "start", "store: pthread_create failed: %s", strerror(rc));
+        return -rc;
+    }
+    s->thread_started = true;
+    return 0;
+}
+
+void rc_store_submit(struct rc_store *s, struct rc_store_req *req)
+{
+    rc_mpsc_push(&s->q, &req->node);
+}
+
+void rc_store_stop(struct rc_store *s)
+{
+    struct rc_mpsc_node *node;
+
+    if (!s)
+        return;
+    if (s->thread_started) {
+        rc_store_submit(s, &s->stop_req);
+        pthread_join(s->thread, NULL);
+    }
+    /* the thread has exited (or never ran): we are the only consumer now */
+    while ((node = rc_mpsc_pop(&s->q))) {
+        struct rc_store_req *req = RC_CONTAINER_OF(node, struct rc_store_req, node);
+        if (req == &s->stop_req)
+            continue;
+        req_fail(req, 503, "store_stopped", "store: the server is shutting down; retry later");
+        s->reply(s->reply_ctx, req);
+    }
+    s->ops->close(s->eng);
+    close(s->efd);
+    free(s->batch);
+    free(s);
+}

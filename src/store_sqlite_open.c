@@ -1,0 +1,287 @@
+/* store_sqlite_open.c - the SQLite engine's life cycle: creating and
+ * locking data_dir, opening <data_dir>/ringcast.db in WAL mode, bringing the
+ * schema up to date, describing the database, and closing it. The
+ * statements and operations are in store_sqlite.c.
+ *
+ * Durability: PRAGMA synchronous=FULL (default) fsyncs the WAL at every
+ * commit, so an acknowledged write survives power loss; NORMAL fsyncs only at
+ * checkpoints: it survives a crash of the process but may lose the last
+ * commits on power loss or a kernel crash (the file stays consistent).
+ * Concurrency: the connection is opened on the thread calling rc_store_open
+ * and then used by the storage thread only (SQLITE_OPEN_NOMUTEX). A second
+ * server on the same data_dir is refused by an flock on ringcast.lock; other
+ * readers (sqlite3 ringcast.db ".backup x") are fine thanks to WAL.
+ * Schema: a versioned list of migrations (migrations[] below). A database
+ * newer than this build is refused, never touched. To add version 2, append
+ * one SQL step to migrations[] and bump RC_STORE_SQLITE_SCHEMA_VERSION. */
+#include <errno.h>
+#include <fcntl.h>
+#include <limits.h>
+#include <sqlite3.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/file.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "ringcast/store.h"
+#include "store_sqlite_internal.h"
+
+/* migrations[i] takes the schema from version i to i + 1. */
+static const char *const migrations[RC_STORE_SQLITE_SCHEMA_VERSION] = {
+    /* 0 -> 1: notifications with per-recipient read state; user subscriptions */
+    "CREATE TABLE notifications ("
+    " id TEXT PRIMARY KEY, title TEXT NOT NULL, message TEXT NOT NULL,"
+    " type TEXT NOT NULL, priority TEXT NOT NULL, status TEXT NOT NULL,"
+    " sender_id TEXT, created_at INTEGER NOT NULL, delivered_at INTEGER,"
+    " expires_at INTEGER, resource_type TEXT, resource_id TEXT,"
+    " actions TEXT NOT NULL, metadata TEXT,"
+    " recipient_count INTEGER NOT NULL, read_count INTEGER NOT NULL DEFAULT 0);"
+    "CREATE INDEX notifications_expires_at ON notifications(expires_at)"
+    " WHERE expires_at IS NOT NULL;"
+    "CREATE TABLE notification_recipients ("
+    " notification_id TEXT NOT NULL REFERENCES notifications(id) ON DELETE CASCADE,"
+    " user_id TEXT NOT NULL, pos INTEGER NOT NULL,"
+    " read_seq INTEGER, read_at INTEGER,"
+    " PRIMARY KEY (notification_id, user_id)) WITHOUT ROWID;"
+    "CREATE INDEX notification_recipients_user ON notification_recipients(user_id, read_seq);"
+    "CREATE TABLE subscriptions ("
+    " id TEXT PRIMARY KEY, user_id TEXT NOT NULL, type TEXT NOT NULL,"
+    " status TEXT NOT NULL, created_at INTEGER NOT NULL, updated_at INTEGER NOT NULL,"
+    " expires_at INTEGER, resource_id TEXT, resource_type TEXT, topic TEXT NOT NULL,"
+    " labels TEXT NOT NULL, metadata TEXT, payload_filter TEXT);"
+    "CREATE INDEX subscriptions_user_id ON subscriptions(user_id);"
+    "CREATE INDEX subscriptions_status ON subscriptions(status);"
+    "CREATE INDEX subscriptions_expires_at ON subscriptions(expires_at)"
+    " WHERE expires_at IS NOT NULL;",
+};
+
+/* ---- open, schema, close ------------------------------------------------------------------------
+ */
+
+static int exec(struct rc_store_engine *e, const char *sql, const char *what, struct rc_err *err)
+{
+    int src = sqlite3_exec(e->db, sql, NULL, NULL, NULL);
+    return src == SQLITE_OK ? 0 : rc_store_sqlite_fail(e, what, src, err);
+}
+
+/* Single-value query (PRAGMA or SELECT) into buf as text; "" if no row. */
+static int query_text(struct rc_store_engine *e, const char *sql, char *buf, size_t cap,
+                      struct rc_err *err)
+{
+    sqlite3_stmt *s;
+    int src = sqlite3_prepare_v2(e->db, sql, -1, &s, NULL);
+    if (src != SQLITE_OK)
+        return rc_store_sqlite_fail(e, sql, src, err);
+    src = sqlite3_step(s);
+    buf[0] = '\0';
+    if (src == SQLITE_ROW && sqlite3_column_text(s, 0))
+        snprintf(buf, cap, "%s", (const char *)sqlite3_column_text(s, 0));
+    sqlite3_finalize(s);
+    if (src != SQLITE_ROW && src != SQLITE_DONE)
+        return rc_store_sqlite_fail(e, sql, src, err);
+    return 0;
+}
+
+static int schema_version(struct rc_store_engine *e, long *out, struct rc_err *err)
+{
+    char buf[32];
+    int rc = query_text(e, "SELECT version FROM schema_version", buf, sizeof(buf), err);
+    *out = strtol(buf, NULL, 10);
+    return rc;
+}
+
+/* Bring the schema to RC_STORE_SQLITE_SCHEMA_VERSION, one transaction per
+ * step, so an interrupted upgrade resumes where it stopped. */
+static int migrate(struct rc_store_engine *e, struct rc_err *err)
+{
+    long v;
+    int rc = exec(e,
+                  "BEGIN IMMEDIATE;"
+                  "CREATE TABLE IF NOT EXISTS schema_version (version INTEGER NOT NULL);"
+                  "INSERT INTO schema_version SELECT 0"
+                  " WHERE NOT EXISTS (SELECT 1 FROM schema_version);"
+                  "COMMIT;",
+                  "creating the schema_version table", err);
+    if (rc == 0)
+        rc = schema_version(e, &v, err);
+    if (rc)
+        return rc;
+    if (v < 0 || v > RC_STORE_SQLITE_SCHEMA_VERSION) {
+        rc_err_set(err, 500, "bad_schema",
+                   "store: %s has schema version %ld but this ringcast knows versions up to %d; "
+                   "run a newer ringcast or restore a backup",
+                   e->path, v, RC_STORE_SQLITE_SCHEMA_VERSION);
+        return -EPROTO;
+    }
+    for (; v < RC_STORE_SQLITE_SCHEMA_VERSION; v++) {
+        char bump[80];
+        snprintf(bump, sizeof(bump), "UPDATE schema_version SET version = %ld;", v + 1);
+        rc = exec(e, "BEGIN IMMEDIATE", "starting a migration", err);
+        if (rc == 0)
+            rc = exec(e, migrations[v], "migrating the schema", err);
+        if (rc == 0)
+            rc = exec(e, bump, "recording the schema version", err);
+        if (rc == 0)
+            rc = exec(e, "COMMIT", "committing a migration", err);
+        if (rc) {
+            sqlite3_exec(e->db, "ROLLBACK", NULL, NULL, NULL);
+            return rc;
+        }
+    }
+    return 0;
+}
+
+/* mkdir -p with mode 0700 for the parts that are missing. */
+static int make_dirs(const char *dir, struct rc_err *err)
+{
+    char path[PATH_MAX];
+    size_t n = strlen(dir);
+    if (n == 0 || n >= sizeof(path)) {
+        rc_err_set(err, 500, "bad_config", "store: data_dir is empty or longer than %d bytes",
+                   PATH_MAX - 1);
+        return -EINVAL;
+    }
+    memcpy(path, dir, n + 1);
+    for (size_t i = 1; i <= n; i++) {
+        if (path[i] != '/' && path[i] != '\0')
+            continue;
+        char c = path[i];
+        path[i] = '\0';
+        if (mkdir(path, 0700) != 0 && errno != EEXIST) {
+            int rc = -errno;
+            rc_err_set(err, 500, "bad_config",
+                       "store: cannot create data_dir component %s: %s; create it or choose "
+                       "another data_dir",
+                       path, strerror(errno));
+            return rc;
+        }
+        path[i] = c;
+    }
+    struct stat stb;
+    if (stat(dir, &stb) != 0 || !S_ISDIR(stb.st_mode)) {
+        rc_err_set(err, 500, "bad_config", "store: data_dir %s is not a directory", dir);
+        return -ENOTDIR;
+    }
+    return 0;
+}
+
+static int lock_dir(struct rc_store_engine *e, const char *dir, struct rc_err *err)
+{
+    char lp[PATH_MAX];
+    if (snprintf(lp, sizeof(lp), "%s/ringcast.lock", dir) >= (int)sizeof(lp)) {
+        rc_err_set(err, 500, "bad_config", "store: data_dir path is too long");
+        return -ENAMETOOLONG;
+    }
+    e->lock_fd = open(lp, O_RDWR | O_CREAT | O_CLOEXEC, 0600);
+    if (e->lock_fd < 0) {
+        int rc = -errno;
+        rc_err_set(err, 500, "bad_config", "store: cannot open %s: %s", lp, strerror(errno));
+        return rc;
+    }
+    if (flock(e->lock_fd, LOCK_EX | LOCK_NB) != 0) {
+        int rc = errno == EWOULDBLOCK ? -EBUSY : -errno;
+        rc_err_set(err, 500, "bad_config",
+                   "store: %s is locked: another ringcast uses this data_dir; stop it or choose "
+                   "another data_dir",
+                   lp);
+        return rc;
+    }
+    return 0;
+}
+
+void rc_store_sqlite_close(struct rc_store_engine *e)
+{
+    if (!e)
+        return;
+    for (int i = 0; i < ST_COUNT; i++)
+        sqlite3_finalize(e->st[i]);
+    if (e->db)
+        sqlite3_close(e->db); /* last connection: checkpoints the WAL */
+    if (e->lock_fd >= 0)
+        close(e->lock_fd);
+    free(e);
+}
+
+int rc_store_sqlite_open(struct rc_store_engine **out, const struct rc_store_config *cfg,
+                         struct rc_err *err)
+{
+    struct rc_store_engine *e = calloc(1, sizeof(*e));
+    char mode[16];
+    int rc, src;
+
+    *out = NULL;
+    if (!e) {
+        rc_err_set(err, 500, "no_memory", "store: out of memory at start");
+        return -ENOMEM;
+    }
+    e->lock_fd = -1;
+    rc = make_dirs(cfg->data_dir, err);
+    if (rc == 0)
+        rc = lock_dir(e, cfg->data_dir, err);
+    if (rc)
+        goto fail;
+    if (snprintf(e->path, sizeof(e->path), "%s/%s", cfg->data_dir, RC_STORE_SQLITE_FILE) >=
+        (int)sizeof(e->path)) {
+        rc_err_set(err, 500, "bad_config", "store: data_dir path is too long");
+        rc = -ENAMETOOLONG;
+        goto fail;
+    }
+    src = sqlite3_open_v2(e->path, &e->db,
+                          SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE | SQLITE_OPEN_NOMUTEX, NULL);
+    if (src != SQLITE_OK) {
+        rc = rc_store_sqlite_fail(e, "opening the database", src, err);
+        goto fail;
+    }
+    sqlite3_extended_result_codes(e->db, 1);
+    sqlite3_busy_timeout(e->db, 5000); /* a backup may hold a lock briefly */
+    rc = query_text(e, "PRAGMA journal_mode=WAL", mode, sizeof(mode), err);
+    if (rc == 0 && strcmp(mode, "wal") != 0) {
+        rc_err_set(err, 500, "bad_config",
+                   "store: %s cannot use WAL mode (got \"%s\"); put data_dir on a local "
+                   "filesystem",
+                   e->path, mode);
+        rc = -ENOTSUP;
+    }
+    if (rc == 0)
+        rc = exec(e,
+                  cfg->synchronous == RC_STORE_SYNC_NORMAL ? "PRAGMA synchronous=NORMAL"
+                                                           : "PRAGMA synchronous=FULL",
+                  "setting synchronous", err);
+    if (rc == 0)
+        rc = exec(e, "PRAGMA foreign_keys=ON", "enabling foreign keys", err);
+    if (rc == 0)
+        rc = migrate(e, err);
+    if (rc == 0)
+        rc = rc_store_sqlite_prepare(e, err);
+    if (rc)
+        goto fail;
+    *out = e;
+    return 0;
+fail:
+    rc_store_sqlite_close(e);
+    return rc;
+}
+
+int rc_store_sqlite_describe(struct rc_store_engine *e, json_t *obj, struct rc_err *err)
+{
+    static const char *const sync_names[] = {"off", "normal", "full", "extra"};
+    char sync[16], mode[16];
+    long v;
+    int rc = query_text(e, "PRAGMA synchronous", sync, sizeof(sync), err);
+    if (rc == 0)
+        rc = query_text(e, "PRAGMA journal_mode", mode, sizeof(mode), err);
+    if (rc == 0)
+        rc = schema_version(e, &v, err);
+    if (rc)
+        return rc;
+    long sv = strtol(sync, NULL, 10);
+    json_object_set_new(obj, "engine", json_string("sqlite"));
+    json_object_set_new(obj, "sqlite_version", json_string(sqlite3_libversion()));
+    json_object_set_new(obj, "path", json_string(e->path));
+    json_object_set_new(obj, "synchronous", json_string(sv >= 0 && sv <= 3 ? sync_names[sv] : "?"));
+    json_object_set_new(obj, "journal_mode", json_string(mode));
+    json_object_set_new(obj, "schema_version", json_integer(v));
+    return 0;
+}
