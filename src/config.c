@@ -57,6 +57,7 @@
 #include <string.h>
 
 #include "config_internal.h"
+#include "ringcast/auth.h" /* rc_auth_api_key_split (inline; no link dependency) */
 #include "ringcast/config.h"
 
 /* The word lists below index the log enums directly. */
@@ -107,6 +108,12 @@ _Static_assert(RC_LOG_LOGFMT == 0 && RC_LOG_JSON == 1,
         .name = #f, .type = T_STRING, .offset = OFF(f, char *), .size = sizeof(FIELD(f)),          \
         .def = d, .doc = doc_                                                                      \
     }
+/* A string never echoed: rc_config_print shows only that it is set. */
+#define KEY_SECRET(f, d, doc_)                                                                     \
+    {                                                                                              \
+        .name = #f, .type = T_STRING, .offset = OFF(f, char *), .size = sizeof(FIELD(f)),          \
+        .def = d, .secret = true, .doc = doc_                                                      \
+    }
 #define KEY_ADDR(f, d, doc_)                                                                       \
     {                                                                                              \
         .name = #f, .type = T_ADDR, .offset = OFF(f, char *), .size = sizeof(FIELD(f)), .def = d,  \
@@ -129,6 +136,10 @@ _Static_assert(RC_LOG_LOGFMT == 0 && RC_LOG_JSON == 1,
 
 static const char *const log_level_words[] = {"debug", "info", "warn", "error", NULL};
 static const char *const log_format_words[] = {"logfmt", "json", NULL};
+/* indexes enum rc_config_anonymous */
+static const char *const anonymous_words[] = {"none", "subscribe", NULL};
+_Static_assert(RC_CONFIG_ANON_NONE == 0 && RC_CONFIG_ANON_SUBSCRIBE == 1,
+               "anonymous_words must follow enum rc_config_anonymous");
 
 static const char *check_origin(const char *item);
 static const char *check_api_key(const char *item);
@@ -167,8 +178,60 @@ const struct rc_config_key rc_config_keys[] = {
     KEY_SIZE(max_pending_bytes, "4MiB", 4 * KIB, GIB, NULL,
              "outbound bytes queued for one client before it is dropped as slow"),
     KEY_BOOL(client_publish, "false", "clients may publish over WebSocket"),
-    KEY_LIST(api_keys, check_api_key, true, "API keys accepted on the HTTP API (secret)"),
+    KEY_LIST(api_keys, check_api_key, true,
+             "API keys accepted on the HTTP API (secret); KEY:publish+notify+admin limits a "
+             "key to those scopes, a KEY without ':' has every scope"),
     KEY_DURATION(sse_retry, "3s", 0, HOUR, NULL, "retry: delay suggested to SSE clients"),
+    KEY_UINT(history_size, "64", 0, 65536, "0 = no history",
+             "events kept per topic for resume (since / Last-Event-ID), unless a rule says "
+             "otherwise"),
+    KEY_DURATION(history_ttl, "5m", 0, 24 * HOUR, NULL,
+                 "a kept event is dropped from history after this; 0 = no age limit"),
+    KEY_BOOL(retain, "true",
+             "keep each topic's latest event for include_initial, unless a rule says "
+             "otherwise"),
+    KEY_BOOL(presence, "false",
+             "track who is subscribed to each topic (presence action, joined/left events) "
+             "unless a rule says otherwise"),
+    KEY_SECRET(jwt_secret, "",
+               "HS256 secret for client tokens, at least 32 bytes (secret: never printed; "
+               "prefer RINGCAST_JWT_SECRET or the file over a flag); empty = no HS256"),
+    KEY_STRING(jwt_public_key_file, "",
+               "PEM public key for client tokens: RSA (2048..8192 bits) -> RS256, EC P-256 -> "
+               "ES256; empty = none"),
+    KEY_DURATION(jwt_leeway, "30s", 0, HOUR, NULL,
+                 "clock skew allowed on a token's exp and nbf (whole seconds)"),
+    KEY_STRING(jwt_issuer, "", "a token's iss must equal this; empty = not checked"),
+    KEY_STRING(jwt_audience, "", "a token's aud must be or contain this; empty = not checked"),
+    KEY_BOOL(auth_required, "false",
+             "every WebSocket/SSE connection must authenticate within auth_timeout, else it "
+             "is closed (1008)"),
+    KEY_DURATION(auth_timeout, "10s", 100 * MS, HOUR, NULL,
+                 "with auth_required, time a connection has to present a valid token"),
+    KEY_ENUM(anonymous, "subscribe", anonymous_words,
+             "none: unauthenticated connections may not subscribe at all; subscribe: they "
+             "may where the rules allow"),
+    KEY_DURATION(token_grace, "30s", 0, HOUR, NULL,
+                 "after a live connection's token expires (error token_expired), it is closed "
+                 "this much later unless it sends a fresh auth"),
+    KEY_STRING(personal_topics, "user.{sub}.>",
+               "topics of this form with a {sub} token other than the caller's user id are "
+               "refused (subscribe and publish); empty = no personal topics"),
+    KEY_LIST(rules, NULL, false,
+             "topic rules, first match wins: PATTERN [subscribe=anonymous|authenticated|"
+             "claim|none] [publish=none|authenticated|claim] [presence=BOOL] "
+             "[history_size=N] [history_ttl=DURATION] [retain=BOOL] [max_subscribers=N]; "
+             "claim = the token's topics claim covers the topic; topics no rule matches: "
+             "subscribe per anonymous, publish per client_publish"),
+    KEY_UINT(message_rate, "50", 0, 1000000, "0 = unlimited",
+             "messages per second one client connection may send (token bucket), else "
+             "error rate_limited"),
+    KEY_UINT(message_burst, "100", 1, 1000000, NULL,
+             "messages a client connection may send at once before message_rate applies"),
+    KEY_UINT(rate_limit_close_after, "100", 0, 1000000, "0 = never close",
+             "consecutive rate-limited messages after which the connection is closed (1008)"),
+    KEY_UINT(handshake_rate_per_ip, "0", 0, 1000000, "0 = unlimited",
+             "WebSocket/SSE handshakes per second from one client address (per shard)"),
     KEY_SIZE(recv_buffer_size, "16KiB", 512, MIB, NULL, "size of one io_uring receive buffer"),
     KEY_UINT(recv_buffers, "256", 1, 65536, NULL, "receive buffers per shard"),
     KEY_UINT(ring_entries, "1024", 8, 32768, NULL,
@@ -486,13 +549,10 @@ static const char *check_origin(const char *item)
 
 static const char *check_api_key(const char *item)
 {
-    if (strlen(item) < 16)
-        return "is shorter than 16 characters; use a long random key";
-    for (const char *p = item; *p; p++)
-        if (*p == ' ' || *p == '"' || *p == '\\' || (unsigned char)*p >= 0x7f)
-            return "contains a space, quote, backslash or non-ASCII byte; use printable "
-                   "ASCII (e.g. hex or base64url)";
-    return NULL;
+    size_t key_len;
+    unsigned scopes;
+
+    return rc_auth_api_key_split(item, &key_len, &scopes);
 }
 
 static void list_clear(struct rc_config_list *l)
@@ -661,6 +721,62 @@ void rc_config_fini(struct rc_config *c)
 
 /* ---- validation ------------------------------------------------------------ */
 
+/* personal_topics is "" or dot-separated tokens of which exactly one is "{sub}" (the rest
+ * of the syntax is checked by rc_auth_new, which owns topic patterns). */
+static bool personal_topics_ok(const char *s)
+{
+    size_t subs = 0;
+
+    if (*s == '\0')
+        return true;
+    for (const char *p = s;;) {
+        size_t n = strcspn(p, ".");
+        if (n == 5 && memcmp(p, "{sub}", 5) == 0)
+            subs++;
+        else if (memchr(p, '{', n) || memchr(p, '}', n))
+            return false;
+        if (p[n] == '\0')
+            break;
+        p += n + 1;
+    }
+    return subs == 1;
+}
+
+static int validate_auth(const struct rc_config *c, struct rc_err *err)
+{
+    bool has_key = c->jwt_secret[0] != '\0' || c->jwt_public_key_file[0] != '\0';
+    size_t secret_len = strlen(c->jwt_secret);
+
+    if (secret_len > 0 && secret_len < RC_CONFIG_SECRET_MIN) {
+        /* never echo the secret, not even its length */
+        rc_err_set(err, 0, "bad_config",
+                   "config: jwt_secret is shorter than %d bytes; use a random secret of at "
+                   "least 32 bytes (e.g. openssl rand -base64 48)",
+                   RC_CONFIG_SECRET_MIN);
+        return -EINVAL;
+    }
+    if (c->auth_required && !has_key) {
+        rc_err_set(err, 0, "bad_config",
+                   "config: auth_required=true but neither jwt_secret nor "
+                   "jwt_public_key_file is set, so no token could verify; set one of them");
+        return -EINVAL;
+    }
+    if (c->anonymous == RC_CONFIG_ANON_NONE && !has_key) {
+        rc_err_set(err, 0, "bad_config",
+                   "config: anonymous=none but neither jwt_secret nor jwt_public_key_file is "
+                   "set, so nobody could subscribe; set a key or use anonymous=subscribe");
+        return -EINVAL;
+    }
+    if (!personal_topics_ok(c->personal_topics)) {
+        rc_err_set(err, 0, "bad_config",
+                   "config: personal_topics=%.64s must hold {sub} exactly once as a whole "
+                   "token (e.g. user.{sub}.>), or be empty for no personal topics",
+                   c->personal_topics);
+        return -EINVAL;
+    }
+    return 0;
+}
+
 int rc_config_validate(const struct rc_config *c, struct rc_err *err)
 {
     char a[32], b[32];
@@ -705,7 +821,7 @@ int rc_config_validate(const struct rc_config *c, struct rc_err *err)
                    c->recv_buffers);
         return -EINVAL;
     }
-    return 0;
+    return validate_auth(c, err);
 }
 
 /* ---- comparison and names ------------------------------------------------------- */

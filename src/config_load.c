@@ -614,9 +614,14 @@ void rc_config_print(const struct rc_config *c, FILE *f)
         fputs("# ringcast effective configuration (no file)\n", f);
     for (size_t i = 0; i < RC_CONFIG_NKEYS; i++) {
         const struct rc_config_key *k = &rc_config_keys[i];
-        if (k->secret && ((const struct rc_config_list *)rc_config_cfield(c, k))->n > 0) {
+        if (k->secret && k->type == T_LIST &&
+            ((const struct rc_config_list *)rc_config_cfield(c, k))->n > 0) {
             fprintf(f, "# %s = (%zu set, redacted)\n", k->name,
                     ((const struct rc_config_list *)rc_config_cfield(c, k))->n);
+            continue;
+        }
+        if (k->secret && k->type == T_STRING && *(const char *)rc_config_cfield(c, k) != '\0') {
+            fprintf(f, "# %s = (set, redacted)\n", k->name);
             continue;
         }
         fprintf(f, "%s = ", k->name);

@@ -107,6 +107,21 @@ static void test_config_defaults_match_the_documented_values(void **state)
     assert_int_equal(c->recv_buffer_size, 16384);
     assert_int_equal(c->recv_buffers, 256);
     assert_int_equal(c->ring_entries, 1024);
+    assert_string_equal(c->jwt_secret, "");
+    assert_string_equal(c->jwt_public_key_file, "");
+    assert_int_equal(c->jwt_leeway, 30000);
+    assert_string_equal(c->jwt_issuer, "");
+    assert_string_equal(c->jwt_audience, "");
+    assert_false(c->auth_required);
+    assert_int_equal(c->auth_timeout, 10000);
+    assert_int_equal(c->anonymous, RC_CONFIG_ANON_SUBSCRIBE);
+    assert_int_equal(c->token_grace, 30000);
+    assert_string_equal(c->personal_topics, "user.{sub}.>");
+    assert_int_equal(c->rules.n, 0);
+    assert_int_equal(c->message_rate, 50);
+    assert_int_equal(c->message_burst, 100);
+    assert_int_equal(c->rate_limit_close_after, 100);
+    assert_int_equal(c->handshake_rate_per_ip, 0);
     assert_false(c->help);
     assert_false(c->version);
     assert_false(c->check_config);
@@ -1067,6 +1082,204 @@ static void test_config_equal_detects_each_difference(void **state)
     rc_config_fini(&other);
 }
 
+/* ---- identity, rules and limits keys ---------------------------------------------- */
+
+#define SECRET32 "0123456789abcdef0123456789abcdef"
+
+static void test_config_auth_keys_accept_good_values(void **state)
+{
+    struct fixture *fx = *state;
+
+    set_ok(fx, "jwt_secret", SECRET32);
+    set_ok(fx, "jwt_public_key_file", "/etc/ringcast/jwt.pem");
+    set_ok(fx, "jwt_leeway", "0");
+    set_ok(fx, "jwt_issuer", "https://issuer.example");
+    set_ok(fx, "jwt_audience", "ringcast");
+    set_ok(fx, "auth_required", "yes");
+    set_ok(fx, "auth_timeout", "500ms");
+    set_ok(fx, "anonymous", "none");
+    set_ok(fx, "token_grace", "0");
+    set_ok(fx, "personal_topics", "");
+    assert_string_equal(fx->c.jwt_secret, SECRET32);
+    assert_string_equal(fx->c.jwt_public_key_file, "/etc/ringcast/jwt.pem");
+    assert_int_equal(fx->c.jwt_leeway, 0);
+    assert_string_equal(fx->c.jwt_issuer, "https://issuer.example");
+    assert_string_equal(fx->c.jwt_audience, "ringcast");
+    assert_true(fx->c.auth_required);
+    assert_int_equal(fx->c.auth_timeout, 500);
+    assert_int_equal(fx->c.anonymous, RC_CONFIG_ANON_NONE);
+    assert_int_equal(fx->c.token_grace, 0);
+    assert_string_equal(fx->c.personal_topics, "");
+    assert_int_equal(rc_config_validate(&fx->c, &fx->err), 0);
+}
+
+static void test_config_auth_keys_reject_bad_values(void **state)
+{
+    struct fixture *fx = *state;
+
+    set_bad(fx, "anonymous", "read");
+    assert_string_equal(fx->err.msg,
+                        "config: anonymous=read is not allowed; use one of: none subscribe");
+    set_bad(fx, "auth_timeout", "50ms");
+    assert_string_equal(fx->err.msg, "config: auth_timeout=50ms is out of range; use 100ms..1h");
+    set_bad(fx, "jwt_leeway", "30");
+    set_bad(fx, "token_grace", "2h");
+    set_bad(fx, "auth_required", "maybe");
+    set_bad(fx, "jwt_issuer", "tab\there");
+}
+
+static void test_config_jwt_secret_errors_do_not_echo_it(void **state)
+{
+    struct fixture *fx = *state;
+    char long_secret[RC_CONFIG_SECRET_MAX + 1];
+
+    memset(long_secret, 'S', sizeof(long_secret) - 1);
+    long_secret[sizeof(long_secret) - 1] = '\0';
+    set_bad(fx, "jwt_secret", long_secret);
+    assert_string_equal(fx->err.msg,
+                        "config: jwt_secret is too long (1025 bytes); use at most 1024 bytes");
+    set_ok(fx, "jwt_secret", "short-secret");
+    assert_int_equal(rc_config_validate(&fx->c, &fx->err), -EINVAL);
+    assert_string_equal(fx->err.msg, "config: jwt_secret is shorter than 32 bytes; use a random "
+                                     "secret of at least 32 bytes (e.g. openssl rand -base64 48)");
+    assert_null(strstr(fx->err.msg, "short-secret"));
+}
+
+static void test_config_validate_auth_required_needs_a_key(void **state)
+{
+    struct fixture *fx = *state;
+
+    set_ok(fx, "auth_required", "true");
+    assert_int_equal(rc_config_validate(&fx->c, &fx->err), -EINVAL);
+    assert_string_equal(fx->err.msg, "config: auth_required=true but neither jwt_secret nor "
+                                     "jwt_public_key_file is set, so no token could verify; set "
+                                     "one of them");
+    set_ok(fx, "jwt_public_key_file", "/k.pem");
+    assert_int_equal(rc_config_validate(&fx->c, &fx->err), 0);
+}
+
+static void test_config_validate_anonymous_none_needs_a_key(void **state)
+{
+    struct fixture *fx = *state;
+
+    set_ok(fx, "anonymous", "none");
+    assert_int_equal(rc_config_validate(&fx->c, &fx->err), -EINVAL);
+    assert_string_equal(fx->err.msg, "config: anonymous=none but neither jwt_secret nor "
+                                     "jwt_public_key_file is set, so nobody could subscribe; set "
+                                     "a key or use anonymous=subscribe");
+    set_ok(fx, "jwt_secret", SECRET32);
+    assert_int_equal(rc_config_validate(&fx->c, &fx->err), 0);
+}
+
+static void test_config_validate_personal_topics_needs_one_sub(void **state)
+{
+    struct fixture *fx = *state;
+    static const char *const bad[] = {"user.*.>", "user.{sub}.{sub}", "user.x{sub}.>", "{sub}x"};
+
+    for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+        set_ok(fx, "personal_topics", bad[i]);
+        assert_int_equal(rc_config_validate(&fx->c, &fx->err), -EINVAL);
+    }
+    assert_string_equal(fx->err.msg, "config: personal_topics={sub}x must hold {sub} exactly once "
+                                     "as a whole token (e.g. user.{sub}.>), or be empty for no "
+                                     "personal topics");
+    set_ok(fx, "personal_topics", "{sub}.private");
+    assert_int_equal(rc_config_validate(&fx->c, &fx->err), 0);
+}
+
+static void test_config_rules_items_keep_their_spaces(void **state)
+{
+    struct fixture *fx = *state;
+
+    set_ok(fx, "rules", "chat.> subscribe=authenticated publish=claim , secret.> subscribe=none");
+    set_ok(fx, "rules", "news.>   history_size=10");
+    assert_int_equal(fx->c.rules.n, 3);
+    assert_string_equal(fx->c.rules.items[0], "chat.> subscribe=authenticated publish=claim");
+    assert_string_equal(fx->c.rules.items[1], "secret.> subscribe=none");
+    assert_string_equal(fx->c.rules.items[2], "news.>   history_size=10");
+}
+
+static void test_config_api_keys_accept_scopes(void **state)
+{
+    struct fixture *fx = *state;
+
+    set_ok(fx, "api_keys",
+           "0123456789abcdef0:publish,0123456789abcdef1:notify+admin,"
+           "0123456789abcdef2");
+    assert_int_equal(fx->c.api_keys.n, 3);
+    set_bad(fx, "api_keys", "0123456789abcdef0:publish+write");
+    assert_string_equal(fx->err.msg, "config: api_keys item 1 has an unknown or empty scope "
+                                     "after ':'; write KEY:publish+notify+admin with any of "
+                                     "publish, notify, admin (no suffix = all scopes)");
+    assert_null(strstr(fx->err.msg, "0123456789abcdef0"));
+    set_bad(fx, "api_keys", "short:publish");
+    assert_string_equal(fx->err.msg, "config: api_keys item 1 is shorter than 16 characters; use "
+                                     "a long random key");
+}
+
+static void test_config_limit_keys_ranges(void **state)
+{
+    struct fixture *fx = *state;
+
+    set_ok(fx, "message_rate", "0");
+    set_ok(fx, "message_burst", "1");
+    set_ok(fx, "rate_limit_close_after", "0");
+    set_ok(fx, "handshake_rate_per_ip", "20");
+    assert_int_equal(fx->c.message_rate, 0);
+    assert_int_equal(fx->c.message_burst, 1);
+    assert_int_equal(fx->c.rate_limit_close_after, 0);
+    assert_int_equal(fx->c.handshake_rate_per_ip, 20);
+    set_bad(fx, "message_burst", "0");
+    assert_string_equal(fx->err.msg, "config: message_burst=0 is out of range; use 1..1000000");
+    set_bad(fx, "message_rate", "1000001");
+    assert_string_equal(fx->err.msg, "config: message_rate=1000001 is out of range; use "
+                                     "0..1000000 (0 = unlimited)");
+    set_bad(fx, "handshake_rate_per_ip", "-1");
+}
+
+static void test_config_print_redacts_jwt_secret(void **state)
+{
+    struct fixture *fx = *state;
+    size_t n;
+    char *text;
+
+    text = print_to_string(&fx->c, &n);
+    assert_non_null(strstr(text, "\njwt_secret = \"\"\n"));
+    free(text);
+    set_ok(fx, "jwt_secret", SECRET32);
+    text = print_to_string(&fx->c, &n);
+    assert_null(strstr(text, "0123456789abcdef"));
+    assert_non_null(strstr(text, "\n# jwt_secret = (set, redacted)\n"));
+    free(text);
+}
+
+static void test_config_print_round_trips_auth_keys(void **state)
+{
+    struct fixture *fx = *state;
+    struct rc_config back;
+    size_t n;
+    char *text;
+    const char *path;
+
+    set_ok(fx, "jwt_public_key_file", "/etc/ringcast/jwt.pem");
+    set_ok(fx, "jwt_issuer", "https://issuer.example");
+    set_ok(fx, "jwt_leeway", "5s");
+    set_ok(fx, "anonymous", "none");
+    set_ok(fx, "personal_topics", "u.{sub}.>");
+    set_ok(fx, "rules", "chat.> subscribe=claim publish=claim,secret.> subscribe=none");
+    set_ok(fx, "message_rate", "7");
+    set_ok(fx, "handshake_rate_per_ip", "3");
+    text = print_to_string(&fx->c, &n);
+    path = write_temp(text, n);
+    free(text);
+    rc_config_defaults(&back);
+    assert_int_equal(rc_config_load_file(&back, path, &fx->err), 0);
+    unlink(path);
+    assert_true(rc_config_equal(&fx->c, &back));
+    assert_int_equal(back.rules.n, 2);
+    rc_config_fini(&back);
+}
+
 static void test_config_usage_lists_every_key_and_flag(void **state)
 {
     static const char *const want[] = {
@@ -1103,6 +1316,23 @@ static void test_config_usage_lists_every_key_and_flag(void **state)
         "\n  recv_buffer_size ",
         "\n  recv_buffers ",
         "\n  ring_entries ",
+        "\n  jwt_secret ",
+        "\n  jwt_public_key_file ",
+        "\n  jwt_leeway ",
+        "\n  jwt_issuer ",
+        "\n  jwt_audience ",
+        "\n  auth_required ",
+        "\n  auth_timeout ",
+        "\n  anonymous ",
+        "\n  token_grace ",
+        "\n  personal_topics ",
+        "\n  rules ",
+        "\n  message_rate ",
+        "\n  message_burst ",
+        "\n  rate_limit_close_after ",
+        "\n  handshake_rate_per_ip ",
+        "default subscribe; none|subscribe",
+        "first match wins",
         "default 8KiB; 256..1MiB",
         "default info; debug|info|warn|error",
     };
@@ -1190,6 +1420,17 @@ int main(void)
         T(test_config_print_redacts_api_keys),
         T(test_config_equal_detects_each_difference),
         T(test_config_usage_lists_every_key_and_flag),
+        T(test_config_auth_keys_accept_good_values),
+        T(test_config_auth_keys_reject_bad_values),
+        T(test_config_jwt_secret_errors_do_not_echo_it),
+        T(test_config_validate_auth_required_needs_a_key),
+        T(test_config_validate_anonymous_none_needs_a_key),
+        T(test_config_validate_personal_topics_needs_one_sub),
+        T(test_config_rules_items_keep_their_spaces),
+        T(test_config_api_keys_accept_scopes),
+        T(test_config_limit_keys_ranges),
+        T(test_config_print_redacts_jwt_secret),
+        T(test_config_print_round_trips_auth_keys),
     };
 
     return cmocka_run_group_tests(tests, NULL, NULL);

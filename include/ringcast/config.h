@@ -33,6 +33,16 @@ extern "C" {
 #define RC_CONFIG_ITEM_MAX 512     /* bytes in one list item */
 #define RC_CONFIG_LINE_MAX 4096    /* bytes in one config file line */
 #define RC_CONFIG_FILE_MAX 1048576 /* bytes in a config file */
+#define RC_CONFIG_SECRET_MAX 1025  /* jwt_secret buffer, NUL included */
+#define RC_CONFIG_CLAIM_MAX 256    /* jwt_issuer / jwt_audience buffers, NUL included */
+#define RC_CONFIG_TOPIC_MAX 256    /* personal_topics buffer, NUL included */
+#define RC_CONFIG_SECRET_MIN 32    /* bytes of jwt_secret when set (RFC 7518 §3.2) */
+
+/* Whether connections without an identity may subscribe (the "anonymous" key). */
+enum rc_config_anonymous {
+    RC_CONFIG_ANON_NONE,      /* no: every subscribe needs a verified token */
+    RC_CONFIG_ANON_SUBSCRIBE, /* yes, where the rules allow */
+};
 
 /* A list of NUL-terminated strings, owned by the config. */
 struct rc_config_list {
@@ -71,6 +81,28 @@ struct rc_config {
     bool client_publish;
     struct rc_config_list api_keys; /* secret: never printed */
     uint64_t sse_retry;
+    /* history, retained events and presence (defaults; rules override per topic) */
+    uint32_t history_size;
+    uint64_t history_ttl;
+    bool retain;
+    bool presence;
+    /* identity (JWT) and access rules; see include/ringcast/auth.h */
+    char jwt_secret[RC_CONFIG_SECRET_MAX];        /* HS256 secret; secret: never printed */
+    char jwt_public_key_file[RC_CONFIG_PATH_MAX]; /* PEM: RSA -> RS256, EC P-256 -> ES256 */
+    uint64_t jwt_leeway;                          /* exp/nbf tolerance, ms (whole seconds used) */
+    char jwt_issuer[RC_CONFIG_CLAIM_MAX];         /* "" = iss not checked */
+    char jwt_audience[RC_CONFIG_CLAIM_MAX];       /* "" = aud not checked */
+    bool auth_required;                           /* authenticate within auth_timeout or 1008 */
+    uint64_t auth_timeout;
+    enum rc_config_anonymous anonymous;
+    uint64_t token_grace;                      /* after a live token expires, close after it */
+    char personal_topics[RC_CONFIG_TOPIC_MAX]; /* e.g. "user.{sub}.>"; "" = none */
+    struct rc_config_list rules;               /* "PATTERN key=value ..." parsed by auth.c */
+    /* abuse limits */
+    uint32_t message_rate;           /* client messages per second per connection; 0 = off */
+    uint32_t message_burst;          /* token bucket capacity */
+    uint32_t rate_limit_close_after; /* consecutive limited messages before 1008; 0 = never */
+    uint32_t handshake_rate_per_ip;  /* per second per shard; 0 = unlimited */
     /* io_uring */
     size_t recv_buffer_size;
     uint32_t recv_buffers; /* per shard */
@@ -114,9 +146,9 @@ RC_MUST_CHECK int rc_config_load_file(struct rc_config *c, const char *path, str
 /* Cross-key checks (heartbeat_timeout > heartbeat_interval, ...). 0 or -EINVAL. */
 RC_MUST_CHECK int rc_config_validate(const struct rc_config *c, struct rc_err *err);
 
-/* The effective configuration in the file format, every key once; api_keys
- * are shown only as a count in a comment. Loading the output gives an equal
- * config (except api_keys). */
+/* The effective configuration in the file format, every key once; secret
+ * keys (api_keys, jwt_secret) are shown only as a comment saying they are set.
+ * Loading the output gives an equal config (except the secret keys). */
 void rc_config_print(const struct rc_config *c, FILE *f);
 
 /* --help text: usage line, the flags, the value syntax, every key with its
