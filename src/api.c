@@ -8,6 +8,7 @@
 
 #include "ringcast/api.h"
 #include "ringcast/broker.h"
+#include "ringcast/evbuf.h"
 #include "ringcast/shard.h"
 #include "ringcast/sse.h"
 #include "ringcast/topic.h"
@@ -442,6 +443,61 @@ static void h_stats(struct rc_http_ctx *x)
     rc_broker_stats(x->conn, serial, limit);
 }
 
+#define HISTORY_PREFIX "/api/realtime/history/"
+#define HISTORY_DEFAULT_LIMIT 100
+#define HISTORY_MAX_LIMIT 10000
+
+/* GET /api/realtime/history/{topic}?since=<event id>&limit=N */
+static void h_history(struct rc_http_ctx *x)
+{
+    if (!api_allowed(x))
+        return;
+    struct rc_slice enc = {x->req->path.p + sizeof(HISTORY_PREFIX) - 1,
+                           x->req->path.n - (sizeof(HISTORY_PREFIX) - 1)};
+    char topic[RC_TOPIC_MAX_LEN + 1];
+    ssize_t tn = rc_http_url_decode(enc, topic, sizeof(topic), false);
+    struct rc_err err = {0};
+    if (tn <= 0) {
+        rc_http_error(x, 400, "bad_topic", "the path must name a topic: %s<topic>", HISTORY_PREFIX);
+        return;
+    }
+    topic[tn] = '\0';
+    if (rc_topic_validate(topic, (size_t)tn, RC_TOPIC_NAME, &err) < 0) {
+        rc_http_error(x, 400, "bad_topic", "%s", err.msg);
+        return;
+    }
+    char since[RC_EVENT_ID_MAX + 1] = "";
+    size_t limit = HISTORY_DEFAULT_LIMIT;
+    struct rc_slice rest = x->req->query, k, v;
+    while (rc_http_query_next(&rest, &k, &v)) {
+        if (rc_slice_eq(k, "since")) {
+            ssize_t n = rc_http_url_decode(v, since, sizeof(since) - 1, true);
+            if (n <= 0) {
+                rc_http_error(x, 400, "bad_event_id", "since must be an event id such as abc-42");
+                return;
+            }
+            since[n] = '\0';
+        } else if (rc_slice_eq(k, "limit")) {
+            char buf[16];
+            if (v.n == 0 || v.n >= sizeof(buf)) {
+                rc_http_error(x, 400, "bad_query", "limit must be 1..%d", HISTORY_MAX_LIMIT);
+                return;
+            }
+            memcpy(buf, v.p, v.n);
+            buf[v.n] = '\0';
+            char *end;
+            unsigned long l = strtoul(buf, &end, 10);
+            if (*end || buf[0] == '-' || l == 0 || l > HISTORY_MAX_LIMIT) {
+                rc_http_error(x, 400, "bad_query", "limit must be 1..%d", HISTORY_MAX_LIMIT);
+                return;
+            }
+            limit = l;
+        }
+    }
+    uint32_t serial = rc_http_defer(x);
+    rc_broker_history(x->conn, serial, topic, (size_t)tn, since[0] ? since : NULL, limit);
+}
+
 /* ---- routing ----------------------------------------------------------------------------- */
 
 typedef void (*route_fn)(struct rc_http_ctx *x);
@@ -466,6 +522,18 @@ static const struct route routes[] = {
 void rc_api_route(struct rc_http_ctx *x)
 {
     const struct rc_http_request *req = x->req;
+    if (req->path.n > sizeof(HISTORY_PREFIX) - 1 &&
+        memcmp(req->path.p, HISTORY_PREFIX, sizeof(HISTORY_PREFIX) - 1) == 0) {
+        if (req->method == RC_HTTP_GET || req->method == RC_HTTP_HEAD) {
+            h_history(x);
+        } else {
+            static const char body[] = "{\"error\":{\"code\":\"method_not_allowed\",\"message\":"
+                                       "\"use GET on /api/realtime/history/{topic}\"}}";
+            rc_http_respond(x, 405, "application/json", "Allow: GET, HEAD\r\n", body,
+                            sizeof(body) - 1);
+        }
+        return;
+    }
     for (size_t i = 0; i < RC_ARRAY_LEN(routes); i++) {
         const struct route *r = &routes[i];
         if (!rc_slice_eq(req->path, r->path))

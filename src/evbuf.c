@@ -25,6 +25,7 @@ void rc_evbuf_free_(struct rc_evbuf *ev)
 {
     json_decref(ev->data);
     free(ev->topic);
+    free(ev->type);
     free(ev->ws);
     free(ev->sse);
     free(ev->recipients);
@@ -156,6 +157,12 @@ int rc_evbuf_encode(struct rc_evbuf *ev, const char *type, json_t *data, const c
         sb_str(&sse, "}\n\n");
     free(body.p);
     if (ws.oom || sse.oom) {
+        free(ws.p);
+        free(sse.p);
+        return -ENOMEM;
+    }
+    ev->type = strdup(type);
+    if (!ev->type) {
         free(ws.p);
         free(sse.p);
         return -ENOMEM;

@@ -76,6 +76,9 @@ struct sse_req {
     char *topics[64];
     size_t ntopics;
     json_t *filter;
+    char *since; /* ?since= or the Last-Event-ID header */
+    bool since_from_header;
+    bool include_initial;
 };
 
 static void sse_req_fini(struct sse_req *r)
@@ -83,6 +86,7 @@ static void sse_req_fini(struct sse_req *r)
     for (size_t i = 0; i < r->ntopics; i++)
         free(r->topics[i]);
     json_decref(r->filter);
+    free(r->since);
 }
 
 /* Parse and validate the query; 0, or -EINVAL after answering the error. */
@@ -135,12 +139,33 @@ static int parse_query(struct rc_http_ctx *x, struct sse_req *r)
             }
             rc_filter_free(cf);
         } else if (rc_slice_eq(k, "since")) {
-            rc_http_error(x, 400, "not_supported",
-                          "resuming (since / Last-Event-ID) needs topic history, which this "
-                          "server does not keep yet");
-            return -EINVAL;
+            free(r->since);
+            r->since = query_value(v, x, "since");
+            if (!r->since)
+                return -EINVAL;
+        } else if (rc_slice_eq(k, "include_initial")) {
+            r->include_initial = rc_slice_eq(v, "true") || rc_slice_eq(v, "1");
+            if (!r->include_initial && !rc_slice_eq(v, "false") && !rc_slice_eq(v, "0")) {
+                rc_http_error(x, 400, "bad_query", "include_initial must be true or false");
+                return -EINVAL;
+            }
         }
         /* other parameters (token, ...) are for other layers or ignored */
+    }
+    if (!r->since) {
+        /* a browser reconnecting sends the last id it saw */
+        const struct rc_http_header *h = rc_http_find_header(x->req, "Last-Event-ID");
+        if (h && h->value.n > 0 && h->value.n < 128) {
+            r->since = strndup(h->value.p, h->value.n);
+            r->since_from_header = true;
+        }
+    }
+    if (r->since && !r->since_from_header &&
+        (r->ntopics != 1 || rc_topic_is_pattern(r->topics[0], strlen(r->topics[0])))) {
+        rc_http_error(x, 400, "bad_query",
+                      "since needs exactly one topic without wildcards: event ids count per "
+                      "topic");
+        return -EINVAL;
     }
     return 0;
 }
@@ -178,9 +203,36 @@ void rc_sse_handle(struct rc_http_ctx *x)
     }
     rc_http_switch(c, RC_PROTO_SSE);
     s->ctr.sse_streams++;
+    bool resumable = r.ntopics == 1 && !rc_topic_is_pattern(r.topics[0], strlen(r.topics[0]));
+    if (r.since && !resumable) {
+        /* Last-Event-ID on a stream that cannot resume: say so, do not guess */
+        static const char rec[] =
+            "event: error\ndata: {\"code\":\"history_gap\",\"message\":\"Last-Event-ID can "
+            "only resume a stream of one topic without wildcards; fetch the current state "
+            "again\"}\n\n";
+        if (rc_conn_queue_static(c, rec, sizeof(rec) - 1) < 0) {
+            sse_req_fini(&r);
+            return;
+        }
+    }
     for (size_t i = 0; i < r.ntopics; i++) {
         struct rc_err err = {0};
-        if (!rc_broker_subscribe(c, r.topics[i], strlen(r.topics[i]), r.filter, &err)) {
+        struct rc_sub *sub = rc_broker_subscribe(c, r.topics[i], strlen(r.topics[i]), r.filter, &err);
+        struct rc_sub_opts o = {.since = resumable ? r.since : NULL,
+                                .include_initial = r.include_initial};
+        if (sub && rc_broker_resume(c, sub, &o, &err) < 0) {
+            /* a malformed Last-Event-ID: report it as a gap, keep streaming */
+            char rec[400];
+            json_t *j = json_pack("{s:s, s:s}", "code", "history_gap", "message", err.msg);
+            char *txt = j ? json_dumps(j, JSON_COMPACT) : NULL;
+            json_decref(j);
+            int n = snprintf(rec, sizeof(rec), "event: error\ndata: %s\n\n", txt ? txt : "{}");
+            free(txt);
+            if (rc_conn_queue_copy(c, rec, (size_t)n) < 0)
+                break;
+            continue;
+        }
+        if (!sub) {
             /* validated above; only memory can fail here */
             char rec[300];
             int n = snprintf(rec, sizeof(rec), "event: error\ndata: {\"code\":\"%s\"}\n\n",

@@ -125,10 +125,12 @@ void rc_ws_on_drain(struct rc_conn *c)
 static void do_subscribe(struct rc_conn *c, struct rc_client_msg *m)
 {
     struct rc_err err = {0};
-    if (m->since || m->include_initial) {
-        rc_ws_send_error(c, m->id, "not_supported",
-                         "\"since\" and \"include_initial\" need topic history, which this "
-                         "server does not keep yet; subscribe without them");
+    struct rc_sub_opts o = {
+        .since = m->since, .include_initial = m->include_initial, .req_id = m->id};
+    uint64_t after;
+    bool stale;
+    if (rc_broker_resume_check(c->shard, m->topic, m->topic_len, &o, &after, &stale, &err) < 0) {
+        rc_ws_send_error(c, m->id, err.code ? err.code : "bad_request", err.msg);
         return;
     }
     struct rc_sub *sub = rc_broker_subscribe(c, m->topic, m->topic_len, m->filter, &err);
@@ -136,14 +138,25 @@ static void do_subscribe(struct rc_conn *c, struct rc_client_msg *m)
         rc_ws_send_error(c, m->id, err.code ? err.code : "bad_request", err.msg);
         return;
     }
+    char sub_id[RC_SUB_ID_LEN + 1];
+    memcpy(sub_id, sub->id, sizeof(sub_id));
     json_t *data = json_pack("{s:s, s:s%}", "subscription", sub->id, "topic", m->topic,
                              m->topic_len);
     if (data && m->via_collection)
         json_object_set_new(data, "collection", json_stringn(m->topic, m->topic_len));
     if (data && m->filter)
         json_object_set(data, "filter", m->filter);
+    if (data && m->since)
+        json_object_set_new(data, "since", json_string(m->since));
+    if (data && m->include_initial)
+        json_object_set_new(data, "include_initial", json_true());
+    /* the answer goes first: replayed / initial events follow it */
     rc_ws_send_reply(c, "subscribed", m->id, data);
     json_decref(data);
+    if (rc_broker_resume(c, sub, &o, &err) < 0) {
+        rc_broker_unsubscribe_id(c, sub_id);
+        rc_ws_send_error(c, m->id, err.code ? err.code : "bad_request", err.msg);
+    }
 }
 
 static void do_unsubscribe(struct rc_conn *c, struct rc_client_msg *m)

@@ -45,6 +45,9 @@ struct rc_sub {
     uint8_t sse_suffix[RC_SSE_SUFFIX_LEN];
     char *pattern;
     char *filter_text; /* canonical filter, NULL = none */
+    struct rc_resume *resume; /* while replaying history / initial state */
+    json_t *resume_req_id;    /* request id of the subscribe, for gap errors */
+    bool resume_done;         /* caught up: free resume after the current call */
 };
 
 /* Who waits for the answer of a publish/gather. */
@@ -93,6 +96,28 @@ void rc_broker_publish(struct rc_conn *c, uint32_t serial, enum rc_reply_to to,
 /* Deliver an already encoded broadcast evbuf (takes the caller's reference)
  * to the connections it names (or to all); answer c with the number reached. */
 void rc_broker_broadcast(struct rc_conn *c, uint32_t serial, struct rc_evbuf *ev);
+
+/* Resume options of a subscribe. since: an event id ("<epoch>-<seq>") or NULL. */
+struct rc_sub_opts {
+    const char *since;
+    bool include_initial;
+    json_t *req_id; /* borrowed; echoed in a later history_gap error */
+};
+/* Validate resume options before subscribing (since on an exact topic, a
+ * well-formed event id). *stale: the id is from another run (answered later
+ * as a gap). 0 or -EINVAL with err. */
+int rc_broker_resume_check(struct rc_shard *s, const char *pattern, size_t n,
+                           const struct rc_sub_opts *o, uint64_t *after, bool *stale,
+                           struct rc_err *err);
+/* After rc_broker_subscribe: start the replay (since) or initial-state
+ * request. 0, or -EINVAL with err (bad_event_id, since on a pattern). */
+int rc_broker_resume(struct rc_conn *c, struct rc_sub *sub, const struct rc_sub_opts *o,
+                     struct rc_err *err);
+
+/* GET /api/realtime/history/{topic}: events after `since` (or the last
+ * `limit`) from the topic's owner; answers c as a deferred JSON response. */
+void rc_broker_history(struct rc_conn *c, uint32_t serial, const char *topic, size_t n,
+                       const char *since, size_t limit);
 
 /* Gather stats from every shard and answer c (seed 003's shape). */
 void rc_broker_stats(struct rc_conn *c, uint32_t serial, size_t limit);

@@ -42,6 +42,7 @@ enum rc_post_kind {
     RC_POST_STATS_REQ, /* gather this shard's counters */
     RC_POST_DIRECT,    /* deliver an evbuf to listed connection ids of this shard */
     RC_POST_STOP,      /* main thread: every shard has drained; leave the loop */
+    RC_POST_HISTORY,   /* history/initial request to an owner shard, and its answer */
 };
 
 /* An inbox message. Embedded in a larger struct; kind says which. */
@@ -71,6 +72,8 @@ struct rc_evbuf {
     json_t *data; /* parsed event data, owned by the evbuf (moved in, never shared
                      with another json_t holder); read-only; freed with the evbuf */
     char id[RC_EVENT_ID_MAX];
+    uint64_t seq; /* per-topic sequence number (0 for broadcasts) */
+    char *type;   /* event type (for the history API) */
     /* wire images */
     uint8_t *ws; /* prefix (topic) or whole (broadcast) WebSocket frame */
     size_t ws_len;
