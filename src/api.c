@@ -2,11 +2,11 @@
  * stats, and the WebSocket / SSE entry points (see docs/API.md). */
 #include <arpa/inet.h>
 #include <errno.h>
-#include <openssl/crypto.h>
 #include <stdio.h>
 #include <stdlib.h>
 
 #include "ringcast/api.h"
+#include "ringcast/auth.h"
 #include "ringcast/broker.h"
 #include "ringcast/evbuf.h"
 #include "ringcast/shard.h"
@@ -38,25 +38,13 @@ static bool is_loopback(const struct rc_conn *c)
     return false;
 }
 
-static bool key_matches(const struct rc_config *cfg, struct rc_slice key)
+/* Backend access: an API key holding `scope`, or (with no key configured) a
+ * loopback client. Answers 401/403 itself and returns false when refused. */
+static bool api_allowed(struct rc_http_ctx *x, unsigned scope)
 {
-    bool ok = false;
-    for (size_t i = 0; i < cfg->api_keys.n; i++) {
-        const char *k = cfg->api_keys.items[i];
-        size_t kn = strlen(k);
-        /* constant time in the key's bytes; every key is compared */
-        if (kn == key.n && CRYPTO_memcmp(k, key.p, kn) == 0)
-            ok = true;
-    }
-    return ok;
-}
-
-/* Backend access: an API key, or (with none configured) a loopback client.
- * Answers 401/403 itself and returns false when refused. */
-static bool api_allowed(struct rc_http_ctx *x)
-{
-    const struct rc_config *cfg = x->conn->shard->cfg;
-    if (cfg->api_keys.n == 0) {
+    const struct rc_auth *auth = x->conn->shard->srv->auth;
+    struct rc_err err = {0};
+    if (rc_auth_api_key_count(auth) == 0) {
         if (is_loopback(x->conn))
             return true;
         rc_http_error(x, 403, "forbidden",
@@ -69,10 +57,13 @@ static bool api_allowed(struct rc_http_ctx *x)
     if (h) {
         key = h->value;
     } else if ((h = rc_http_find_header(x->req, "Authorization"))) {
-        if (h->value.n > 7 && rc_slice_ieq(rc_slice_make(h->value.p, 7), "Bearer "))
-            key = rc_slice_make(h->value.p + 7, h->value.n - 7);
+        if (rc_auth_token_from_header(h->value, &key, &err) < 0)
+            key = (struct rc_slice){0};
     }
-    if (!key.n) {
+    int rc = key.n ? rc_auth_check_api_key(auth, key, scope, &err) : -ENOENT;
+    if (rc == 0)
+        return true;
+    if (rc == -ENOENT || !key.n) {
         static const char body[] =
             "{\"error\":{\"code\":\"unauthorized\",\"message\":\"an API key is required: "
             "send Authorization: Bearer <key> or X-API-Key\"}}";
@@ -80,11 +71,8 @@ static bool api_allowed(struct rc_http_ctx *x)
                         sizeof(body) - 1);
         return false;
     }
-    if (!key_matches(cfg, key)) {
-        rc_http_error(x, 403, "forbidden", "the API key is not valid");
-        return false;
-    }
-    return true;
+    rc_http_error(x, 403, "forbidden", "%s", err.msg);
+    return false;
 }
 
 /* ---- JSON bodies ------------------------------------------------------------------------ */
@@ -170,39 +158,108 @@ static void h_healthz(struct rc_http_ctx *x)
     rc_http_json(x, 200, body, sizeof(body) - 1);
 }
 
+#define MAX_USER_IDS 1000
+#define MAX_USER_ID 128
+
+/* A list of user ids (seed 004's subscriber_ids / user_ids): NULL when absent;
+ * false (answered) when malformed. *out points into j (valid while j lives). */
+static bool user_list(struct rc_http_ctx *x, json_t *j, const char *name, const char ***out,
+                      size_t *n)
+{
+    json_t *arr = json_object_get(j, name);
+    *out = NULL;
+    *n = 0;
+    if (!arr || json_is_null(arr))
+        return true;
+    if (!json_is_array(arr) || json_array_size(arr) == 0 ||
+        json_array_size(arr) > MAX_USER_IDS) {
+        rc_http_error(x, 400, "bad_value", "\"%s\" must be an array of 1..%d user ids", name,
+                      MAX_USER_IDS);
+        return false;
+    }
+    const char **ids = calloc(json_array_size(arr), sizeof(*ids));
+    if (!ids) {
+        rc_http_error(x, 503, "unavailable", "out of memory");
+        return false;
+    }
+    for (size_t i = 0; i < json_array_size(arr); i++) {
+        json_t *v = json_array_get(arr, i);
+        if (!json_is_string(v) || json_string_length(v) == 0 ||
+            json_string_length(v) > MAX_USER_ID) {
+            free(ids);
+            rc_http_error(x, 400, "bad_value", "%s[%zu] must be a user id of 1..%d bytes", name,
+                          i, MAX_USER_ID);
+            return false;
+        }
+        ids[i] = json_string_value(v);
+    }
+    *out = ids;
+    *n = json_array_size(arr);
+    return true;
+}
+
 static void h_publish(struct rc_http_ctx *x)
 {
-    if (!api_allowed(x))
+    if (!api_allowed(x, RC_AUTH_SCOPE_PUBLISH))
         return;
     json_t *j = body_object(x);
     if (!j)
         return;
-    const char *topic, *type, *key;
+    const char *topic, *type, *key, *exclude;
+    const char **users = NULL, **targets = NULL;
+    size_t nusers = 0, ntargets = 0;
     struct rc_err err = {0};
     if (!opt_string(x, j, "topic", RC_TOPIC_MAX_LEN, &topic) ||
         !opt_string(x, j, "type", MAX_EVENT_TYPE, &type) ||
-        !opt_string(x, j, "id", MAX_CLIENT_KEY, &key))
+        !opt_string(x, j, "id", MAX_CLIENT_KEY, &key) ||
+        !opt_string(x, j, "exclude_user_id", MAX_USER_ID, &exclude) ||
+        !user_list(x, j, "subscriber_ids", &targets, &ntargets) ||
+        !user_list(x, j, "user_ids", &users, &nusers))
         goto out;
+    if (type && !valid_event_type(x, "type", type))
+        goto out;
+    if (!topic && users) {
+        /* an event for every connection of these users, no topic involved */
+        struct rc_publish up = {
+            .type = type ? type : "message",
+            .data = detach(j, "data"),
+            .users = (char **)users,
+            .nusers = nusers,
+            .exclude_user = exclude,
+        };
+        uint32_t serial = rc_http_defer(x);
+        rc_broker_publish_users(x->conn, serial, &up);
+        goto out;
+    }
+    if (users) {
+        rc_http_error(x, 400, "bad_value",
+                      "\"user_ids\" addresses users without a topic; with a topic use "
+                      "\"subscriber_ids\"");
+        goto out;
+    }
     if (!topic) {
-        rc_http_error(x, 400, "missing_field", "publish needs \"topic\"");
+        rc_http_error(x, 400, "missing_field", "publish needs \"topic\" (or \"user_ids\")");
         goto out;
     }
     if (rc_topic_validate(topic, strlen(topic), RC_TOPIC_NAME, &err) < 0) {
         rc_http_error(x, 400, "bad_topic", "%s", err.msg);
         goto out;
     }
-    if (type && !valid_event_type(x, "type", type))
-        goto out;
     struct rc_publish pub = {
         .topic = topic,
         .topic_len = strlen(topic),
         .type = type ? type : "message",
         .data = detach(j, "data"),
         .client_key = key,
+        .users = (char **)targets,
+        .nusers = ntargets,
+        .exclude_user = exclude,
     };
     uint32_t serial = rc_http_defer(x);
     rc_broker_publish(x->conn, serial, RC_REPLY_HTTP, &pub);
 out:
+    free(users);
+    free(targets);
     json_decref(j);
 }
 
@@ -293,7 +350,7 @@ static struct rc_evbuf *broadcast_evbuf(struct rc_shard *s, const struct ev_fiel
 
 static void h_events_create(struct rc_http_ctx *x)
 {
-    if (!api_allowed(x))
+    if (!api_allowed(x, RC_AUTH_SCOPE_PUBLISH))
         return;
     json_t *j = body_object(x);
     if (!j)
@@ -383,7 +440,7 @@ static int id_list(struct rc_http_ctx *x, json_t *j, const char *name, uint64_t 
 
 static void h_events_broadcast(struct rc_http_ctx *x)
 {
-    if (!api_allowed(x))
+    if (!api_allowed(x, RC_AUTH_SCOPE_PUBLISH))
         return;
     json_t *j = body_object(x);
     if (!j)
@@ -417,7 +474,7 @@ out:
 
 static void h_stats(struct rc_http_ctx *x)
 {
-    if (!api_allowed(x))
+    if (!api_allowed(x, RC_AUTH_SCOPE_ADMIN))
         return;
     size_t limit = STATS_DEFAULT_LIMIT;
     struct rc_slice rest = x->req->query, k, v;
@@ -450,7 +507,7 @@ static void h_stats(struct rc_http_ctx *x)
 /* GET /api/realtime/history/{topic}?since=<event id>&limit=N */
 static void h_history(struct rc_http_ctx *x)
 {
-    if (!api_allowed(x))
+    if (!api_allowed(x, RC_AUTH_SCOPE_PUBLISH))
         return;
     struct rc_slice enc = {x->req->path.p + sizeof(HISTORY_PREFIX) - 1,
                            x->req->path.n - (sizeof(HISTORY_PREFIX) - 1)};

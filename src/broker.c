@@ -5,6 +5,7 @@
 #include <stdlib.h>
 #include <xxhash.h>
 
+#include "ringcast/auth.h"
 #include "ringcast/broker.h"
 #include "ringcast/filter.h"
 #include "ringcast/history.h"
@@ -61,6 +62,9 @@ struct pub_post {
     char *client_key;
     json_t *req_id;
     json_t *echo;
+    char **users;
+    size_t nusers;
+    char *exclude_user;
     /* answer */
     int status;
     char event_id[RC_EVENT_ID_MAX];
@@ -77,7 +81,8 @@ struct gather {
     size_t limit;
     /* merged results */
     uint64_t reached;
-    json_t *acc; /* stats: the answer being built */
+    json_t *echo; /* broadcast: answer 202 with this object plus "connections" */
+    json_t *acc;  /* stats: the answer being built */
     json_t *users;
     size_t listed;
 };
@@ -243,16 +248,26 @@ void rc_broker_conn_gone(struct rc_conn *c)
 
 /* ---- owned topics ------------------------------------------------------------------ */
 
-/* History kept for a topic. Global for now (history_size, history_ttl,
- * retain); topic rules will refine it per pattern. */
-static struct rc_history_cfg history_cfg(const struct rc_config *cfg, const char *topic)
+/* History kept for a topic: the config's defaults (history_size,
+ * history_ttl, retain), refined by the first topic rule that covers it. */
+static struct rc_history_cfg history_cfg(const struct rc_shard *s, const char *topic)
 {
-    (void)topic;
+    const struct rc_config *cfg = s->cfg;
     struct rc_history_cfg hc = {
         .size = cfg->history_size,
         .ttl_ms = cfg->history_ttl,
         .retain = cfg->retain,
     };
+    const struct rc_auth_rule *r =
+        s->srv->auth ? rc_auth_rule_for(s->srv->auth, topic, strlen(topic)) : NULL;
+    if (r && (r->set & RC_AUTH_RULE_HISTORY_SIZE))
+        hc.size = r->history_size;
+    if (r && (r->set & RC_AUTH_RULE_HISTORY_TTL))
+        hc.ttl_ms = r->history_ttl_ms;
+    if (r && (r->set & RC_AUTH_RULE_RETAIN))
+        hc.retain = r->retain;
+    if (hc.size > RC_HISTORY_SIZE_MAX)
+        hc.size = RC_HISTORY_SIZE_MAX;
     return hc;
 }
 
@@ -309,7 +324,7 @@ static struct topic_state *topic_get(struct rc_broker *b, const char *name, size
     }
     t->len = len;
     t->hash = h;
-    struct rc_history_cfg hc = history_cfg(b->shard->cfg, t->name);
+    struct rc_history_cfg hc = history_cfg(b->shard, t->name);
     if (rc_history_init(&t->hist, &hc) < 0) {
         free(t->name);
         free(t);
@@ -357,7 +372,8 @@ static void owner_publish(struct rc_shard *s, struct pub_post *p)
     ev->topic = strndup(p->topic, p->topic_len);
     ev->topic_len = p->topic_len;
     event_id_format(s->srv, seq, ev->id);
-    if (!ev->topic || rc_evbuf_encode(ev, p->type, p->data, NULL, NULL) < 0) {
+    if (!ev->topic || rc_evbuf_encode(ev, p->type, p->data, NULL, NULL) < 0 ||
+        rc_evbuf_set_users(ev, p->users, p->nusers, p->exclude_user) < 0) {
         rc_evbuf_free_(ev);
         p->status = 503;
         return;
@@ -395,7 +411,29 @@ static void pub_free(struct pub_post *p)
     json_decref(p->data);
     json_decref(p->req_id);
     json_decref(p->echo);
+    for (size_t i = 0; i < p->nusers; i++)
+        free(p->users[i]);
+    free(p->users);
+    free(p->exclude_user);
     free(p);
+}
+
+/* Copy the borrowed user targeting of pub into p. 0 or -ENOMEM. */
+static int pub_copy_users(struct pub_post *p, const struct rc_publish *pub)
+{
+    if (pub->exclude_user && !(p->exclude_user = strdup(pub->exclude_user)))
+        return -ENOMEM;
+    if (!pub->users)
+        return 0;
+    p->users = calloc(pub->nusers ? pub->nusers : 1, sizeof(*p->users));
+    if (!p->users)
+        return -ENOMEM;
+    for (size_t i = 0; i < pub->nusers; i++) {
+        if (!(p->users[i] = strdup(pub->users[i])))
+            return -ENOMEM;
+        p->nusers = i + 1;
+    }
+    return 0;
 }
 
 /* Origin shard: answer the waiting client. */
@@ -440,7 +478,8 @@ void rc_broker_publish(struct rc_conn *c, uint32_t serial, enum rc_reply_to to,
         p->type = strdup(pub->type ? pub->type : "message");
         p->client_key = pub->client_key ? strdup(pub->client_key) : NULL;
     }
-    if (!p || !p->topic || !p->type || (pub->client_key && !p->client_key)) {
+    if (!p || !p->topic || !p->type || (pub->client_key && !p->client_key) ||
+        pub_copy_users(p, pub) < 0) {
         if (p)
             pub_free(p);
         json_decref(pub->data);
@@ -496,6 +535,8 @@ static void deliver_one(void *ctx, void *owner)
         b->shard->ctr.drops++;
         return;
     }
+    if (RC_UNLIKELY(ev->users || ev->exclude_user) && !rc_evbuf_user_allowed(ev, c->user_id))
+        return;
     if (RC_UNLIKELY(sub->resume != NULL)) {
         /* replaying history or initial state: the seam orders live events */
         rc_resume_live(sub->resume, ev->seq, ev);
@@ -542,6 +583,8 @@ static uint64_t deliver_broadcast(struct rc_shard *s, struct rc_evbuf *ev)
         if (ev->recipients && !id_listed(ev->recipients, ev->nrecipients, c->id))
             continue;
         if (ev->exclude && id_listed(ev->exclude, ev->nexclude, c->id))
+            continue;
+        if ((ev->users || ev->exclude_user) && !rc_evbuf_user_allowed(ev, c->user_id))
             continue;
         int rc = c->proto == RC_PROTO_WS ? rc_conn_queue_evbuf(c, ev, ev->ws, ev->ws_len)
                                          : rc_conn_queue_evbuf(c, ev, ev->sse, ev->sse_len);
@@ -1080,7 +1123,13 @@ static void stats_merge(struct gather *g, json_t *part)
 static void gather_finish(struct rc_shard *s, struct gather *g)
 {
     struct rc_conn *c = rc_shard_conn(s, g->conn_id);
-    if (c && g->kind == JOB_BROADCAST) {
+    if (c && g->kind == JOB_BROADCAST && g->echo) {
+        json_object_set_new(g->echo, "connections", json_integer((json_int_t)g->reached));
+        char *txt = json_dumps(g->echo, JSON_COMPACT);
+        if (txt)
+            rc_http_deferred_json(c, g->serial, 202, txt, strlen(txt));
+        free(txt);
+    } else if (c && g->kind == JOB_BROADCAST) {
         char txt[32];
         int n = snprintf(txt, sizeof(txt), "%llu", (unsigned long long)g->reached);
         rc_http_deferred_json(c, g->serial, 200, txt, (size_t)n);
@@ -1105,6 +1154,7 @@ static void gather_finish(struct rc_shard *s, struct gather *g)
     }
     json_decref(g->acc);
     json_decref(g->users);
+    json_decref(g->echo);
     free(g);
 }
 
@@ -1136,6 +1186,44 @@ void rc_broker_broadcast(struct rc_conn *c, uint32_t serial, struct rc_evbuf *ev
     rc_evbuf_unref(ev);
     if (g->pending == 0)
         gather_finish(c->shard, g);
+}
+
+void rc_broker_publish_users(struct rc_conn *c, uint32_t serial, struct rc_publish *pub)
+{
+    static _Thread_local uint64_t counter;
+    struct rc_shard *s = c->shard;
+    struct rc_evbuf *ev = rc_evbuf_new(1);
+    struct gather *g = calloc(1, sizeof(*g));
+    if (ev) {
+        ev->kind = RC_EVENT_BROADCAST;
+        snprintf(ev->id, sizeof(ev->id), "%s-u%u-%llu", s->srv->epoch_str, s->id,
+                 (unsigned long long)++counter);
+    }
+    if (!ev || !g || rc_evbuf_encode(ev, pub->type ? pub->type : "message", pub->data, NULL,
+                                     NULL) < 0 ||
+        rc_evbuf_set_users(ev, pub->users, pub->nusers, pub->exclude_user) < 0) {
+        if (ev)
+            rc_evbuf_unref(ev);
+        free(g);
+        json_decref(pub->data);
+        pub->data = NULL;
+        rc_http_deferred_error(c, serial, 503, "unavailable", "out of memory");
+        return;
+    }
+    json_decref(pub->data); /* encoded; user events are not filtered */
+    pub->data = NULL;
+    g->kind = JOB_BROADCAST;
+    g->conn_id = c->id;
+    g->serial = serial;
+    g->echo = json_pack("{s:s}", "id", ev->id);
+    json_t *arr = json_array();
+    for (size_t i = 0; i < pub->nusers; i++)
+        json_array_append_new(arr, json_string(pub->users[i]));
+    json_object_set_new(g->echo, "user_ids", arr);
+    gather_start(c, g, ev);
+    rc_evbuf_unref(ev);
+    if (g->pending == 0)
+        gather_finish(s, g);
 }
 
 void rc_broker_stats(struct rc_conn *c, uint32_t serial, size_t limit)

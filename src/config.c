@@ -223,10 +223,10 @@ const struct rc_config_key rc_config_keys[] = {
              "[history_size=N] [history_ttl=DURATION] [retain=BOOL] [max_subscribers=N]; "
              "claim = the token's topics claim covers the topic; topics no rule matches: "
              "subscribe per anonymous, publish per client_publish"),
-    KEY_UINT(message_rate, "50", 0, 1000000, "0 = unlimited",
+    KEY_UINT(message_rate, "200", 0, 1000000, "0 = unlimited",
              "messages per second one client connection may send (token bucket), else "
              "error rate_limited"),
-    KEY_UINT(message_burst, "100", 1, 1000000, NULL,
+    KEY_UINT(message_burst, "2000", 1, 1000000, NULL,
              "messages a client connection may send at once before message_rate applies"),
     KEY_UINT(rate_limit_close_after, "100", 0, 1000000, "0 = never close",
              "consecutive rate-limited messages after which the connection is closed (1008)"),

@@ -6,6 +6,7 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
+#include "ringcast/auth.h"
 #include "ringcast/broker.h"
 #include "ringcast/conn.h"
 #include "ringcast/log.h"
@@ -126,9 +127,13 @@ void rc_outq_consume(struct rc_outq *q, size_t bytes)
         struct iovec *v = &q->iov[k];
         if (bytes >= v->iov_len) {
             bytes -= v->iov_len;
-            release_ref(q->ref[k]);
+            uintptr_t done = q->ref[k];
+            release_ref(done);
             q->head++;
-            q->head_started = false;
+            /* a topic event's shared part went out: its suffix (now the head)
+             * belongs to a frame already started */
+            q->head_started = (done & 3) == RC_SEG_EVBUF && q->head != q->tail &&
+                              (q->ref[q->head & (q->cap - 1)] & 3) == RC_SEG_SUB;
         } else {
             v->iov_base = (char *)v->iov_base + bytes;
             v->iov_len -= bytes;
@@ -284,6 +289,8 @@ void rc_conn_in_consume(struct rc_conn *c, size_t n)
 static void release_session(struct rc_conn *c)
 {
     rc_broker_conn_gone(c);
+    rc_auth_identity_free(c->identity);
+    c->identity = NULL;
     if (c->ws) {
         free(c->ws->msg);
         free(c->ws);

@@ -30,7 +30,46 @@ void rc_evbuf_free_(struct rc_evbuf *ev)
     free(ev->sse);
     free(ev->recipients);
     free(ev->exclude);
+    for (size_t i = 0; i < ev->nusers; i++)
+        free(ev->users[i]);
+    free(ev->users);
+    free(ev->exclude_user);
     free(ev);
+}
+
+static int cmp_str(const void *a, const void *b)
+{
+    return strcmp(*(char *const *)a, *(char *const *)b);
+}
+
+int rc_evbuf_set_users(struct rc_evbuf *ev, char *const *users, size_t n, const char *exclude)
+{
+    if (exclude && !(ev->exclude_user = strdup(exclude)))
+        return -ENOMEM;
+    if (!users)
+        return 0;
+    ev->users = calloc(n ? n : 1, sizeof(*ev->users));
+    if (!ev->users)
+        return -ENOMEM;
+    for (size_t i = 0; i < n; i++) {
+        ev->users[i] = strdup(users[i]);
+        if (!ev->users[i])
+            return -ENOMEM;
+        ev->nusers = i + 1;
+    }
+    qsort(ev->users, ev->nusers, sizeof(*ev->users), cmp_str);
+    return 0;
+}
+
+bool rc_evbuf_user_allowed(const struct rc_evbuf *ev, const char *user)
+{
+    if (ev->exclude_user && strcmp(ev->exclude_user, user) == 0)
+        return false;
+    if (!ev->users)
+        return true;
+    if (!user[0])
+        return false;
+    return bsearch(&user, ev->users, ev->nusers, sizeof(*ev->users), cmp_str) != NULL;
 }
 
 /* A small growable byte buffer for encoding. */

@@ -15,6 +15,7 @@
 #include <string.h>
 
 #include "rc_build.h"
+#include "ringcast/auth.h"
 #include "ringcast/config.h"
 #include "ringcast/log.h"
 #include "ringcast/shard.h"
@@ -48,13 +49,22 @@ int main(int argc, char **argv)
         rc_config_fini(&cfg);
         return 0;
     }
+    /* rules, PEM files and API key scopes are parsed here (also for --check-config) */
+    struct rc_auth *auth = rc_auth_new(&cfg, &err);
+    if (!auth) {
+        fprintf(stderr, "ringcast: %s\n", err.msg);
+        rc_config_fini(&cfg);
+        return EXIT_CONFIG;
+    }
     if (cfg.check_config) {
         rc_config_print(&cfg, stdout);
+        rc_auth_free(auth);
         rc_config_fini(&cfg);
         return 0;
     }
     if (rc_log_setup(cfg.log_level, cfg.log_format, cfg.log_file, &err) < 0) {
         fprintf(stderr, "ringcast: %s\n", err.msg);
+        rc_auth_free(auth);
         rc_config_fini(&cfg);
         return EXIT_CONFIG;
     }
@@ -68,10 +78,13 @@ int main(int argc, char **argv)
     pthread_sigmask(SIG_BLOCK, &set, NULL);
     signal(SIGPIPE, SIG_IGN);
 
-    if (rc_server_init(&srv, &cfg, &err) < 0) {
+    int init_rc = rc_server_init(&srv, &cfg, &err);
+    srv.auth = auth;
+    if (init_rc < 0) {
         rc_log(RC_LOG_ERROR, "start_failed", "reason=\"%s\"", err.msg);
         fprintf(stderr, "ringcast: %s\n", err.msg);
         rc_server_join(&srv);
+        rc_auth_free(auth);
         rc_config_fini(&cfg);
         return 1;
     }
@@ -80,10 +93,11 @@ int main(int argc, char **argv)
         fprintf(stderr, "ringcast: %s\n", err.msg);
         rc_server_drain(&srv);
         rc_server_join(&srv);
+        rc_auth_free(auth);
         rc_config_fini(&cfg);
         return 1;
     }
-    if (srv.api_open)
+    if (rc_auth_api_key_count(auth) == 0)
         rc_log(RC_LOG_WARN, "api_open",
                "msg=\"no api_keys configured: the HTTP API accepts loopback clients only\"");
     rc_log(RC_LOG_INFO, "listening", "address=%s port=%u shards=%u url=http://%s:%u/ version=%s",
@@ -107,6 +121,7 @@ int main(int argc, char **argv)
     rc_server_drain(&srv);
     rc_server_join(&srv);
     rc_log(RC_LOG_INFO, "stopped", "exit_code=0");
+    rc_auth_free(auth);
     rc_config_fini(&cfg);
     return 0;
 }

@@ -149,6 +149,8 @@ static struct rc_conn *conn_new(struct rc_shard *s, int fd)
 
 static void conn_release(struct rc_shard *s, struct rc_conn *c)
 {
+    if (c->counted_ip)
+        rc_iptable_release(s->ip_conns, &c->ipkey);
     rc_outq_release_all(&c->out);
     close(c->fd);
     if (c->all_prev)
@@ -228,16 +230,38 @@ static void on_accept(struct rc_shard *s, struct io_uring_cqe *cqe)
         s->ctr.refused_max_conns++;
         return;
     }
+    struct sockaddr_in6 peer;
+    socklen_t alen = sizeof(peer);
+    memset(&peer, 0, sizeof(peer));
+    getpeername(fd, (struct sockaddr *)&peer, &alen);
+    struct rc_ipkey key;
+    bool have_key = rc_ipkey_from_sockaddr((struct sockaddr *)&peer, &key) == 0;
+    if (have_key && s->ip_conns &&
+        rc_iptable_acquire(s->ip_conns, &key, s->cfg->max_connections_per_ip) < 0) {
+        static const char busy[] =
+            "HTTP/1.1 503 Service Unavailable\r\nContent-Type: application/json\r\n"
+            "Connection: close\r\nContent-Length: 103\r\n\r\n"
+            "{\"error\":{\"code\":\"too_many_connections\",\"message\":\"too many "
+            "connections from your address; retry later\"}}";
+        ssize_t w = send(fd, busy, sizeof(busy) - 1, MSG_NOSIGNAL | MSG_DONTWAIT);
+        (void)w;
+        close(fd);
+        s->ctr.refused_per_ip++;
+        return;
+    }
     int one = 1;
     setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
     struct rc_conn *c = conn_new(s, fd);
     if (!c) {
+        if (have_key && s->ip_conns)
+            rc_iptable_release(s->ip_conns, &key);
         close(fd);
         s->ctr.refused_max_conns++;
         return;
     }
-    socklen_t alen = sizeof(c->peer);
-    getpeername(fd, (struct sockaddr *)&c->peer, &alen);
+    c->peer = peer;
+    c->ipkey = key;
+    c->counted_ip = have_key && s->ip_conns;
     s->ctr.accepted++;
     if (rc_ring_prep_recv(s, c) < 0) {
         rc_conn_close_now(c);
@@ -659,6 +683,13 @@ static void *rc_shard_main(void *arg)
         report_drained();
         return NULL;
     }
+    struct rc_err terr = {0};
+    uint32_t bound = s->cfg->max_connections < RC_IPTABLE_MAX_BOUND ? s->cfg->max_connections
+                                                                     : RC_IPTABLE_MAX_BOUND;
+    if (s->cfg->max_connections_per_ip)
+        s->ip_conns = rc_iptable_new(bound, &terr);
+    if (s->cfg->handshake_rate_per_ip)
+        s->ip_handshakes = rc_iptable_new(bound, &terr);
     s->accepting = true;
     rc_ring_prep_accept(s);
     rc_ring_prep_wake(s);
@@ -669,6 +700,10 @@ static void *rc_shard_main(void *arg)
         drain_inbox(s);
         s->now_ms = rc_now_ms();
         rc_timer_advance(&s->timers, s->now_ms, on_timer, s);
+        if (s->ip_handshakes && s->now_ms >= s->next_sweep_ms) {
+            rc_iptable_rate_sweep(s->ip_handshakes, (int64_t)s->now_ms);
+            s->next_sweep_ms = s->now_ms + 1000;
+        }
         if (s->draining && !s->drained && (s->nconns == 0 || s->now_ms >= s->drain_deadline_ms)) {
             if (s->nconns)
                 close_all(s);
@@ -701,6 +736,8 @@ static void *rc_shard_main(void *arg)
     /* teardown: everything this thread owns */
     close_all(s);
     rc_broker_fini(s);
+    rc_iptable_free(s->ip_conns);
+    rc_iptable_free(s->ip_handshakes);
     return NULL;
 }
 

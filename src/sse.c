@@ -6,7 +6,9 @@
 #include <stdlib.h>
 #include <time.h>
 
+#include "ringcast/auth.h"
 #include "ringcast/broker.h"
+#include "ringcast/jwt.h"
 #include "ringcast/filter.h"
 #include "ringcast/log.h"
 #include "ringcast/shard.h"
@@ -28,7 +30,10 @@ static void iso_now(char out[32])
 static void arm_ping(struct rc_conn *c)
 {
     struct rc_shard *s = c->shard;
-    rc_shard_arm_timer(s, c, c->last_ping_ms + s->cfg->heartbeat_interval);
+    uint64_t at = c->last_ping_ms + s->cfg->heartbeat_interval;
+    if (c->expire_ms && c->expire_ms < at)
+        at = c->expire_ms;
+    rc_shard_arm_timer(s, c, at);
 }
 
 void rc_sse_on_timer(struct rc_conn *c)
@@ -36,6 +41,27 @@ void rc_sse_on_timer(struct rc_conn *c)
     struct rc_shard *s = c->shard;
     if (c->state != RC_CONN_OPEN) {
         rc_conn_close_now(c);
+        return;
+    }
+    if (c->expire_ms && s->now_ms >= c->expire_ms) {
+        /* an SSE client cannot re-auth on the stream: tell it, then end it */
+        if (!c->expired_notified) {
+            static const char rec[] =
+                "event: error\ndata: {\"code\":\"token_expired\",\"message\":\"the token "
+                "expired; reconnect with a fresh one\"}\n\n";
+            s->ctr.token_expiries++;
+            c->expired_notified = true;
+            c->expire_ms = s->now_ms + s->cfg->token_grace + 1;
+            if (rc_conn_queue_static(c, rec, sizeof(rec) - 1) < 0)
+                return;
+            arm_ping(c);
+            return;
+        }
+        rc_conn_close_after_flush(c);
+        return;
+    }
+    if (s->now_ms < c->last_ping_ms + s->cfg->heartbeat_interval) {
+        arm_ping(c);
         return;
     }
     char ts[32], rec[96];
@@ -184,9 +210,82 @@ void rc_sse_handle(struct rc_http_ctx *x)
         rc_http_respond(x, 200, "text/event-stream", NULL, NULL, 0);
         return;
     }
+    if (s->ip_handshakes && rc_iptable_rate_hit(s->ip_handshakes, &c->ipkey, (int64_t)s->now_ms,
+                                                s->cfg->handshake_rate_per_ip) < 0) {
+        s->ctr.refused_handshake_rate++;
+        rc_http_error(x, 503, "too_many_handshakes",
+                      "more than %u handshakes per second from your address; retry later",
+                      s->cfg->handshake_rate_per_ip);
+        return;
+    }
     if (parse_query(x, &r) < 0) {
         sse_req_fini(&r);
         return;
+    }
+    if (r.since && !r.since_from_header) {
+        /* an explicit ?since= must be a well-formed id (Last-Event-ID problems are
+         * reported on the stream instead: a browser cannot act on a 400) */
+        struct rc_sub_opts o = {.since = r.since};
+        struct rc_err serr = {0};
+        uint64_t after;
+        bool stale;
+        if (rc_broker_resume_check(s, r.topics[0], strlen(r.topics[0]), &o, &after, &stale,
+                                   &serr) < 0) {
+            rc_http_error(x, 400, serr.code ? serr.code : "bad_query", "%s", serr.msg);
+            sse_req_fini(&r);
+            return;
+        }
+    }
+    /* identity: ?token= or Authorization: Bearer; an SSE client cannot send an
+     * auth message later, so a bad or missing token is answered here */
+    char tokbuf[RC_JWT_MAX_TOKEN + 1];
+    size_t toklen = 0;
+    struct rc_err terr = {0};
+    struct rc_slice hv = {0};
+    const struct rc_http_header *ah = rc_http_find_header(x->req, "Authorization");
+    int trc = rc_auth_token_from_query(x->req->query, tokbuf, sizeof(tokbuf), &toklen, &terr);
+    if (trc == -ENOENT && ah && rc_auth_token_from_header(ah->value, &hv, &terr) == 0) {
+        memcpy(tokbuf, hv.p, hv.n);
+        toklen = hv.n;
+        trc = 0;
+    }
+    struct rc_auth_identity *id = NULL;
+    if (trc == 0 &&
+        rc_auth_authenticate(s->srv->auth, tokbuf, toklen, (int64_t)time(NULL), &id, &terr) < 0)
+        trc = -EINVAL;
+    if (trc == -EINVAL) {
+        s->ctr.auth_failures++;
+        rc_http_error(x, 401, terr.code ? terr.code : "unauthorized", "%s", terr.msg);
+        sse_req_fini(&r);
+        return;
+    }
+    if (!id && s->cfg->auth_required) {
+        s->ctr.auth_failures++;
+        rc_http_error(x, 401, "unauthorized",
+                      "this server requires a token: ?token=<JWT> or Authorization: Bearer");
+        sse_req_fini(&r);
+        return;
+    }
+    for (size_t i = 0; i < r.ntopics; i++) {
+        struct rc_err perr = {0};
+        if (rc_auth_check_subscribe(s->srv->auth, id, r.topics[i], strlen(r.topics[i]), &perr) <
+            0) {
+            s->ctr.forbidden++;
+            rc_http_error(x, perr.status ? perr.status : 403, perr.code ? perr.code : "forbidden",
+                          "%s", perr.msg);
+            rc_auth_identity_free(id);
+            sse_req_fini(&r);
+            return;
+        }
+    }
+    if (id) {
+        c->identity = id;
+        c->authenticated = true;
+        snprintf(c->user_id, sizeof(c->user_id), "%s", id->sub);
+        if (id->expires_at != INT64_MAX) {
+            int64_t left = id->expires_at - (int64_t)time(NULL);
+            c->expire_ms = s->now_ms + (uint64_t)(left > 0 ? left * 1000 : 0) + 1;
+        }
     }
     char head[512];
     char idbuf[RC_CONN_ID_HEX + 1];

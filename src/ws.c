@@ -6,6 +6,9 @@
 #include <stdlib.h>
 #include <time.h>
 
+#include "ringcast/jwt.h"
+
+#include "ringcast/auth.h"
 #include "ringcast/broker.h"
 #include "ringcast/log.h"
 #include "ringcast/msg.h"
@@ -84,12 +87,75 @@ static void iso_now(char out[32])
 
 /* ---- heartbeat ---------------------------------------------------------------------- */
 
+static uint64_t min_nonzero(uint64_t a, uint64_t b)
+{
+    return !a ? b : !b ? a : a < b ? a : b;
+}
+
+/* The connection's next deadline: ping, silence, auth, token expiry. */
 static void arm_heartbeat(struct rc_conn *c)
 {
     struct rc_shard *s = c->shard;
-    uint64_t ping_at = c->last_ping_ms + s->cfg->heartbeat_interval;
-    uint64_t dead_at = c->last_rx_ms + s->cfg->heartbeat_timeout;
-    rc_shard_arm_timer(s, c, ping_at < dead_at ? ping_at : dead_at);
+    uint64_t at = c->last_ping_ms + s->cfg->heartbeat_interval;
+    at = min_nonzero(at, c->last_rx_ms + s->cfg->heartbeat_timeout);
+    at = min_nonzero(at, c->auth_deadline_ms);
+    at = min_nonzero(at, c->expire_ms);
+    rc_shard_arm_timer(s, c, at);
+}
+
+static int64_t unix_now(void)
+{
+    return (int64_t)time(NULL);
+}
+
+/* Adopt a verified identity: user id, expiry deadline. */
+static void set_identity(struct rc_conn *c, struct rc_auth_identity *id)
+{
+    rc_auth_identity_free(c->identity);
+    c->identity = id;
+    c->authenticated = true;
+    c->auth_deadline_ms = 0;
+    c->expired_notified = false;
+    snprintf(c->user_id, sizeof(c->user_id), "%s", id->sub);
+    c->expire_ms = 0;
+    if (id->expires_at != INT64_MAX) {
+        int64_t left = id->expires_at - unix_now();
+        c->expire_ms = c->shard->now_ms + (uint64_t)(left > 0 ? left * 1000 : 0) + 1;
+    }
+}
+
+static void send_authenticated(struct rc_conn *c, const json_t *req_id)
+{
+    json_t *data = json_pack("{s:s}", "user_id", c->user_id);
+    if (data && c->identity && c->identity->expires_at != INT64_MAX)
+        json_object_set_new(data, "expires_at", json_integer(c->identity->expires_at));
+    rc_ws_send_reply(c, "authenticated", req_id, data);
+    json_decref(data);
+}
+
+/* Verify a token for this connection (handshake or auth action). */
+static void authenticate(struct rc_conn *c, const char *tok, size_t len, const json_t *req_id)
+{
+    struct rc_shard *s = c->shard;
+    struct rc_auth_identity *id = NULL;
+    struct rc_err err = {0};
+    if (rc_auth_authenticate(s->srv->auth, tok, len, unix_now(), &id, &err) < 0) {
+        s->ctr.auth_failures++;
+        rc_ws_send_error(c, req_id, err.code ? err.code : "unauthorized", err.msg);
+        if (s->cfg->auth_required && !c->authenticated)
+            rc_ws_close(c, 1008, "authentication failed");
+        return;
+    }
+    if (c->identity && strcmp(c->identity->sub, id->sub) != 0) {
+        rc_auth_identity_free(id);
+        rc_ws_send_error(c, req_id, "forbidden",
+                         "a connection keeps its user: re-auth with a token for the same sub, "
+                         "or open a new connection");
+        return;
+    }
+    set_identity(c, id);
+    send_authenticated(c, req_id);
+    arm_heartbeat(c);
 }
 
 void rc_ws_on_timer(struct rc_conn *c)
@@ -98,6 +164,32 @@ void rc_ws_on_timer(struct rc_conn *c)
     if (c->state != RC_CONN_OPEN) {
         rc_conn_close_now(c); /* close handshake or flush took too long */
         return;
+    }
+    if (c->auth_deadline_ms && s->now_ms >= c->auth_deadline_ms) {
+        s->ctr.auth_timeouts++;
+        rc_ws_send_error(c, NULL, "unauthorized",
+                         "no valid token within auth_timeout; this server requires "
+                         "authentication");
+        rc_ws_close(c, 1008, "authentication required");
+        return;
+    }
+    if (c->expire_ms && s->now_ms >= c->expire_ms) {
+        if (!c->expired_notified) {
+            s->ctr.token_expiries++;
+            c->expired_notified = true;
+            char msg[160];
+            snprintf(msg, sizeof(msg),
+                     "the token expired; send a fresh auth within %llu ms or the connection "
+                     "closes",
+                     (unsigned long long)s->cfg->token_grace);
+            rc_ws_send_error(c, NULL, "token_expired", msg);
+            c->expire_ms = s->now_ms + s->cfg->token_grace;
+            if (!c->expire_ms)
+                c->expire_ms = 1;
+        } else {
+            rc_ws_close(c, 1008, "token expired");
+            return;
+        }
     }
     if (s->now_ms >= c->last_rx_ms + s->cfg->heartbeat_timeout) {
         s->ctr.heartbeat_timeouts++;
@@ -129,6 +221,12 @@ static void do_subscribe(struct rc_conn *c, struct rc_client_msg *m)
         .since = m->since, .include_initial = m->include_initial, .req_id = m->id};
     uint64_t after;
     bool stale;
+    if (rc_auth_check_subscribe(c->shard->srv->auth, c->identity, m->topic, m->topic_len,
+                                &err) < 0) {
+        c->shard->ctr.forbidden++;
+        rc_ws_send_error(c, m->id, err.code ? err.code : "forbidden", err.msg);
+        return;
+    }
     if (rc_broker_resume_check(c->shard, m->topic, m->topic_len, &o, &after, &stale, &err) < 0) {
         rc_ws_send_error(c, m->id, err.code ? err.code : "bad_request", err.msg);
         return;
@@ -193,10 +291,11 @@ static void do_unsubscribe(struct rc_conn *c, struct rc_client_msg *m)
 
 static void do_publish(struct rc_conn *c, struct rc_client_msg *m)
 {
-    if (!c->shard->cfg->client_publish) {
-        rc_ws_send_error(c, m->id, "forbidden",
-                         "publishing from a client connection is disabled (client_publish = "
-                         "false); publish through the HTTP API");
+    struct rc_err err = {0};
+    if (rc_auth_check_publish(c->shard->srv->auth, c->identity, m->topic, m->topic_len, &err) <
+        0) {
+        c->shard->ctr.forbidden++;
+        rc_ws_send_error(c, m->id, err.code ? err.code : "forbidden", err.msg);
         return;
     }
     struct rc_publish pub = {
@@ -216,6 +315,25 @@ static void handle_message(struct rc_conn *c, const uint8_t *p, size_t n)
     struct rc_err err = {0};
     struct rc_msg_limits lim = {.max_bytes = c->shard->cfg->ws_max_message, .max_depth = 0};
 
+    struct rc_shard *s = c->shard;
+    if (!rc_bucket_take(&c->bucket, (int64_t)s->now_ms, 1)) {
+        s->ctr.rate_limited++;
+        c->limited_in_row++;
+        if (s->cfg->rate_limit_close_after && c->limited_in_row >= s->cfg->rate_limit_close_after) {
+            s->ctr.rate_limit_disconnects++;
+            rc_ws_send_error(c, NULL, "rate_limited",
+                             "too many messages for too long; closing (message_rate)");
+            rc_ws_close(c, 1008, "rate limit exceeded");
+            return;
+        }
+        char msg[160];
+        snprintf(msg, sizeof(msg),
+                 "more than %u messages per second (burst %u); this message was dropped",
+                 s->cfg->message_rate, s->cfg->message_burst);
+        rc_ws_send_error(c, NULL, "rate_limited", msg);
+        return;
+    }
+    c->limited_in_row = 0;
     if (rc_msg_parse((const char *)p, n, &lim, &m, &err) < 0) {
         rc_ws_send_error(c, m.id, err.code ? err.code : "bad_request", err.msg);
         rc_msg_fini(&m);
@@ -243,8 +361,7 @@ static void handle_message(struct rc_conn *c, const uint8_t *p, size_t n)
         break;
     }
     case RC_ACT_AUTH:
-        rc_ws_send_error(c, m.id, "not_supported",
-                         "authentication is not configured on this server (no JWT key)");
+        authenticate(c, m.token, strlen(m.token), m.id);
         break;
     case RC_ACT_PRESENCE:
     case RC_ACT_MESSAGE: {
@@ -411,6 +528,30 @@ void rc_ws_handle_upgrade(struct rc_http_ctx *x)
                       "Origin is not in allowed_origins; ask the operator to add it");
         return;
     }
+    struct rc_shard *s = c->shard;
+    if (s->ip_handshakes && rc_iptable_rate_hit(s->ip_handshakes, &c->ipkey, (int64_t)s->now_ms,
+                                                s->cfg->handshake_rate_per_ip) < 0) {
+        s->ctr.refused_handshake_rate++;
+        rc_http_error(x, 503, "too_many_handshakes",
+                      "more than %u handshakes per second from your address "
+                      "(handshake_rate_per_ip); retry later",
+                      s->cfg->handshake_rate_per_ip);
+        return;
+    }
+    /* a token in the URL (?token=) or an Authorization: Bearer header */
+    char tokbuf[RC_JWT_MAX_TOKEN + 1];
+    const char *tok = NULL;
+    size_t toklen = 0;
+    struct rc_err terr = {0};
+    struct rc_slice hv;
+    const struct rc_http_header *ah = rc_http_find_header(req, "Authorization");
+    int trc = rc_auth_token_from_query(req->query, tokbuf, sizeof(tokbuf), &toklen, &terr);
+    if (trc == 0) {
+        tok = tokbuf;
+    } else if (trc == -ENOENT && ah && rc_auth_token_from_header(ah->value, &hv, &terr) == 0) {
+        tok = hv.p;
+        toklen = hv.n;
+    }
     struct rc_ws_state *ws = calloc(1, sizeof(*ws));
     if (!ws) {
         rc_http_error(x, 503, "unavailable", "out of memory");
@@ -442,5 +583,18 @@ void rc_ws_handle_upgrade(struct rc_http_ctx *x)
                      "\"server_time\":\"%s\"}}",
                      idbuf, ts);
     (void)rc_ws_send_text(c, msg, (size_t)n);
-    arm_heartbeat(c);
+    rc_bucket_init(&c->bucket, s->cfg->message_rate, s->cfg->message_burst, (int64_t)s->now_ms);
+    if (s->cfg->auth_required)
+        c->auth_deadline_ms = s->now_ms + s->cfg->auth_timeout;
+    if (trc == -EINVAL) {
+        /* a malformed token parameter: say so like a failed token */
+        s->ctr.auth_failures++;
+        rc_ws_send_error(c, NULL, terr.code ? terr.code : "unauthorized", terr.msg);
+        if (s->cfg->auth_required)
+            rc_ws_close(c, 1008, "authentication failed");
+    } else if (tok) {
+        authenticate(c, tok, toklen, NULL);
+    }
+    if (c->state == RC_CONN_OPEN)
+        arm_heartbeat(c);
 }

@@ -118,8 +118,8 @@ static void test_config_defaults_match_the_documented_values(void **state)
     assert_int_equal(c->token_grace, 30000);
     assert_string_equal(c->personal_topics, "user.{sub}.>");
     assert_int_equal(c->rules.n, 0);
-    assert_int_equal(c->message_rate, 50);
-    assert_int_equal(c->message_burst, 100);
+    assert_int_equal(c->message_rate, 200);
+    assert_int_equal(c->message_burst, 2000);
     assert_int_equal(c->rate_limit_close_after, 100);
     assert_int_equal(c->handshake_rate_per_ip, 0);
     assert_false(c->help);

@@ -86,12 +86,19 @@ struct rc_publish {
     json_t *req_id;
     json_t *echo; /* owned, optional: answer 201 with this object plus "id"
                      (seed 001's POST /events) instead of 202 {"id","topic"} */
+    char **users;             /* borrowed: only these users' connections (NULL = all) */
+    size_t nusers;
+    const char *exclude_user; /* borrowed: never this user's connections */
 };
 /* Send a publication to the topic's owner; the answer comes back to c as a
  * deferred HTTP response (202 {"id","topic"}) or a WS "published" message.
  * Ownership of pub->data passes to the broker in every case. */
 void rc_broker_publish(struct rc_conn *c, uint32_t serial, enum rc_reply_to to,
                        struct rc_publish *pub);
+
+/* Deliver an event to every connection of pub->users (no topic): answers c
+ * with 202 {"id","user_ids","connections"} once every shard has delivered. */
+void rc_broker_publish_users(struct rc_conn *c, uint32_t serial, struct rc_publish *pub);
 
 /* Deliver an already encoded broadcast evbuf (takes the caller's reference)
  * to the connections it names (or to all); answer c with the number reached. */

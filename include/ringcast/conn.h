@@ -25,6 +25,7 @@
 #include "ringcast/common.h"
 #include "ringcast/evbuf.h"
 #include "ringcast/http_parse.h"
+#include "ringcast/limits.h"
 #include "ringcast/timer.h"
 #include "ringcast/ws_frame.h"
 
@@ -34,6 +35,7 @@ extern "C" {
 
 struct rc_shard;
 struct rc_sub;
+struct rc_auth_identity;
 
 enum rc_conn_proto { RC_PROTO_HTTP, RC_PROTO_WS, RC_PROTO_SSE };
 
@@ -114,7 +116,14 @@ struct rc_conn {
     struct rc_ws_state *ws; /* heap, only for WebSocket connections */
     struct rc_sub *subs;    /* this connection's subscriptions */
     uint32_t nsubs;
-    char user_id[129];
+    char user_id[129]; /* "" = anonymous */
+    struct rc_auth_identity *identity; /* NULL = anonymous */
+    struct rc_ipkey ipkey;
+    struct rc_bucket bucket;  /* client messages per second */
+    uint32_t limited_in_row;  /* consecutive rate-limited messages */
+    uint64_t auth_deadline_ms; /* auth_required: authenticate before this (0 = none) */
+    uint64_t expire_ms;        /* token expiry (0 = none); then token_expired + grace */
+    bool expired_notified;
 };
 
 /* Connection ids. */

@@ -79,6 +79,11 @@ struct rc_evbuf {
     size_t ws_len;
     uint8_t *sse;
     size_t sse_len;
+    /* user targeting (seed 004): only connections of these users (sorted,
+     * NULL = everyone) and never those of exclude_user */
+    char **users;
+    size_t nusers;
+    char *exclude_user;
     /* broadcast targeting: connection ids to include (NULL = all) / exclude */
     uint64_t *recipients;
     size_t nrecipients;
@@ -102,6 +107,11 @@ static inline void rc_evbuf_ref(struct rc_evbuf *ev)
 }
 
 void rc_evbuf_free_(struct rc_evbuf *ev);
+
+/* May the connection of user (NUL-terminated, "" = anonymous) get ev? */
+bool rc_evbuf_user_allowed(const struct rc_evbuf *ev, const char *user);
+/* Copy a user list into ev (sorted for lookup). 0 or -ENOMEM. */
+int rc_evbuf_set_users(struct rc_evbuf *ev, char *const *users, size_t n, const char *exclude);
 
 static inline void rc_evbuf_unref(struct rc_evbuf *ev)
 {

@@ -33,6 +33,8 @@ extern "C" {
 
 struct rc_shard;
 struct rc_broker;
+struct rc_auth;
+struct rc_iptable;
 
 /* Process-wide, immutable once the shards start. */
 struct rc_server {
@@ -43,6 +45,7 @@ struct rc_server {
     char epoch_str[16];     /* base-36 epoch */
     uint64_t start_mono_ms; /* for uptime */
     bool api_open;          /* no api_keys: the HTTP API accepts loopback clients only */
+    const struct rc_auth *auth; /* identity, API keys, topic rules (immutable, shared) */
 };
 
 /* Per-shard counters; owned by the shard, copied out on a stats request. */
@@ -66,6 +69,13 @@ struct rc_counters {
     uint64_t sends;
     uint64_t send_iovecs;
     uint64_t wakeups;
+    uint64_t auth_failures;
+    uint64_t auth_timeouts;
+    uint64_t token_expiries;
+    uint64_t forbidden;
+    uint64_t rate_limited;
+    uint64_t rate_limit_disconnects;
+    uint64_t refused_handshake_rate;
 };
 
 /* User data: | op:8 | gen:24 | slot:32 |; gen drops CQEs meant for a reused slot. */
@@ -135,8 +145,10 @@ struct rc_shard {
     uint64_t drain_deadline_ms;
     struct rc_counters ctr;
     struct rc_broker *broker;
-    /* per-IP connection counts (hash of address -> count), shard-local */
-    struct rc_ipcount *ipcounts;
+    /* per-IP connection counts and handshake rates, shard-local */
+    struct rc_iptable *ip_conns;
+    struct rc_iptable *ip_handshakes;
+    uint64_t next_sweep_ms;
     int startup_error;
     char startup_msg[256];
 };
