@@ -1044,17 +1044,41 @@ static json_t *shard_stats_part(struct rc_shard *s, size_t limit)
         }
     }
     const struct rc_counters *k = &s->ctr;
-    json_t *ctr = json_pack(
-        "{s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I}", "accepted",
-        (json_int_t)k->accepted, "closed", (json_int_t)k->closed, "http_requests",
-        (json_int_t)k->http_requests, "published", (json_int_t)k->published, "deliveries",
-        (json_int_t)k->deliveries, "drops", (json_int_t)k->drops, "slow_consumer_disconnects",
-        (json_int_t)k->slow_consumer_disconnects, "heartbeat_timeouts",
-        (json_int_t)k->heartbeat_timeouts, "handshake_timeouts",
-        (json_int_t)k->handshake_timeouts, "request_timeouts", (json_int_t)k->request_timeouts,
-        "refused_connections", (json_int_t)(k->refused_max_conns + k->refused_per_ip), "sends",
-        (json_int_t)k->sends, "send_iovecs", (json_int_t)k->send_iovecs, "ws_upgrades",
-        (json_int_t)k->ws_upgrades);
+    const struct {
+        const char *name;
+        uint64_t v;
+    } counters[] = {
+        {"accepted", k->accepted},
+        {"closed", k->closed},
+        {"http_requests", k->http_requests},
+        {"http_errors", k->http_errors},
+        {"ws_upgrades", k->ws_upgrades},
+        {"sse_streams", k->sse_streams},
+        {"published", k->published},
+        {"deliveries", k->deliveries},
+        {"drops", k->drops},
+        {"slow_consumer_disconnects", k->slow_consumer_disconnects},
+        {"heartbeat_timeouts", k->heartbeat_timeouts},
+        {"handshake_timeouts", k->handshake_timeouts},
+        {"request_timeouts", k->request_timeouts},
+        {"refused_connections", k->refused_max_conns + k->refused_per_ip},
+        {"refused_max_connections", k->refused_max_conns},
+        {"refused_per_ip", k->refused_per_ip},
+        {"refused_handshake_rate", k->refused_handshake_rate},
+        {"auth_failures", k->auth_failures},
+        {"auth_timeouts", k->auth_timeouts},
+        {"token_expiries", k->token_expiries},
+        {"forbidden", k->forbidden},
+        {"rate_limited", k->rate_limited},
+        {"rate_limit_disconnects", k->rate_limit_disconnects},
+        {"recv_enobufs", k->recv_enobufs},
+        {"sends", k->sends},
+        {"send_iovecs", k->send_iovecs},
+        {"wakeups", k->wakeups},
+    };
+    json_t *ctr = json_object();
+    for (size_t i = 0; i < RC_ARRAY_LEN(counters); i++)
+        json_object_set_new(ctr, counters[i].name, json_integer((json_int_t)counters[i].v));
     json_object_set_new(part, "connections", json_integer((json_int_t)conns));
     json_object_set_new(part, "authenticated", json_integer((json_int_t)authed));
     json_object_set_new(part, "subscription_count", json_integer((json_int_t)nsubs));
