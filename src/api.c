@@ -501,6 +501,7 @@ static void h_stats(struct rc_http_ctx *x)
 }
 
 #define HISTORY_PREFIX "/api/realtime/history/"
+#define PRESENCE_PREFIX "/api/realtime/presence/"
 #define HISTORY_DEFAULT_LIMIT 100
 #define HISTORY_MAX_LIMIT 10000
 
@@ -555,6 +556,66 @@ static void h_history(struct rc_http_ctx *x)
     rc_broker_history(x->conn, serial, topic, (size_t)tn, since[0] ? since : NULL, limit);
 }
 
+/* A decimal query value within [lo, hi]; false (answered) otherwise. */
+static bool query_uint(struct rc_http_ctx *x, struct rc_slice v, const char *name, size_t lo,
+                       size_t hi, size_t *out)
+{
+    char buf[16];
+    if (v.n == 0 || v.n >= sizeof(buf))
+        goto bad;
+    memcpy(buf, v.p, v.n);
+    buf[v.n] = '\0';
+    char *end;
+    unsigned long l = strtoul(buf, &end, 10);
+    if (*end || buf[0] == '-' || l < lo || l > hi)
+        goto bad;
+    *out = l;
+    return true;
+bad:
+    rc_http_error(x, 400, "bad_query", "%s must be %zu..%zu", name, lo, hi);
+    return false;
+}
+
+/* GET /api/realtime/presence/{topic}?offset=&limit= */
+static void h_presence(struct rc_http_ctx *x)
+{
+    if (!api_allowed(x, RC_AUTH_SCOPE_PUBLISH))
+        return;
+    struct rc_slice enc = {x->req->path.p + sizeof(PRESENCE_PREFIX) - 1,
+                           x->req->path.n - (sizeof(PRESENCE_PREFIX) - 1)};
+    char topic[RC_TOPIC_MAX_LEN + 1];
+    ssize_t tn = rc_http_url_decode(enc, topic, sizeof(topic), false);
+    struct rc_err err = {0};
+    if (tn <= 0) {
+        rc_http_error(x, 400, "bad_topic", "the path must name a topic: %s<topic>",
+                      PRESENCE_PREFIX);
+        return;
+    }
+    topic[tn] = '\0';
+    if (rc_topic_validate(topic, (size_t)tn, RC_TOPIC_NAME, &err) < 0) {
+        rc_http_error(x, 400, "bad_topic", "%s", err.msg);
+        return;
+    }
+    if (!rc_broker_presence_enabled(x->conn->shard, topic, (size_t)tn)) {
+        rc_http_error(x, 404, "not_enabled",
+                      "presence is not kept for %s; enable it with presence = true or a rule "
+                      "with presence=true",
+                      topic);
+        return;
+    }
+    size_t offset = 0, limit = 100;
+    struct rc_slice rest = x->req->query, k, v;
+    while (rc_http_query_next(&rest, &k, &v)) {
+        if (rc_slice_eq(k, "offset") && !query_uint(x, v, "offset", 0, 10000000, &offset))
+            return;
+        if (rc_slice_eq(k, "limit") && !query_uint(x, v, "limit", 1, 1000, &limit))
+            return;
+    }
+    uint32_t serial = rc_http_defer(x);
+    rc_broker_presence_list(x->conn, serial, RC_REPLY_HTTP, NULL, topic, (size_t)tn, offset,
+                            limit);
+}
+
 /* ---- routing ----------------------------------------------------------------------------- */
 
 typedef void (*route_fn)(struct rc_http_ctx *x);
@@ -579,6 +640,18 @@ static const struct route routes[] = {
 void rc_api_route(struct rc_http_ctx *x)
 {
     const struct rc_http_request *req = x->req;
+    if (req->path.n > sizeof(PRESENCE_PREFIX) - 1 &&
+        memcmp(req->path.p, PRESENCE_PREFIX, sizeof(PRESENCE_PREFIX) - 1) == 0) {
+        if (req->method == RC_HTTP_GET || req->method == RC_HTTP_HEAD) {
+            h_presence(x);
+        } else {
+            static const char body[] = "{\"error\":{\"code\":\"method_not_allowed\",\"message\":"
+                                       "\"use GET on /api/realtime/presence/{topic}\"}}";
+            rc_http_respond(x, 405, "application/json", "Allow: GET, HEAD\r\n", body,
+                            sizeof(body) - 1);
+        }
+        return;
+    }
     if (req->path.n > sizeof(HISTORY_PREFIX) - 1 &&
         memcmp(req->path.p, HISTORY_PREFIX, sizeof(HISTORY_PREFIX) - 1) == 0) {
         if (req->method == RC_HTTP_GET || req->method == RC_HTTP_HEAD) {

@@ -9,6 +9,7 @@
 #include "ringcast/broker.h"
 #include "ringcast/filter.h"
 #include "ringcast/history.h"
+#include "ringcast/presence.h"
 #include "ringcast/http.h"
 #include "ringcast/log.h"
 #include "ringcast/msg.h"
@@ -39,6 +40,7 @@ struct rc_broker {
     /* owned topics: open addressing, linear probing, power-of-two size */
     struct topic_state **topics;
     size_t ntopics, topics_cap;
+    struct rc_presence *presence; /* members of the topics this shard owns */
     /* the event being delivered (for the trie callback) */
     struct rc_evbuf *cur;
     size_t cur_delivered;
@@ -105,6 +107,10 @@ static struct rc_broker *B(struct rc_shard *s)
 }
 
 static void resume_finish(struct rc_sub *sub);
+enum pres_kind { PRES_JOIN, PRES_LEAVE, PRES_LIST };
+static bool presence_on(const struct rc_shard *s, const char *topic, size_t n);
+static void presence_post(struct rc_shard *s, struct rc_sub *sub, struct rc_conn *c,
+                          enum pres_kind kind);
 
 /* ---- subscriptions -------------------------------------------------------------- */
 
@@ -194,6 +200,10 @@ struct rc_sub *rc_broker_subscribe(struct rc_conn *c, const char *pattern, size_
     sub->next_in_conn = c->subs;
     c->subs = sub;
     c->nsubs++;
+    if (!rc_topic_is_pattern(pattern, n) && presence_on(s, pattern, n)) {
+        sub->presence = true;
+        presence_post(s, sub, c, PRES_JOIN);
+    }
     return sub;
 }
 
@@ -203,6 +213,8 @@ static void sub_remove(struct rc_broker *b, struct rc_conn *c, struct rc_sub **p
     struct rc_sub *sub = *pp;
     *pp = sub->next_in_conn;
     c->nsubs--;
+    if (sub->presence)
+        presence_post(b->shard, sub, c, PRES_LEAVE);
     rc_trie_remove(b->trie, sub->handle);
     resume_finish(sub);
     sub->handle = NULL;
@@ -340,6 +352,46 @@ static void event_id_format(const struct rc_server *srv, uint64_t seq, char out[
     snprintf(out, RC_EVENT_ID_MAX, "%s-%llu", srv->epoch_str, (unsigned long long)seq);
 }
 
+/* Owner shard: give the next event of topic t an id, encode it once, keep it
+ * in the topic's history and post it to every shard. *data is moved into the
+ * event (from then on only the evbuf references it, and the evbuf's atomic
+ * refcount decides who frees it). Returns the event's seq (its id in id_out),
+ * or 0 when out of memory (*data is then still the caller's). */
+static uint64_t owner_fanout(struct rc_shard *s, struct topic_state *t, const char *type,
+                             json_t **data, char **users, size_t nusers, const char *exclude,
+                             char id_out[RC_EVENT_ID_MAX])
+{
+    struct rc_evbuf *ev = rc_evbuf_new(s->srv->nshards);
+    if (!ev)
+        return 0;
+    uint64_t seq = rc_history_seq(&t->hist) + 1;
+    ev->kind = RC_EVENT_TOPIC;
+    ev->seq = seq;
+    ev->topic = strndup(t->name, t->len);
+    ev->topic_len = t->len;
+    event_id_format(s->srv, seq, ev->id);
+    if (!ev->topic || rc_evbuf_encode(ev, type, *data, NULL, NULL) < 0 ||
+        rc_evbuf_set_users(ev, users, nusers, exclude) < 0) {
+        rc_evbuf_free_(ev);
+        return 0;
+    }
+    ev->data = *data;
+    *data = NULL;
+    uint64_t now = rc_now_ms();
+    rc_history_trim(&t->hist, now);
+    if (rc_history_append(&t->hist, seq, ev, now) < 0) {
+        rc_evbuf_free_(ev);
+        return 0;
+    }
+    memcpy(id_out, ev->id, RC_EVENT_ID_MAX);
+    s->ctr.published++;
+    /* one reference per shard post; the creator's reference is handed over */
+    rc_evbuf_ref_n(ev, s->srv->nshards - 1);
+    for (unsigned i = 0; i < s->srv->nshards; i++)
+        rc_shard_post(s->srv->shards[i], &ev->posts[i].post);
+    return seq;
+}
+
 /* Owner shard: assign the id, encode once, post to every shard. */
 static void owner_publish(struct rc_shard *s, struct pub_post *p)
 {
@@ -361,31 +413,9 @@ static void owner_publish(struct rc_shard *s, struct pub_post *p)
             }
         }
     }
-    struct rc_evbuf *ev = rc_evbuf_new(s->srv->nshards);
-    if (!ev) {
-        p->status = 503;
-        return;
-    }
-    uint64_t seq = rc_history_seq(&t->hist) + 1;
-    ev->kind = RC_EVENT_TOPIC;
-    ev->seq = seq;
-    ev->topic = strndup(p->topic, p->topic_len);
-    ev->topic_len = p->topic_len;
-    event_id_format(s->srv, seq, ev->id);
-    if (!ev->topic || rc_evbuf_encode(ev, p->type, p->data, NULL, NULL) < 0 ||
-        rc_evbuf_set_users(ev, p->users, p->nusers, p->exclude_user) < 0) {
-        rc_evbuf_free_(ev);
-        p->status = 503;
-        return;
-    }
-    /* the publish's data moves into the evbuf: from now on only the evbuf
-     * references it, and the evbuf's atomic refcount decides who frees it */
-    ev->data = p->data;
-    p->data = NULL;
-    uint64_t now = rc_now_ms();
-    rc_history_trim(&t->hist, now);
-    if (rc_history_append(&t->hist, seq, ev, now) < 0) {
-        rc_evbuf_free_(ev);
+    uint64_t seq = owner_fanout(s, t, p->type, &p->data, p->users, p->nusers, p->exclude_user,
+                                p->event_id);
+    if (!seq) {
         p->status = 503;
         return;
     }
@@ -394,13 +424,7 @@ static void owner_publish(struct rc_shard *s, struct pub_post *p)
         t->idem_seq[t->idem_next] = seq;
         t->idem_next = (t->idem_next + 1) % IDEM_KEYS;
     }
-    memcpy(p->event_id, ev->id, sizeof(p->event_id));
     p->status = 202;
-    s->ctr.published++;
-    /* one reference per shard post; the creator's reference is handed over */
-    rc_evbuf_ref_n(ev, s->srv->nshards - 1);
-    for (unsigned i = 0; i < s->srv->nshards; i++)
-        rc_shard_post(s->srv->shards[i], &ev->posts[i].post);
 }
 
 static void pub_free(struct pub_post *p)
@@ -992,6 +1016,179 @@ static void history_answer(struct rc_shard *s, struct hist_post *h)
     hist_free(h);
 }
 
+/* ---- presence -------------------------------------------------------------------------- */
+
+struct pres_post {
+    struct rc_post post;
+    bool done;
+    enum pres_kind kind;
+    struct rc_shard *origin;
+    uint64_t conn_id;
+    char topic[RC_TOPIC_MAX_LEN + 1];
+    size_t topic_len;
+    char user[129]; /* "" = anonymous */
+    /* LIST */
+    enum rc_reply_to to;
+    uint32_t serial;
+    json_t *req_id;
+    size_t offset, limit;
+    char *json;
+};
+
+static bool presence_on(const struct rc_shard *s, const char *topic, size_t n)
+{
+    const struct rc_auth_rule *r = s->srv->auth ? rc_auth_rule_for(s->srv->auth, topic, n) : NULL;
+    if (r && (r->set & RC_AUTH_RULE_PRESENCE))
+        return r->presence;
+    return s->cfg->presence;
+}
+
+static void pres_free(struct pres_post *p)
+{
+    json_decref(p->req_id);
+    free(p->json);
+    free(p);
+}
+
+/* Subscriber shard: tell the owner that sub's connection joined or left. */
+static void presence_post(struct rc_shard *s, struct rc_sub *sub, struct rc_conn *c,
+                          enum pres_kind kind)
+{
+    struct pres_post *p = calloc(1, sizeof(*p));
+    if (!p)
+        return; /* presence counts drift by one; nothing else breaks */
+    p->post.kind = RC_POST_PRESENCE;
+    p->kind = kind;
+    p->origin = s;
+    p->conn_id = c->id;
+    memcpy(p->topic, sub->pattern, sub->pattern_len);
+    p->topic_len = sub->pattern_len;
+    /* leave with the identity the join used, even if the connection has
+     * authenticated in between */
+    if (kind == PRES_JOIN)
+        memcpy(sub->presence_user, c->user_id, sizeof(sub->presence_user));
+    memcpy(p->user, sub->presence_user, sizeof(p->user));
+    rc_shard_post(s->srv->shards[rc_topic_owner(s->srv, p->topic, p->topic_len)], &p->post);
+}
+
+static int list_user(void *ctx, const struct rc_presence_user *u)
+{
+    json_t *arr = ctx;
+    json_t *o = json_object();
+    if (u->user.p) {
+        json_object_set_new(o, "user_id", json_stringn(u->user.p, u->user.n));
+    } else {
+        char idbuf[RC_CONN_ID_HEX + 1];
+        rc_conn_id_format(u->conn, idbuf);
+        json_object_set_new(o, "user_id", json_null());
+        json_object_set_new(o, "connection_id", json_string(idbuf));
+    }
+    json_object_set_new(o, "connections", json_integer(u->connections));
+    json_array_append_new(arr, o);
+    return 0;
+}
+
+/* Owner shard: apply a join/leave (announcing the user's first/last
+ * connection on the topic as an event) or render a listing. */
+static void owner_presence(struct rc_shard *s, struct pres_post *p)
+{
+    struct rc_broker *b = B(s);
+    struct rc_slice topic = {p->topic, p->topic_len};
+    struct rc_slice user = {p->user, strlen(p->user)};
+    if (p->kind == PRES_LIST) {
+        json_t *users = json_array();
+        size_t nu = 0, nc = 0, next = 0;
+        rc_presence_count(b->presence, topic, &nu, &nc);
+        rc_presence_list(b->presence, topic, p->offset, p->limit, list_user, users, &next);
+        json_t *body = json_pack("{s:s%, s:o, s:I, s:I}", "topic", p->topic, p->topic_len,
+                                 "users", users, "total_users", (json_int_t)nu,
+                                 "total_connections", (json_int_t)nc);
+        if (body && next)
+            json_object_set_new(body, "next_offset", json_integer((json_int_t)next));
+        p->json = body ? json_dumps(body, JSON_COMPACT) : NULL;
+        json_decref(body);
+        return;
+    }
+    bool changed = false;
+    if (p->kind == PRES_JOIN) {
+        if (rc_presence_join(b->presence, topic, user, p->conn_id, &changed) < 0)
+            return;
+    } else if (rc_presence_leave(b->presence, topic, user, p->conn_id, &changed) < 0) {
+        return;
+    }
+    if (!changed)
+        return;
+    struct topic_state *t = topic_get(b, p->topic, p->topic_len);
+    if (!t)
+        return;
+    json_t *data = json_object();
+    json_object_set_new(data, "topic", json_stringn(p->topic, p->topic_len));
+    if (user.n) {
+        json_object_set_new(data, "user_id", json_string(p->user));
+    } else {
+        char idbuf[RC_CONN_ID_HEX + 1];
+        rc_conn_id_format(p->conn_id, idbuf);
+        json_object_set_new(data, "user_id", json_null());
+        json_object_set_new(data, "connection_id", json_string(idbuf));
+    }
+    char id[RC_EVENT_ID_MAX];
+    const char *type = p->kind == PRES_JOIN ? "presence.joined" : "presence.left";
+    if (!owner_fanout(s, t, type, &data, NULL, 0, NULL, id))
+        json_decref(data);
+}
+
+static void presence_answer(struct rc_shard *s, struct pres_post *p)
+{
+    struct rc_conn *c = rc_shard_conn(s, p->conn_id);
+    if (c && p->to == RC_REPLY_HTTP) {
+        if (p->json)
+            rc_http_deferred_json(c, p->serial, 200, p->json, strlen(p->json));
+        else
+            rc_http_deferred_error(c, p->serial, 503, "unavailable", "out of memory");
+    } else if (c) {
+        json_t *data = p->json ? json_loads(p->json, 0, NULL) : NULL;
+        if (data)
+            rc_ws_send_reply(c, "presence", p->req_id, data);
+        else
+            rc_ws_send_error(c, p->req_id, "unavailable", "out of memory");
+        json_decref(data);
+    }
+    pres_free(p);
+}
+
+void rc_broker_presence_list(struct rc_conn *c, uint32_t serial, enum rc_reply_to to,
+                             const json_t *req_id, const char *topic, size_t n, size_t offset,
+                             size_t limit)
+{
+    struct rc_shard *s = c->shard;
+    struct pres_post *p = calloc(1, sizeof(*p));
+    if (!p || n > RC_TOPIC_MAX_LEN) {
+        free(p);
+        if (to == RC_REPLY_HTTP)
+            rc_http_deferred_error(c, serial, 503, "unavailable", "out of memory");
+        else
+            rc_ws_send_error(c, req_id, "unavailable", "out of memory");
+        return;
+    }
+    p->post.kind = RC_POST_PRESENCE;
+    p->kind = PRES_LIST;
+    p->origin = s;
+    p->conn_id = c->id;
+    memcpy(p->topic, topic, n);
+    p->topic_len = n;
+    p->to = to;
+    p->serial = serial;
+    p->req_id = req_id ? json_deep_copy(req_id) : NULL;
+    p->offset = offset;
+    p->limit = limit;
+    rc_shard_post(s->srv->shards[rc_topic_owner(s->srv, topic, n)], &p->post);
+}
+
+bool rc_broker_presence_enabled(const struct rc_shard *s, const char *topic, size_t n)
+{
+    return presence_on(s, topic, n);
+}
+
 /* ---- gathers (stats, broadcast) --------------------------------------------------------- */
 
 static void gather_start(struct rc_conn *c, struct gather *g, struct rc_evbuf *ev)
@@ -1307,6 +1504,20 @@ void rc_broker_on_post(struct rc_shard *s, struct rc_post *p)
         }
         break;
     }
+    case RC_POST_PRESENCE: {
+        struct pres_post *pp = RC_CONTAINER_OF(p, struct pres_post, post);
+        if (pp->kind != PRES_LIST) {
+            owner_presence(s, pp);
+            pres_free(pp);
+        } else if (pp->done) {
+            presence_answer(s, pp);
+        } else {
+            owner_presence(s, pp);
+            pp->done = true;
+            rc_shard_post(pp->origin, &pp->post);
+        }
+        break;
+    }
     case RC_POST_REPLY:
     case RC_POST_DIRECT:
         free(p);
@@ -1328,6 +1539,9 @@ void rc_broker_discard_post(struct rc_post *p)
         break;
     case RC_POST_HISTORY:
         hist_free(RC_CONTAINER_OF(p, struct hist_post, post));
+        break;
+    case RC_POST_PRESENCE:
+        pres_free(RC_CONTAINER_OF(p, struct pres_post, post));
         break;
     case RC_POST_STATS_REQ: {
         /* a gather whose origin is gone: free the job; the gather itself is
@@ -1360,6 +1574,12 @@ int rc_broker_init(struct rc_shard *s)
         return -ENOMEM;
     }
     rc_pool_init(&b->sub_pool, sizeof(struct rc_sub), 256, 0);
+    b->presence = rc_presence_new(0);
+    if (!b->presence) {
+        rc_trie_free(b->trie);
+        free(b);
+        return -ENOMEM;
+    }
     s->broker = b;
     return 0;
 }
@@ -1378,6 +1598,7 @@ void rc_broker_fini(struct rc_shard *s)
     }
     free(b->topics);
     rc_trie_free(b->trie);
+    rc_presence_free(b->presence);
     rc_pool_fini(&b->sub_pool);
     free(b);
     s->broker = NULL;

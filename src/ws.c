@@ -364,6 +364,14 @@ static void handle_message(struct rc_conn *c, const uint8_t *p, size_t n)
         authenticate(c, m.token, strlen(m.token), m.id);
         break;
     case RC_ACT_PRESENCE:
+        if (!rc_broker_presence_enabled(c->shard, m.topic, m.topic_len)) {
+            rc_ws_send_error(c, m.id, "not_enabled",
+                             "presence is not kept for this topic; enable it with presence = "
+                             "true or a rule with presence=true");
+            break;
+        }
+        rc_broker_presence_list(c, 0, RC_REPLY_WS, m.id, m.topic, m.topic_len, 0, 100);
+        break;
     case RC_ACT_MESSAGE: {
         char msg[128];
         snprintf(msg, sizeof(msg), "action \"%s\" is not supported by this server yet",

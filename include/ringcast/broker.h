@@ -48,6 +48,8 @@ struct rc_sub {
     struct rc_resume *resume; /* while replaying history / initial state */
     json_t *resume_req_id;    /* request id of the subscribe, for gap errors */
     bool resume_done;         /* caught up: free resume after the current call */
+    bool presence;            /* counted in the topic's presence at its owner */
+    char presence_user[129];  /* the user id the presence join used */
 };
 
 /* Who waits for the answer of a publish/gather. */
@@ -125,6 +127,14 @@ int rc_broker_resume(struct rc_conn *c, struct rc_sub *sub, const struct rc_sub_
  * `limit`) from the topic's owner; answers c as a deferred JSON response. */
 void rc_broker_history(struct rc_conn *c, uint32_t serial, const char *topic, size_t n,
                        const char *since, size_t limit);
+
+/* Presence of an exact topic (from its owner): answers c with the users and
+ * their connection counts, paged; as a deferred HTTP response or a WS
+ * "presence" message. */
+void rc_broker_presence_list(struct rc_conn *c, uint32_t serial, enum rc_reply_to to,
+                             const json_t *req_id, const char *topic, size_t n, size_t offset,
+                             size_t limit);
+bool rc_broker_presence_enabled(const struct rc_shard *s, const char *topic, size_t n);
 
 /* Gather stats from every shard and answer c (seed 003's shape). */
 void rc_broker_stats(struct rc_conn *c, uint32_t serial, size_t limit);

@@ -43,6 +43,7 @@ enum rc_post_kind {
     RC_POST_DIRECT,    /* deliver an evbuf to listed connection ids of this shard */
     RC_POST_STOP,      /* main thread: every shard has drained; leave the loop */
     RC_POST_HISTORY,   /* history/initial request to an owner shard, and its answer */
+    RC_POST_PRESENCE,  /* presence join/leave/list at a topic's owner shard */
 };
 
 /* An inbox message. Embedded in a larger struct; kind says which. */

@@ -438,7 +438,7 @@ BAD_INPUTS = [
     ('{"action":"subscribe","topic":"a","since":"x","id":"ns1"}', "bad_event_id"),
     ('{"action":"subscribe","topic":"a.*","since":"abc-1","id":"ns2"}', "bad_value"),
     ('{"action":"auth","token":"abc","id":"ns3"}', "unauthorized"),
-    ('{"action":"presence","topic":"a","id":"ns4"}', "not_supported"),
+    ('{"action":"presence","topic":"a","id":"ns4"}', "not_enabled"),
     ('{"action":"unsubscribe","subscription":"nosuch","id":"nf"}', "not_found"),
     ('{"action":"publish","topic":"a","data":1,"id":"fb"}', "forbidden"),
     ('{"action":"subscribe","topic":"a","id":{"x":1}}', "bad_id"),
