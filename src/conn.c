@@ -9,6 +9,7 @@
 #include "ringcast/auth.h"
 #include "ringcast/broker.h"
 #include "ringcast/conn.h"
+#include "ringcast/http.h"
 #include "ringcast/log.h"
 #include "ringcast/shard.h"
 #include "ringcast/ws_frame.h"
@@ -291,6 +292,7 @@ static void release_session(struct rc_conn *c)
     rc_broker_conn_gone(c);
     rc_auth_identity_free(c->identity);
     c->identity = NULL;
+    rc_http_release(c);
     if (c->ws) {
         free(c->ws->msg);
         free(c->ws);

@@ -33,11 +33,15 @@ static size_t in_cap(const struct rc_config *cfg)
     return cfg->max_header_bytes + cfg->max_body_bytes + 64 * 1024;
 }
 
+/* Forget the request just answered; the pipeline flags stay. */
 static void reset_request(struct rc_conn *c)
 {
-    uint32_t serial = c->http.req_serial;
+    bool awaiting = c->http.awaiting, stream_wait = c->http.stream_wait;
+    bool stop_after = c->http.stop_after;
     memset(&c->http, 0, sizeof(c->http));
-    c->http.req_serial = serial;
+    c->http.awaiting = awaiting;
+    c->http.stream_wait = stream_wait;
+    c->http.stop_after = stop_after;
 }
 
 static void arm_idle(struct rc_conn *c)
@@ -63,12 +67,106 @@ static void arm_request(struct rc_conn *c)
 
 /* ---- responses ------------------------------------------------------------------ */
 
-static void respond(struct rc_conn *c, int status, const char *ctype, const char *extra,
-                    const char *body, size_t blen, bool keep_alive, bool head_only)
+/* ---- ordered answers for pipelined requests -----------------------------------
+ * A request answered later (publish, stats...) takes a slot; answers are
+ * written in request order: an immediate answer behind a pending one waits
+ * in a slot too. Several requests may wait at once (RC_HTTP_MAX_PENDING), so
+ * a pipeline of publishes to another shard's topics is not serialised on
+ * each round trip. */
+#define RC_HTTP_MAX_PENDING 64u
+
+struct http_slot {
+    char *buf; /* the answer, once ready */
+    size_t len;
+    bool ready;
+    bool keep_alive;
+    bool head_only;
+};
+
+struct rc_http_pending {
+    uint32_t head, tail; /* serials; slot = serial % RC_HTTP_MAX_PENDING */
+    struct http_slot slots[RC_HTTP_MAX_PENDING];
+};
+
+static bool has_pending(const struct rc_conn *c)
+{
+    return c->pend && c->pend->head != c->pend->tail;
+}
+
+static bool paused(const struct rc_conn *c)
+{
+    return c->http.awaiting || c->http.stream_wait || c->http.stop_after;
+}
+
+void rc_http_release(struct rc_conn *c)
+{
+    if (!c->pend)
+        return;
+    for (uint32_t i = c->pend->head; i != c->pend->tail; i++)
+        free(c->pend->slots[i % RC_HTTP_MAX_PENDING].buf);
+    free(c->pend);
+    c->pend = NULL;
+}
+
+static void resume(struct rc_conn *c);
+
+/* Write the ready answers at the head of the line, in order. */
+static void flush_pending(struct rc_conn *c)
+{
+    struct rc_http_pending *p = c->pend;
+    while (p && p->head != p->tail && c->state == RC_CONN_OPEN) {
+        struct http_slot *sl = &p->slots[p->head % RC_HTTP_MAX_PENDING];
+        if (!sl->ready)
+            break;
+        char *buf = sl->buf;
+        bool ka = sl->keep_alive;
+        sl->buf = NULL;
+        sl->ready = false;
+        p->head++;
+        if (rc_conn_queue_owned(c, buf, sl->len) < 0)
+            return;
+        if (!ka)
+            rc_conn_close_after_flush(c);
+    }
+    if (c->state != RC_CONN_OPEN || c->proto != RC_PROTO_HTTP)
+        return;
+    bool was_paused = paused(c);
+    if (c->http.awaiting && p && p->tail - p->head < RC_HTTP_MAX_PENDING)
+        c->http.awaiting = false;
+    if (c->http.stream_wait && !has_pending(c))
+        c->http.stream_wait = false;
+    if (was_paused && !paused(c))
+        resume(c);
+}
+
+/* Queue one complete answer: now, or in its turn behind pending ones. */
+static void emit(struct rc_conn *c, char *out, size_t total, bool keep_alive)
+{
+    if (has_pending(c)) {
+        struct rc_http_pending *p = c->pend;
+        struct http_slot *sl = &p->slots[p->tail % RC_HTTP_MAX_PENDING];
+        sl->buf = out;
+        sl->len = total;
+        sl->ready = true;
+        sl->keep_alive = keep_alive;
+        p->tail++;
+        if (p->tail - p->head == RC_HTTP_MAX_PENDING)
+            c->http.awaiting = true;
+        if (!keep_alive)
+            c->http.stop_after = true;
+        return;
+    }
+    if (rc_conn_queue_owned(c, out, total) < 0)
+        return;
+    if (!keep_alive)
+        rc_conn_close_after_flush(c);
+}
+
+static char *build_response(struct rc_conn *c, int status, const char *ctype, const char *extra,
+                            const char *body, size_t blen, bool keep_alive, bool head_only,
+                            size_t *total_out)
 {
     struct rc_shard *s = c->shard;
-    if (s->draining)
-        keep_alive = false;
     char head[512];
     int hn = snprintf(head, sizeof(head),
                       "HTTP/1.1 %d %s\r\nContent-Type: %s\r\nContent-Length: %zu\r\n"
@@ -79,10 +177,8 @@ static void respond(struct rc_conn *c, int status, const char *ctype, const char
     size_t send_body = head_only ? 0 : blen;
     size_t total = (size_t)hn + elen + 2 + send_body;
     char *out = malloc(total);
-    if (!out) {
-        rc_conn_close_now(c);
-        return;
-    }
+    if (!out)
+        return NULL;
     memcpy(out, head, (size_t)hn);
     if (elen)
         memcpy(out + hn, extra, elen);
@@ -91,10 +187,22 @@ static void respond(struct rc_conn *c, int status, const char *ctype, const char
         memcpy(out + (size_t)hn + elen + 2, body, send_body);
     if (status >= 400)
         s->ctr.http_errors++;
-    if (rc_conn_queue_owned(c, out, total) < 0)
+    *total_out = total;
+    return out;
+}
+
+static void respond(struct rc_conn *c, int status, const char *ctype, const char *extra,
+                    const char *body, size_t blen, bool keep_alive, bool head_only)
+{
+    if (c->shard->draining)
+        keep_alive = false;
+    size_t total;
+    char *out = build_response(c, status, ctype, extra, body, blen, keep_alive, head_only, &total);
+    if (!out) {
+        rc_conn_close_now(c);
         return;
-    if (!keep_alive)
-        rc_conn_close_after_flush(c);
+    }
+    emit(c, out, total, keep_alive);
 }
 
 void rc_http_respond(struct rc_http_ctx *x, int status, const char *content_type,
@@ -142,9 +250,10 @@ static void fatal_error(struct rc_conn *c, const struct rc_err *err)
     size_t n = error_json(body, sizeof(body), err->code ? err->code : "bad_request", err->msg);
     if (err->status == 405)
         snprintf(extra, sizeof(extra), "Allow: GET, POST\r\n");
+    /* Connection: close; written (and the connection closed) after any
+     * answers still pending for earlier requests */
     respond(c, err->status ? err->status : 400, "application/json", extra[0] ? extra : NULL,
             body, n, false, false);
-    rc_conn_close_after_flush(c);
 }
 
 /* ---- deferred answers ----------------------------------------------------------- */
@@ -152,42 +261,75 @@ static void fatal_error(struct rc_conn *c, const struct rc_err *err)
 uint32_t rc_http_defer(struct rc_http_ctx *x)
 {
     struct rc_conn *c = x->conn;
-    c->http.awaiting = true;
-    c->http.keep_alive = x->keep_alive;
-    c->http.head_only = x->head_only;
-    return ++c->http.req_serial;
+    if (!c->pend) {
+        c->pend = calloc(1, sizeof(*c->pend));
+        if (!c->pend)
+            return 0; /* the answer will be dropped; the timer closes the conn */
+        c->pend->head = c->pend->tail = 1; /* serial 0 means "nobody waits" */
+    }
+    struct rc_http_pending *p = c->pend;
+    struct http_slot *sl = &p->slots[p->tail % RC_HTTP_MAX_PENDING];
+    bool ka = x->keep_alive && !c->shard->draining;
+    sl->buf = NULL;
+    sl->ready = false;
+    sl->keep_alive = ka;
+    sl->head_only = x->head_only;
+    uint32_t serial = p->tail++;
+    if (p->tail - p->head == RC_HTTP_MAX_PENDING)
+        c->http.awaiting = true;
+    if (!ka)
+        c->http.stop_after = true; /* nothing after a Connection: close request */
+    return serial;
 }
 
-static void resume(struct rc_conn *c);
 static void finish_half_closed(struct rc_conn *c);
 
-static bool take_deferred(struct rc_conn *c, uint32_t serial)
+/* The slot of a deferred answer still wanted, or NULL. */
+static struct http_slot *take_deferred(struct rc_conn *c, uint32_t serial)
 {
-    if (c->proto != RC_PROTO_HTTP || !c->http.awaiting || c->http.req_serial != serial)
-        return false;
-    c->http.awaiting = false;
-    return true;
+    struct rc_http_pending *p = c->pend;
+    if (c->proto != RC_PROTO_HTTP || !p || serial == 0 ||
+        (uint32_t)(serial - p->head) >= (uint32_t)(p->tail - p->head))
+        return NULL;
+    struct http_slot *sl = &p->slots[serial % RC_HTTP_MAX_PENDING];
+    return sl->ready ? NULL : sl;
+}
+
+static void fill_deferred(struct rc_conn *c, struct http_slot *sl, int status, const char *json,
+                          size_t len)
+{
+    size_t total;
+    char *out = build_response(c, status, "application/json", NULL, json, len, sl->keep_alive,
+                               sl->head_only, &total);
+    if (!out) {
+        rc_conn_close_now(c);
+        return;
+    }
+    sl->buf = out;
+    sl->len = total;
+    sl->ready = true;
+    flush_pending(c);
+    if (c->peer_closed && c->proto == RC_PROTO_HTTP)
+        finish_half_closed(c);
 }
 
 void rc_http_deferred_json(struct rc_conn *c, uint32_t serial, int status, const char *json,
                            size_t len)
 {
-    if (!take_deferred(c, serial))
-        return;
-    respond(c, status, "application/json", NULL, json, len, c->http.keep_alive,
-            c->http.head_only);
-    resume(c);
+    struct http_slot *sl = take_deferred(c, serial);
+    if (sl)
+        fill_deferred(c, sl, status, json, len);
 }
 
 void rc_http_deferred_error(struct rc_conn *c, uint32_t serial, int status, const char *code,
                             const char *msg)
 {
     char body[1024];
-    if (!take_deferred(c, serial))
+    struct http_slot *sl = take_deferred(c, serial);
+    if (!sl)
         return;
     size_t n = error_json(body, sizeof(body), code, msg);
-    respond(c, status, "application/json", NULL, body, n, c->http.keep_alive, c->http.head_only);
-    resume(c);
+    fill_deferred(c, sl, status, body, n);
 }
 
 void rc_http_switch(struct rc_conn *c, enum rc_conn_proto proto)
@@ -209,6 +351,17 @@ static void send_continue(struct rc_conn *c)
     c->http.sent_continue = true;
     if (rc_conn_queue_static(c, cont, sizeof(cont) - 1) < 0)
         return; /* the connection is being closed */
+}
+
+/* WebSocket upgrades and SSE streams take the connection over: they must wait
+ * until every earlier answer is written. */
+static bool is_stream_request(const struct rc_http_request *req)
+{
+    if (req->method != RC_HTTP_GET)
+        return false;
+    return rc_slice_eq(req->path, "/api/realtime/ws") ||
+           rc_slice_eq(req->path, "/api/v1/ws/realtime") ||
+           rc_slice_eq(req->path, "/api/realtime/events");
 }
 
 static void dispatch(struct rc_conn *c, const struct rc_http_request *req, const char *body,
@@ -290,6 +443,11 @@ static enum rc_parse process_one(struct rc_conn *c, char *p, size_t n, struct st
         arm_request(c);
         return RC_PARSE_MORE;
     }
+    if (has_pending(c) && is_stream_request(&req)) {
+        c->http.stream_wait = true; /* resumed by flush_pending */
+        st->keep = n;
+        return RC_PARSE_MORE;
+    }
     st->used = head_len + need;
     dispatch(c, &req, body, need);
     return RC_PARSE_DONE;
@@ -301,8 +459,7 @@ static size_t process(struct rc_conn *c, char *p, size_t n, size_t *keep)
 {
     size_t off = 0;
     *keep = 0;
-    while (off < n && c->proto == RC_PROTO_HTTP && c->state == RC_CONN_OPEN &&
-           !c->http.awaiting) {
+    while (off < n && c->proto == RC_PROTO_HTTP && c->state == RC_CONN_OPEN && !paused(c)) {
         struct step st = {0};
         enum rc_parse r = process_one(c, p + off, n - off, &st);
         if (r == RC_PARSE_FAIL)
@@ -313,16 +470,8 @@ static size_t process(struct rc_conn *c, char *p, size_t n, size_t *keep)
         }
         off += st.used;
         if (c->proto == RC_PROTO_HTTP) {
-            uint32_t serial = c->http.req_serial;
-            bool awaiting = c->http.awaiting;
-            bool ka = c->http.keep_alive;
-            bool ho = c->http.head_only;
             reset_request(c);
-            c->http.req_serial = serial;
-            c->http.awaiting = awaiting;
-            c->http.keep_alive = ka;
-            c->http.head_only = ho;
-            if (!awaiting)
+            if (!has_pending(c))
                 arm_idle(c);
         }
     }
@@ -334,7 +483,7 @@ static size_t process(struct rc_conn *c, char *p, size_t n, size_t *keep)
 static void http_feed(struct rc_conn *c, char *buf, size_t len)
 {
     const struct rc_config *cfg = c->shard->cfg;
-    if (c->in_len == 0 && !c->http.awaiting) {
+    if (c->in_len == 0 && !paused(c)) {
         size_t keep;
         size_t used = process(c, buf, len, &keep);
         if (c->state != RC_CONN_OPEN)
@@ -374,8 +523,8 @@ static void resume(struct rc_conn *c)
 
 static void resume_buffered(struct rc_conn *c)
 {
-    if (c->http.awaiting || c->state != RC_CONN_OPEN || c->in_len == 0) {
-        if (!c->http.awaiting && c->in_len == 0 && c->proto == RC_PROTO_HTTP &&
+    if (paused(c) || c->state != RC_CONN_OPEN || c->in_len == 0) {
+        if (!has_pending(c) && c->in_len == 0 && c->proto == RC_PROTO_HTTP &&
             c->state == RC_CONN_OPEN && !c->http.in_request)
             arm_idle(c);
         return;
@@ -429,7 +578,7 @@ void rc_conn_on_data(struct rc_conn *c, char *buf, size_t len)
  * one of them, then close. */
 static void finish_half_closed(struct rc_conn *c)
 {
-    if (c->state != RC_CONN_OPEN || c->http.awaiting)
+    if (c->state != RC_CONN_OPEN || has_pending(c) || (paused(c) && c->in_len > 0))
         return;
     if (c->out.bytes || c->send_inflight)
         rc_conn_close_after_flush(c);
@@ -463,7 +612,7 @@ void rc_conn_on_timer(struct rc_conn *c)
     case RC_PROTO_HTTP:
         break;
     }
-    if (c->http.awaiting) {
+    if (has_pending(c)) {
         /* answers from other shards come quickly; check again later */
         rc_shard_arm_timer(s, c, s->now_ms + s->cfg->request_timeout);
         return;
@@ -503,7 +652,7 @@ void rc_conn_on_drain(struct rc_conn *c)
         break;
     }
     /* a request in progress is answered with Connection: close; idle ones go */
-    if (!c->http.in_request && !c->http.awaiting && c->in_len == 0) {
+    if (!c->http.in_request && !has_pending(c) && c->in_len == 0) {
         if (c->out.bytes)
             rc_conn_close_after_flush(c);
         else

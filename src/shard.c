@@ -8,6 +8,7 @@
 #include <sched.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <linux/filter.h>
 #include <sys/eventfd.h>
 #include <sys/socket.h>
 #include <sys/utsname.h>
@@ -219,9 +220,10 @@ static void on_accept(struct rc_shard *s, struct io_uring_cqe *cqe)
         per_shard = 1;
     if (s->draining || s->nconns >= per_shard) {
         /* over the limit: a short 503 the client can read, then close */
+        /* Content-Length: 91 = the JSON below (checked by test_auth e2e) */
         static const char busy[] =
             "HTTP/1.1 503 Service Unavailable\r\nContent-Type: application/json\r\n"
-            "Connection: close\r\nContent-Length: 92\r\n\r\n"
+            "Connection: close\r\nContent-Length: 91\r\n\r\n"
             "{\"error\":{\"code\":\"too_many_connections\",\"message\":\"connection limit "
             "reached; retry later\"}}";
         ssize_t w = send(fd, busy, sizeof(busy) - 1, MSG_NOSIGNAL | MSG_DONTWAIT);
@@ -240,7 +242,7 @@ static void on_accept(struct rc_shard *s, struct io_uring_cqe *cqe)
         rc_iptable_acquire(s->ip_conns, &key, s->cfg->max_connections_per_ip) < 0) {
         static const char busy[] =
             "HTTP/1.1 503 Service Unavailable\r\nContent-Type: application/json\r\n"
-            "Connection: close\r\nContent-Length: 103\r\n\r\n"
+            "Connection: close\r\nContent-Length: 105\r\n\r\n"
             "{\"error\":{\"code\":\"too_many_connections\",\"message\":\"too many "
             "connections from your address; retry later\"}}";
         ssize_t w = send(fd, busy, sizeof(busy) - 1, MSG_NOSIGNAL | MSG_DONTWAIT);
@@ -804,6 +806,38 @@ static int make_listener(const struct rc_config *cfg, uint16_t port, uint16_t *b
     return fd;
 }
 
+/* With per-IP limits, every connection from one client address must land on
+ * the same shard, so that each shard's count is the address's whole count.
+ * A classic BPF program on the SO_REUSEPORT group picks the listener (= the
+ * shard, in creation order) by hashing the source address: IPv4, or the /64
+ * of IPv6 (the same key limits.c uses). */
+static int steer_by_address(int fd, unsigned nshards, struct rc_err *err)
+{
+    struct sock_filter code[] = {
+        /* 0 */ BPF_STMT(BPF_LD | BPF_B | BPF_ABS, (uint32_t)SKF_NET_OFF + 0),
+        /* 1 */ BPF_STMT(BPF_ALU | BPF_RSH | BPF_K, 4),
+        /* 2 */ BPF_JUMP(BPF_JMP | BPF_JEQ | BPF_K, 6, 2, 0),
+        /* 3 */ BPF_STMT(BPF_LD | BPF_W | BPF_ABS, (uint32_t)SKF_NET_OFF + 12), /* v4 src */
+        /* 4 */ BPF_STMT(BPF_JMP | BPF_JA, 4),
+        /* 5 */ BPF_STMT(BPF_LD | BPF_W | BPF_ABS, (uint32_t)SKF_NET_OFF + 8), /* v6 /64 */
+        /* 6 */ BPF_STMT(BPF_MISC | BPF_TAX, 0),
+        /* 7 */ BPF_STMT(BPF_LD | BPF_W | BPF_ABS, (uint32_t)SKF_NET_OFF + 12),
+        /* 8 */ BPF_STMT(BPF_ALU | BPF_XOR | BPF_X, 0),
+        /* 9 */ BPF_STMT(BPF_ALU | BPF_MOD | BPF_K, nshards),
+        /* 10 */ BPF_STMT(BPF_RET | BPF_A, 0),
+    };
+    struct sock_fprog prog = {.len = RC_ARRAY_LEN(code), .filter = code};
+    if (setsockopt(fd, SOL_SOCKET, SO_ATTACH_REUSEPORT_CBPF, &prog, sizeof(prog)) < 0) {
+        int e = errno;
+        rc_err_set(err, 0, "listen",
+                   "setsockopt(SO_ATTACH_REUSEPORT_CBPF): %s (needed to enforce per-IP limits "
+                   "across shards)",
+                   strerror(e));
+        return -e;
+    }
+    return 0;
+}
+
 int rc_server_init(struct rc_server *srv, const struct rc_config *cfg, struct rc_err *err)
 {
     memset(srv, 0, sizeof(*srv));
@@ -861,6 +895,11 @@ int rc_server_init(struct rc_server *srv, const struct rc_config *cfg, struct rc
             return fd;
         s->listen_fd = fd;
         port = bound; /* port 0: the first listener picks, the others share it */
+    }
+    if (n > 1 && (cfg->max_connections_per_ip || cfg->handshake_rate_per_ip)) {
+        int rc = steer_by_address(srv->shards[0]->listen_fd, n, err);
+        if (rc < 0)
+            return rc;
     }
     return 0;
 }

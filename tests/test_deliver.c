@@ -105,6 +105,11 @@ void rc_shard_conn_closed(struct rc_shard *s, struct rc_conn *c)
     (void)s, (void)c;
 }
 
+void rc_http_release(struct rc_conn *c)
+{
+    (void)c; /* no HTTP requests here */
+}
+
 /* ---- fixture ---------------------------------------------------------------------- */
 
 #define NCONNS 64

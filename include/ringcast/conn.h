@@ -36,6 +36,7 @@ extern "C" {
 struct rc_shard;
 struct rc_sub;
 struct rc_auth_identity;
+struct rc_http_pending;
 
 enum rc_conn_proto { RC_PROTO_HTTP, RC_PROTO_WS, RC_PROTO_SSE };
 
@@ -71,10 +72,10 @@ struct rc_http_state {
     bool is_chunked;
     bool sent_continue;
     bool in_request; /* bytes of a request have arrived: request_timeout runs */
-    bool awaiting;   /* a handler answers later (a reply post will come) */
-    bool keep_alive; /* of the request being answered asynchronously */
-    bool head_only;  /* HEAD request being answered asynchronously */
-    uint32_t req_serial;
+    /* pipeline flags (kept across requests): parsing pauses while set */
+    bool awaiting;    /* RC_HTTP_MAX_PENDING answers are pending */
+    bool stream_wait; /* a WebSocket/SSE request waits for earlier answers */
+    bool stop_after;  /* a Connection: close request was taken: parse no more */
 };
 
 struct rc_ws_state {
@@ -113,6 +114,7 @@ struct rc_conn {
     struct rc_outq out;
     struct msghdr msg;
     struct rc_http_state http;
+    struct rc_http_pending *pend; /* answers not yet written, in request order */
     struct rc_ws_state *ws; /* heap, only for WebSocket connections */
     struct rc_sub *subs;    /* this connection's subscriptions */
     uint32_t nsubs;

@@ -1,8 +1,9 @@
 /* http.h - the HTTP/1.1 session on a connection, and response helpers.
  * Owner: the connection's shard thread.
- * Requests on one connection are answered strictly in order: while one
- *   request waits for an asynchronous answer (publish, stats), later
- *   pipelined requests stay unparsed in the input buffer.
+ * Requests on one connection are answered strictly in order. Up to 64
+ *   requests may wait for asynchronous answers (publish, stats) at once;
+ *   answers ready early wait in their slot until the ones before them are
+ *   written. A WebSocket/SSE request waits for every earlier answer.
  * Protocol dispatch lives here too: rc_conn_on_data() hands bytes to the
  *   HTTP parser, the WebSocket session or the SSE session. */
 #ifndef RINGCAST_HTTP_H
@@ -52,6 +53,9 @@ void rc_http_deferred_json(struct rc_conn *c, uint32_t serial, int status, const
                            size_t len);
 void rc_http_deferred_error(struct rc_conn *c, uint32_t serial, int status, const char *code,
                             const char *msg);
+
+/* Free pending answers (connection closing). */
+void rc_http_release(struct rc_conn *c);
 
 /* Hand the connection over to another protocol after the current request
  * (WebSocket upgrade, SSE stream): the HTTP state is reset and remaining

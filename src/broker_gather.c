@@ -1,0 +1,448 @@
+/* broker_gather.c - presence (joins, leaves and listings on the owner
+ * shard) and the gathers that ask every shard and merge the answers: stats,
+ * broadcast and user-targeted publish (see broker.h). */
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "ringcast/auth.h"
+#include "ringcast/broker.h"
+#include "ringcast/http.h"
+#include "ringcast/msg.h"
+#include "ringcast/presence.h"
+#include "ringcast/shard.h"
+#include "ringcast/topic.h"
+#include "ringcast/ws.h"
+
+#include "broker_internal.h"
+
+/* ---- presence -------------------------------------------------------------------------- */
+
+bool brk_presence_on(const struct rc_shard *s, const char *topic, size_t n)
+{
+    const struct rc_auth_rule *r = s->srv->auth ? rc_auth_rule_for(s->srv->auth, topic, n) : NULL;
+    if (r && (r->set & RC_AUTH_RULE_PRESENCE))
+        return r->presence;
+    return s->cfg->presence;
+}
+
+void brk_pres_free(struct pres_post *p)
+{
+    json_decref(p->req_id);
+    free(p->json);
+    free(p);
+}
+
+/* Subscriber shard: tell the owner that sub's connection joined or left. */
+void brk_presence_post(struct rc_shard *s, struct rc_sub *sub, struct rc_conn *c,
+                       enum pres_kind kind)
+{
+    struct pres_post *p = calloc(1, sizeof(*p));
+    if (!p)
+        return; /* presence counts drift by one; nothing else breaks */
+    p->post.kind = RC_POST_PRESENCE;
+    p->kind = kind;
+    p->origin = s;
+    p->conn_id = c->id;
+    memcpy(p->topic, sub->pattern, sub->pattern_len);
+    p->topic_len = sub->pattern_len;
+    /* leave with the identity the join used, even if the connection has
+     * authenticated in between */
+    if (kind == PRES_JOIN)
+        memcpy(sub->presence_user, c->user_id, sizeof(sub->presence_user));
+    memcpy(p->user, sub->presence_user, sizeof(p->user));
+    rc_shard_post(s->srv->shards[rc_topic_owner(s->srv, p->topic, p->topic_len)], &p->post);
+}
+
+static int list_user(void *ctx, const struct rc_presence_user *u)
+{
+    json_t *arr = ctx;
+    json_t *o = json_object();
+    if (u->user.p) {
+        json_object_set_new(o, "user_id", json_stringn(u->user.p, u->user.n));
+    } else {
+        char idbuf[RC_CONN_ID_HEX + 1];
+        rc_conn_id_format(u->conn, idbuf);
+        json_object_set_new(o, "user_id", json_null());
+        json_object_set_new(o, "connection_id", json_string(idbuf));
+    }
+    json_object_set_new(o, "connections", json_integer(u->connections));
+    json_array_append_new(arr, o);
+    return 0;
+}
+
+/* Owner shard: apply a join/leave (announcing the user's first/last
+ * connection on the topic as an event) or render a listing. */
+void brk_owner_presence(struct rc_shard *s, struct pres_post *p)
+{
+    struct rc_broker *b = B(s);
+    struct rc_slice topic = {p->topic, p->topic_len};
+    struct rc_slice user = {p->user, strlen(p->user)};
+    if (p->kind == PRES_LIST) {
+        json_t *users = json_array();
+        size_t nu = 0, nc = 0, next = 0;
+        rc_presence_count(b->presence, topic, &nu, &nc);
+        rc_presence_list(b->presence, topic, p->offset, p->limit, list_user, users, &next);
+        json_t *body =
+            json_pack("{s:s%, s:o, s:I, s:I}", "topic", p->topic, p->topic_len, "users", users,
+                      "total_users", (json_int_t)nu, "total_connections", (json_int_t)nc);
+        if (body && next)
+            json_object_set_new(body, "next_offset", json_integer((json_int_t)next));
+        p->json = body ? json_dumps(body, JSON_COMPACT) : NULL;
+        json_decref(body);
+        return;
+    }
+    bool changed = false;
+    if (p->kind == PRES_JOIN) {
+        if (rc_presence_join(b->presence, topic, user, p->conn_id, &changed) < 0)
+            return;
+    } else if (rc_presence_leave(b->presence, topic, user, p->conn_id, &changed) < 0) {
+        return;
+    }
+    if (!changed)
+        return;
+    struct topic_state *t = brk_topic_get(b, p->topic, p->topic_len);
+    if (!t)
+        return;
+    json_t *data = json_object();
+    json_object_set_new(data, "topic", json_stringn(p->topic, p->topic_len));
+    if (user.n) {
+        json_object_set_new(data, "user_id", json_string(p->user));
+    } else {
+        char idbuf[RC_CONN_ID_HEX + 1];
+        rc_conn_id_format(p->conn_id, idbuf);
+        json_object_set_new(data, "user_id", json_null());
+        json_object_set_new(data, "connection_id", json_string(idbuf));
+    }
+    char id[RC_EVENT_ID_MAX];
+    const char *type = p->kind == PRES_JOIN ? "presence.joined" : "presence.left";
+    if (!brk_owner_fanout(s, t, type, &data, NULL, 0, NULL, id))
+        json_decref(data);
+}
+
+void brk_presence_answer(struct rc_shard *s, struct pres_post *p)
+{
+    struct rc_conn *c = rc_shard_conn(s, p->conn_id);
+    if (c && p->to == RC_REPLY_HTTP) {
+        if (p->json)
+            rc_http_deferred_json(c, p->serial, 200, p->json, strlen(p->json));
+        else
+            rc_http_deferred_error(c, p->serial, 503, "unavailable", "out of memory");
+    } else if (c) {
+        json_t *data = p->json ? json_loads(p->json, 0, NULL) : NULL;
+        if (data)
+            rc_ws_send_reply(c, "presence", p->req_id, data);
+        else
+            rc_ws_send_error(c, p->req_id, "unavailable", "out of memory");
+        json_decref(data);
+    }
+    brk_pres_free(p);
+}
+
+void rc_broker_presence_list(struct rc_conn *c, uint32_t serial, enum rc_reply_to to,
+                             const json_t *req_id, const char *topic, size_t n, size_t offset,
+                             size_t limit)
+{
+    struct rc_shard *s = c->shard;
+    struct pres_post *p = calloc(1, sizeof(*p));
+    if (!p || n > RC_TOPIC_MAX_LEN) {
+        free(p);
+        if (to == RC_REPLY_HTTP)
+            rc_http_deferred_error(c, serial, 503, "unavailable", "out of memory");
+        else
+            rc_ws_send_error(c, req_id, "unavailable", "out of memory");
+        return;
+    }
+    p->post.kind = RC_POST_PRESENCE;
+    p->kind = PRES_LIST;
+    p->origin = s;
+    p->conn_id = c->id;
+    memcpy(p->topic, topic, n);
+    p->topic_len = n;
+    p->to = to;
+    p->serial = serial;
+    p->req_id = req_id ? json_deep_copy(req_id) : NULL;
+    p->offset = offset;
+    p->limit = limit;
+    rc_shard_post(s->srv->shards[rc_topic_owner(s->srv, topic, n)], &p->post);
+}
+
+bool rc_broker_presence_enabled(const struct rc_shard *s, const char *topic, size_t n)
+{
+    return brk_presence_on(s, topic, n);
+}
+
+/* ---- gathers (stats, broadcast) --------------------------------------------------------- */
+
+static void gather_start(struct rc_conn *c, struct gather *g, struct rc_evbuf *ev)
+{
+    struct rc_shard *s = c->shard;
+    g->pending = s->srv->nshards;
+    for (unsigned i = 0; i < s->srv->nshards; i++) {
+        struct job_post *j = calloc(1, sizeof(*j));
+        if (!j) {
+            /* count it as answered with nothing */
+            g->pending--;
+            continue;
+        }
+        j->post.kind = RC_POST_STATS_REQ;
+        j->origin = s;
+        j->g = g;
+        j->limit = g->limit;
+        if (ev) {
+            rc_evbuf_ref(ev);
+            j->ev = ev;
+        }
+        rc_shard_post(s->srv->shards[i], &j->post);
+    }
+}
+
+static json_t *shard_stats_part(struct rc_shard *s, size_t limit)
+{
+    json_t *part = json_object();
+    json_t *subs = json_object();
+    json_t *users = json_array();
+    uint64_t conns = 0, authed = 0, nsubs = 0;
+    size_t listed = 0;
+    for (struct rc_conn *c = s->all; c; c = c->all_next) {
+        if (c->state == RC_CONN_CLOSED || c->proto == RC_PROTO_HTTP)
+            continue;
+        conns++;
+        if (c->authenticated) {
+            authed++;
+            json_array_append_new(users, json_string(c->user_id));
+        }
+        nsubs += c->nsubs;
+        if (listed < limit) {
+            char idbuf[RC_CONN_ID_HEX + 1];
+            rc_conn_id_format(c->id, idbuf);
+            json_t *arr = json_array();
+            for (struct rc_sub *sub = c->subs; sub; sub = sub->next_in_conn)
+                json_array_append_new(arr, json_string(sub->pattern));
+            json_object_set_new(subs, idbuf, arr);
+            listed++;
+        }
+    }
+    const struct rc_counters *k = &s->ctr;
+    const struct {
+        const char *name;
+        uint64_t v;
+    } counters[] = {
+        {"accepted", k->accepted},
+        {"closed", k->closed},
+        {"http_requests", k->http_requests},
+        {"http_errors", k->http_errors},
+        {"ws_upgrades", k->ws_upgrades},
+        {"sse_streams", k->sse_streams},
+        {"published", k->published},
+        {"deliveries", k->deliveries},
+        {"drops", k->drops},
+        {"slow_consumer_disconnects", k->slow_consumer_disconnects},
+        {"heartbeat_timeouts", k->heartbeat_timeouts},
+        {"handshake_timeouts", k->handshake_timeouts},
+        {"request_timeouts", k->request_timeouts},
+        {"refused_connections", k->refused_max_conns + k->refused_per_ip},
+        {"refused_max_connections", k->refused_max_conns},
+        {"refused_per_ip", k->refused_per_ip},
+        {"refused_handshake_rate", k->refused_handshake_rate},
+        {"auth_failures", k->auth_failures},
+        {"auth_timeouts", k->auth_timeouts},
+        {"token_expiries", k->token_expiries},
+        {"forbidden", k->forbidden},
+        {"rate_limited", k->rate_limited},
+        {"rate_limit_disconnects", k->rate_limit_disconnects},
+        {"recv_enobufs", k->recv_enobufs},
+        {"sends", k->sends},
+        {"send_iovecs", k->send_iovecs},
+        {"wakeups", k->wakeups},
+    };
+    json_t *ctr = json_object();
+    for (size_t i = 0; i < RC_ARRAY_LEN(counters); i++)
+        json_object_set_new(ctr, counters[i].name, json_integer((json_int_t)counters[i].v));
+    json_object_set_new(part, "connections", json_integer((json_int_t)conns));
+    json_object_set_new(part, "authenticated", json_integer((json_int_t)authed));
+    json_object_set_new(part, "subscription_count", json_integer((json_int_t)nsubs));
+    json_object_set_new(part, "subscriptions", subs);
+    json_object_set_new(part, "users", users);
+    json_object_set_new(part, "counters", ctr);
+    json_object_set_new(part, "open_connections", json_integer((json_int_t)s->nconns));
+    return part;
+}
+
+void brk_run_job(struct rc_shard *s, struct job_post *j)
+{
+    if (j->ev) {
+        j->reached = brk_deliver_broadcast(s, j->ev);
+        rc_evbuf_unref(j->ev);
+        j->ev = NULL;
+    } else {
+        j->part = shard_stats_part(s, j->limit);
+    }
+    j->done = true;
+    rc_shard_post(j->origin, &j->post);
+}
+
+static void add_counter(json_t *into, const char *key, json_t *v)
+{
+    json_t *cur = json_object_get(into, key);
+    json_int_t base = cur ? json_integer_value(cur) : 0;
+    json_object_set_new(into, key, json_integer(base + json_integer_value(v)));
+}
+
+static void stats_merge(struct gather *g, json_t *part)
+{
+    if (!g->acc) {
+        g->acc = json_object();
+        json_object_set_new(g->acc, "total_connections", json_integer(0));
+        json_object_set_new(g->acc, "authenticated_connections", json_integer(0));
+        json_object_set_new(g->acc, "subscriptions", json_object());
+        json_object_set_new(g->acc, "counters", json_object());
+        json_object_set_new(g->acc, "shards", json_array());
+        g->users = json_object();
+    }
+    add_counter(g->acc, "total_connections", json_object_get(part, "connections"));
+    add_counter(g->acc, "authenticated_connections", json_object_get(part, "authenticated"));
+    add_counter(g->acc, "total_subscriptions", json_object_get(part, "subscription_count"));
+    json_t *subs = json_object_get(g->acc, "subscriptions");
+    const char *key;
+    json_t *v;
+    json_object_foreach(json_object_get(part, "subscriptions"), key, v)
+    {
+        if (g->listed < g->limit) {
+            json_object_set(subs, key, v);
+            g->listed++;
+        }
+    }
+    size_t i;
+    json_array_foreach(json_object_get(part, "users"), i, v)
+        json_object_set_new(g->users, json_string_value(v), json_true());
+    json_t *ctr = json_object_get(g->acc, "counters");
+    json_object_foreach(json_object_get(part, "counters"), key, v) add_counter(ctr, key, v);
+    json_array_append_new(json_object_get(g->acc, "shards"),
+                          json_pack("{s:O, s:O}", "connections",
+                                    json_object_get(part, "open_connections"), "counters",
+                                    json_object_get(part, "counters")));
+}
+
+static void gather_finish(struct rc_shard *s, struct gather *g)
+{
+    struct rc_conn *c = rc_shard_conn(s, g->conn_id);
+    if (c && g->kind == JOB_BROADCAST && g->echo) {
+        json_object_set_new(g->echo, "connections", json_integer((json_int_t)g->reached));
+        char *txt = json_dumps(g->echo, JSON_COMPACT);
+        if (txt)
+            rc_http_deferred_json(c, g->serial, 202, txt, strlen(txt));
+        free(txt);
+    } else if (c && g->kind == JOB_BROADCAST) {
+        char txt[32];
+        int n = snprintf(txt, sizeof(txt), "%llu", (unsigned long long)g->reached);
+        rc_http_deferred_json(c, g->serial, 200, txt, (size_t)n);
+    } else if (c) {
+        json_t *acc = g->acc ? g->acc : json_object();
+        json_object_set_new(acc, "unique_users",
+                            json_integer((json_int_t)(g->users ? json_object_size(g->users) : 0)));
+        json_object_set_new(acc, "pubsub_backend", json_string("memory"));
+        json_object_set_new(acc, "shard_count", json_integer((json_int_t)s->srv->nshards));
+        json_object_set_new(
+            acc, "uptime_seconds",
+            json_integer((json_int_t)((rc_now_ms() - s->srv->start_mono_ms) / 1000u)));
+        json_object_set_new(acc, "subscriptions_limit", json_integer((json_int_t)g->limit));
+        char *txt = json_dumps(acc, JSON_COMPACT);
+        if (txt)
+            rc_http_deferred_json(c, g->serial, 200, txt, strlen(txt));
+        else
+            rc_http_deferred_error(c, g->serial, 503, "unavailable", "out of memory");
+        free(txt);
+        if (!g->acc)
+            json_decref(acc);
+    }
+    json_decref(g->acc);
+    json_decref(g->users);
+    json_decref(g->echo);
+    free(g);
+}
+
+void brk_job_done(struct rc_shard *s, struct job_post *j)
+{
+    struct gather *g = j->g;
+    if (g->kind == JOB_BROADCAST)
+        g->reached += j->reached;
+    else if (j->part)
+        stats_merge(g, j->part);
+    json_decref(j->part);
+    free(j);
+    if (--g->pending == 0)
+        gather_finish(s, g);
+}
+
+void rc_broker_broadcast(struct rc_conn *c, uint32_t serial, struct rc_evbuf *ev)
+{
+    struct gather *g = calloc(1, sizeof(*g));
+    if (!g) {
+        rc_evbuf_unref(ev);
+        rc_http_deferred_error(c, serial, 503, "unavailable", "out of memory");
+        return;
+    }
+    g->kind = JOB_BROADCAST;
+    g->conn_id = c->id;
+    g->serial = serial;
+    gather_start(c, g, ev);
+    rc_evbuf_unref(ev);
+    if (g->pending == 0)
+        gather_finish(c->shard, g);
+}
+
+void rc_broker_publish_users(struct rc_conn *c, uint32_t serial, struct rc_publish *pub)
+{
+    static _Thread_local uint64_t counter;
+    struct rc_shard *s = c->shard;
+    struct rc_evbuf *ev = rc_evbuf_new(1);
+    struct gather *g = calloc(1, sizeof(*g));
+    if (ev) {
+        ev->kind = RC_EVENT_BROADCAST;
+        snprintf(ev->id, sizeof(ev->id), "%s-u%u-%llu", s->srv->epoch_str, s->id,
+                 (unsigned long long)++counter);
+    }
+    if (!ev || !g ||
+        rc_evbuf_encode(ev, pub->type ? pub->type : "message", pub->data, NULL, NULL) < 0 ||
+        rc_evbuf_set_users(ev, pub->users, pub->nusers, pub->exclude_user) < 0) {
+        if (ev)
+            rc_evbuf_unref(ev);
+        free(g);
+        json_decref(pub->data);
+        pub->data = NULL;
+        rc_http_deferred_error(c, serial, 503, "unavailable", "out of memory");
+        return;
+    }
+    json_decref(pub->data); /* encoded; user events are not filtered */
+    pub->data = NULL;
+    g->kind = JOB_BROADCAST;
+    g->conn_id = c->id;
+    g->serial = serial;
+    g->echo = json_pack("{s:s}", "id", ev->id);
+    json_t *arr = json_array();
+    for (size_t i = 0; i < pub->nusers; i++)
+        json_array_append_new(arr, json_string(pub->users[i]));
+    json_object_set_new(g->echo, "user_ids", arr);
+    gather_start(c, g, ev);
+    rc_evbuf_unref(ev);
+    if (g->pending == 0)
+        gather_finish(s, g);
+}
+
+void rc_broker_stats(struct rc_conn *c, uint32_t serial, size_t limit)
+{
+    struct gather *g = calloc(1, sizeof(*g));
+    if (!g) {
+        rc_http_deferred_error(c, serial, 503, "unavailable", "out of memory");
+        return;
+    }
+    g->kind = JOB_STATS;
+    g->conn_id = c->id;
+    g->serial = serial;
+    g->limit = limit;
+    gather_start(c, g, NULL);
+    if (g->pending == 0)
+        gather_finish(c->shard, g);
+}

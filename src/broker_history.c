@@ -1,0 +1,393 @@
+/* broker_history.c - history, resume ("since") and include_initial: the
+ * owner shard answers from its topics' history, the origin shard feeds the
+ * answer to the subscription's resume seam (see broker.h). */
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "ringcast/broker.h"
+#include "ringcast/filter.h"
+#include "ringcast/history.h"
+#include "ringcast/http.h"
+#include "ringcast/msg.h"
+#include "ringcast/shard.h"
+#include "ringcast/topic.h"
+#include "ringcast/trie.h"
+#include "ringcast/ws.h"
+#include "ringcast/ws_frame.h"
+
+#include "broker_internal.h"
+
+/* ---- history, resume and initial state --------------------------------------------------- */
+
+void brk_hist_free(struct hist_post *h)
+{
+    rc_resume_items_release(h->items, h->nitems);
+    free(h->items);
+    free(h->topic);
+    free(h->json);
+    free(h);
+}
+
+static void send_gap(struct rc_sub *sub, enum rc_resume_gap reason)
+{
+    struct rc_conn *c = sub->conn;
+    static const char *const why[] = {
+        [RC_RESUME_GAP_NONE] = "events were missed",
+        [RC_RESUME_GAP_TOO_OLD] = "the cursor is older than the retained history (or from an "
+                                  "earlier run of the server)",
+        [RC_RESUME_GAP_FUTURE] = "the cursor is newer than the topic's last event",
+        [RC_RESUME_GAP_OVERFLOW] = "too many live events arrived while replaying",
+        [RC_RESUME_GAP_HOLE] = "an event went missing between replay and live delivery",
+        [RC_RESUME_GAP_TOO_MANY] = "more retained topics match than include_initial sends",
+    };
+    char msg[300];
+    snprintf(msg, sizeof(msg), "subscription %s: %s; fetch the current state again", sub->id,
+             (unsigned)reason < RC_ARRAY_LEN(why) && why[reason] ? why[reason] : why[0]);
+    if (c->proto == RC_PROTO_WS) {
+        rc_ws_send_error(c, sub->resume_req_id, "history_gap", msg);
+    } else {
+        json_t *j = json_pack("{s:s, s:s, s:s}", "code", "history_gap", "message", msg,
+                              "subscription", sub->id);
+        char *txt = j ? json_dumps(j, JSON_COMPACT) : NULL;
+        json_decref(j);
+        if (txt) {
+            size_t n = strlen(txt);
+            char *rec = malloc(n + 32);
+            if (rec) {
+                int k = snprintf(rec, n + 32, "event: error\ndata: %s\n\n", txt);
+                /* on failure the connection is closing: nothing more to say */
+                (void)!rc_conn_queue_owned(c, rec, (size_t)k);
+            }
+            free(txt);
+        }
+    }
+}
+
+/* An initial (retained) event: the same event object with "initial":true, so
+ * it is encoded for this delivery (off the hot path). */
+static void queue_initial(struct rc_conn *c, struct rc_sub *sub, struct rc_evbuf *ev)
+{
+    static const char mark[] = "\"initial\":true,\"subscription\":";
+    const uint8_t *body;
+    size_t body_len;
+    if (c->proto == RC_PROTO_WS) {
+        /* skip the shared frame header (2, 4 or 10 bytes) */
+        size_t hl = ev->ws[1] == 126 ? 4 : ev->ws[1] == 127 ? 10 : 2;
+        body = ev->ws + hl;
+        body_len = ev->ws_len - hl;
+    } else {
+        body = ev->sse;
+        body_len = ev->sse_len;
+    }
+    /* body ends with "\"subscription\":"; replace that key by mark */
+    static const char key[] = "\"subscription\":";
+    if (body_len < sizeof(key) - 1)
+        return;
+    size_t keep = body_len - (sizeof(key) - 1);
+    size_t suffix = c->proto == RC_PROTO_WS ? RC_WS_SUFFIX_LEN : RC_SSE_SUFFIX_LEN;
+    const uint8_t *suf = c->proto == RC_PROTO_WS ? sub->ws_suffix : sub->sse_suffix;
+    size_t payload = keep + sizeof(mark) - 1 + suffix;
+    uint8_t *out = malloc(payload + 10);
+    if (!out)
+        return;
+    size_t pos = 0;
+    if (c->proto == RC_PROTO_WS)
+        pos = rc_ws_frame_header(out, 1, payload, true);
+    memcpy(out + pos, body, keep);
+    pos += keep;
+    memcpy(out + pos, mark, sizeof(mark) - 1);
+    pos += sizeof(mark) - 1;
+    memcpy(out + pos, suf, suffix);
+    pos += suffix;
+    if (rc_conn_queue_owned(c, out, pos) < 0)
+        return;
+}
+
+static void resume_emit(void *ctx, const struct rc_resume_out *out)
+{
+    struct rc_sub *sub = ctx;
+    struct rc_conn *c = sub->conn;
+    if (!c || !rc_conn_is_open(c))
+        return;
+    const struct rc_filter *f = sub->handle ? rc_trie_sub_filter(sub->handle) : NULL;
+    switch (out->kind) {
+    case RC_RESUME_OUT_REPLAY:
+        if (f && !rc_filter_eval(f, out->ev->data))
+            return;
+        (void)brk_queue_event(c, sub, out->ev);
+        return;
+    case RC_RESUME_OUT_INITIAL:
+        if (f && !rc_filter_eval(f, out->ev->data))
+            return;
+        queue_initial(c, sub, out->ev);
+        return;
+    case RC_RESUME_OUT_LIVE:
+        (void)brk_queue_event(c, sub, out->ev);
+        return;
+    case RC_RESUME_OUT_GAP:
+        send_gap(sub, out->reason);
+        return;
+    case RC_RESUME_OUT_CAUGHT_UP:
+        sub->resume_done = true;
+        return;
+    }
+}
+
+void brk_resume_finish(struct rc_sub *sub)
+{
+    if (!sub->resume)
+        return;
+    rc_resume_fini(sub->resume);
+    free(sub->resume);
+    sub->resume = NULL;
+    json_decref(sub->resume_req_id);
+    sub->resume_req_id = NULL;
+    sub->resume_done = false;
+}
+
+static struct rc_sub *find_sub(struct rc_conn *c, const char *id)
+{
+    for (struct rc_sub *sub = c->subs; sub; sub = sub->next_in_conn)
+        if (strcmp(sub->id, id) == 0)
+            return sub;
+    return NULL;
+}
+
+int rc_broker_resume_check(struct rc_shard *s, const char *pattern, size_t n,
+                           const struct rc_sub_opts *o, uint64_t *after, bool *stale,
+                           struct rc_err *err)
+{
+    *after = 0;
+    *stale = false;
+    if (o->since && o->include_initial) {
+        rc_err_set(err, 400, "bad_value",
+                   "use either \"since\" (resume) or \"include_initial\" (current state), not "
+                   "both");
+        return -EINVAL;
+    }
+    if (!o->since)
+        return 0;
+    if (rc_topic_is_pattern(pattern, n)) {
+        rc_err_set(err, 400, "bad_value",
+                   "\"since\" needs an exact topic: event ids count per topic, and %.*s is a "
+                   "pattern",
+                   (int)n, pattern);
+        return -EINVAL;
+    }
+    int rc = rc_event_cursor(o->since, strlen(o->since), s->srv->epoch_str, after, err);
+    if (rc == -ESTALE) {
+        *stale = true;
+        return 0;
+    }
+    return rc < 0 ? -EINVAL : 0;
+}
+
+int rc_broker_resume(struct rc_conn *c, struct rc_sub *sub, const struct rc_sub_opts *o,
+                     struct rc_err *err)
+{
+    struct rc_shard *s = c->shard;
+    struct rc_resume_cfg rcfg = {0};
+    uint64_t after = 0;
+    bool stale = false;
+
+    if (!o->since && !o->include_initial)
+        return 0;
+    if (rc_broker_resume_check(s, sub->pattern, sub->pattern_len, o, &after, &stale, err) < 0)
+        return -EINVAL;
+    if (o->since) {
+        rcfg.mode = RC_RESUME_SINCE;
+        rcfg.after_seq = after;
+        rcfg.answers = 1;
+    } else {
+        rcfg.mode = RC_RESUME_INITIAL;
+        rcfg.answers = s->srv->nshards;
+    }
+    rcfg.seqs =
+        sub->handle && rc_trie_sub_filter(sub->handle) ? RC_RESUME_SUBSET : RC_RESUME_EVERY_SEQ;
+    struct rc_resume *r = calloc(1, sizeof(*r));
+    if (!r || rc_resume_init(r, &rcfg, resume_emit, sub) < 0) {
+        free(r);
+        rc_err_set(err, 503, "unavailable", "out of memory");
+        return -ENOMEM;
+    }
+    sub->resume = r;
+    sub->resume_req_id = o->req_id ? json_deep_copy(o->req_id) : NULL;
+
+    /* the subscription is already in the trie: post the request(s) now */
+    unsigned first = 0, last = s->srv->nshards;
+    if (rcfg.mode == RC_RESUME_SINCE) {
+        first = rc_topic_owner(s->srv, sub->pattern, sub->pattern_len);
+        last = first + 1;
+    }
+    for (unsigned i = first; i < last; i++) {
+        struct hist_post *h = calloc(1, sizeof(*h));
+        if (h)
+            h->topic = strndup(sub->pattern, sub->pattern_len);
+        if (!h || !h->topic) {
+            free(h);
+            /* the seam waits forever for this answer: give up on resuming */
+            send_gap(sub, RC_RESUME_GAP_NONE);
+            brk_resume_finish(sub);
+            return 0;
+        }
+        h->post.kind = RC_POST_HISTORY;
+        h->kind = rcfg.mode == RC_RESUME_SINCE ? HIST_SINCE : HIST_INITIAL;
+        h->origin = s;
+        h->conn_id = c->id;
+        memcpy(h->sub_id, sub->id, sizeof(h->sub_id));
+        h->topic_len = sub->pattern_len;
+        h->after_seq = after;
+        h->stale = stale;
+        rc_shard_post(s->srv->shards[i], &h->post);
+    }
+    return 0;
+}
+
+void rc_broker_history(struct rc_conn *c, uint32_t serial, const char *topic, size_t n,
+                       const char *since, size_t limit)
+{
+    struct rc_shard *s = c->shard;
+    struct rc_err err = {0};
+    uint64_t after = 0;
+    bool stale = false, have_since = since != NULL;
+    if (since) {
+        int rc = rc_event_cursor(since, strlen(since), s->srv->epoch_str, &after, &err);
+        if (rc == -ESTALE) {
+            stale = true;
+        } else if (rc < 0) {
+            rc_http_deferred_error(c, serial, 400, "bad_event_id", err.msg);
+            return;
+        }
+    }
+    struct hist_post *h = calloc(1, sizeof(*h));
+    if (h)
+        h->topic = strndup(topic, n);
+    if (!h || !h->topic) {
+        free(h);
+        rc_http_deferred_error(c, serial, 503, "unavailable", "out of memory");
+        return;
+    }
+    h->post.kind = RC_POST_HISTORY;
+    h->kind = HIST_API;
+    h->origin = s;
+    h->conn_id = c->id;
+    h->serial = serial;
+    h->topic_len = n;
+    h->after_seq = have_since ? after : UINT64_MAX; /* MAX: the last `limit` */
+    h->stale = stale;
+    h->limit = limit;
+    rc_shard_post(s->srv->shards[rc_topic_owner(s->srv, topic, n)], &h->post);
+}
+
+static int api_item(void *ctx, uint64_t seq, struct rc_evbuf *ev, uint64_t at_ms)
+{
+    (void)seq, (void)at_ms;
+    json_t *arr = ctx;
+    /* a copy: the evbuf's data is shared with every shard */
+    json_array_append_new(arr, json_pack("{s:s, s:s, s:o}", "id", ev->id, "type",
+                                         ev->type ? ev->type : "message", "data",
+                                         ev->data ? json_deep_copy(ev->data) : json_null()));
+    return 0;
+}
+
+/* Owner shard: answer a history request. */
+void brk_owner_history(struct rc_shard *s, struct hist_post *h)
+{
+    struct rc_broker *b = B(s);
+    uint64_t now = rc_now_ms();
+    if (h->kind == HIST_INITIAL) {
+        /* every retained topic of this shard that the pattern matches */
+        size_t cap = 0;
+        for (size_t i = 0; i < b->topics_cap; i++) {
+            struct topic_state *t = b->topics[i];
+            uint64_t seq;
+            struct rc_evbuf *ev = t ? rc_history_latest(&t->hist, &seq) : NULL;
+            if (!ev || !rc_topic_match(h->topic, h->topic_len, t->name, t->len))
+                continue;
+            if (h->nitems == cap) {
+                size_t ncap = cap ? cap * 2 : 16;
+                struct rc_resume_item *ni = realloc(h->items, ncap * sizeof(*ni));
+                if (!ni)
+                    break;
+                h->items = ni;
+                cap = ncap;
+            }
+            rc_evbuf_ref(ev);
+            h->items[h->nitems].seq = seq;
+            h->items[h->nitems].ev = ev;
+            h->nitems++;
+        }
+        return;
+    }
+    struct topic_state *t = brk_topic_find(b, h->topic, h->topic_len);
+    struct rc_history empty = {0};
+    struct rc_history *hist = t ? &t->hist : &empty;
+    if (t)
+        rc_history_trim(hist, now);
+    if (h->kind == HIST_SINCE) {
+        h->cur_seq = rc_history_seq(hist);
+        if (h->stale) {
+            h->res = RC_HISTORY_GAP;
+            return;
+        }
+        size_t cap = rc_history_len(hist);
+        h->items = cap ? calloc(cap, sizeof(*h->items)) : NULL;
+        h->res =
+            rc_history_items_since(hist, h->after_seq, now, h->items, cap, &h->nitems, &h->cur_seq);
+        return;
+    }
+    /* HIST_API */
+    uint64_t after = h->after_seq;
+    if (after == UINT64_MAX) {
+        uint64_t cur = rc_history_seq(hist);
+        uint64_t floor = rc_history_floor(hist);
+        after = cur > h->limit ? cur - h->limit : 0;
+        if (after < floor)
+            after = floor;
+    }
+    json_t *events = json_array();
+    uint64_t cur = 0;
+    enum rc_history_result res = h->stale ? RC_HISTORY_GAP : RC_HISTORY_OK;
+    if (!h->stale)
+        res = rc_history_since(hist, after, now, api_item, events, &cur);
+    cur = rc_history_seq(hist);
+    while (json_array_size(events) > h->limit)
+        json_array_remove(events, json_array_size(events) - 1);
+    char last[RC_EVENT_ID_MAX];
+    brk_event_id_format(s->srv, cur, last);
+    json_t *body = json_pack("{s:s%, s:o, s:s, s:b}", "topic", h->topic, h->topic_len, "events",
+                             events, "last_id", last, "gap", res != RC_HISTORY_OK);
+    if (body && res == RC_HISTORY_FUTURE)
+        json_object_set_new(body, "reason", json_string("cursor is newer than the last event"));
+    else if (body && res == RC_HISTORY_GAP)
+        json_object_set_new(body, "reason",
+                            json_string("events after the cursor are no longer retained"));
+    h->json = body ? json_dumps(body, JSON_COMPACT) : NULL;
+    h->status = h->json ? 200 : 503;
+    json_decref(body);
+}
+
+/* Origin shard: hand the answer to the waiting subscription or request. */
+void brk_history_answer(struct rc_shard *s, struct hist_post *h)
+{
+    struct rc_conn *c = rc_shard_conn(s, h->conn_id);
+    if (c && h->kind == HIST_API) {
+        if (h->json)
+            rc_http_deferred_json(c, h->serial, h->status, h->json, strlen(h->json));
+        else
+            rc_http_deferred_error(c, h->serial, 503, "unavailable", "out of memory");
+    } else if (c) {
+        struct rc_sub *sub = find_sub(c, h->sub_id);
+        if (sub && sub->resume) {
+            if (h->kind == HIST_SINCE)
+                rc_resume_answer(sub->resume, h->res, h->items, h->nitems, h->cur_seq);
+            else
+                rc_resume_initial(sub->resume, h->items, h->nitems);
+            if (sub->resume_done)
+                brk_resume_finish(sub);
+        }
+    }
+    brk_hist_free(h);
+}
