@@ -9,8 +9,8 @@ import threading
 import time
 import urllib.parse
 
-from harness import (Server, TestFailure, check, eq, http, node, publish, run_async, wait_for,
-                     ws_connect, ws_next, ws_subscribe)
+from harness import (Response, Server, TestFailure, check, eq, http, node, publish, run_async,
+                     wait_for, ws_connect, ws_next, ws_subscribe)
 from test_realtime import stats, wait_subscribed
 
 
@@ -75,6 +75,21 @@ class SSE:
         self.r.close()
         self.conn.close()
         self.sock.close()
+
+
+def get_no_stream(srv, path):
+    """GET that fails at once if the server starts an event stream (reading a
+    stream's body to EOF would hang)."""
+    conn = httpclient.HTTPConnection("127.0.0.1", srv.port, timeout=10 * Server.TIMEOUT_SCALE)
+    try:
+        conn.request("GET", path)
+        r = conn.getresponse()
+        ctype = r.getheader("Content-Type") or ""
+        if ctype.startswith("text/event-stream"):
+            raise TestFailure(f"GET {path}: got a {r.status} event stream, want an error")
+        return Response(r.status, r.getheaders(), r.read())
+    finally:
+        conn.close()
 
 
 def q(*pairs):
@@ -151,7 +166,7 @@ def test_sse_bad_requests():
             (q(("topic", "a"), ("since", "x")), "bad_event_id"),
             ("?topic=%zz", "bad_query"),
         ]:
-            r = http(srv, "GET", "/api/realtime/events" + query)
+            r = get_no_stream(srv, "/api/realtime/events" + query)
             eq(r.status, 400, f"status for {query}")
             check((r.header("Content-Type") or "").startswith("application/json"),
                   f"JSON error for {query}: {r.header('Content-Type')}")
