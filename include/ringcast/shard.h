@@ -168,6 +168,13 @@ void rc_server_drain(struct rc_server *srv);
 /* Join the shards and free everything. */
 void rc_server_join(struct rc_server *srv);
 
+/* Shard thread entry (see the comment at its definition in shard.c). */
+void *rc_shard_main(void *arg);
+/* Shard threads tell the main thread (server.c) that their ring is ready or
+ * failed, and that their connections are drained. */
+void rc_server_report_started(void);
+void rc_server_report_drained(void);
+
 /* Any thread: post a message into shard's inbox. */
 void rc_shard_post(struct rc_shard *s, struct rc_post *p);
 /* Owner shard of a topic. */

@@ -1,0 +1,302 @@
+/* server.c - the process-wide part that runs on the main thread: listeners
+ * (one SO_REUSEPORT socket per shard, optionally steered by client address),
+ * starting the shard threads and waiting for their rings, draining and
+ * stopping them, and freeing what they owned once every thread is joined.
+ * The shards themselves (ring, loop, connections) are shard.c. */
+#include <arpa/inet.h>
+#include <errno.h>
+#include <linux/filter.h>
+#include <netinet/in.h>
+#include <sched.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <sys/eventfd.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include "ringcast/broker.h"
+#include "ringcast/limits.h"
+#include "ringcast/log.h"
+#include "ringcast/shard.h"
+
+/* Start-up and shutdown handshakes with the main thread (never on a request
+ * path): the main thread waits until every shard's ring is ready, and at
+ * shutdown until every shard has drained its connections, before it tells
+ * them all to stop; a drained shard keeps serving its inbox until then,
+ * because other shards may still post to it (publishes to topics it owns). */
+static pthread_mutex_t g_start_lock = PTHREAD_MUTEX_INITIALIZER;
+static pthread_cond_t g_start_cond = PTHREAD_COND_INITIALIZER;
+static unsigned g_started;
+static unsigned g_drained;
+
+void rc_server_report_started(void)
+{
+    pthread_mutex_lock(&g_start_lock);
+    g_started++;
+    pthread_cond_broadcast(&g_start_cond);
+    pthread_mutex_unlock(&g_start_lock);
+}
+
+void rc_server_report_drained(void)
+{
+    pthread_mutex_lock(&g_start_lock);
+    g_drained++;
+    pthread_cond_broadcast(&g_start_cond);
+    pthread_mutex_unlock(&g_start_lock);
+}
+
+/* ---- server (main thread) --------------------------------------------------------- */
+
+static int make_listener(const struct rc_config *cfg, uint16_t port, uint16_t *bound,
+                         struct rc_err *err)
+{
+    struct sockaddr_storage ss;
+    socklen_t slen;
+    memset(&ss, 0, sizeof(ss));
+    const char *addr = cfg->listen_address;
+    if (strcmp(addr, "localhost") == 0)
+        addr = "127.0.0.1";
+    struct sockaddr_in *in4 = (struct sockaddr_in *)&ss;
+    struct sockaddr_in6 *in6 = (struct sockaddr_in6 *)&ss;
+    int family;
+    if (inet_pton(AF_INET, addr, &in4->sin_addr) == 1) {
+        in4->sin_family = AF_INET;
+        in4->sin_port = htons(port);
+        slen = sizeof(*in4);
+        family = AF_INET;
+    } else if (inet_pton(AF_INET6, addr, &in6->sin6_addr) == 1) {
+        in6->sin6_family = AF_INET6;
+        in6->sin6_port = htons(port);
+        slen = sizeof(*in6);
+        family = AF_INET6;
+    } else {
+        rc_err_set(err, 0, "bad_config", "listen_address %s is not an IPv4 or IPv6 literal",
+                   cfg->listen_address);
+        return -EINVAL;
+    }
+    int fd = socket(family, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    if (fd < 0) {
+        rc_err_set(err, 0, "listen", "socket(): %s", strerror(errno));
+        return -errno;
+    }
+    int one = 1;
+    setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one));
+    if (setsockopt(fd, SOL_SOCKET, SO_REUSEPORT, &one, sizeof(one)) < 0) {
+        int e = errno;
+        rc_err_set(err, 0, "listen", "setsockopt(SO_REUSEPORT): %s", strerror(e));
+        close(fd);
+        return -e;
+    }
+    if (bind(fd, (struct sockaddr *)&ss, slen) < 0) {
+        int e = errno;
+        rc_err_set(err, 0, "listen", "bind %s port %u: %s", cfg->listen_address, port,
+                   strerror(e));
+        close(fd);
+        return -e;
+    }
+    if (listen(fd, 4096) < 0) {
+        int e = errno;
+        rc_err_set(err, 0, "listen", "listen(): %s", strerror(e));
+        close(fd);
+        return -e;
+    }
+    struct sockaddr_storage got;
+    socklen_t glen = sizeof(got);
+    getsockname(fd, (struct sockaddr *)&got, &glen);
+    *bound = ntohs(family == AF_INET ? ((struct sockaddr_in *)&got)->sin_port
+                                     : ((struct sockaddr_in6 *)&got)->sin6_port);
+    return fd;
+}
+
+/* With per-IP limits, every connection from one client address must land on
+ * the same shard, so that each shard's count is the address's whole count.
+ * A classic BPF program on the SO_REUSEPORT group picks the listener (= the
+ * shard, in creation order) by hashing the source address: IPv4, or the /64
+ * of IPv6 (the same key limits.c uses). */
+static int steer_by_address(int fd, unsigned nshards, struct rc_err *err)
+{
+    struct sock_filter code[] = {
+        /* 0 */ BPF_STMT(BPF_LD | BPF_B | BPF_ABS, (uint32_t)SKF_NET_OFF + 0),
+        /* 1 */ BPF_STMT(BPF_ALU | BPF_RSH | BPF_K, 4),
+        /* 2 */ BPF_JUMP(BPF_JMP | BPF_JEQ | BPF_K, 6, 2, 0),
+        /* 3 */ BPF_STMT(BPF_LD | BPF_W | BPF_ABS, (uint32_t)SKF_NET_OFF + 12), /* v4 src */
+        /* 4 */ BPF_STMT(BPF_JMP | BPF_JA, 4),
+        /* 5 */ BPF_STMT(BPF_LD | BPF_W | BPF_ABS, (uint32_t)SKF_NET_OFF + 8), /* v6 /64 */
+        /* 6 */ BPF_STMT(BPF_MISC | BPF_TAX, 0),
+        /* 7 */ BPF_STMT(BPF_LD | BPF_W | BPF_ABS, (uint32_t)SKF_NET_OFF + 12),
+        /* 8 */ BPF_STMT(BPF_ALU | BPF_XOR | BPF_X, 0),
+        /* 9 */ BPF_STMT(BPF_ALU | BPF_MOD | BPF_K, nshards),
+        /* 10 */ BPF_STMT(BPF_RET | BPF_A, 0),
+    };
+    struct sock_fprog prog = {.len = RC_ARRAY_LEN(code), .filter = code};
+    if (setsockopt(fd, SOL_SOCKET, SO_ATTACH_REUSEPORT_CBPF, &prog, sizeof(prog)) < 0) {
+        int e = errno;
+        rc_err_set(err, 0, "listen",
+                   "setsockopt(SO_ATTACH_REUSEPORT_CBPF): %s (needed to enforce per-IP limits "
+                   "across shards)",
+                   strerror(e));
+        return -e;
+    }
+    return 0;
+}
+
+int rc_server_init(struct rc_server *srv, const struct rc_config *cfg, struct rc_err *err)
+{
+    memset(srv, 0, sizeof(*srv));
+    srv->cfg = cfg;
+    unsigned n = cfg->shards;
+    if (n == 0) {
+        cpu_set_t set;
+        if (sched_getaffinity(0, sizeof(set), &set) == 0)
+            n = (unsigned)CPU_COUNT(&set);
+        if (n == 0)
+            n = 1;
+    }
+    if (n > RC_MAX_SHARDS)
+        n = RC_MAX_SHARDS;
+    srv->nshards = n;
+    srv->epoch_ms = (uint64_t)time(NULL) * 1000u;
+    {
+        /* base-36 start epoch (seconds): event ids of different runs differ */
+        uint64_t v = srv->epoch_ms / 1000u;
+        char tmp[16];
+        int k = 0;
+        do {
+            tmp[k++] = "0123456789abcdefghijklmnopqrstuvwxyz"[v % 36];
+            v /= 36;
+        } while (v && k < 15);
+        for (int i = 0; i < k; i++)
+            srv->epoch_str[i] = tmp[k - 1 - i];
+        srv->epoch_str[k] = '\0';
+    }
+    srv->start_mono_ms = rc_now_ms();
+    srv->api_open = cfg->api_keys.n == 0;
+    srv->shards = calloc(n, sizeof(*srv->shards));
+    if (!srv->shards)
+        return -ENOMEM;
+    uint16_t port = cfg->port;
+    for (unsigned i = 0; i < n; i++) {
+        struct rc_shard *s = calloc(1, sizeof(*s));
+        if (!s)
+            return -ENOMEM;
+        srv->shards[i] = s;
+        s->id = i;
+        s->srv = srv;
+        s->cfg = cfg;
+        s->listen_fd = -1;
+        s->wake_fd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
+        if (s->wake_fd < 0) {
+            rc_err_set(err, 0, "start", "eventfd(): %s", strerror(errno));
+            return -errno;
+        }
+        rc_mpsc_init(&s->inbox, s->wake_fd);
+        rc_pool_init(&s->conn_pool, sizeof(struct rc_conn), 256, 0);
+        uint16_t bound = 0;
+        int fd = make_listener(cfg, port, &bound, err);
+        if (fd < 0)
+            return fd;
+        s->listen_fd = fd;
+        port = bound; /* port 0: the first listener picks, the others share it */
+    }
+    if (n > 1 && (cfg->max_connections_per_ip || cfg->handshake_rate_per_ip)) {
+        int rc = steer_by_address(srv->shards[0]->listen_fd, n, err);
+        if (rc < 0)
+            return rc;
+    }
+    return 0;
+}
+
+uint16_t rc_server_port(const struct rc_server *srv)
+{
+    struct sockaddr_storage got;
+    socklen_t glen = sizeof(got);
+    if (!srv->nshards || getsockname(srv->shards[0]->listen_fd, (struct sockaddr *)&got, &glen))
+        return 0;
+    if (got.ss_family == AF_INET)
+        return ntohs(((struct sockaddr_in *)&got)->sin_port);
+    return ntohs(((struct sockaddr_in6 *)&got)->sin6_port);
+}
+
+int rc_server_start(struct rc_server *srv, struct rc_err *err)
+{
+    for (unsigned i = 0; i < srv->nshards; i++) {
+        int rc = pthread_create(&srv->shards[i]->thread, NULL, rc_shard_main, srv->shards[i]);
+        if (rc) {
+            rc_err_set(err, 0, "start", "pthread_create: %s", strerror(rc));
+            return -rc;
+        }
+    }
+    pthread_mutex_lock(&g_start_lock);
+    while (g_started < srv->nshards)
+        pthread_cond_wait(&g_start_cond, &g_start_lock);
+    pthread_mutex_unlock(&g_start_lock);
+    for (unsigned i = 0; i < srv->nshards; i++) {
+        struct rc_shard *s = srv->shards[i];
+        if (s->startup_error) {
+            rc_err_set(err, 0, "io_uring", "shard %u: %s", i, s->startup_msg);
+            return s->startup_error;
+        }
+    }
+    return 0;
+}
+
+void rc_server_drain(struct rc_server *srv)
+{
+    for (unsigned i = 0; i < srv->nshards; i++) {
+        struct rc_shard *s = srv->shards[i];
+        if (!s || s->drain_posted)
+            continue;
+        s->drain_posted = true; /* main thread only */
+        s->drain_post.kind = RC_POST_DRAIN;
+        rc_shard_post(s, &s->drain_post);
+    }
+}
+
+void rc_server_join(struct rc_server *srv)
+{
+    unsigned running = 0;
+    for (unsigned i = 0; i < srv->nshards; i++)
+        if (srv->shards && srv->shards[i] && srv->shards[i]->thread)
+            running++;
+    /* every shard drains first; only then may any of them stop */
+    pthread_mutex_lock(&g_start_lock);
+    while (g_drained < running)
+        pthread_cond_wait(&g_start_cond, &g_start_lock);
+    pthread_mutex_unlock(&g_start_lock);
+    for (unsigned i = 0; i < srv->nshards; i++) {
+        struct rc_shard *s = srv->shards[i];
+        if (!s || !s->thread)
+            continue;
+        s->stop_post.kind = RC_POST_STOP;
+        rc_shard_post(s, &s->stop_post);
+    }
+    for (unsigned i = 0; i < srv->nshards; i++)
+        if (srv->shards && srv->shards[i] && srv->shards[i]->thread)
+            pthread_join(srv->shards[i]->thread, NULL);
+    /* all threads are gone: what they owned may be freed from here */
+    for (unsigned i = 0; i < srv->nshards && srv->shards; i++) {
+        struct rc_shard *s = srv->shards[i];
+        if (!s)
+            continue;
+        struct rc_mpsc_node *n;
+        while ((n = rc_mpsc_pop(&s->inbox))) {
+            struct rc_post *p = RC_CONTAINER_OF(n, struct rc_post, node);
+            if (p != &s->drain_post && p != &s->stop_post)
+                rc_broker_discard_post(p);
+        }
+        if (s->ring_ready)
+            io_uring_queue_exit(&s->ring);
+        if (s->listen_fd >= 0)
+            close(s->listen_fd);
+        close(s->wake_fd);
+        free(s->br);
+        free(s->bufs);
+        free(s->slots);
+        free(s->gens);
+        free(s->free_slots);
+        rc_pool_fini(&s->conn_pool);
+        free(s);
+    }
+    free(srv->shards);
+    srv->shards = NULL;
+}
