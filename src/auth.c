@@ -1,9 +1,10 @@
-/* auth.c - identity, API keys and topic access rules. Contract and the access decisions
- * in include/ringcast/auth.h.
+/* auth.c - the auth context, identities, access decisions and API keys. Contract and the
+ * access decisions in include/ringcast/auth.h; pattern coverage and the rule parser are in
+ * auth_rules.c (shared helpers in auth_internal.h).
  *
- * Patterns are compared token by token (at most RC_TOPIC_MAX_TOKENS each, split onto the
- * stack): no recursion, no allocation, O(tokens). The only allocations are the context at
- * start and one identity per successful authentication. */
+ * Access checks compare patterns token by token (split onto the stack): no recursion, no
+ * allocation, O(rules x tokens). The only allocations are the context at start and one
+ * identity per successful authentication. */
 #include <errno.h>
 #include <stdarg.h>
 #include <stdio.h>
@@ -16,6 +17,8 @@
 #include "ringcast/auth.h"
 #include "ringcast/config.h"
 #include "ringcast/http_parse.h"
+
+#include "auth_internal.h"
 
 #define DIGEST_LEN 32 /* SHA-256 */
 #define SHOW_TOPIC 96 /* bytes of a topic or pattern echoed in a message */
@@ -40,100 +43,6 @@ struct rc_auth {
     size_t n_keys;
 };
 
-/* ---- tokens ------------------------------------------------------------------------- */
-
-struct toks {
-    size_t n;
-    struct rc_slice t[RC_TOPIC_MAX_TOKENS * 2]; /* an intersection may need two patterns' */
-};
-
-static bool split(const char *s, size_t n, struct toks *out)
-{
-    out->n = rc_topic_split(s, n, out->t, RC_TOPIC_MAX_TOKENS);
-    return out->n <= RC_TOPIC_MAX_TOKENS;
-}
-
-static bool is_gt(struct rc_slice t)
-{
-    return t.n == 1 && t.p[0] == '>';
-}
-
-static bool is_star(struct rc_slice t)
-{
-    return t.n == 1 && t.p[0] == '*';
-}
-
-static bool tok_eq(struct rc_slice a, struct rc_slice b)
-{
-    return a.n == b.n && memcmp(a.p, b.p, a.n) == 0;
-}
-
-/* Every topic p matches is matched by c. */
-static bool covers(const struct toks *c, const struct toks *p)
-{
-    for (size_t i = 0;; i++) {
-        if (i == c->n)
-            return i == p->n;
-        if (is_gt(c->t[i]))
-            return i < p->n; /* '>' takes one or more of whatever p has left */
-        if (i == p->n || is_gt(p->t[i]))
-            return false;
-        if (is_star(c->t[i]))
-            continue;
-        if (is_star(p->t[i]) || !tok_eq(c->t[i], p->t[i]))
-            return false;
-    }
-}
-
-/* The pattern matching exactly the topics both a and b match, into out (slices into a
- * and b). False when no topic matches both. */
-static bool intersect(const struct toks *a, const struct toks *b, struct toks *out)
-{
-    out->n = 0;
-    for (size_t i = 0;; i++) {
-        if (i == a->n || i == b->n)
-            return a->n == b->n;
-        const struct toks *rest = is_gt(a->t[i]) ? b : is_gt(b->t[i]) ? a : NULL;
-        if (rest) {
-            for (size_t j = i; j < rest->n; j++)
-                out->t[out->n++] = rest->t[j];
-            return true;
-        }
-        if (is_star(a->t[i]))
-            out->t[out->n++] = b->t[i];
-        else if (is_star(b->t[i]) || tok_eq(a->t[i], b->t[i]))
-            out->t[out->n++] = a->t[i];
-        else
-            return false;
-    }
-}
-
-bool rc_auth_pattern_covers(const char *c, size_t cn, const char *p, size_t pn)
-{
-    struct rc_err err;
-    struct toks ct, pt;
-
-    if (rc_topic_validate(c, cn, RC_TOPIC_PATTERN, &err) != 0 ||
-        rc_topic_validate(p, pn, RC_TOPIC_PATTERN, &err) != 0)
-        return false;
-    split(c, cn, &ct);
-    split(p, pn, &pt);
-    return covers(&ct, &pt);
-}
-
-bool rc_auth_patterns_overlap(const char *a, size_t an, const char *b, size_t bn)
-{
-    struct rc_err err;
-    struct toks at, bt, out;
-
-    if (rc_topic_validate(a, an, RC_TOPIC_PATTERN, &err) != 0 ||
-        rc_topic_validate(b, bn, RC_TOPIC_PATTERN, &err) != 0)
-        return false;
-    split(a, an, &at);
-    split(b, bn, &bt);
-    return intersect(&at, &bt, &out);
-}
-
 /* ---- messages ------------------------------------------------------------------------ */
 
 static int forbid(struct rc_err *err, const char *verb, const char *t, size_t n, const char *fmt,
@@ -151,214 +60,6 @@ static int forbid(struct rc_err *err, const char *verb, const char *t, size_t n,
     rc_err_set(err, 403, RC_AUTH_ERR_FORBIDDEN, "%s to %.*s%s refused: %s", verb,
                (int)(n > SHOW_TOPIC ? SHOW_TOPIC : n), t, n > SHOW_TOPIC ? "..." : "", reason);
     return -EACCES;
-}
-
-/* ---- rules ------------------------------------------------------------------------------ */
-
-static int rule_fail(struct rc_err *err, unsigned index, const char *fmt, ...) RC_PRINTF(3, 4);
-
-static int rule_fail(struct rc_err *err, unsigned index, const char *fmt, ...)
-{
-    char body[192];
-    va_list ap;
-
-    va_start(ap, fmt);
-    vsnprintf(body, sizeof(body), fmt, ap);
-    va_end(ap);
-    rc_err_set(err, 500, "bad_config", "config: rules item %u: %s", index, body);
-    return -EINVAL;
-}
-
-static bool word_is(struct rc_slice w, const char *lit)
-{
-    return rc_slice_eq(w, lit);
-}
-
-static bool parse_digits(struct rc_slice v, size_t *used, uint64_t *out)
-{
-    uint64_t x = 0;
-    size_t i = 0;
-
-    for (; i < v.n && v.p[i] >= '0' && v.p[i] <= '9'; i++)
-        if (__builtin_mul_overflow(x, 10, &x) || __builtin_add_overflow(x, v.p[i] - '0', &x))
-            return false;
-    *used = i;
-    *out = x;
-    return i > 0;
-}
-
-static bool parse_number(struct rc_slice v, uint64_t max, uint64_t *out)
-{
-    size_t used;
-    return parse_digits(v, &used, out) && used == v.n && *out <= max;
-}
-
-/* The config's duration syntax: a number with ms, s, m or h; a bare 0. */
-static bool parse_ms(struct rc_slice v, uint64_t *out)
-{
-    static const struct {
-        const char *unit;
-        uint64_t ms;
-    } units[] = {{"ms", 1}, {"s", 1000}, {"m", 60000}, {"h", 3600000}};
-    uint64_t num;
-    size_t used;
-
-    if (!parse_digits(v, &used, &num))
-        return false;
-    struct rc_slice unit = rc_slice_make(v.p + used, v.n - used);
-    if (unit.n == 0 && num == 0) {
-        *out = 0;
-        return true;
-    }
-    for (size_t i = 0; i < RC_ARRAY_LEN(units); i++)
-        if (word_is(unit, units[i].unit))
-            return !__builtin_mul_overflow(num, units[i].ms, out) &&
-                   *out <= RC_AUTH_HISTORY_TTL_MAX_MS;
-    return false;
-}
-
-static bool parse_flag(struct rc_slice v, bool *out)
-{
-    if (word_is(v, "true")) {
-        *out = true;
-        return true;
-    }
-    if (word_is(v, "false")) {
-        *out = false;
-        return true;
-    }
-    return false;
-}
-
-/* Index of w in words (NULL-terminated), or -1. */
-static int word_index(struct rc_slice w, const char *const *words)
-{
-    for (int i = 0; words[i]; i++)
-        if (word_is(w, words[i]))
-            return i;
-    return -1;
-}
-
-static const char *const setting_names[] = {"subscribe",       "publish",     "presence",
-                                            "history_size",    "history_ttl", "retain",
-                                            "max_subscribers", NULL};
-static const char *const sub_words[] = {"anonymous", "authenticated", "claim", "none", NULL};
-static const char *const pub_words[] = {"none", "authenticated", "claim", NULL};
-
-/* Apply one key=value setting (key index ki) to r. */
-static int rule_setting(struct rc_auth_rule *r, int ki, struct rc_slice key, struct rc_slice v,
-                        struct rc_err *err)
-{
-    uint64_t x;
-    int w;
-#define BAD(...) rule_fail(err, r->index, __VA_ARGS__)
-#define SHOWKV (int)key.n, key.p, (int)(v.n > 48 ? 48 : v.n), v.p
-
-    switch (ki) {
-    case 0:
-        if ((w = word_index(v, sub_words)) < 0)
-            return BAD("%.*s=%.*s is not allowed; use anonymous, authenticated, claim or none",
-                       SHOWKV);
-        r->subscribe = (enum rc_auth_sub_mode)(RC_AUTH_SUB_ANONYMOUS + w);
-        return 0;
-    case 1:
-        if ((w = word_index(v, pub_words)) < 0)
-            return BAD("%.*s=%.*s is not allowed; use none, authenticated or claim", SHOWKV);
-        r->publish = (enum rc_auth_pub_mode)(RC_AUTH_PUB_NONE + w);
-        return 0;
-    case 2:
-    case 5:
-        if (!parse_flag(v, ki == 2 ? &r->presence : &r->retain))
-            return BAD("%.*s=%.*s is not a boolean; use true or false", SHOWKV);
-        r->set |= ki == 2 ? RC_AUTH_RULE_PRESENCE : RC_AUTH_RULE_RETAIN;
-        return 0;
-    case 3:
-        if (!parse_number(v, RC_AUTH_HISTORY_MAX, &x))
-            return BAD("%.*s=%.*s is not a number in 0..%u", SHOWKV, RC_AUTH_HISTORY_MAX);
-        r->history_size = (uint32_t)x;
-        r->set |= RC_AUTH_RULE_HISTORY_SIZE;
-        return 0;
-    case 4:
-        if (!parse_ms(v, &r->history_ttl_ms))
-            return BAD("%.*s=%.*s is not a duration; use a number with ms, s, m or h "
-                       "(e.g. 10m), at most 720h, or 0 for no age limit",
-                       SHOWKV);
-        r->set |= RC_AUTH_RULE_HISTORY_TTL;
-        return 0;
-    default:
-        if (!parse_number(v, RC_AUTH_SUBSCRIBERS_MAX, &x))
-            return BAD("%.*s=%.*s is not a number in 0..%u (0 = unlimited)", SHOWKV,
-                       RC_AUTH_SUBSCRIBERS_MAX);
-        r->max_subscribers = (uint32_t)x;
-        r->set |= RC_AUTH_RULE_MAX_SUBSCRIBERS;
-        return 0;
-    }
-#undef SHOWKV
-#undef BAD
-}
-
-/* The next word of s[*pos..n) separated by spaces or tabs; false at the end. */
-static bool next_word(const char *s, size_t n, size_t *pos, struct rc_slice *w)
-{
-    size_t i = *pos;
-
-    while (i < n && (s[i] == ' ' || s[i] == '\t'))
-        i++;
-    if (i == n)
-        return false;
-    size_t start = i;
-    while (i < n && s[i] != ' ' && s[i] != '\t')
-        i++;
-    *w = rc_slice_make(s + start, i - start);
-    *pos = i;
-    return true;
-}
-
-int rc_auth_rule_parse(const char *text, size_t n, unsigned index, struct rc_auth_rule *out,
-                       struct rc_err *err)
-{
-    struct rc_auth_rule r = {.index = index};
-    struct rc_err terr;
-    struct rc_slice w;
-    unsigned seen = 0;
-    size_t pos = 0;
-
-    if (!next_word(text, n, &pos, &w))
-        return rule_fail(err, index,
-                         "empty rule; write PATTERN key=value ..., e.g. "
-                         "\"chat.> subscribe=authenticated\"");
-    if (memchr(w.p, '=', w.n))
-        return rule_fail(err, index, "must start with a topic pattern, e.g. \"chat.> %.*s\"",
-                         (int)(w.n > 48 ? 48 : w.n), w.p);
-    if (rc_topic_validate(w.p, w.n, RC_TOPIC_PATTERN, &terr) != 0)
-        return rule_fail(err, index, "bad pattern: %s", terr.msg);
-    memcpy(r.pattern, w.p, w.n);
-    r.pattern[w.n] = '\0';
-    r.pattern_len = w.n;
-    while (next_word(text, n, &pos, &w)) {
-        const char *eq = memchr(w.p, '=', w.n);
-        if (!eq)
-            return rule_fail(err, index,
-                             "\"%.*s\" is not key=value; settings are subscribe, publish, "
-                             "presence, history_size, history_ttl, retain, max_subscribers",
-                             (int)(w.n > 48 ? 48 : w.n), w.p);
-        struct rc_slice key = rc_slice_make(w.p, (size_t)(eq - w.p));
-        struct rc_slice v = rc_slice_make(eq + 1, w.n - key.n - 1);
-        int ki = word_index(key, setting_names);
-        if (ki < 0)
-            return rule_fail(err, index,
-                             "unknown setting \"%.*s\"; use subscribe, publish, presence, "
-                             "history_size, history_ttl, retain or max_subscribers",
-                             (int)(key.n > 48 ? 48 : key.n), key.p);
-        if (seen & (1u << ki))
-            return rule_fail(err, index, "%s is given twice; give it once", setting_names[ki]);
-        seen |= 1u << ki;
-        int rc = rule_setting(&r, ki, key, v, err);
-        if (rc)
-            return rc;
-    }
-    *out = r;
-    return 0;
 }
 
 /* ---- the context ------------------------------------------------------------------------ */
@@ -543,14 +244,14 @@ const struct rc_auth_rule *rc_auth_rules(const struct rc_auth *a, size_t *n)
 const struct rc_auth_rule *rc_auth_rule_for(const struct rc_auth *a, const char *t, size_t n)
 {
     struct rc_err err;
-    struct toks pt, rt;
+    struct rc_auth_toks pt, rt;
 
     if (rc_topic_validate(t, n, RC_TOPIC_PATTERN, &err) != 0)
         return NULL;
-    split(t, n, &pt);
+    rc_auth_toks_split(t, n, &pt);
     for (size_t i = 0; i < a->n_rules; i++) {
-        split(a->rules[i].pattern, a->rules[i].pattern_len, &rt);
-        if (covers(&rt, &pt))
+        rc_auth_toks_split(a->rules[i].pattern, a->rules[i].pattern_len, &rt);
+        if (rc_auth_toks_covers(&rt, &pt))
             return &a->rules[i];
     }
     return NULL;
@@ -637,15 +338,15 @@ void rc_auth_identity_free(struct rc_auth_identity *id)
 /* ---- access -------------------------------------------------------------------------------- */
 
 /* Does the identity's topics claim hold a pattern covering x? */
-static bool claim_covers(const struct rc_auth_identity *id, const struct toks *x)
+static bool claim_covers(const struct rc_auth_identity *id, const struct rc_auth_toks *x)
 {
-    struct toks ct;
+    struct rc_auth_toks ct;
 
     if (!id)
         return false;
     for (size_t i = 0; i < id->n_topics; i++) {
-        split(id->topics[i].p, id->topics[i].n, &ct);
-        if (covers(&ct, x))
+        rc_auth_toks_split(id->topics[i].p, id->topics[i].n, &ct);
+        if (rc_auth_toks_covers(&ct, x))
             return true;
     }
     return false;
@@ -653,9 +354,9 @@ static bool claim_covers(const struct rc_auth_identity *id, const struct toks *x
 
 /* Could pattern p match a personal topic whose {sub} token is not the caller's? */
 static bool others_personal(const struct rc_auth *a, const struct rc_auth_identity *id,
-                            const struct toks *p)
+                            const struct rc_auth_toks *p)
 {
-    struct toks q;
+    struct rc_auth_toks q;
     struct rc_err terr;
     struct rc_slice mine = {NULL, 0};
     size_t k = a->personal_sub;
@@ -666,18 +367,19 @@ static bool others_personal(const struct rc_auth *a, const struct rc_auth_identi
     if (id && rc_topic_validate(id->sub, id->sub_len, RC_TOPIC_NAME, &terr) == 0 &&
         !memchr(id->sub, '.', id->sub_len))
         mine = rc_slice_make(id->sub, id->sub_len);
-    split(a->personal, a->personal_len, &q);
+    rc_auth_toks_split(a->personal, a->personal_len, &q);
     for (size_t i = 0;; i++) {
         if (i == p->n || i == q.n)
             return p->n == q.n;
-        if (is_gt(p->t[i]) || is_gt(q.t[i]))
+        if (rc_auth_tok_is_gt(p->t[i]) || rc_auth_tok_is_gt(q.t[i]))
             return true; /* the rest of both can agree, and {sub} (i <= k) can be anyone's */
         if (i == k) {
-            if (!is_star(p->t[i]) && mine.p && tok_eq(p->t[i], mine))
+            if (!rc_auth_tok_is_star(p->t[i]) && mine.p && rc_auth_tok_eq(p->t[i], mine))
                 return false; /* every topic p matches here is the caller's */
             continue;
         }
-        if (!is_star(p->t[i]) && !is_star(q.t[i]) && !tok_eq(p->t[i], q.t[i]))
+        if (!rc_auth_tok_is_star(p->t[i]) && !rc_auth_tok_is_star(q.t[i]) &&
+            !rc_auth_tok_eq(p->t[i], q.t[i]))
             return false; /* p stays outside the personal space */
     }
 }
@@ -691,7 +393,7 @@ static const char *sub_words_shown[] = {
 
 /* Does rule r let id subscribe to the topics x (x inside r's pattern)? */
 static bool rule_allows_sub(const struct rc_auth_rule *r, const struct rc_auth_identity *id,
-                            const struct toks *x)
+                            const struct rc_auth_toks *x)
 {
     switch (r->subscribe) {
     case RC_AUTH_SUB_DEFAULT:
@@ -722,7 +424,7 @@ static const char *sub_need(const struct rc_auth_rule *r)
 int rc_auth_check_subscribe(const struct rc_auth *a, const struct rc_auth_identity *id,
                             const char *t, size_t n, struct rc_err *err)
 {
-    struct toks p, rt, x;
+    struct rc_auth_toks p, rt, x;
     int rc = rc_topic_validate(t, n, RC_TOPIC_PATTERN, err);
 
     if (rc)
@@ -731,21 +433,21 @@ int rc_auth_check_subscribe(const struct rc_auth *a, const struct rc_auth_identi
         return forbid(err, "subscribe", t, n,
                       "anonymous connections may not subscribe (anonymous=none); "
                       "authenticate first");
-    split(t, n, &p);
+    rc_auth_toks_split(t, n, &p);
     if (others_personal(a, id, &p))
         return forbid(err, "subscribe", t, n, "%s",
                       id ? "personal topic of another user"
                          : "personal topic; only its user may subscribe, after authenticating");
     for (size_t i = 0; i < a->n_rules; i++) {
         const struct rc_auth_rule *r = &a->rules[i];
-        split(r->pattern, r->pattern_len, &rt);
-        if (covers(&rt, &p)) {
+        rc_auth_toks_split(r->pattern, r->pattern_len, &rt);
+        if (rc_auth_toks_covers(&rt, &p)) {
             if (rule_allows_sub(r, id, &p))
                 return 0;
             return forbid(err, "subscribe", t, n, "rule %u (%.64s subscribe=%s) %s", r->index,
                           r->pattern, sub_words_shown[r->subscribe], sub_need(r));
         }
-        if (intersect(&p, &rt, &x) && !rule_allows_sub(r, id, &x))
+        if (rc_auth_toks_intersect(&p, &rt, &x) && !rule_allows_sub(r, id, &x))
             return forbid(err, "subscribe", t, n,
                           "it overlaps rule %u (%.64s subscribe=%s), which %s; subscribe to "
                           "narrower patterns",
@@ -757,20 +459,20 @@ int rc_auth_check_subscribe(const struct rc_auth *a, const struct rc_auth_identi
 int rc_auth_check_publish(const struct rc_auth *a, const struct rc_auth_identity *id, const char *t,
                           size_t n, struct rc_err *err)
 {
-    struct toks p, rt;
+    struct rc_auth_toks p, rt;
     int rc = rc_topic_validate(t, n, RC_TOPIC_NAME, err);
 
     if (rc)
         return rc;
-    split(t, n, &p);
+    rc_auth_toks_split(t, n, &p);
     if (others_personal(a, id, &p))
         return forbid(err, "publish", t, n, "%s",
                       id ? "personal topic of another user"
                          : "personal topic; only its user may publish, after authenticating");
     for (size_t i = 0; i < a->n_rules; i++) {
         const struct rc_auth_rule *r = &a->rules[i];
-        split(r->pattern, r->pattern_len, &rt);
-        if (!covers(&rt, &p))
+        rc_auth_toks_split(r->pattern, r->pattern_len, &rt);
+        if (!rc_auth_toks_covers(&rt, &p))
             continue;
         switch (r->publish) {
         case RC_AUTH_PUB_DEFAULT:
