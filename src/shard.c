@@ -201,6 +201,23 @@ void rc_shard_arm_timer(struct rc_shard *s, struct rc_conn *c, uint64_t deadline
 
 /* ---- completions -------------------------------------------------------------- */
 
+/* Refuse a just-accepted socket over a limit: a short 503 the client can read
+ * (best effort, never blocking), then close. The Content-Length is computed,
+ * so the text can change safely. */
+static void refuse(int fd, const char *json)
+{
+    char msg[320];
+    int n = snprintf(msg, sizeof(msg),
+                     "HTTP/1.1 503 Service Unavailable\r\nContent-Type: application/json\r\n"
+                     "Connection: close\r\nContent-Length: %zu\r\n\r\n%s",
+                     strlen(json), json);
+    if (n > 0 && (size_t)n < sizeof(msg)) {
+        ssize_t w = send(fd, msg, (size_t)n, MSG_NOSIGNAL | MSG_DONTWAIT);
+        (void)w; /* the client may already be gone */
+    }
+    close(fd);
+}
+
 static void on_accept(struct rc_shard *s, struct io_uring_cqe *cqe)
 {
     if (!(cqe->flags & IORING_CQE_F_MORE)) {
@@ -219,16 +236,8 @@ static void on_accept(struct rc_shard *s, struct io_uring_cqe *cqe)
     if (per_shard == 0)
         per_shard = 1;
     if (s->draining || s->nconns >= per_shard) {
-        /* over the limit: a short 503 the client can read, then close */
-        /* Content-Length: 91 = the JSON below (checked by test_auth e2e) */
-        static const char busy[] =
-            "HTTP/1.1 503 Service Unavailable\r\nContent-Type: application/json\r\n"
-            "Connection: close\r\nContent-Length: 91\r\n\r\n"
-            "{\"error\":{\"code\":\"too_many_connections\",\"message\":\"connection limit "
-            "reached; retry later\"}}";
-        ssize_t w = send(fd, busy, sizeof(busy) - 1, MSG_NOSIGNAL | MSG_DONTWAIT);
-        (void)w;
-        close(fd);
+        refuse(fd, "{\"error\":{\"code\":\"too_many_connections\",\"message\":\"connection "
+                   "limit reached; retry later\"}}");
         s->ctr.refused_max_conns++;
         return;
     }
@@ -240,14 +249,8 @@ static void on_accept(struct rc_shard *s, struct io_uring_cqe *cqe)
     bool have_key = rc_ipkey_from_sockaddr((struct sockaddr *)&peer, &key) == 0;
     if (have_key && s->ip_conns &&
         rc_iptable_acquire(s->ip_conns, &key, s->cfg->max_connections_per_ip) < 0) {
-        static const char busy[] =
-            "HTTP/1.1 503 Service Unavailable\r\nContent-Type: application/json\r\n"
-            "Connection: close\r\nContent-Length: 105\r\n\r\n"
-            "{\"error\":{\"code\":\"too_many_connections\",\"message\":\"too many "
-            "connections from your address; retry later\"}}";
-        ssize_t w = send(fd, busy, sizeof(busy) - 1, MSG_NOSIGNAL | MSG_DONTWAIT);
-        (void)w;
-        close(fd);
+        refuse(fd, "{\"error\":{\"code\":\"too_many_connections\",\"message\":\"too many "
+                   "connections from your address; retry later\"}}");
         s->ctr.refused_per_ip++;
         return;
     }
