@@ -6,6 +6,7 @@
 #include <stdlib.h>
 
 #include "ringcast/api.h"
+#include "ringcast/api_store.h"
 #include "ringcast/auth.h"
 #include "ringcast/broker.h"
 #include "ringcast/evbuf.h"
@@ -640,6 +641,8 @@ static const struct route routes[] = {
 void rc_api_route(struct rc_http_ctx *x)
 {
     const struct rc_http_request *req = x->req;
+    if (rc_api_store_route(x))
+        return;
     if (req->path.n > sizeof(PRESENCE_PREFIX) - 1 &&
         memcmp(req->path.p, PRESENCE_PREFIX, sizeof(PRESENCE_PREFIX) - 1) == 0) {
         if (req->method == RC_HTTP_GET || req->method == RC_HTTP_HEAD) {

@@ -5,6 +5,7 @@
 #include <stdlib.h>
 #include <xxhash.h>
 
+#include "ringcast/api_store.h"
 #include "ringcast/auth.h"
 #include "ringcast/broker.h"
 #include "ringcast/filter.h"
@@ -113,6 +114,11 @@ struct rc_sub *rc_broker_subscribe(struct rc_conn *c, const char *pattern, size_
         sub->presence = true;
         brk_presence_post(s, sub, c, PRES_JOIN);
     }
+    if (brk_max_subscribers(s, pattern, n)) {
+        /* the owner decides; nothing is delivered until it says yes */
+        sub->claim_pending = true;
+        brk_claim_post(s, sub, c, CLAIM_TAKE);
+    }
     return sub;
 }
 
@@ -124,8 +130,13 @@ static void sub_remove(struct rc_broker *b, struct rc_conn *c, struct rc_sub **p
     c->nsubs--;
     if (sub->presence)
         brk_presence_post(b->shard, sub, c, PRES_LEAVE);
+    if (sub->claimed)
+        brk_claim_post(b->shard, sub, c, CLAIM_RELEASE);
     rc_trie_remove(b->trie, sub->handle);
     brk_resume_finish(sub);
+    json_decref(sub->pending_reply);
+    json_decref(sub->pending_req_id);
+    sub->pending_reply = sub->pending_req_id = NULL;
     sub->handle = NULL;
     sub->conn = NULL;
     rc_sub_unref(sub);
@@ -470,6 +481,8 @@ static void deliver_one(void *ctx, void *owner)
     }
     if (RC_UNLIKELY(ev->users || ev->exclude_user) && !rc_evbuf_user_allowed(ev, c->user_id))
         return;
+    if (RC_UNLIKELY(sub->claim_pending))
+        return; /* max_subscribers: the owner has not admitted it yet */
     if (RC_UNLIKELY(sub->resume != NULL)) {
         /* replaying history or initial state: the seam orders live events */
         rc_resume_live(sub->resume, ev->seq, ev);
@@ -583,6 +596,12 @@ void rc_broker_on_post(struct rc_shard *s, struct rc_post *p)
         }
         break;
     }
+    case RC_POST_STORE:
+        rc_api_store_on_post(s, p);
+        break;
+    case RC_POST_CLAIM:
+        brk_claim_on_post(s, p);
+        break;
     case RC_POST_REPLY:
     case RC_POST_DIRECT:
         free(p);
@@ -607,6 +626,9 @@ void rc_broker_discard_post(struct rc_post *p)
         break;
     case RC_POST_PRESENCE:
         brk_pres_free(RC_CONTAINER_OF(p, struct pres_post, post));
+        break;
+    case RC_POST_STORE:
+        rc_api_store_discard_post(p);
         break;
     case RC_POST_STATS_REQ: {
         /* a gather whose origin is gone: free the job; the gather itself is

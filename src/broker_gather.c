@@ -446,3 +446,131 @@ void rc_broker_stats(struct rc_conn *c, uint32_t serial, size_t limit)
     if (g->pending == 0)
         gather_finish(c->shard, g);
 }
+
+/* ---- max_subscribers: subscription slots counted at the owner ----------------- */
+
+struct claim_post {
+    struct rc_post post;
+    bool done;
+    bool allowed;
+    enum claim_kind kind;
+    struct rc_shard *origin;
+    uint64_t conn_id;
+    char sub_id[RC_SUB_ID_LEN + 1];
+    char topic[RC_TOPIC_MAX_LEN + 1];
+    size_t topic_len;
+    uint32_t limit;
+};
+
+uint32_t brk_max_subscribers(const struct rc_shard *s, const char *pattern, size_t n)
+{
+    const struct rc_auth_rule *r = s->srv->auth ? rc_auth_rule_for(s->srv->auth, pattern, n) : NULL;
+    return r && (r->set & RC_AUTH_RULE_MAX_SUBSCRIBERS) ? r->max_subscribers : 0;
+}
+
+void brk_claim_post(struct rc_shard *s, struct rc_sub *sub, struct rc_conn *c,
+                    enum claim_kind kind)
+{
+    struct claim_post *p = calloc(1, sizeof(*p));
+    if (!p) {
+        if (kind == CLAIM_TAKE)
+            sub->claim_pending = false; /* cannot ask: admit rather than block forever */
+        return;
+    }
+    p->post.kind = RC_POST_CLAIM;
+    p->kind = kind;
+    p->origin = s;
+    p->conn_id = c->id;
+    memcpy(p->sub_id, sub->id, sizeof(p->sub_id));
+    memcpy(p->topic, sub->pattern, sub->pattern_len);
+    p->topic_len = sub->pattern_len;
+    p->limit = brk_max_subscribers(s, sub->pattern, sub->pattern_len);
+    rc_shard_post(s->srv->shards[rc_topic_owner(s->srv, p->topic, p->topic_len)], &p->post);
+}
+
+void brk_claim_free(struct rc_post *p)
+{
+    free(RC_CONTAINER_OF(p, struct claim_post, post));
+}
+
+/* Subscriber shard: the owner's answer to a claim. */
+static void claim_answer(struct rc_shard *s, struct claim_post *p)
+{
+    struct rc_conn *c = rc_shard_conn(s, p->conn_id);
+    struct rc_sub *sub = NULL;
+    for (struct rc_sub *it = c ? c->subs : NULL; it; it = it->next_in_conn)
+        if (strcmp(it->id, p->sub_id) == 0)
+            sub = it;
+    if (!sub) {
+        /* the subscription is gone already: give the slot back */
+        if (p->allowed) {
+            p->kind = CLAIM_RELEASE;
+            p->done = false;
+            rc_shard_post(s->srv->shards[rc_topic_owner(s->srv, p->topic, p->topic_len)],
+                          &p->post);
+            return;
+        }
+        free(p);
+        return;
+    }
+    sub->claim_pending = false;
+    json_t *reply = sub->pending_reply, *req_id = sub->pending_req_id;
+    sub->pending_reply = sub->pending_req_id = NULL;
+    if (p->allowed) {
+        sub->claimed = true;
+        if (reply)
+            rc_ws_send_reply(c, "subscribed", req_id, reply);
+        json_decref(reply);
+        json_decref(req_id);
+        free(p);
+        return;
+    }
+    char msg[400];
+    snprintf(msg, sizeof(msg),
+             "subscription %s to %.*s removed: the topic has its maximum of %u subscribers "
+             "(max_subscribers)",
+             sub->id, (int)p->topic_len, p->topic, p->limit);
+    s->ctr.forbidden++;
+    if (c->proto == RC_PROTO_WS) {
+        rc_ws_send_error(c, req_id, "too_many_subscribers", msg);
+    } else {
+        json_t *j = json_pack("{s:s, s:s, s:s}", "code", "too_many_subscribers", "message", msg,
+                              "subscription", sub->id);
+        char *txt = j ? json_dumps(j, JSON_COMPACT) : NULL;
+        json_decref(j);
+        if (txt) {
+            size_t n = strlen(txt) + 32;
+            char *rec = malloc(n);
+            if (rec) {
+                int k = snprintf(rec, n, "event: error\ndata: %s\n\n", txt);
+                (void)!rc_conn_queue_owned(c, rec, (size_t)k);
+            }
+            free(txt);
+        }
+    }
+    json_decref(reply);
+    json_decref(req_id);
+    rc_broker_unsubscribe_id(c, p->sub_id);
+    free(p);
+}
+
+void brk_claim_on_post(struct rc_shard *s, struct rc_post *post)
+{
+    struct claim_post *p = RC_CONTAINER_OF(post, struct claim_post, post);
+    if (p->done) {
+        claim_answer(s, p);
+        return;
+    }
+    struct topic_state *t = brk_topic_get(B(s), p->topic, p->topic_len);
+    if (p->kind == CLAIM_RELEASE) {
+        if (t && t->subscribers)
+            t->subscribers--;
+        free(p);
+        return;
+    }
+    p->allowed = !t || !p->limit || t->subscribers < p->limit;
+    if (t && p->allowed)
+        t->subscribers++;
+    p->done = true;
+    rc_shard_post(p->origin, &p->post);
+}

@@ -39,6 +39,7 @@ struct topic_state {
     uint64_t idem_hash[IDEM_KEYS];
     uint64_t idem_seq[IDEM_KEYS];
     uint32_t idem_next;
+    uint32_t subscribers; /* claimed subscriptions (rules with max_subscribers) */
 };
 
 struct rc_broker {
@@ -193,6 +194,14 @@ void brk_history_answer(struct rc_shard *s, struct hist_post *h);
 
 /* Whether presence is tracked for topic[0..n). */
 bool brk_presence_on(const struct rc_shard *s, const char *topic, size_t n);
+/* max_subscribers of the rule covering pattern, 0 = unlimited */
+uint32_t brk_max_subscribers(const struct rc_shard *s, const char *pattern, size_t n);
+/* Claims of a subscription slot at the owner (max_subscribers). */
+enum claim_kind { CLAIM_TAKE, CLAIM_RELEASE };
+void brk_claim_post(struct rc_shard *s, struct rc_sub *sub, struct rc_conn *c,
+                    enum claim_kind kind);
+void brk_claim_on_post(struct rc_shard *s, struct rc_post *p);
+void brk_claim_free(struct rc_post *p);
 /* Subscriber shard: tell the owner that sub's connection joined or left. */
 void brk_presence_post(struct rc_shard *s, struct rc_sub *sub, struct rc_conn *c,
                        enum pres_kind kind);

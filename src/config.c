@@ -141,6 +141,11 @@ static const char *const anonymous_words[] = {"none", "subscribe", NULL};
 _Static_assert(RC_CONFIG_ANON_NONE == 0 && RC_CONFIG_ANON_SUBSCRIBE == 1,
                "anonymous_words must follow enum rc_config_anonymous");
 
+/* indexes enum rc_config_store_sync */
+static const char *const store_sync_words[] = {"full", "normal", NULL};
+_Static_assert(RC_CONFIG_STORE_SYNC_FULL == 0 && RC_CONFIG_STORE_SYNC_NORMAL == 1,
+               "store_sync_words must follow enum rc_config_store_sync");
+
 static const char *check_origin(const char *item);
 static const char *check_api_key(const char *item);
 
@@ -232,6 +237,16 @@ const struct rc_config_key rc_config_keys[] = {
              "consecutive rate-limited messages after which the connection is closed (1008)"),
     KEY_UINT(handshake_rate_per_ip, "0", 0, 1000000, "0 = unlimited",
              "WebSocket/SSE handshakes per second from one client address (per shard)"),
+    KEY_STRING(data_dir, "./data",
+               "directory of the durable store (ringcast.db: notifications, user "
+               "subscriptions); created if missing"),
+    KEY_ENUM(store_synchronous, "full", store_sync_words,
+             "full: every acknowledged write survives a power loss; normal: it survives a "
+             "process crash, faster commits"),
+    KEY_DURATION(store_purge_interval, "60s", SEC, 24 * HOUR, NULL,
+                 "expired notifications and subscriptions are deleted this often"),
+    KEY_UINT(store_max_batch, "4096", 1, 1000000, NULL,
+             "store requests run in one transaction (group commit), at most"),
     KEY_SIZE(recv_buffer_size, "16KiB", 512, MIB, NULL, "size of one io_uring receive buffer"),
     KEY_UINT(recv_buffers, "256", 1, 65536, NULL, "receive buffers per shard"),
     KEY_UINT(ring_entries, "1024", 8, 32768, NULL,

@@ -168,11 +168,20 @@ static char *build_response(struct rc_conn *c, int status, const char *ctype, co
 {
     struct rc_shard *s = c->shard;
     char head[512];
-    int hn = snprintf(head, sizeof(head),
+    int hn;
+    if (status == 204) {
+        /* RFC 9110 8.6: no Content-Length (and no body) on a 204 */
+        blen = 0;
+        hn = snprintf(head, sizeof(head),
+                      "HTTP/1.1 204 No Content\r\nCache-Control: no-store\r\nConnection: %s\r\n",
+                      keep_alive ? "keep-alive" : "close");
+    } else {
+        hn = snprintf(head, sizeof(head),
                       "HTTP/1.1 %d %s\r\nContent-Type: %s\r\nContent-Length: %zu\r\n"
                       "Cache-Control: no-store\r\nConnection: %s\r\n",
                       status, rc_http_reason(status), ctype, blen,
                       keep_alive ? "keep-alive" : "close");
+    }
     size_t elen = extra ? strlen(extra) : 0;
     size_t send_body = head_only ? 0 : blen;
     size_t total = (size_t)hn + elen + 2 + send_body;
@@ -295,11 +304,11 @@ static struct http_slot *take_deferred(struct rc_conn *c, uint32_t serial)
     return sl->ready ? NULL : sl;
 }
 
-static void fill_deferred(struct rc_conn *c, struct http_slot *sl, int status, const char *json,
-                          size_t len)
+static void fill_deferred(struct rc_conn *c, struct http_slot *sl, int status, const char *extra,
+                          const char *json, size_t len)
 {
     size_t total;
-    char *out = build_response(c, status, "application/json", NULL, json, len, sl->keep_alive,
+    char *out = build_response(c, status, "application/json", extra, json, len, sl->keep_alive,
                                sl->head_only, &total);
     if (!out) {
         rc_conn_close_now(c);
@@ -318,7 +327,15 @@ void rc_http_deferred_json(struct rc_conn *c, uint32_t serial, int status, const
 {
     struct http_slot *sl = take_deferred(c, serial);
     if (sl)
-        fill_deferred(c, sl, status, json, len);
+        fill_deferred(c, sl, status, NULL, json, len);
+}
+
+void rc_http_deferred_respond(struct rc_conn *c, uint32_t serial, int status,
+                              const char *extra_headers, const char *json, size_t len)
+{
+    struct http_slot *sl = take_deferred(c, serial);
+    if (sl)
+        fill_deferred(c, sl, status, extra_headers, json, len);
 }
 
 void rc_http_deferred_error(struct rc_conn *c, uint32_t serial, int status, const char *code,
@@ -329,7 +346,7 @@ void rc_http_deferred_error(struct rc_conn *c, uint32_t serial, int status, cons
     if (!sl)
         return;
     size_t n = error_json(body, sizeof(body), code, msg);
-    fill_deferred(c, sl, status, body, n);
+    fill_deferred(c, sl, status, NULL, body, n);
 }
 
 void rc_http_switch(struct rc_conn *c, enum rc_conn_proto proto)

@@ -15,6 +15,7 @@
 #include <string.h>
 
 #include "rc_build.h"
+#include "ringcast/api_store.h"
 #include "ringcast/auth.h"
 #include "ringcast/config.h"
 #include "ringcast/log.h"
@@ -69,6 +70,15 @@ int main(int argc, char **argv)
         return EXIT_CONFIG;
     }
 
+    /* the durable store: a bad data_dir is a configuration error */
+    struct rc_store *store = NULL;
+    if (rc_api_store_open(&store, &cfg, &srv, &err) < 0) {
+        fprintf(stderr, "ringcast: %s\n", err.msg);
+        rc_auth_free(auth);
+        rc_config_fini(&cfg);
+        return EXIT_CONFIG;
+    }
+
     /* every thread inherits this mask; only sigwait below sees the signals */
     sigset_t set;
     sigemptyset(&set);
@@ -80,19 +90,24 @@ int main(int argc, char **argv)
 
     int init_rc = rc_server_init(&srv, &cfg, &err);
     srv.auth = auth;
+    srv.store = store;
     if (init_rc < 0) {
         rc_log(RC_LOG_ERROR, "start_failed", "reason=\"%s\"", err.msg);
         fprintf(stderr, "ringcast: %s\n", err.msg);
+        rc_api_store_close(NULL);
         rc_server_join(&srv);
+        rc_api_store_stop(store);
         rc_auth_free(auth);
         rc_config_fini(&cfg);
         return 1;
     }
-    if (rc_server_start(&srv, &err) < 0) {
+    if (rc_server_start(&srv, &err) < 0 || rc_api_store_start(store, &err) < 0) {
         rc_log(RC_LOG_ERROR, "start_failed", "reason=\"%s\"", err.msg);
         fprintf(stderr, "ringcast: %s\n", err.msg);
         rc_server_drain(&srv);
+        rc_api_store_close(NULL);
         rc_server_join(&srv);
+        rc_api_store_stop(store);
         rc_auth_free(auth);
         rc_config_fini(&cfg);
         return 1;
@@ -119,7 +134,9 @@ int main(int argc, char **argv)
         break;
     }
     rc_server_drain(&srv);
+    rc_api_store_close(store); /* shards stop submitting; answers in flight reach them */
     rc_server_join(&srv);
+    rc_api_store_stop(store);
     rc_log(RC_LOG_INFO, "stopped", "exit_code=0");
     rc_auth_free(auth);
     rc_config_fini(&cfg);

@@ -6,6 +6,7 @@
 #include <stdlib.h>
 #include <time.h>
 
+#include "ringcast/api_store.h"
 #include "ringcast/auth.h"
 #include "ringcast/broker.h"
 #include "ringcast/jwt.h"
@@ -344,4 +345,6 @@ void rc_sse_handle(struct rc_http_ctx *x)
     sse_req_fini(&r);
     c->last_ping_ms = s->now_ms;
     arm_ping(c);
+    if (c->authenticated)
+        rc_api_store_conn_authed(c); /* the user's durable subscriptions (seed 004) */
 }

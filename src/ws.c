@@ -6,6 +6,7 @@
 #include <stdlib.h>
 #include <time.h>
 
+#include "ringcast/api_store.h"
 #include "ringcast/jwt.h"
 
 #include "ringcast/auth.h"
@@ -111,6 +112,7 @@ static int64_t unix_now(void)
 /* Adopt a verified identity: user id, expiry deadline. */
 static void set_identity(struct rc_conn *c, struct rc_auth_identity *id)
 {
+    bool first = !c->authenticated;
     rc_auth_identity_free(c->identity);
     c->identity = id;
     c->authenticated = true;
@@ -122,6 +124,8 @@ static void set_identity(struct rc_conn *c, struct rc_auth_identity *id)
         int64_t left = id->expires_at - unix_now();
         c->expire_ms = c->shard->now_ms + (uint64_t)(left > 0 ? left * 1000 : 0) + 1;
     }
+    if (first)
+        rc_api_store_conn_authed(c); /* the user's durable subscriptions (seed 004) */
 }
 
 static void send_authenticated(struct rc_conn *c, const json_t *req_id)
@@ -248,9 +252,15 @@ static void do_subscribe(struct rc_conn *c, struct rc_client_msg *m)
         json_object_set_new(data, "since", json_string(m->since));
     if (data && m->include_initial)
         json_object_set_new(data, "include_initial", json_true());
-    /* the answer goes first: replayed / initial events follow it */
-    rc_ws_send_reply(c, "subscribed", m->id, data);
-    json_decref(data);
+    if (sub->claim_pending) {
+        /* max_subscribers: answer once the topic's owner admits it */
+        sub->pending_reply = data;
+        sub->pending_req_id = m->id ? json_deep_copy(m->id) : NULL;
+    } else {
+        /* the answer goes first: replayed / initial events follow it */
+        rc_ws_send_reply(c, "subscribed", m->id, data);
+        json_decref(data);
+    }
     if (rc_broker_resume(c, sub, &o, &err) < 0) {
         rc_broker_unsubscribe_id(c, sub_id);
         rc_ws_send_error(c, m->id, err.code ? err.code : "bad_request", err.msg);

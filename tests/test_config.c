@@ -107,6 +107,10 @@ static void test_config_defaults_match_the_documented_values(void **state)
     assert_int_equal(c->recv_buffer_size, 16384);
     assert_int_equal(c->recv_buffers, 256);
     assert_int_equal(c->ring_entries, 1024);
+    assert_string_equal(c->data_dir, "./data");
+    assert_int_equal(c->store_synchronous, RC_CONFIG_STORE_SYNC_FULL);
+    assert_int_equal(c->store_purge_interval, 60000);
+    assert_int_equal(c->store_max_batch, 4096);
     assert_string_equal(c->jwt_secret, "");
     assert_string_equal(c->jwt_public_key_file, "");
     assert_int_equal(c->jwt_leeway, 30000);

@@ -49,7 +49,13 @@ struct rc_sub {
     json_t *resume_req_id;    /* request id of the subscribe, for gap errors */
     bool resume_done;         /* caught up: free resume after the current call */
     bool presence;            /* counted in the topic's presence at its owner */
-    char presence_user[129];  /* the user id the presence join used */
+    bool claim_pending;       /* max_subscribers: waiting for the owner's yes */
+    bool claimed;             /* max_subscribers: holds a slot at the owner */
+    json_t *pending_reply;    /* WS "subscribed" answer held until the owner admits */
+    json_t *pending_req_id;
+    char presence_user[129]; /* the user id the presence join used */
+    char durable_id[64];     /* a durable user subscription (store.h, RC_STORE_ID_MAX)
+                                applied to this connection; "" = a client's own */
 };
 
 /* Who waits for the answer of a publish/gather. */

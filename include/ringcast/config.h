@@ -50,6 +50,9 @@ struct rc_config_list {
     size_t n;
 };
 
+/* Indexes the store_synchronous words; matches enum rc_store_sync. */
+enum rc_config_store_sync { RC_CONFIG_STORE_SYNC_FULL, RC_CONFIG_STORE_SYNC_NORMAL };
+
 struct rc_config {
     /* listening */
     char listen_address[RC_CONFIG_ADDR_MAX]; /* IPv4/IPv6 literal or "localhost" */
@@ -103,6 +106,11 @@ struct rc_config {
     uint32_t message_burst;          /* token bucket capacity */
     uint32_t rate_limit_close_after; /* consecutive limited messages before 1008; 0 = never */
     uint32_t handshake_rate_per_ip;  /* per second per shard; 0 = unlimited */
+    /* durable storage (notifications, user subscriptions; see store.h) */
+    char data_dir[RC_CONFIG_PATH_MAX]; /* holds ringcast.db; created if missing */
+    enum rc_config_store_sync store_synchronous;
+    uint64_t store_purge_interval; /* ms between purges of expired rows */
+    uint32_t store_max_batch;      /* requests per group commit */
     /* io_uring */
     size_t recv_buffer_size;
     uint32_t recv_buffers; /* per shard */

@@ -44,6 +44,8 @@ enum rc_post_kind {
     RC_POST_STOP,      /* main thread: every shard has drained; leave the loop */
     RC_POST_HISTORY,   /* history/initial request to an owner shard, and its answer */
     RC_POST_PRESENCE,  /* presence join/leave/list at a topic's owner shard */
+    RC_POST_CLAIM,     /* max_subscribers slot claim/release at a topic's owner */
+    RC_POST_STORE,     /* store answers, notifications, user subscription changes (api_store.h) */
 };
 
 /* An inbox message. Embedded in a larger struct; kind says which. */

@@ -53,6 +53,9 @@ void rc_http_deferred_json(struct rc_conn *c, uint32_t serial, int status, const
                            size_t len);
 void rc_http_deferred_error(struct rc_conn *c, uint32_t serial, int status, const char *code,
                             const char *msg);
+/* Like rc_http_deferred_json, with extra header lines ("Name: value\r\n..."). */
+void rc_http_deferred_respond(struct rc_conn *c, uint32_t serial, int status,
+                              const char *extra_headers, const char *json, size_t len);
 
 /* Free pending answers (connection closing). */
 void rc_http_release(struct rc_conn *c);

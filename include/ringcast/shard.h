@@ -35,6 +35,7 @@ struct rc_shard;
 struct rc_broker;
 struct rc_auth;
 struct rc_iptable;
+struct rc_store;
 
 /* Process-wide, immutable once the shards start. */
 struct rc_server {
@@ -46,6 +47,8 @@ struct rc_server {
     uint64_t start_mono_ms; /* for uptime */
     bool api_open;          /* no api_keys: the HTTP API accepts loopback clients only */
     const struct rc_auth *auth; /* identity, API keys, topic rules (immutable, shared) */
+    struct rc_store *store;     /* durable notifications and user subscriptions (store.h);
+                                   shards only rc_store_submit() to it */
 };
 
 /* Per-shard counters; owned by the shard, copied out on a stats request. */

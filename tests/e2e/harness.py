@@ -71,6 +71,13 @@ class Server:
         self.port = None
         self.proc = None
         self.config_path = None
+        self.data_dir = None
+        if not any(str(a).startswith("--data-dir") for a in self.args):
+            # each server its own SQLite store: two servers never share ./data
+            import tempfile
+
+            self.data_dir = tempfile.mkdtemp(prefix="ringcast-e2e-")
+            self.args.append(f"--data-dir={self.data_dir}")
         self.env = dict(os.environ)
         # the server refuses unknown RINGCAST_* variables; keep ours out
         for k in list(self.env):
@@ -138,6 +145,11 @@ class Server:
         if self.config_path:
             os.unlink(self.config_path)
             self.config_path = None
+        if self.data_dir:
+            import shutil
+
+            shutil.rmtree(self.data_dir, ignore_errors=True)
+            self.data_dir = None
         self.check_clean()
         if expect_code is not None and code != expect_code:
             raise TestFailure(f"ringcast exited with {code}, want {expect_code}\n" +

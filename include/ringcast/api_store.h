@@ -1,0 +1,96 @@
+/* api_store.h - the durable half of the API: seed 001's notification and
+ * user subscription endpoints on top of the storage thread (store.h), live
+ * delivery of stored notifications, and durable user subscriptions applied
+ * to every live connection of their user (seed 004).
+ *
+ * Owners and threads:
+ *   - rc_api_store_route / _conn_authed / the post handlers run on a shard
+ *     thread and touch only that shard's connections.
+ *   - The store's reply function (installed by rc_api_store_open) runs on the
+ *     storage thread (or on the main thread inside rc_api_store_stop); it
+ *     only builds and posts inbox messages (RC_POST_STORE) to shards.
+ *   - One expiry thread (started by rc_api_store_start) sleeps until the next
+ *     durable subscription's expires_at and then posts its removal to every
+ *     shard. The reply function and the expiry thread share one mutex (the
+ *     expiry heap and the "closed" gate); no request path takes it.
+ * Flow of a request: shard validates (rc_store_check, 400 naming the field),
+ *   defers the HTTP answer and submits; the storage thread commits, then the
+ *   reply function posts (1) the answer to the origin shard, and for a
+ *   successful write (2) the side effects to every shard: a notification's
+ *   evbuf (delivered to its recipients' WebSocket/SSE connections) or a user
+ *   subscription change (subscribe/unsubscribe that user's connections).
+ *   Both come from the storage thread, so each shard sees them in commit order.
+ * Lifetimes: every post is freed by the shard that runs it, or by
+ *   rc_api_store_discard_post at shutdown.
+ * Shutdown: rc_api_store_close() (after the drain starts, before
+ *   rc_server_join) waits until no shard submits any more and every answer
+ *   in flight has reached its shard, then stops all posting to shards;
+ *   rc_api_store_stop() after the join stops both threads. */
+#ifndef RINGCAST_API_STORE_H
+#define RINGCAST_API_STORE_H
+
+#include <stdbool.h>
+
+#include "ringcast/common.h"
+#include "ringcast/config.h"
+#include "ringcast/evbuf.h"
+#include "ringcast/http.h"
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+struct rc_shard;
+struct rc_server;
+struct rc_store;
+struct rc_conn;
+
+/* An RC_POST_STORE inbox message: it carries its own handlers, so the broker
+ * dispatches it without linking this module. */
+struct rc_api_store_post {
+    struct rc_post post;
+    void (*run)(struct rc_shard *s, struct rc_api_store_post *p); /* frees p */
+    void (*discard)(struct rc_api_store_post *p);                 /* frees p */
+};
+
+static inline void rc_api_store_on_post(struct rc_shard *s, struct rc_post *p)
+{
+    struct rc_api_store_post *sp = RC_CONTAINER_OF(p, struct rc_api_store_post, post);
+    sp->run(s, sp);
+}
+
+static inline void rc_api_store_discard_post(struct rc_post *p)
+{
+    struct rc_api_store_post *sp = RC_CONTAINER_OF(p, struct rc_api_store_post, post);
+    sp->discard(sp);
+}
+
+/* Main thread, before the shards start: open the store of cfg (data_dir,
+ * store_synchronous, store_max_batch, store_purge_interval) with srv as the
+ * destination of its answers. 0 or -errno with err (a bad data_dir). */
+RC_MUST_CHECK int rc_api_store_open(struct rc_store **out, const struct rc_config *cfg,
+                                    struct rc_server *srv, struct rc_err *err);
+/* Main thread, after the shards started: start the storage and expiry
+ * threads. 0 or -errno with err. */
+RC_MUST_CHECK int rc_api_store_start(struct rc_store *st, struct rc_err *err);
+/* Main thread, after rc_server_drain and before rc_server_join: wait (at
+ * most 5 s) until every shard is draining (a draining shard answers store
+ * requests 503 instead of submitting them) and every request submitted
+ * before has been answered to its shard, then stop posting to shards: no
+ * post reaches a shard after this. st NULL (or not started): just stop. */
+void rc_api_store_close(struct rc_store *st);
+/* Main thread, after rc_server_join: stop the threads, free the store. NULL ok. */
+void rc_api_store_stop(struct rc_store *st);
+
+/* Shard thread: answer a /api/realtime/notifications* or
+ * /api/realtime/subscriptions* request; false when the path is neither. */
+bool rc_api_store_route(struct rc_http_ctx *x);
+
+/* Shard thread: c (WebSocket or SSE) has just authenticated: load its user's
+ * active durable subscriptions and apply them to c. */
+void rc_api_store_conn_authed(struct rc_conn *c);
+
+#ifdef __cplusplus
+}
+#endif
+#endif /* RINGCAST_API_STORE_H */
