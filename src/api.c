@@ -638,6 +638,20 @@ static const struct route routes[] = {
     {"/api/v1/stats", h_stats, NULL},
 };
 
+/* A GET-only resource: run h, or answer 405 naming the path. */
+static void get_only(struct rc_http_ctx *x, const char *path, void (*h)(struct rc_http_ctx *))
+{
+    if (x->req->method == RC_HTTP_GET || x->req->method == RC_HTTP_HEAD) {
+        h(x);
+        return;
+    }
+    char body[200];
+    int n = snprintf(body, sizeof(body),
+                     "{\"error\":{\"code\":\"method_not_allowed\",\"message\":\"use GET on %s\"}}",
+                     path);
+    rc_http_respond(x, 405, "application/json", "Allow: GET, HEAD\r\n", body, (size_t)n);
+}
+
 void rc_api_route(struct rc_http_ctx *x)
 {
     const struct rc_http_request *req = x->req;
@@ -645,26 +659,12 @@ void rc_api_route(struct rc_http_ctx *x)
         return;
     if (req->path.n > sizeof(PRESENCE_PREFIX) - 1 &&
         memcmp(req->path.p, PRESENCE_PREFIX, sizeof(PRESENCE_PREFIX) - 1) == 0) {
-        if (req->method == RC_HTTP_GET || req->method == RC_HTTP_HEAD) {
-            h_presence(x);
-        } else {
-            static const char body[] = "{\"error\":{\"code\":\"method_not_allowed\",\"message\":"
-                                       "\"use GET on /api/realtime/presence/{topic}\"}}";
-            rc_http_respond(x, 405, "application/json", "Allow: GET, HEAD\r\n", body,
-                            sizeof(body) - 1);
-        }
+        get_only(x, PRESENCE_PREFIX "{topic}", h_presence);
         return;
     }
     if (req->path.n > sizeof(HISTORY_PREFIX) - 1 &&
         memcmp(req->path.p, HISTORY_PREFIX, sizeof(HISTORY_PREFIX) - 1) == 0) {
-        if (req->method == RC_HTTP_GET || req->method == RC_HTTP_HEAD) {
-            h_history(x);
-        } else {
-            static const char body[] = "{\"error\":{\"code\":\"method_not_allowed\",\"message\":"
-                                       "\"use GET on /api/realtime/history/{topic}\"}}";
-            rc_http_respond(x, 405, "application/json", "Allow: GET, HEAD\r\n", body,
-                            sizeof(body) - 1);
-        }
+        get_only(x, HISTORY_PREFIX "{topic}", h_history);
         return;
     }
     for (size_t i = 0; i < RC_ARRAY_LEN(routes); i++) {

@@ -531,23 +531,7 @@ static void claim_answer(struct rc_shard *s, struct claim_post *p)
              "(max_subscribers)",
              sub->id, (int)p->topic_len, p->topic, p->limit);
     s->ctr.forbidden++;
-    if (c->proto == RC_PROTO_WS) {
-        rc_ws_send_error(c, req_id, "too_many_subscribers", msg);
-    } else {
-        json_t *j = json_pack("{s:s, s:s, s:s}", "code", "too_many_subscribers", "message", msg,
-                              "subscription", sub->id);
-        char *txt = j ? json_dumps(j, JSON_COMPACT) : NULL;
-        json_decref(j);
-        if (txt) {
-            size_t n = strlen(txt) + 32;
-            char *rec = malloc(n);
-            if (rec) {
-                int k = snprintf(rec, n, "event: error\ndata: %s\n\n", txt);
-                (void)!rc_conn_queue_owned(c, rec, (size_t)k);
-            }
-            free(txt);
-        }
-    }
+    rc_conn_send_error(c, req_id, "too_many_subscribers", msg, sub->id);
     json_decref(reply);
     json_decref(req_id);
     rc_broker_unsubscribe_id(c, p->sub_id);

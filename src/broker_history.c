@@ -45,24 +45,7 @@ static void send_gap(struct rc_sub *sub, enum rc_resume_gap reason)
     char msg[300];
     snprintf(msg, sizeof(msg), "subscription %s: %s; fetch the current state again", sub->id,
              (unsigned)reason < RC_ARRAY_LEN(why) && why[reason] ? why[reason] : why[0]);
-    if (c->proto == RC_PROTO_WS) {
-        rc_ws_send_error(c, sub->resume_req_id, "history_gap", msg);
-    } else {
-        json_t *j = json_pack("{s:s, s:s, s:s}", "code", "history_gap", "message", msg,
-                              "subscription", sub->id);
-        char *txt = j ? json_dumps(j, JSON_COMPACT) : NULL;
-        json_decref(j);
-        if (txt) {
-            size_t n = strlen(txt);
-            char *rec = malloc(n + 32);
-            if (rec) {
-                int k = snprintf(rec, n + 32, "event: error\ndata: %s\n\n", txt);
-                /* on failure the connection is closing: nothing more to say */
-                (void)!rc_conn_queue_owned(c, rec, (size_t)k);
-            }
-            free(txt);
-        }
-    }
+    rc_conn_send_error(c, sub->resume_req_id, "history_gap", msg, sub->id);
 }
 
 /* An initial (retained) event: the same event object with "initial":true, so

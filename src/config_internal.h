@@ -1,9 +1,10 @@
-/* config_internal.h - private to src/config.c and src/config_load.c: the key
- * table and the value parsers/formatters that both files use.
- * config.c owns the table (rc_config_keys) and turns one value's text into a
- * field (rc_config_apply) or a field into text (rc_config_fmt_*);
- * config_load.c finds keys by the names users type and feeds them values from
- * the file, the environment and the flags.
+/* config_internal.h - private to src/config.c, src/config_value.c and
+ * src/config_load.c: the key table and the value parsers/formatters they share.
+ * config.c owns the table (rc_config_keys), defaults and validation;
+ * config_value.c turns one value's text into a field (rc_config_apply) or a
+ * field into text (rc_config_fmt_*); config_load.c finds keys by the names
+ * users type and feeds them values from the file, the environment and the
+ * flags.
  * Owner: the main thread (like struct rc_config, configuration is loaded once
  *   at start, before other threads exist). Nothing here holds state besides
  *   the read-only table.
@@ -23,6 +24,15 @@
 #ifdef __cplusplus
 extern "C" {
 #endif
+
+/* Units of the value syntax: durations are stored in ms, sizes in bytes. */
+#define MS 1ull
+#define SEC (1000 * MS)
+#define MIN (60 * SEC)
+#define HOUR (60 * MIN)
+#define KIB ((uint64_t)1024)
+#define MIB (1024 * KIB)
+#define GIB (1024 * MIB)
 
 enum rc_config_type {
     T_BOOL,
@@ -82,6 +92,9 @@ static inline const void *rc_config_cfield(const struct rc_config *c, const stru
  * on success; returns 0, or -EINVAL/-ENOMEM with a message body in m. */
 int rc_config_apply(struct rc_config *c, const struct rc_config_key *k, const char *v,
                     const char *shown, enum rc_config_list_mode mode, struct rc_config_msgbuf m);
+
+/* Free a list's items and leave it empty (items NULL, n 0). */
+void rc_config_list_clear(struct rc_config_list *l);
 
 /* Format a value the way the value syntax writes it (8KiB, 30s), into buf[n]. */
 void rc_config_fmt_size(uint64_t v, char *buf, size_t n);

@@ -603,6 +603,32 @@ static void finish_half_closed(struct rc_conn *c)
         rc_conn_close_now(c);
 }
 
+void rc_conn_send_error(struct rc_conn *c, const json_t *req_id, const char *code,
+                        const char *msg, const char *sub_id)
+{
+    if (c->proto == RC_PROTO_WS) {
+        rc_ws_send_error(c, req_id, code, msg);
+        return;
+    }
+    if (c->proto != RC_PROTO_SSE)
+        return;
+    json_t *j = json_pack("{s:s, s:s}", "code", code, "message", msg);
+    if (j && sub_id)
+        json_object_set_new(j, "subscription", json_string(sub_id));
+    char *txt = j ? json_dumps(j, JSON_COMPACT) : NULL;
+    json_decref(j);
+    if (!txt)
+        return;
+    size_t n = strlen(txt) + 32;
+    char *rec = malloc(n);
+    if (rec) {
+        int k = snprintf(rec, n, "event: error\ndata: %s\n\n", txt);
+        /* on failure the connection is closing: nothing more to say */
+        (void)!rc_conn_queue_owned(c, rec, (size_t)k);
+    }
+    free(txt);
+}
+
 void rc_conn_on_eof(struct rc_conn *c)
 {
     if (c->proto == RC_PROTO_HTTP) {

@@ -18,16 +18,6 @@
 
 #define MAX_QUERY_VALUE 16384
 
-static void iso_now(char out[32])
-{
-    struct timespec ts;
-    struct tm tm;
-    clock_gettime(CLOCK_REALTIME, &ts);
-    gmtime_r(&ts.tv_sec, &tm);
-    size_t k = strftime(out, 32, "%Y-%m-%dT%H:%M:%S", &tm);
-    snprintf(out + k, 32 - k, ".%03ldZ", ts.tv_nsec / 1000000);
-}
-
 static void arm_ping(struct rc_conn *c)
 {
     struct rc_shard *s = c->shard;
@@ -66,7 +56,7 @@ void rc_sse_on_timer(struct rc_conn *c)
         return;
     }
     char ts[32], rec[96];
-    iso_now(ts);
+    rc_iso_time(ts);
     int n = snprintf(rec, sizeof(rec), "event: ping\ndata: {\"timestamp\":\"%s\"}\n\n", ts);
     if (rc_conn_queue_copy(c, rec, (size_t)n) < 0)
         return;
@@ -322,14 +312,7 @@ void rc_sse_handle(struct rc_http_ctx *x)
                                 .include_initial = r.include_initial};
         if (sub && rc_broker_resume(c, sub, &o, &err) < 0) {
             /* a malformed Last-Event-ID: report it as a gap, keep streaming */
-            char rec[400];
-            json_t *j = json_pack("{s:s, s:s}", "code", "history_gap", "message", err.msg);
-            char *txt = j ? json_dumps(j, JSON_COMPACT) : NULL;
-            json_decref(j);
-            int n = snprintf(rec, sizeof(rec), "event: error\ndata: %s\n\n", txt ? txt : "{}");
-            free(txt);
-            if (rc_conn_queue_copy(c, rec, (size_t)n) < 0)
-                break;
+            rc_conn_send_error(c, NULL, "history_gap", err.msg, sub->id);
             continue;
         }
         if (!sub) {

@@ -1,7 +1,18 @@
 /* timer.c - hashed timing wheel. See timer.h. */
+#include <stdio.h>
 #include <time.h>
 
 #include "ringcast/timer.h"
+
+void rc_iso_time(char out[RC_ISO_TIME_LEN])
+{
+    struct timespec ts;
+    struct tm tm;
+    clock_gettime(CLOCK_REALTIME, &ts);
+    gmtime_r(&ts.tv_sec, &tm);
+    size_t k = strftime(out, RC_ISO_TIME_LEN, "%Y-%m-%dT%H:%M:%S", &tm);
+    snprintf(out + k, RC_ISO_TIME_LEN - k, ".%03ldZ", ts.tv_nsec / 1000000);
+}
 
 uint64_t rc_now_ms(void)
 {

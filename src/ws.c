@@ -76,16 +76,6 @@ void rc_ws_close(struct rc_conn *c, uint16_t code, const char *reason)
     rc_conn_close_after_flush(c);
 }
 
-static void iso_now(char out[32])
-{
-    struct timespec ts;
-    struct tm tm;
-    clock_gettime(CLOCK_REALTIME, &ts);
-    gmtime_r(&ts.tv_sec, &tm);
-    size_t k = strftime(out, 32, "%Y-%m-%dT%H:%M:%S", &tm);
-    snprintf(out + k, 32 - k, ".%03ldZ", ts.tv_nsec / 1000000);
-}
-
 /* ---- heartbeat ---------------------------------------------------------------------- */
 
 static uint64_t min_nonzero(uint64_t a, uint64_t b)
@@ -203,7 +193,7 @@ void rc_ws_on_timer(struct rc_conn *c)
     }
     if (s->now_ms >= c->last_ping_ms + s->cfg->heartbeat_interval) {
         char ts[32], msg[96];
-        iso_now(ts);
+        rc_iso_time(ts);
         int n = snprintf(msg, sizeof(msg), "{\"type\":\"ping\",\"data\":{\"timestamp\":\"%s\"}}", ts);
         (void)rc_ws_send_text(c, msg, (size_t)n);
         c->last_ping_ms = s->now_ms;
@@ -364,7 +354,7 @@ static void handle_message(struct rc_conn *c, const uint8_t *p, size_t n)
     case RC_ACT_PING: {
         json_t *data = json_object();
         char ts[32];
-        iso_now(ts);
+        rc_iso_time(ts);
         json_object_set_new(data, "timestamp", json_string(ts));
         rc_ws_send_reply(c, "pong", m.id, data);
         json_decref(data);
@@ -595,7 +585,7 @@ void rc_ws_handle_upgrade(struct rc_http_ctx *x)
 
     char idbuf[RC_CONN_ID_HEX + 1], ts[32], msg[160];
     rc_conn_id_format(c->id, idbuf);
-    iso_now(ts);
+    rc_iso_time(ts);
     int n = snprintf(msg, sizeof(msg),
                      "{\"type\":\"connected\",\"data\":{\"connection_id\":\"%s\","
                      "\"server_time\":\"%s\"}}",

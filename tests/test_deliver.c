@@ -71,6 +71,13 @@ void rc_ws_send_error(struct rc_conn *c, const json_t *id, const char *code, con
     fail_msg("delivery sent a WebSocket error");
 }
 
+void rc_conn_send_error(struct rc_conn *c, const json_t *req_id, const char *code,
+                        const char *msg, const char *sub_id)
+{
+    (void)c, (void)req_id, (void)code, (void)msg, (void)sub_id;
+    fail_msg("delivery sent an error");
+}
+
 void rc_ws_send_reply(struct rc_conn *c, const char *type, const json_t *id, const json_t *data)
 {
     (void)c, (void)type, (void)id, (void)data;

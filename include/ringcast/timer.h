@@ -47,6 +47,10 @@ size_t rc_timer_advance(struct rc_timer_wheel *w, uint64_t now_ms, rc_timer_fn f
 /* Monotonic milliseconds. */
 uint64_t rc_now_ms(void);
 
+#define RC_ISO_TIME_LEN 32
+/* The wall clock as ISO 8601 UTC with milliseconds: 2026-11-23T17:49:56.281Z */
+void rc_iso_time(char out[RC_ISO_TIME_LEN]);
+
 #ifdef __cplusplus
 }
 #endif
