@@ -1,0 +1,64 @@
+/* api_store_internal.h - private declarations shared by api_store.c (HTTP
+ * routes, access checks, requests and their answers) and api_store_live.c
+ * (live delivery, durable subscriptions on connections, expiry thread,
+ * lifecycle). Not part of the public API (see include/ringcast/api_store.h).
+ *
+ * Threads: struct rc_api_store_wait is allocated on a shard (rc_api_store_wait_new),
+ *   owned by the store while submitted, filled and posted back by the reply
+ *   function (storage thread), and run or discarded by that shard.
+ * Lifetimes: whoever runs or discards a rc_api_store_wait frees it and its req. */
+#ifndef RINGCAST_API_STORE_INTERNAL_H
+#define RINGCAST_API_STORE_INTERNAL_H
+
+#include <jansson.h>
+#include <stdbool.h>
+#include <stdint.h>
+#include <time.h>
+
+#include "ringcast/api_store.h"
+#include "ringcast/store.h"
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+#define RC_API_STORE_USER_MAX 128 /* = RC_STORE_USER_ID_MAX; conn->user_id holds 128 + NUL */
+
+static inline int64_t rc_api_store_wall_ms(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_REALTIME, &ts);
+    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+enum rc_api_store_purpose { RC_API_STORE_P_HTTP, RC_API_STORE_P_LOAD };
+
+/* A request's way back: allocated by the shard at submit, filled and posted
+ * by the reply function. */
+struct rc_api_store_wait {
+    struct rc_api_store_post base;
+    enum rc_api_store_purpose purpose;
+    enum rc_store_op op;
+    uint64_t conn_id;
+    uint32_t serial;
+    uint32_t page; /* RC_API_STORE_P_LOAD */
+    /* RC_API_STORE_P_LOAD: whose subscriptions; unread count: the user */
+    char user[RC_API_STORE_USER_MAX + 1];
+    struct rc_store_req *req; /* the answer */
+};
+
+/* A new request's way back to c's shard (api_store.c); NULL when out of memory. */
+struct rc_api_store_wait *rc_api_store_wait_new(enum rc_api_store_purpose purpose,
+                                                enum rc_store_op op, struct rc_conn *c);
+
+/* Submit args (taken) to the store for w; false when out of memory (w not taken). */
+bool rc_api_store_submit(struct rc_shard *s, struct rc_api_store_wait *w, json_t *args);
+
+/* A load request's answer came back to s (api_store_live.c); frees or resubmits w. */
+void rc_api_store_load_answered(struct rc_shard *s, struct rc_api_store_wait *w, struct rc_conn *c);
+
+#ifdef __cplusplus
+}
+#endif
+
+#endif /* RINGCAST_API_STORE_INTERNAL_H */

@@ -1,0 +1,709 @@
+/* api_store_live.c - the live side of the notification and subscription
+ * API: delivery of stored notifications to users' connections, durable user
+ * subscriptions applied to live connections (loaded at authentication,
+ * changed by the HTTP API, removed at expiry by the expiry thread), the
+ * per-shard user -> connections index, and the module's lifecycle (see
+ * api_store.h for threads and flow). */
+#include <errno.h>
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "api_store_internal.h"
+#include "ringcast/broker.h"
+#include "ringcast/conn.h"
+#include "ringcast/log.h"
+#include "ringcast/shard.h"
+#include "ringcast/store.h"
+#include "ringcast/ws.h"
+#include "ringcast/ws_frame.h"
+
+#define LOAD_PAGE 100u     /* durable subscriptions loaded per request at authentication */
+#define LOAD_PAGES_MAX 10  /* so at most 1000 per user are applied to a connection */
+#define CLOSE_WAIT_S 5     /* rc_api_store_close waits this long for answers in flight */
+#define EXPIRY_MAX 100000u /* pending expiries (~200 bytes each) */
+
+/* ---- process-wide state (reply function and expiry thread) ----------------------------- */
+
+struct expiry {
+    int64_t at_ms;
+    char user[RC_API_STORE_USER_MAX + 1];
+    char id[RC_STORE_ID_MAX];
+};
+
+static struct {
+    pthread_mutex_t lock;        /* guards everything below */
+    pthread_cond_t cond;         /* wakes the expiry thread */
+    pthread_cond_t barrier_cond; /* rc_api_store_close waits on it */
+    struct rc_server *srv;
+    bool closed;         /* no more posts to shards */
+    bool stop;           /* expiry thread: leave */
+    bool started;        /* expiry thread runs */
+    bool barrier;        /* the close barrier was answered */
+    unsigned fenced;     /* shards that saw the close fence (after their drain) */
+    pthread_t thread;    /* main thread only */
+    struct expiry *heap; /* min-heap on at_ms */
+    size_t n, cap;
+} g = {.lock = PTHREAD_MUTEX_INITIALIZER,
+       .cond = PTHREAD_COND_INITIALIZER,
+       .barrier_cond = PTHREAD_COND_INITIALIZER};
+
+/* per-shard index of users' connections (see "per-shard index" below) */
+static struct {
+    json_t *map;
+    size_t adds;
+} g_users[RC_MAX_SHARDS];
+
+/* origin of the close barrier request (never a shard) */
+static char barrier_origin;
+
+struct notify_post {
+    struct rc_api_store_post base;
+    struct rc_evbuf *ev;
+};
+
+enum change { CHG_APPLY, CHG_PAUSED, CHG_DELETED, CHG_EXPIRED };
+
+struct change_post {
+    struct rc_api_store_post base;
+    enum change what;
+    char user[RC_API_STORE_USER_MAX + 1];
+    char id[RC_STORE_ID_MAX];
+    char *topic;        /* CHG_APPLY */
+    char *filter;       /* CHG_APPLY: payload_filter as JSON text, NULL = none */
+    int64_t expires_ms; /* 0 = never */
+};
+
+static void run_notify(struct rc_shard *s, struct rc_api_store_post *p);
+static void run_change(struct rc_shard *s, struct rc_api_store_post *p);
+
+static void discard_notify(struct rc_api_store_post *p)
+{
+    struct notify_post *n = RC_CONTAINER_OF(p, struct notify_post, base);
+    rc_evbuf_unref(n->ev);
+    free(n);
+}
+
+static void discard_change(struct rc_api_store_post *p)
+{
+    struct change_post *c = RC_CONTAINER_OF(p, struct change_post, base);
+    free(c->topic);
+    free(c->filter);
+    free(c);
+}
+
+/* ---- the expiry heap (g.lock held) ------------------------------------------------------ */
+
+static void heap_swap(size_t a, size_t b)
+{
+    struct expiry t = g.heap[a];
+    g.heap[a] = g.heap[b];
+    g.heap[b] = t;
+}
+
+static void heap_push(int64_t at, const char *user, const char *id)
+{
+    if (g.n == g.cap) {
+        size_t cap = g.cap ? g.cap * 2 : 64;
+        if (cap > EXPIRY_MAX)
+            return; /* the purge still hides it; live delivery stops at reconnect */
+        struct expiry *h = realloc(g.heap, cap * sizeof(*h));
+        if (!h)
+            return;
+        g.heap = h;
+        g.cap = cap;
+    }
+    size_t i = g.n++;
+    g.heap[i].at_ms = at;
+    snprintf(g.heap[i].user, sizeof(g.heap[i].user), "%s", user);
+    snprintf(g.heap[i].id, sizeof(g.heap[i].id), "%s", id);
+    while (i > 0 && g.heap[(i - 1) / 2].at_ms > g.heap[i].at_ms) {
+        heap_swap(i, (i - 1) / 2);
+        i = (i - 1) / 2;
+    }
+}
+
+static void heap_pop(void)
+{
+    g.heap[0] = g.heap[--g.n];
+    size_t i = 0;
+    for (;;) {
+        size_t l = 2 * i + 1, r = l + 1, m = i;
+        if (l < g.n && g.heap[l].at_ms < g.heap[m].at_ms)
+            m = l;
+        if (r < g.n && g.heap[r].at_ms < g.heap[m].at_ms)
+            m = r;
+        if (m == i)
+            break;
+        heap_swap(i, m);
+        i = m;
+    }
+}
+
+/* ---- posting changes (storage or expiry thread, g.lock held) ------------------------------ */
+
+static int64_t rec_time(const json_t *rec, const char *key)
+{
+    json_t *v = json_object_get(rec, key);
+    int64_t ms = 0;
+    if (json_is_string(v) &&
+        rc_store_time_parse(json_string_value(v), json_string_length(v), &ms) == 0)
+        return ms;
+    return 0;
+}
+
+static void post_change_all(enum change what, const char *user, const char *id, const char *topic,
+                            const json_t *filter, int64_t expires_ms)
+{
+    struct rc_server *srv = g.srv;
+    char *ftext = NULL;
+    if (what == CHG_APPLY && json_is_object(filter) && json_object_size(filter) > 0)
+        ftext = json_dumps(filter, JSON_COMPACT);
+    for (unsigned i = 0; i < srv->nshards; i++) {
+        struct change_post *c = calloc(1, sizeof(*c));
+        if (!c)
+            continue; /* that shard misses the change until the user reconnects */
+        c->base.post.kind = RC_POST_STORE;
+        c->base.run = run_change;
+        c->base.discard = discard_change;
+        c->what = what;
+        snprintf(c->user, sizeof(c->user), "%s", user);
+        snprintf(c->id, sizeof(c->id), "%s", id);
+        c->expires_ms = expires_ms;
+        if (what == CHG_APPLY) {
+            c->topic = strdup(topic ? topic : "");
+            c->filter = ftext ? strdup(ftext) : NULL;
+            if (!c->topic || (ftext && !c->filter)) {
+                discard_change(&c->base);
+                continue;
+            }
+        }
+        rc_shard_post(srv->shards[i], &c->base.post);
+    }
+    free(ftext);
+}
+
+/* A subscription record was created or changed status. */
+static void sub_changed(const json_t *rec, bool deleted)
+{
+    const char *user = json_string_value(json_object_get(rec, "user_id"));
+    const char *id = json_string_value(json_object_get(rec, "id"));
+    const char *status = json_string_value(json_object_get(rec, "status"));
+    if (!user || !id)
+        return;
+    int64_t exp = rec_time(rec, "expires_at");
+    if (deleted) {
+        post_change_all(CHG_DELETED, user, id, NULL, NULL, 0);
+    } else if (status && strcmp(status, "active") == 0) {
+        post_change_all(CHG_APPLY, user, id, json_string_value(json_object_get(rec, "topic")),
+                        json_object_get(rec, "payload_filter"), exp);
+        if (exp) {
+            heap_push(exp, user, id);
+            pthread_cond_signal(&g.cond);
+        }
+    } else {
+        post_change_all(CHG_PAUSED, user, id, NULL, NULL, 0);
+    }
+}
+
+/* A stored notification: encode it once, post it to every shard. */
+static void notify_all(const json_t *rec)
+{
+    struct rc_server *srv = g.srv;
+    json_t *rcpt = json_object_get(rec, "recipients");
+    size_t n = json_array_size(rcpt);
+    if (n == 0)
+        return;
+    char *txt = json_dumps(rec, JSON_COMPACT);
+    char **users = calloc(n, sizeof(*users));
+    struct rc_evbuf *ev = rc_evbuf_new(0);
+    if (!txt || !users || !ev)
+        goto out;
+    for (size_t i = 0; i < n; i++)
+        users[i] = (char *)json_string_value(json_array_get(rcpt, i));
+    static const char ws_open[] = "{\"type\":\"notification\",\"data\":";
+    static const char sse_open[] = "event: notification\ndata: ";
+    size_t tl = strlen(txt);
+    size_t payload = sizeof(ws_open) - 1 + tl + 1;
+    uint8_t hdr[10];
+    size_t hl = rc_ws_frame_header(hdr, 1 /* text */, payload, true);
+    ev->ws = malloc(hl + payload);
+    ev->sse = malloc(sizeof(sse_open) - 1 + tl + 2);
+    if (!ev->ws || !ev->sse || rc_evbuf_set_users(ev, users, n, NULL) < 0)
+        goto out;
+    ev->kind = RC_EVENT_BROADCAST;
+    memcpy(ev->ws, hdr, hl);
+    memcpy(ev->ws + hl, ws_open, sizeof(ws_open) - 1);
+    memcpy(ev->ws + hl + sizeof(ws_open) - 1, txt, tl);
+    ev->ws[hl + payload - 1] = '}';
+    ev->ws_len = hl + payload;
+    memcpy(ev->sse, sse_open, sizeof(sse_open) - 1);
+    memcpy(ev->sse + sizeof(sse_open) - 1, txt, tl);
+    memcpy(ev->sse + sizeof(sse_open) - 1 + tl, "\n\n", 2);
+    ev->sse_len = sizeof(sse_open) - 1 + tl + 2;
+    for (unsigned i = 0; i < srv->nshards; i++) {
+        struct notify_post *p = calloc(1, sizeof(*p));
+        if (!p)
+            continue;
+        p->base.post.kind = RC_POST_STORE;
+        p->base.run = run_notify;
+        p->base.discard = discard_notify;
+        rc_evbuf_ref(ev);
+        p->ev = ev;
+        rc_shard_post(srv->shards[i], &p->base.post);
+    }
+out:
+    if (ev)
+        rc_evbuf_unref(ev);
+    free(users);
+    free(txt);
+}
+
+/* The store's reply function: storage thread (or main, inside rc_store_stop). */
+static void on_store_reply(void *ctx, struct rc_store_req *req)
+{
+    (void)ctx;
+    struct rc_api_store_wait *w = (struct rc_api_store_wait *)(uintptr_t)req->tag;
+    pthread_mutex_lock(&g.lock);
+    if (req->origin == &barrier_origin) {
+        /* everything submitted before it has been answered and posted */
+        g.barrier = true;
+        pthread_cond_broadcast(&g.barrier_cond);
+    }
+    if (g.closed || !w) {
+        pthread_mutex_unlock(&g.lock);
+        rc_store_req_free(req);
+        free(w);
+        return;
+    }
+    bool ok = req->status >= 200 && req->status < 300;
+    if (ok) {
+        switch (req->op) {
+        case RC_STORE_NOTIF_CREATE:
+            notify_all(req->result);
+            break;
+        case RC_STORE_SUB_CREATE_RESOURCE:
+        case RC_STORE_SUB_CREATE_TOPIC:
+        case RC_STORE_SUB_SET_STATUS:
+            sub_changed(req->result, false);
+            break;
+        case RC_STORE_SUB_DELETE:
+            if (req->removed)
+                sub_changed(req->removed, true);
+            break;
+        case RC_STORE_SUB_LIST:
+            if (w->purpose == RC_API_STORE_P_LOAD) {
+                size_t i;
+                json_t *rec;
+                json_array_foreach(req->result, i, rec)
+                {
+                    int64_t exp = rec_time(rec, "expires_at");
+                    const char *id = json_string_value(json_object_get(rec, "id"));
+                    if (exp && id)
+                        heap_push(exp, w->user, id);
+                }
+                pthread_cond_signal(&g.cond);
+            }
+            break;
+        default:
+            break;
+        }
+    }
+    w->req = req;
+    rc_shard_post(req->origin, &w->base.post);
+    pthread_mutex_unlock(&g.lock);
+}
+
+static void *expiry_main(void *arg)
+{
+    (void)arg;
+    pthread_mutex_lock(&g.lock);
+    while (!g.stop) {
+        if (g.n == 0) {
+            pthread_cond_wait(&g.cond, &g.lock);
+            continue;
+        }
+        int64_t now = rc_api_store_wall_ms();
+        if (g.heap[0].at_ms <= now) {
+            if (!g.closed)
+                post_change_all(CHG_EXPIRED, g.heap[0].user, g.heap[0].id, NULL, NULL, 0);
+            heap_pop();
+            continue;
+        }
+        struct timespec ts = {.tv_sec = (time_t)(g.heap[0].at_ms / 1000),
+                              .tv_nsec = (long)(g.heap[0].at_ms % 1000) * 1000000};
+        pthread_cond_timedwait(&g.cond, &g.lock, &ts);
+    }
+    pthread_mutex_unlock(&g.lock);
+    return NULL;
+}
+
+/* ---- lifecycle (main thread) ------------------------------------------------------------- */
+
+int rc_api_store_open(struct rc_store **out, const struct rc_config *cfg, struct rc_server *srv,
+                      struct rc_err *err)
+{
+    struct rc_store_config sc = {
+        .data_dir = cfg->data_dir,
+        .synchronous = cfg->store_synchronous == RC_CONFIG_STORE_SYNC_NORMAL ? RC_STORE_SYNC_NORMAL
+                                                                             : RC_STORE_SYNC_FULL,
+        .max_batch = cfg->store_max_batch,
+        .purge_interval_ms = cfg->store_purge_interval,
+    };
+    g.srv = srv;
+    g.closed = false;
+    int rc = rc_store_open(out, &sc, on_store_reply, NULL, err);
+    if (rc == 0)
+        rc_log(RC_LOG_INFO, "store_opened", "data_dir=\"%s\" synchronous=%s max_batch=%u",
+               cfg->data_dir, rc_store_sync_name(sc.synchronous), cfg->store_max_batch);
+    return rc;
+}
+
+int rc_api_store_start(struct rc_store *st, struct rc_err *err)
+{
+    int rc = rc_store_start(st, err);
+    if (rc < 0)
+        return rc;
+    rc = pthread_create(&g.thread, NULL, expiry_main, NULL);
+    if (rc != 0) {
+        rc_err_set(err, 500, "start_failed", "cannot start the expiry thread: %s", strerror(rc));
+        return -rc;
+    }
+    g.started = true;
+    return 0;
+}
+
+/* The close fence, on each shard: it was posted after the drain message, so
+ * the shard is draining now and submits nothing more (see dispatch). */
+static void fence_done(struct rc_api_store_post *p)
+{
+    free(p);
+    pthread_mutex_lock(&g.lock);
+    g.fenced++;
+    pthread_cond_broadcast(&g.barrier_cond);
+    pthread_mutex_unlock(&g.lock);
+}
+
+static void run_fence(struct rc_shard *s, struct rc_api_store_post *p)
+{
+    (void)s;
+    fence_done(p);
+}
+
+/* g.lock held; false once the deadline passed. */
+static bool wait_until(bool (*done)(void), const struct timespec *deadline)
+{
+    while (!done())
+        if (pthread_cond_timedwait(&g.barrier_cond, &g.lock, deadline) == ETIMEDOUT)
+            return done();
+    return true;
+}
+
+static bool all_fenced(void)
+{
+    return g.fenced >= g.srv->nshards;
+}
+
+static bool barrier_answered(void)
+{
+    return g.barrier;
+}
+
+void rc_api_store_close(struct rc_store *st)
+{
+    pthread_mutex_lock(&g.lock);
+    if (st && g.started && !g.closed) {
+        /* 1. a fence behind each shard's drain message: once every shard has
+         *    run it, no shard submits anything more (draining shards answer
+         *    503 instead); 2. a barrier request: the store answers it after
+         *    everything queued before it (FIFO queue, batches answered in
+         *    order), so every answer in flight has been posted to its shard.
+         *    Both bounded by CLOSE_WAIT_S in case a shard or the disk hangs. */
+        struct timespec deadline;
+        clock_gettime(CLOCK_REALTIME, &deadline);
+        deadline.tv_sec += CLOSE_WAIT_S;
+        g.fenced = 0;
+        for (unsigned i = 0; i < g.srv->nshards; i++) {
+            struct rc_api_store_post *f = calloc(1, sizeof(*f));
+            if (!f) {
+                g.fenced++;
+                continue;
+            }
+            f->post.kind = RC_POST_STORE;
+            f->run = run_fence;
+            f->discard = fence_done;
+            rc_shard_post(g.srv->shards[i], &f->post);
+        }
+        struct rc_store_req *req = NULL;
+        if (wait_until(all_fenced, &deadline) && (req = rc_store_req_new(RC_STORE_STATS, NULL))) {
+            req->origin = &barrier_origin;
+            g.barrier = false;
+            rc_store_submit(st, req);
+            (void)wait_until(barrier_answered, &deadline);
+        }
+    }
+    g.closed = true;
+    pthread_mutex_unlock(&g.lock);
+}
+
+void rc_api_store_stop(struct rc_store *st)
+{
+    rc_api_store_close(NULL);
+    rc_store_stop(st);
+    if (g.started) {
+        pthread_mutex_lock(&g.lock);
+        g.stop = true;
+        pthread_cond_signal(&g.cond);
+        pthread_mutex_unlock(&g.lock);
+        pthread_join(g.thread, NULL);
+        g.started = false;
+    }
+    free(g.heap);
+    g.heap = NULL;
+    g.n = g.cap = 0;
+    for (size_t i = 0; i < RC_MAX_SHARDS; i++) {
+        json_decref(g_users[i].map);
+        g_users[i].map = NULL;
+        g_users[i].adds = 0;
+    }
+}
+
+/* ---- per-shard index: user -> its authenticated WebSocket/SSE connections ------------- */
+
+/* g_users[i].map (declared at the top): a JSON object mapping a user id to
+ * an array of connection ids (integers); touched only by shard i's thread
+ * (freed by rc_api_store_stop once the shards have joined). A connection is added when
+ * it authenticates and checked on every use: an id whose slot was closed or
+ * reused, or whose connection is no longer open, drops out. A full sweep runs
+ * after as many additions as there are users (plus 64), so stale entries stay
+ * bounded at amortised O(1) per addition. Delivery to a user therefore costs
+ * O(that user's connections), not O(the shard's connections). */
+
+static bool indexed_conn_ok(const struct rc_conn *c, const char *user)
+{
+    return c && rc_conn_is_open(c) && c->authenticated && strcmp(c->user_id, user) == 0;
+}
+
+static void index_prune(struct rc_shard *s, json_t *ids, const char *user)
+{
+    for (size_t i = json_array_size(ids); i-- > 0;) {
+        uint64_t id = (uint64_t)json_integer_value(json_array_get(ids, i));
+        if (!indexed_conn_ok(rc_shard_conn(s, id), user))
+            json_array_remove(ids, i);
+    }
+}
+
+static void index_sweep(struct rc_shard *s, json_t *map)
+{
+    const char *key;
+    json_t *ids;
+    void *tmp;
+    json_object_foreach_safe(map, tmp, key, ids)
+    {
+        index_prune(s, ids, key);
+        if (json_array_size(ids) == 0)
+            json_object_del(map, key);
+    }
+}
+
+/* c just authenticated (WebSocket or SSE). */
+static void index_add(struct rc_conn *c)
+{
+    struct rc_shard *s = c->shard;
+    if (s->id >= RC_MAX_SHARDS)
+        return;
+    json_t **map = &g_users[s->id].map;
+    if (!*map && !(*map = json_object()))
+        return;
+    json_t *ids = json_object_get(*map, c->user_id);
+    if (ids) {
+        index_prune(s, ids, c->user_id);
+    } else {
+        ids = json_array();
+        if (!ids || json_object_set_new(*map, c->user_id, ids) < 0)
+            return; /* out of memory: this connection gets no live notifications */
+    }
+    if (json_array_append_new(ids, json_integer((json_int_t)c->id)) < 0)
+        return;
+    if (++g_users[s->id].adds >= json_object_size(*map) + 64) {
+        index_sweep(s, *map);
+        g_users[s->id].adds = 0;
+    }
+}
+
+/* The (pruned) connection ids of user on s, or NULL. Valid until the next
+ * index call on s. */
+static json_t *index_conns(struct rc_shard *s, const char *user)
+{
+    json_t *ids = s->id < RC_MAX_SHARDS && g_users[s->id].map
+                      ? json_object_get(g_users[s->id].map, user)
+                      : NULL;
+    if (ids)
+        index_prune(s, ids, user);
+    return ids;
+}
+
+/* ---- durable subscriptions on a shard's connections ------------------------------------- */
+
+static void announce(struct rc_conn *c, const char *type, const char *sub_id, const char *durable,
+                     const char *topic, const char *reason)
+{
+    json_t *data = json_pack("{s:s, s:s}", "subscription", sub_id, "durable_subscription", durable);
+    if (!data)
+        return;
+    if (topic)
+        json_object_set_new(data, "topic", json_string(topic));
+    if (reason)
+        json_object_set_new(data, "reason", json_string(reason));
+    if (c->proto == RC_PROTO_WS) {
+        rc_ws_send_reply(c, type, NULL, data);
+    } else {
+        char *txt = json_dumps(data, JSON_COMPACT);
+        char rec[1024];
+        int n = snprintf(rec, sizeof(rec), "event: %s\ndata: %s\n\n", type, txt ? txt : "{}");
+        free(txt);
+        if (n > 0 && (size_t)n < sizeof(rec) && rc_conn_queue_copy(c, rec, (size_t)n) < 0)
+            rc_log(RC_LOG_DEBUG, "sse_queue_failed", "type=%s", type);
+    }
+    json_decref(data);
+}
+
+static bool live_conn_of(const struct rc_conn *c, const char *user)
+{
+    return rc_conn_is_open(c) && c->proto != RC_PROTO_HTTP && c->authenticated &&
+           strcmp(c->user_id, user) == 0;
+}
+
+static void apply_sub(struct rc_conn *c, const char *id, const char *topic, const json_t *filter,
+                      int64_t expires_ms)
+{
+    for (struct rc_sub *sub = c->subs; sub; sub = sub->next_in_conn)
+        if (strcmp(sub->durable_id, id) == 0)
+            return; /* already applied (loaded and announced both) */
+    if (expires_ms && expires_ms <= rc_api_store_wall_ms())
+        return;
+    struct rc_err err = {0};
+    struct rc_sub *sub = rc_broker_subscribe(c, topic, strlen(topic), filter, &err);
+    if (!sub) {
+        rc_log(RC_LOG_WARN, "durable_subscription_failed", "id=%s user=\"%s\" reason=\"%s\"", id,
+               c->user_id, err.msg);
+        return;
+    }
+    snprintf(sub->durable_id, sizeof(sub->durable_id), "%s", id);
+    announce(c, "subscribed", sub->id, id, topic, NULL);
+}
+
+static void remove_sub(struct rc_conn *c, const char *id, const char *reason)
+{
+    for (struct rc_sub *sub = c->subs; sub; sub = sub->next_in_conn) {
+        if (strcmp(sub->durable_id, id) != 0)
+            continue;
+        char sid[RC_SUB_ID_LEN + 1];
+        memcpy(sid, sub->id, sizeof(sid));
+        rc_broker_unsubscribe_id(c, sid);
+        announce(c, "unsubscribed", sid, id, NULL, reason);
+        return;
+    }
+}
+
+static void run_change(struct rc_shard *s, struct rc_api_store_post *p)
+{
+    struct change_post *ch = RC_CONTAINER_OF(p, struct change_post, base);
+    static const char *const reasons[] = {"active", "paused", "deleted", "expired"};
+    json_t *filter = ch->filter ? json_loads(ch->filter, 0, NULL) : NULL;
+    json_t *ids = index_conns(s, ch->user);
+    for (size_t i = 0; i < json_array_size(ids); i++) {
+        struct rc_conn *c = rc_shard_conn(s, (uint64_t)json_integer_value(json_array_get(ids, i)));
+        if (!c || !live_conn_of(c, ch->user))
+            continue;
+        if (ch->what == CHG_APPLY)
+            apply_sub(c, ch->id, ch->topic, filter, ch->expires_ms);
+        else
+            remove_sub(c, ch->id, reasons[ch->what]);
+    }
+    json_decref(filter);
+    discard_change(p);
+}
+
+static void run_notify(struct rc_shard *s, struct rc_api_store_post *p)
+{
+    struct notify_post *np = RC_CONTAINER_OF(p, struct notify_post, base);
+    struct rc_evbuf *ev = np->ev;
+    uint64_t reached = 0;
+    for (size_t u = 0; u < ev->nusers; u++) {
+        /* recipients are distinct and a connection has one user: no duplicates */
+        const char *user = ev->users[u];
+        json_t *ids = index_conns(s, user);
+        for (size_t i = 0; i < json_array_size(ids); i++) {
+            struct rc_conn *c =
+                rc_shard_conn(s, (uint64_t)json_integer_value(json_array_get(ids, i)));
+            if (!c || !live_conn_of(c, user))
+                continue;
+            int rc = c->proto == RC_PROTO_WS ? rc_conn_queue_evbuf(c, ev, ev->ws, ev->ws_len)
+                                             : rc_conn_queue_evbuf(c, ev, ev->sse, ev->sse_len);
+            if (rc == 0)
+                reached++;
+        }
+    }
+    s->ctr.deliveries += reached;
+    discard_notify(p);
+}
+
+static bool load_page(struct rc_shard *s, struct rc_api_store_wait *w)
+{
+    json_t *args = json_pack("{s:s, s:s, s:I, s:I}", "user_id", w->user, "status", "active", "page",
+                             (json_int_t)w->page, "page_size", (json_int_t)LOAD_PAGE);
+    return args && rc_api_store_submit(s, w, args);
+}
+
+void rc_api_store_conn_authed(struct rc_conn *c)
+{
+    struct rc_shard *s = c->shard;
+    if (!c->authenticated || !c->user_id[0])
+        return;
+    index_add(c);
+    if (!s->srv->store || s->draining)
+        return;
+    struct rc_api_store_wait *w = rc_api_store_wait_new(RC_API_STORE_P_LOAD, RC_STORE_SUB_LIST, c);
+    if (!w)
+        return;
+    w->page = 1;
+    snprintf(w->user, sizeof(w->user), "%s", c->user_id);
+    if (!load_page(s, w))
+        free(w);
+}
+
+/* The answer to a load request (RC_API_STORE_P_LOAD), on its shard: apply
+ * the page to c (NULL when gone) if it is still that user's live connection,
+ * then ask for the next page. Frees w (or resubmits it). */
+void rc_api_store_load_answered(struct rc_shard *s, struct rc_api_store_wait *w, struct rc_conn *c)
+{
+    struct rc_store_req *req = w->req;
+    if (!c || !live_conn_of(c, w->user) || req->status != 200) {
+        rc_store_req_free(w->req);
+        free(w);
+        return;
+    }
+    size_t i;
+    json_t *rec;
+    json_array_foreach(req->result, i, rec)
+    {
+        const char *id = json_string_value(json_object_get(rec, "id"));
+        const char *topic = json_string_value(json_object_get(rec, "topic"));
+        json_t *f = json_object_get(rec, "payload_filter");
+        if (id && topic)
+            apply_sub(c, id, topic, json_is_object(f) && json_object_size(f) ? f : NULL,
+                      rec_time(rec, "expires_at"));
+    }
+    bool more = req->total > (uint64_t)w->page * LOAD_PAGE && w->page < LOAD_PAGES_MAX;
+    rc_store_req_free(req);
+    w->req = NULL;
+    if (more) {
+        w->page++;
+        if (load_page(s, w))
+            return;
+    }
+    free(w);
+}
