@@ -23,7 +23,7 @@
 
 /* ---- access ------------------------------------------------------------------------ */
 
-static bool is_loopback(const struct rc_conn *c)
+bool rc_api_is_loopback(const struct rc_conn *c)
 {
     const struct sockaddr *sa = (const struct sockaddr *)&c->peer;
     if (sa->sa_family == AF_INET) {
@@ -46,7 +46,7 @@ static bool api_allowed(struct rc_http_ctx *x, unsigned scope)
     const struct rc_auth *auth = x->conn->shard->srv->auth;
     struct rc_err err = {0};
     if (rc_auth_api_key_count(auth) == 0) {
-        if (is_loopback(x->conn))
+        if (rc_api_is_loopback(x->conn))
             return true;
         rc_http_error(x, 403, "forbidden",
                       "no api_keys are configured, so the HTTP API accepts only loopback "
@@ -78,7 +78,7 @@ static bool api_allowed(struct rc_http_ctx *x, unsigned scope)
 
 /* ---- JSON bodies ------------------------------------------------------------------------ */
 
-static json_t *body_object(struct rc_http_ctx *x)
+json_t *rc_api_body_object(struct rc_http_ctx *x)
 {
     json_error_t jerr;
     if (x->body_len == 0) {
@@ -203,7 +203,7 @@ static void h_publish(struct rc_http_ctx *x)
 {
     if (!api_allowed(x, RC_AUTH_SCOPE_PUBLISH))
         return;
-    json_t *j = body_object(x);
+    json_t *j = rc_api_body_object(x);
     if (!j)
         return;
     const char *topic, *type, *key, *exclude;
@@ -353,7 +353,7 @@ static void h_events_create(struct rc_http_ctx *x)
 {
     if (!api_allowed(x, RC_AUTH_SCOPE_PUBLISH))
         return;
-    json_t *j = body_object(x);
+    json_t *j = rc_api_body_object(x);
     if (!j)
         return;
     struct ev_fields f;
@@ -443,7 +443,7 @@ static void h_events_broadcast(struct rc_http_ctx *x)
 {
     if (!api_allowed(x, RC_AUTH_SCOPE_PUBLISH))
         return;
-    json_t *j = body_object(x);
+    json_t *j = rc_api_body_object(x);
     if (!j)
         return;
     struct ev_fields f;

@@ -10,6 +10,7 @@
 #include <time.h>
 
 #include "api_store_internal.h"
+#include "ringcast/api.h"
 #include "ringcast/auth.h"
 #include "ringcast/conn.h"
 #include "ringcast/shard.h"
@@ -106,21 +107,6 @@ static void run_wait(struct rc_shard *s, struct rc_api_store_post *p)
 /* ---- access -----------------------------------------------------------------------------------
  */
 
-static bool is_loopback(const struct rc_conn *c)
-{
-    const struct sockaddr *sa = (const struct sockaddr *)&c->peer;
-    if (sa->sa_family == AF_INET) {
-        const struct sockaddr_in *in4 = (const struct sockaddr_in *)sa;
-        return (ntohl(in4->sin_addr.s_addr) >> 24) == 127;
-    }
-    if (sa->sa_family == AF_INET6) {
-        const struct in6_addr *a = &c->peer.sin6_addr;
-        if (IN6_IS_ADDR_LOOPBACK(a))
-            return true;
-        return IN6_IS_ADDR_V4MAPPED(a) && a->s6_addr[12] == 127;
-    }
-    return false;
-}
 
 /* Who is calling: a backend (API key with the notify scope, or a loopback
  * client when no key is configured) -> user[0] == '\0'; a client with a JWT
@@ -175,7 +161,7 @@ static bool caller(struct rc_http_ctx *x, char user[RC_API_STORE_USER_MAX + 1])
         rc_http_error(x, 403, "forbidden", "%s", kerr.msg);
         return false;
     }
-    if (nkeys == 0 && is_loopback(x->conn))
+    if (nkeys == 0 && rc_api_is_loopback(x->conn))
         return true;
     if (nkeys == 0) {
         rc_http_error(x, 403, "forbidden",
@@ -194,26 +180,6 @@ static bool caller(struct rc_http_ctx *x, char user[RC_API_STORE_USER_MAX + 1])
 /* ---- request helpers --------------------------------------------------------------------------
  */
 
-static json_t *body_object(struct rc_http_ctx *x)
-{
-    json_error_t jerr;
-    if (x->body_len == 0) {
-        rc_http_error(x, 400, "bad_json", "the request body must be a JSON object");
-        return NULL;
-    }
-    json_t *j = json_loadb(x->body, x->body_len, JSON_REJECT_DUPLICATES, &jerr);
-    if (!j) {
-        rc_http_error(x, 400, "bad_json", "body is not valid JSON: %s (line %d, column %d)",
-                      jerr.text, jerr.line, jerr.column);
-        return NULL;
-    }
-    if (!json_is_object(j)) {
-        json_decref(j);
-        rc_http_error(x, 400, "bad_json", "the request body must be a JSON object");
-        return NULL;
-    }
-    return j;
-}
 
 /* Copy the query parameters named in keys into args (decoded strings). */
 static bool query_into(struct rc_http_ctx *x, json_t *args, const char *const *keys)
@@ -366,7 +332,7 @@ static void notifications(struct rc_http_ctx *x, struct rc_slice rest)
                               "creating notifications needs an API key with the notify scope");
                 return;
             }
-            json_t *args = body_object(x);
+            json_t *args = rc_api_body_object(x);
             if (args)
                 dispatch(x, RC_STORE_NOTIF_CREATE, args, NULL);
         } else if (is_get(x)) {
@@ -463,7 +429,7 @@ static void subscriptions(struct rc_http_ctx *x, struct rc_slice rest)
         }
         if (!caller(x, user))
             return;
-        json_t *args = body_object(x);
+        json_t *args = rc_api_body_object(x);
         if (!args)
             return;
         if (!own_user(x, args, user)) {
@@ -495,7 +461,7 @@ static void subscriptions(struct rc_http_ctx *x, struct rc_slice rest)
         }
         if (!caller(x, user))
             return;
-        json_t *body = body_object(x);
+        json_t *body = rc_api_body_object(x);
         if (!body)
             return;
         json_t *args = json_pack("{s:s}", "id", seg[0]);

@@ -3,6 +3,8 @@
 #ifndef RINGCAST_API_H
 #define RINGCAST_API_H
 
+#include <jansson.h>
+
 #include "ringcast/http.h"
 
 #ifdef __cplusplus
@@ -11,6 +13,12 @@ extern "C" {
 
 /* Answer (or defer, or upgrade) one complete request. */
 void rc_api_route(struct rc_http_ctx *x);
+
+/* Shared request helpers (api.c, api_store.c). */
+/* Is the client on a loopback address (127.0.0.0/8, ::1, ::ffff:127.x)? */
+bool rc_api_is_loopback(const struct rc_conn *c);
+/* The body as a JSON object, or NULL after answering 400 bad_json. */
+json_t *rc_api_body_object(struct rc_http_ctx *x);
 
 #ifdef __cplusplus
 }
