@@ -8,7 +8,8 @@
 
 #include "shim.h"
 
-namespace {
+namespace
+{
 
 // Producers push `per` preallocated nodes each; the consumer pops them all.
 void run(benchmark::State &state, int producers)

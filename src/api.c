@@ -172,8 +172,7 @@ static bool user_list(struct rc_http_ctx *x, json_t *j, const char *name, const 
     *n = 0;
     if (!arr || json_is_null(arr))
         return true;
-    if (!json_is_array(arr) || json_array_size(arr) == 0 ||
-        json_array_size(arr) > MAX_USER_IDS) {
+    if (!json_is_array(arr) || json_array_size(arr) == 0 || json_array_size(arr) > MAX_USER_IDS) {
         rc_http_error(x, 400, "bad_value", "\"%s\" must be an array of 1..%d user ids", name,
                       MAX_USER_IDS);
         return false;
@@ -188,8 +187,8 @@ static bool user_list(struct rc_http_ctx *x, json_t *j, const char *name, const 
         if (!json_is_string(v) || json_string_length(v) == 0 ||
             json_string_length(v) > MAX_USER_ID) {
             free(ids);
-            rc_http_error(x, 400, "bad_value", "%s[%zu] must be a user id of 1..%d bytes", name,
-                          i, MAX_USER_ID);
+            rc_http_error(x, 400, "bad_value", "%s[%zu] must be a user id of 1..%d bytes", name, i,
+                          MAX_USER_ID);
             return false;
         }
         ids[i] = json_string_value(v);
@@ -288,14 +287,12 @@ static bool parse_ev_fields(struct rc_http_ctx *x, json_t *j, struct ev_fields *
         return false;
     if (f->priority && strcmp(f->priority, "low") && strcmp(f->priority, "normal") &&
         strcmp(f->priority, "high") && strcmp(f->priority, "urgent")) {
-        rc_http_error(x, 400, "bad_value",
-                      "\"priority\" must be one of low, normal, high, urgent");
+        rc_http_error(x, 400, "bad_value", "\"priority\" must be one of low, normal, high, urgent");
         return false;
     }
     json_t *r = json_object_get(j, "retry");
     if (r && !json_is_null(r)) {
-        if (!json_is_integer(r) || json_integer_value(r) < 0 ||
-            json_integer_value(r) > 86400000) {
+        if (!json_is_integer(r) || json_integer_value(r) < 0 || json_integer_value(r) > 86400000) {
             rc_http_error(x, 400, "bad_value", "\"retry\" must be milliseconds, 0..86400000");
             return false;
         }
@@ -341,8 +338,7 @@ static struct rc_evbuf *broadcast_evbuf(struct rc_shard *s, const struct ev_fiel
         n += snprintf(pre + n, sizeof(pre) - (size_t)n, ": %s\n", f->comment);
     if (f->retry)
         snprintf(pre + n, sizeof(pre) - (size_t)n, "retry: %lld\n", (long long)f->retry);
-    if (rc_evbuf_encode(ev, f->event, f->data ? f->data : NULL, extra, pre[0] ? pre : NULL) <
-        0) {
+    if (rc_evbuf_encode(ev, f->event, f->data ? f->data : NULL, extra, pre[0] ? pre : NULL) < 0) {
         rc_evbuf_unref(ev);
         return NULL;
     }
@@ -399,8 +395,7 @@ out:
     json_decref(j);
 }
 
-static int id_list(struct rc_http_ctx *x, json_t *j, const char *name, uint64_t **out,
-                   size_t *n)
+static int id_list(struct rc_http_ctx *x, json_t *j, const char *name, uint64_t **out, size_t *n)
 {
     json_t *arr = json_object_get(j, name);
     *out = NULL;
@@ -613,8 +608,7 @@ static void h_presence(struct rc_http_ctx *x)
             return;
     }
     uint32_t serial = rc_http_defer(x);
-    rc_broker_presence_list(x->conn, serial, RC_REPLY_HTTP, NULL, topic, (size_t)tn, offset,
-                            limit);
+    rc_broker_presence_list(x->conn, serial, RC_REPLY_HTTP, NULL, topic, (size_t)tn, offset, limit);
 }
 
 /* ---- routing ----------------------------------------------------------------------------- */
@@ -686,9 +680,9 @@ void rc_api_route(struct rc_http_ctx *x)
         int n = snprintf(body, sizeof(body),
                          "{\"error\":{\"code\":\"method_not_allowed\",\"message\":\"%.*s is not "
                          "allowed on %s; use %s%s%s\"}}",
-                         (int)(req->method_str.n > 16 ? 16 : req->method_str.n),
-                         req->method_str.p, r->path, r->get ? "GET" : "",
-                         r->get && r->post ? " or " : "", r->post ? "POST" : "");
+                         (int)(req->method_str.n > 16 ? 16 : req->method_str.n), req->method_str.p,
+                         r->path, r->get ? "GET" : "", r->get && r->post ? " or " : "",
+                         r->post ? "POST" : "");
         rc_http_respond(x, 405, "application/json", allow, body, (size_t)n);
         return;
     }

@@ -107,7 +107,6 @@ static void run_wait(struct rc_shard *s, struct rc_api_store_post *p)
 /* ---- access -----------------------------------------------------------------------------------
  */
 
-
 /* Who is calling: a backend (API key with the notify scope, or a loopback
  * client when no key is configured) -> user[0] == '\0'; a client with a JWT
  * -> its sub in user. false when refused (answered 401/403). */
@@ -179,7 +178,6 @@ static bool caller(struct rc_http_ctx *x, char user[RC_API_STORE_USER_MAX + 1])
 
 /* ---- request helpers --------------------------------------------------------------------------
  */
-
 
 /* Copy the query parameters named in keys into args (decoded strings). */
 static bool query_into(struct rc_http_ctx *x, json_t *args, const char *const *keys)

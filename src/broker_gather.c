@@ -468,8 +468,7 @@ uint32_t brk_max_subscribers(const struct rc_shard *s, const char *pattern, size
     return r && (r->set & RC_AUTH_RULE_MAX_SUBSCRIBERS) ? r->max_subscribers : 0;
 }
 
-void brk_claim_post(struct rc_shard *s, struct rc_sub *sub, struct rc_conn *c,
-                    enum claim_kind kind)
+void brk_claim_post(struct rc_shard *s, struct rc_sub *sub, struct rc_conn *c, enum claim_kind kind)
 {
     struct claim_post *p = calloc(1, sizeof(*p));
     if (!p) {
@@ -506,8 +505,7 @@ static void claim_answer(struct rc_shard *s, struct claim_post *p)
         if (p->allowed) {
             p->kind = CLAIM_RELEASE;
             p->done = false;
-            rc_shard_post(s->srv->shards[rc_topic_owner(s->srv, p->topic, p->topic_len)],
-                          &p->post);
+            rc_shard_post(s->srv->shards[rc_topic_owner(s->srv, p->topic, p->topic_len)], &p->post);
             return;
         }
         free(p);

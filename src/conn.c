@@ -358,7 +358,8 @@ void rc_conn_close_slow(struct rc_conn *c)
             c->ws->close_sent = true;
             /* bypasses the cap on purpose: the queue was just emptied */
             uint32_t k;
-            if (c->out.tail - c->out.head < c->out.cap || outq_grow(&c->out, c->send_inflight) == 0) {
+            if (c->out.tail - c->out.head < c->out.cap ||
+                outq_grow(&c->out, c->send_inflight) == 0) {
                 k = c->out.tail & (c->out.cap - 1);
                 c->out.iov[k].iov_base = f;
                 c->out.iov[k].iov_len = hl + pn;

@@ -261,8 +261,8 @@ static void fatal_error(struct rc_conn *c, const struct rc_err *err)
         snprintf(extra, sizeof(extra), "Allow: GET, POST\r\n");
     /* Connection: close; written (and the connection closed) after any
      * answers still pending for earlier requests */
-    respond(c, err->status ? err->status : 400, "application/json", extra[0] ? extra : NULL,
-            body, n, false, false);
+    respond(c, err->status ? err->status : 400, "application/json", extra[0] ? extra : NULL, body,
+            n, false, false);
 }
 
 /* ---- deferred answers ----------------------------------------------------------- */
@@ -432,8 +432,7 @@ static enum rc_parse process_one(struct rc_conn *c, char *p, size_t n, struct st
         size_t consumed = 0, out_len = 0;
         char *raw = body + c->http.body_have;
         size_t raw_len = avail - c->http.body_have;
-        r = rc_http_chunked_decode(&c->http.chunked, raw, raw_len, &lim, &consumed, &out_len,
-                                   &err);
+        r = rc_http_chunked_decode(&c->http.chunked, raw, raw_len, &lim, &consumed, &out_len, &err);
         if (r == RC_PARSE_FAIL) {
             fatal_error(c, &err);
             return RC_PARSE_FAIL;
@@ -520,8 +519,7 @@ static void http_feed(struct rc_conn *c, char *buf, size_t len)
     }
     if (rc_conn_in_append(c, buf, len, in_cap(cfg)) < 0) {
         struct rc_err err;
-        rc_err_set(&err, 413, "payload_too_large", "request is larger than %zu bytes",
-                   in_cap(cfg));
+        rc_err_set(&err, 413, "payload_too_large", "request is larger than %zu bytes", in_cap(cfg));
         fatal_error(c, &err);
         return;
     }
@@ -603,8 +601,8 @@ static void finish_half_closed(struct rc_conn *c)
         rc_conn_close_now(c);
 }
 
-void rc_conn_send_error(struct rc_conn *c, const json_t *req_id, const char *code,
-                        const char *msg, const char *sub_id)
+void rc_conn_send_error(struct rc_conn *c, const json_t *req_id, const char *code, const char *msg,
+                        const char *sub_id)
 {
     if (c->proto == RC_PROTO_WS) {
         rc_ws_send_error(c, req_id, code, msg);
@@ -666,15 +664,14 @@ void rc_conn_on_timer(struct rc_conn *c)
             s->ctr.request_timeouts++;
         else
             s->ctr.handshake_timeouts++;
-        rc_err_set(&err, 408, "request_timeout",
-                   "the request did not arrive completely within %llu ms (%s)",
-                   (unsigned long long)(c->served || s->cfg->request_timeout <
-                                                          s->cfg->handshake_timeout
-                                            ? s->cfg->request_timeout
-                                            : s->cfg->handshake_timeout),
-                   c->served || s->cfg->request_timeout < s->cfg->handshake_timeout
-                       ? "request_timeout"
-                       : "handshake_timeout");
+        rc_err_set(
+            &err, 408, "request_timeout",
+            "the request did not arrive completely within %llu ms (%s)",
+            (unsigned long long)(c->served || s->cfg->request_timeout < s->cfg->handshake_timeout
+                                     ? s->cfg->request_timeout
+                                     : s->cfg->handshake_timeout),
+            c->served || s->cfg->request_timeout < s->cfg->handshake_timeout ? "request_timeout"
+                                                                             : "handshake_timeout");
         c->in_len = 0;
         fatal_error(c, &err);
         return;

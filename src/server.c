@@ -89,8 +89,7 @@ static int make_listener(const struct rc_config *cfg, uint16_t port, uint16_t *b
     }
     if (bind(fd, (struct sockaddr *)&ss, slen) < 0) {
         int e = errno;
-        rc_err_set(err, 0, "listen", "bind %s port %u: %s", cfg->listen_address, port,
-                   strerror(e));
+        rc_err_set(err, 0, "listen", "bind %s port %u: %s", cfg->listen_address, port, strerror(e));
         close(fd);
         return -e;
     }

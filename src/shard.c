@@ -496,8 +496,8 @@ static int setup_ring(struct rc_shard *s)
 {
     struct io_uring_params p;
     memset(&p, 0, sizeof(p));
-    p.flags = IORING_SETUP_SINGLE_ISSUER | IORING_SETUP_DEFER_TASKRUN |
-              IORING_SETUP_COOP_TASKRUN | IORING_SETUP_CQSIZE;
+    p.flags = IORING_SETUP_SINGLE_ISSUER | IORING_SETUP_DEFER_TASKRUN | IORING_SETUP_COOP_TASKRUN |
+              IORING_SETUP_CQSIZE;
     p.cq_entries = s->cfg->ring_entries * 4;
     int rc = io_uring_queue_init_params(s->cfg->ring_entries, &s->ring, &p);
     if (rc < 0) {
@@ -526,8 +526,8 @@ static int setup_ring(struct rc_shard *s)
     static const struct {
         int op;
         const char *name;
-    } need[] = {{IORING_OP_ACCEPT, "ACCEPT"},     {IORING_OP_RECV, "RECV"},
-                {IORING_OP_SENDMSG, "SENDMSG"},   {IORING_OP_READ, "READ"},
+    } need[] = {{IORING_OP_ACCEPT, "ACCEPT"},       {IORING_OP_RECV, "RECV"},
+                {IORING_OP_SENDMSG, "SENDMSG"},     {IORING_OP_READ, "READ"},
                 {IORING_OP_ASYNC_CANCEL, "CANCEL"}, {IORING_OP_PROVIDE_BUFFERS, "PROVIDE_BUFFERS"}};
     for (size_t i = 0; probe && i < RC_ARRAY_LEN(need); i++) {
         if (!io_uring_opcode_supported(probe, need[i].op)) {
@@ -664,7 +664,7 @@ void *rc_shard_main(void *arg)
     }
     struct rc_err terr = {0};
     uint32_t bound = s->cfg->max_connections < RC_IPTABLE_MAX_BOUND ? s->cfg->max_connections
-                                                                     : RC_IPTABLE_MAX_BOUND;
+                                                                    : RC_IPTABLE_MAX_BOUND;
     if (s->cfg->max_connections_per_ip)
         s->ip_conns = rc_iptable_new(bound, &terr);
     if (s->cfg->handshake_rate_per_ip)
@@ -701,8 +701,7 @@ void *rc_shard_main(void *arg)
         else
             rc = io_uring_submit(&s->ring);
         if (rc < 0 && rc != -ETIME && rc != -EINTR && rc != -EBUSY)
-            rc_log(RC_LOG_WARN, "ring_enter_failed", "shard=%u error=\"%s\"", s->id,
-                   strerror(-rc));
+            rc_log(RC_LOG_WARN, "ring_enter_failed", "shard=%u error=\"%s\"", s->id, strerror(-rc));
         unsigned head, seen = 0;
         io_uring_for_each_cqe(&s->ring, head, cqe)
         {
@@ -719,4 +718,3 @@ void *rc_shard_main(void *arg)
     rc_iptable_free(s->ip_handshakes);
     return NULL;
 }
-

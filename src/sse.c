@@ -112,9 +112,8 @@ static int parse_query(struct rc_http_ctx *x, struct sse_req *r)
     const struct rc_config *cfg = x->conn->shard->cfg;
     struct rc_slice rest = x->req->query, k, v;
     struct rc_err err = {0};
-    size_t max_topics = cfg->max_subscriptions < RC_ARRAY_LEN(r->topics)
-                            ? cfg->max_subscriptions
-                            : RC_ARRAY_LEN(r->topics);
+    size_t max_topics = cfg->max_subscriptions < RC_ARRAY_LEN(r->topics) ? cfg->max_subscriptions
+                                                                         : RC_ARRAY_LEN(r->topics);
     while (rc_http_query_next(&rest, &k, &v)) {
         if (v.n > MAX_QUERY_VALUE) {
             rc_http_error(x, 400, "bad_query", "a query value is longer than %d bytes",
@@ -123,8 +122,8 @@ static int parse_query(struct rc_http_ctx *x, struct sse_req *r)
         }
         if (rc_slice_eq(k, "topic") || rc_slice_eq(k, "collection")) {
             if (r->ntopics >= max_topics) {
-                rc_http_error(x, 400, "too_many_subscriptions",
-                              "at most %zu topics per SSE stream", max_topics);
+                rc_http_error(x, 400, "too_many_subscriptions", "at most %zu topics per SSE stream",
+                              max_topics);
                 return -EINVAL;
             }
             char *t = query_value(v, x, "topic");
@@ -220,8 +219,8 @@ void rc_sse_handle(struct rc_http_ctx *x)
         struct rc_err serr = {0};
         uint64_t after;
         bool stale;
-        if (rc_broker_resume_check(s, r.topics[0], strlen(r.topics[0]), &o, &after, &stale,
-                                   &serr) < 0) {
+        if (rc_broker_resume_check(s, r.topics[0], strlen(r.topics[0]), &o, &after, &stale, &serr) <
+            0) {
             rc_http_error(x, 400, serr.code ? serr.code : "bad_query", "%s", serr.msg);
             sse_req_fini(&r);
             return;
@@ -307,7 +306,8 @@ void rc_sse_handle(struct rc_http_ctx *x)
     }
     for (size_t i = 0; i < r.ntopics; i++) {
         struct rc_err err = {0};
-        struct rc_sub *sub = rc_broker_subscribe(c, r.topics[i], strlen(r.topics[i]), r.filter, &err);
+        struct rc_sub *sub =
+            rc_broker_subscribe(c, r.topics[i], strlen(r.topics[i]), r.filter, &err);
         struct rc_sub_opts o = {.since = resumable ? r.since : NULL,
                                 .include_initial = r.include_initial};
         if (sub && rc_broker_resume(c, sub, &o, &err) < 0) {

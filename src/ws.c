@@ -194,7 +194,8 @@ void rc_ws_on_timer(struct rc_conn *c)
     if (s->now_ms >= c->last_ping_ms + s->cfg->heartbeat_interval) {
         char ts[32], msg[96];
         rc_iso_time(ts);
-        int n = snprintf(msg, sizeof(msg), "{\"type\":\"ping\",\"data\":{\"timestamp\":\"%s\"}}", ts);
+        int n =
+            snprintf(msg, sizeof(msg), "{\"type\":\"ping\",\"data\":{\"timestamp\":\"%s\"}}", ts);
         (void)rc_ws_send_text(c, msg, (size_t)n);
         c->last_ping_ms = s->now_ms;
     }
@@ -215,8 +216,8 @@ static void do_subscribe(struct rc_conn *c, struct rc_client_msg *m)
         .since = m->since, .include_initial = m->include_initial, .req_id = m->id};
     uint64_t after;
     bool stale;
-    if (rc_auth_check_subscribe(c->shard->srv->auth, c->identity, m->topic, m->topic_len,
-                                &err) < 0) {
+    if (rc_auth_check_subscribe(c->shard->srv->auth, c->identity, m->topic, m->topic_len, &err) <
+        0) {
         c->shard->ctr.forbidden++;
         rc_ws_send_error(c, m->id, err.code ? err.code : "forbidden", err.msg);
         return;
@@ -232,8 +233,8 @@ static void do_subscribe(struct rc_conn *c, struct rc_client_msg *m)
     }
     char sub_id[RC_SUB_ID_LEN + 1];
     memcpy(sub_id, sub->id, sizeof(sub_id));
-    json_t *data = json_pack("{s:s, s:s%}", "subscription", sub->id, "topic", m->topic,
-                             m->topic_len);
+    json_t *data =
+        json_pack("{s:s, s:s%}", "subscription", sub->id, "topic", m->topic, m->topic_len);
     if (data && m->via_collection)
         json_object_set_new(data, "collection", json_stringn(m->topic, m->topic_len));
     if (data && m->filter)
@@ -280,8 +281,7 @@ static void do_unsubscribe(struct rc_conn *c, struct rc_client_msg *m)
             rc_ws_send_error(c, m->id, "not_found", msg);
             return;
         }
-        data = json_pack("{s:s%, s:I}", "topic", m->topic, m->topic_len, "removed",
-                         (json_int_t)n);
+        data = json_pack("{s:s%, s:I}", "topic", m->topic, m->topic_len, "removed", (json_int_t)n);
         if (data && m->via_collection)
             json_object_set_new(data, "collection", json_stringn(m->topic, m->topic_len));
     }
@@ -292,8 +292,7 @@ static void do_unsubscribe(struct rc_conn *c, struct rc_client_msg *m)
 static void do_publish(struct rc_conn *c, struct rc_client_msg *m)
 {
     struct rc_err err = {0};
-    if (rc_auth_check_publish(c->shard->srv->auth, c->identity, m->topic, m->topic_len, &err) <
-        0) {
+    if (rc_auth_check_publish(c->shard->srv->auth, c->identity, m->topic, m->topic_len, &err) < 0) {
         c->shard->ctr.forbidden++;
         rc_ws_send_error(c, m->id, err.code ? err.code : "forbidden", err.msg);
         return;

@@ -71,8 +71,8 @@ void rc_ws_send_error(struct rc_conn *c, const json_t *id, const char *code, con
     fail_msg("delivery sent a WebSocket error");
 }
 
-void rc_conn_send_error(struct rc_conn *c, const json_t *req_id, const char *code,
-                        const char *msg, const char *sub_id)
+void rc_conn_send_error(struct rc_conn *c, const json_t *req_id, const char *code, const char *msg,
+                        const char *sub_id)
 {
     (void)c, (void)req_id, (void)code, (void)msg, (void)sub_id;
     fail_msg("delivery sent an error");

@@ -44,7 +44,7 @@ struct rc_sub {
     uint8_t ws_suffix[RC_WS_SUFFIX_LEN];
     uint8_t sse_suffix[RC_SSE_SUFFIX_LEN];
     char *pattern;
-    char *filter_text; /* canonical filter, NULL = none */
+    char *filter_text;        /* canonical filter, NULL = none */
     struct rc_resume *resume; /* while replaying history / initial state */
     json_t *resume_req_id;    /* request id of the subscribe, for gap errors */
     bool resume_done;         /* caught up: free resume after the current call */
@@ -94,7 +94,7 @@ struct rc_publish {
     json_t *req_id;
     json_t *echo; /* owned, optional: answer 201 with this object plus "id"
                      (seed 001's POST /events) instead of 202 {"id","topic"} */
-    char **users;             /* borrowed: only these users' connections (NULL = all) */
+    char **users; /* borrowed: only these users' connections (NULL = all) */
     size_t nusers;
     const char *exclude_user; /* borrowed: never this user's connections */
 };

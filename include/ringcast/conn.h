@@ -52,7 +52,7 @@ enum rc_seg_kind { RC_SEG_STATIC = 0, RC_SEG_OWNED = 1, RC_SEG_EVBUF = 2, RC_SEG
 
 struct rc_outq {
     struct iovec *iov;
-    uintptr_t *ref; /* pointer | enum rc_seg_kind */
+    uintptr_t *ref;      /* pointer | enum rc_seg_kind */
     uint32_t head, tail; /* free-running; index = x & (cap - 1) */
     uint32_t cap;        /* power of two, 0 = nothing allocated */
     size_t bytes;        /* queued, not yet sent */
@@ -64,10 +64,10 @@ struct rc_outq {
 
 /* HTTP request-processing state (between requests everything is zero). */
 struct rc_http_state {
-    size_t head_len;       /* >0 once the head of the current request is parsed */
-    size_t body_have;      /* body bytes present after the head (decoded for chunked) */
-    size_t body_need;      /* Content-Length */
-    size_t raw_used;       /* chunked: raw bytes consumed after the head */
+    size_t head_len;  /* >0 once the head of the current request is parsed */
+    size_t body_have; /* body bytes present after the head (decoded for chunked) */
+    size_t body_need; /* Content-Length */
+    size_t raw_used;  /* chunked: raw bytes consumed after the head */
     struct rc_http_chunked chunked;
     bool is_chunked;
     bool sent_continue;
@@ -99,9 +99,9 @@ struct rc_conn {
     bool dirty; /* on the shard's flush list */
     bool counted_ip;
     bool authenticated;
-    bool served;      /* a first request was answered (handshake_timeout is over) */
-    bool peer_closed; /* FIN received: answer what is buffered, then close */
-    uint32_t inflight; /* SQEs in flight that reference this conn */
+    bool served;        /* a first request was answered (handshake_timeout is over) */
+    bool peer_closed;   /* FIN received: answer what is buffered, then close */
+    uint32_t inflight;  /* SQEs in flight that reference this conn */
     uint32_t send_iovs; /* iovecs of the send in flight */
     struct rc_conn *dirty_next;
     struct rc_conn *all_next, *all_prev; /* shard's list of live conns */
@@ -115,14 +115,14 @@ struct rc_conn {
     struct msghdr msg;
     struct rc_http_state http;
     struct rc_http_pending *pend; /* answers not yet written, in request order */
-    struct rc_ws_state *ws; /* heap, only for WebSocket connections */
-    struct rc_sub *subs;    /* this connection's subscriptions */
+    struct rc_ws_state *ws;       /* heap, only for WebSocket connections */
+    struct rc_sub *subs;          /* this connection's subscriptions */
     uint32_t nsubs;
-    char user_id[129]; /* "" = anonymous */
+    char user_id[129];                 /* "" = anonymous */
     struct rc_auth_identity *identity; /* NULL = anonymous */
     struct rc_ipkey ipkey;
-    struct rc_bucket bucket;  /* client messages per second */
-    uint32_t limited_in_row;  /* consecutive rate-limited messages */
+    struct rc_bucket bucket;   /* client messages per second */
+    uint32_t limited_in_row;   /* consecutive rate-limited messages */
     uint64_t auth_deadline_ms; /* auth_required: authenticate before this (0 = none) */
     uint64_t expire_ms;        /* token expiry (0 = none); then token_expired + grace */
     bool expired_notified;
@@ -161,12 +161,12 @@ int rc_conn_queue_owned(struct rc_conn *c, void *p, size_t n) RC_MUST_CHECK;
 /* copies p */
 int rc_conn_queue_copy(struct rc_conn *c, const void *p, size_t n) RC_MUST_CHECK;
 /* adds a reference to ev for the segment */
-int rc_conn_queue_evbuf(struct rc_conn *c, struct rc_evbuf *ev, const uint8_t *p, size_t n)
-    RC_MUST_CHECK;
+int rc_conn_queue_evbuf(struct rc_conn *c, struct rc_evbuf *ev, const uint8_t *p,
+                        size_t n) RC_MUST_CHECK;
 
 /* takes a local reference on sub for the segment */
-int rc_conn_queue_sub(struct rc_conn *c, struct rc_sub *sub, const uint8_t *p, size_t n)
-    RC_MUST_CHECK;
+int rc_conn_queue_sub(struct rc_conn *c, struct rc_sub *sub, const uint8_t *p,
+                      size_t n) RC_MUST_CHECK;
 
 /* Send what is queued, then close. */
 void rc_conn_close_after_flush(struct rc_conn *c);

@@ -38,8 +38,8 @@ void rc_conn_on_timer(struct rc_conn *c);
 void rc_conn_on_drain(struct rc_conn *c);
 /* Tell a WebSocket client ({"type":"error",...} echoing req_id) or an SSE
  * client (an "event: error" record naming sub_id) that something failed. */
-void rc_conn_send_error(struct rc_conn *c, const json_t *req_id, const char *code,
-                        const char *msg, const char *sub_id);
+void rc_conn_send_error(struct rc_conn *c, const json_t *req_id, const char *code, const char *msg,
+                        const char *sub_id);
 
 /* Responses. extra_headers: "Name: value\r\n..." or NULL. body may be NULL.
  * On a HEAD request the body is not sent (Content-Length still is). */

@@ -42,10 +42,10 @@ struct rc_server {
     const struct rc_config *cfg;
     unsigned nshards;
     struct rc_shard **shards;
-    uint64_t epoch_ms;      /* start time; part of event ids */
-    char epoch_str[16];     /* base-36 epoch */
-    uint64_t start_mono_ms; /* for uptime */
-    bool api_open;          /* no api_keys: the HTTP API accepts loopback clients only */
+    uint64_t epoch_ms;          /* start time; part of event ids */
+    char epoch_str[16];         /* base-36 epoch */
+    uint64_t start_mono_ms;     /* for uptime */
+    bool api_open;              /* no api_keys: the HTTP API accepts loopback clients only */
     const struct rc_auth *auth; /* identity, API keys, topic rules (immutable, shared) */
     struct rc_store *store;     /* durable notifications and user subscriptions (store.h);
                                    shards only rc_store_submit() to it */
@@ -61,9 +61,9 @@ struct rc_counters {
     uint64_t http_errors;
     uint64_t ws_upgrades;
     uint64_t sse_streams;
-    uint64_t published;       /* events this shard assigned ids to (owner) */
-    uint64_t deliveries;      /* events queued to connections */
-    uint64_t drops;           /* deliveries refused (conn closing) */
+    uint64_t published;  /* events this shard assigned ids to (owner) */
+    uint64_t deliveries; /* events queued to connections */
+    uint64_t drops;      /* deliveries refused (conn closing) */
     uint64_t slow_consumer_disconnects;
     uint64_t heartbeat_timeouts;
     uint64_t handshake_timeouts;
@@ -140,11 +140,11 @@ struct rc_shard {
     bool accepting;
     bool accept_armed;
     bool draining;
-    bool drained; /* reported to the main thread */
+    bool drained;              /* reported to the main thread */
     bool drain_posted;         /* main thread only */
     struct rc_post drain_post; /* preallocated: drain/stop never fail to post */
     struct rc_post stop_post;
-    bool stop;    /* main thread said stop (RC_POST_STOP) */
+    bool stop; /* main thread said stop (RC_POST_STOP) */
     uint64_t drain_deadline_ms;
     struct rc_counters ctr;
     struct rc_broker *broker;
@@ -159,8 +159,8 @@ struct rc_shard {
 /* Main thread, before start: allocate shards and create the listeners
  * (SO_REUSEPORT, one per shard, same port; port 0 picks one for all).
  * 0 or -errno with err naming the failing step. */
-int rc_server_init(struct rc_server *srv, const struct rc_config *cfg, struct rc_err *err)
-    RC_MUST_CHECK;
+int rc_server_init(struct rc_server *srv, const struct rc_config *cfg,
+                   struct rc_err *err) RC_MUST_CHECK;
 /* The port actually bound. */
 uint16_t rc_server_port(const struct rc_server *srv);
 /* Start every shard thread; waits until each has set up its ring (or failed:
