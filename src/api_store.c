@@ -314,6 +314,20 @@ static bool segments(struct rc_http_ctx *x, struct rc_slice rest, char seg[3][SE
 static const char *const LIST_KEYS[] = {"user_id", "status", "page", "page_size", NULL};
 static const char *const USER_KEY[] = {"user_id", NULL};
 
+/* GET notifications/{id} and POST notifications/{id}/mark-read: the caller
+ * (a backend, or the user its JWT names) and the ?user_id= it acts for. */
+static void notif_by_id(struct rc_http_ctx *x, char *user, const char *id, enum rc_store_op op)
+{
+    if (!caller(x, user))
+        return;
+    json_t *args = json_pack("{s:s}", "id", id);
+    if (!query_into(x, args, USER_KEY) || !own_user(x, args, user)) {
+        json_decref(args);
+        return;
+    }
+    dispatch(x, op, args, NULL);
+}
+
 static void notifications(struct rc_http_ctx *x, struct rc_slice rest)
 {
     char seg[3][SEG_MAX];
@@ -367,14 +381,7 @@ static void notifications(struct rc_http_ctx *x, struct rc_slice rest)
             method_not_allowed(x, "GET, HEAD");
             return;
         }
-        if (!caller(x, user))
-            return;
-        json_t *args = json_pack("{s:s}", "id", seg[0]);
-        if (!query_into(x, args, USER_KEY) || !own_user(x, args, user)) {
-            json_decref(args);
-            return;
-        }
-        dispatch(x, RC_STORE_NOTIF_GET, args, NULL);
+        notif_by_id(x, user, seg[0], RC_STORE_NOTIF_GET);
         return;
     }
     if (nseg == 2 && strcmp(seg[1], "mark-read") == 0) {
@@ -382,14 +389,7 @@ static void notifications(struct rc_http_ctx *x, struct rc_slice rest)
             method_not_allowed(x, "POST");
             return;
         }
-        if (!caller(x, user))
-            return;
-        json_t *args = json_pack("{s:s}", "id", seg[0]);
-        if (!query_into(x, args, USER_KEY) || !own_user(x, args, user)) {
-            json_decref(args);
-            return;
-        }
-        dispatch(x, RC_STORE_NOTIF_MARK_READ, args, NULL);
+        notif_by_id(x, user, seg[0], RC_STORE_NOTIF_MARK_READ);
         return;
     }
     rc_http_error(x, 404, "not_found", "no such endpoint; see docs/API.md");
