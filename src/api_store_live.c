@@ -547,16 +547,23 @@ static json_t *index_conns(struct rc_shard *s, const char *user)
 
 /* ---- durable subscriptions on a shard's connections ------------------------------------- */
 
+static json_t *announcement(const char *sub_id, const char *durable, const char *topic,
+                            const char *reason)
+{
+    json_t *data = json_pack("{s:s, s:s}", "subscription", sub_id, "durable_subscription", durable);
+    if (data && topic)
+        json_object_set_new(data, "topic", json_string(topic));
+    if (data && reason)
+        json_object_set_new(data, "reason", json_string(reason));
+    return data;
+}
+
 static void announce(struct rc_conn *c, const char *type, const char *sub_id, const char *durable,
                      const char *topic, const char *reason)
 {
-    json_t *data = json_pack("{s:s, s:s}", "subscription", sub_id, "durable_subscription", durable);
+    json_t *data = announcement(sub_id, durable, topic, reason);
     if (!data)
         return;
-    if (topic)
-        json_object_set_new(data, "topic", json_string(topic));
-    if (reason)
-        json_object_set_new(data, "reason", json_string(reason));
     if (c->proto == RC_PROTO_WS) {
         rc_ws_send_reply(c, type, NULL, data);
     } else {
@@ -592,6 +599,12 @@ static void apply_sub(struct rc_conn *c, const char *id, const char *topic, cons
         return;
     }
     snprintf(sub->durable_id, sizeof(sub->durable_id), "%s", id);
+    if (sub->claim_pending && c->proto == RC_PROTO_WS) {
+        /* max_subscribers: announced once the topic's owner admits it (or
+         * refused with too_many_subscribers) */
+        sub->pending_reply = announcement(sub->id, id, topic, NULL);
+        return;
+    }
     announce(c, "subscribed", sub->id, id, topic, NULL);
 }
 

@@ -22,7 +22,7 @@ import time
 import urllib.parse
 
 from harness import (Server, TestFailure, check, eq, http, publish, run_async, shard_of,
-                     wait_for, ws_connect, ws_next)
+                     wait_for, ws_connect, ws_next, ws_request)
 
 SECRET = "e2e-notifications-hs256-secret-0123456789"  # >= 32 bytes
 NOTIFY_KEY = "notify-key-0123456789abcdef0123"
@@ -689,3 +689,27 @@ def test_store_api_key_scopes():
         eq(call(srv, "POST", NP, notif_body(["k"]), key=NOTIFY_KEY).status, 201, "notify key")
         eq(call(srv, "GET", f"{NP}?user_id=k", token=NOTIFY_KEY).status, 200, "key as Bearer")
         eq(call(srv, "GET", f"{NP}?user_id=k", token=tok("k")).status, 200, "user's own JWT")
+
+
+def test_durable_subscription_over_max_subscribers_is_refused_not_announced():
+    """A rule limits limited.room to one subscriber; a live subscriber holds the
+    slot; a user's durable subscription to it is refused with
+    too_many_subscribers and never announced as subscribed."""
+    with DataDir() as d, store_server(d, f"--jwt-secret={SECRET}",
+                                      "--rules=limited.> max_subscribers=1") as srv:
+        async def go():
+            holder = await ws_user(srv, "H")
+            r = await ws_request(holder, {"action": "subscribe", "topic": "limited.room", "id": 1})
+            eq(r["type"], "subscribed", "the slot holder")
+            u = await ws_user(srv, "U")
+            create_sub(srv, "U", "limited.room")
+            m = await ws_next(u)
+            eq((m["type"], m["data"]["code"]), ("error", "too_many_subscribers"),
+               "refused, not announced")
+            publish(srv, "limited.room", {"n": 1})
+            e = await ws_next(holder, type_="event")
+            eq(e["data"]["data"], {"n": 1}, "the holder still receives")
+            await holder.close()
+            await u.close()
+
+        run_async(go())
