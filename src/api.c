@@ -468,90 +468,6 @@ out:
     json_decref(j);
 }
 
-static void h_stats(struct rc_http_ctx *x)
-{
-    if (!api_allowed(x, RC_AUTH_SCOPE_ADMIN))
-        return;
-    size_t limit = STATS_DEFAULT_LIMIT;
-    struct rc_slice rest = x->req->query, k, v;
-    while (rc_http_query_next(&rest, &k, &v)) {
-        if (!rc_slice_eq(k, "limit"))
-            continue;
-        char buf[16];
-        if (v.n == 0 || v.n >= sizeof(buf)) {
-            rc_http_error(x, 400, "bad_query", "limit must be 0..%d", STATS_MAX_LIMIT);
-            return;
-        }
-        memcpy(buf, v.p, v.n);
-        buf[v.n] = '\0';
-        char *end;
-        unsigned long l = strtoul(buf, &end, 10);
-        if (*end || buf[0] == '-' || l > STATS_MAX_LIMIT) {
-            rc_http_error(x, 400, "bad_query", "limit must be 0..%d", STATS_MAX_LIMIT);
-            return;
-        }
-        limit = l;
-    }
-    uint32_t serial = rc_http_defer(x);
-    rc_broker_stats(x->conn, serial, limit);
-}
-
-#define HISTORY_PREFIX "/api/realtime/history/"
-#define PRESENCE_PREFIX "/api/realtime/presence/"
-#define HISTORY_DEFAULT_LIMIT 100
-#define HISTORY_MAX_LIMIT 10000
-
-/* GET /api/realtime/history/{topic}?since=<event id>&limit=N */
-static void h_history(struct rc_http_ctx *x)
-{
-    if (!api_allowed(x, RC_AUTH_SCOPE_PUBLISH))
-        return;
-    struct rc_slice enc = {x->req->path.p + sizeof(HISTORY_PREFIX) - 1,
-                           x->req->path.n - (sizeof(HISTORY_PREFIX) - 1)};
-    char topic[RC_TOPIC_MAX_LEN + 1];
-    ssize_t tn = rc_http_url_decode(enc, topic, sizeof(topic), false);
-    struct rc_err err = {0};
-    if (tn <= 0) {
-        rc_http_error(x, 400, "bad_topic", "the path must name a topic: %s<topic>", HISTORY_PREFIX);
-        return;
-    }
-    topic[tn] = '\0';
-    if (rc_topic_validate(topic, (size_t)tn, RC_TOPIC_NAME, &err) < 0) {
-        rc_http_error(x, 400, "bad_topic", "%s", err.msg);
-        return;
-    }
-    char since[RC_EVENT_ID_MAX + 1] = "";
-    size_t limit = HISTORY_DEFAULT_LIMIT;
-    struct rc_slice rest = x->req->query, k, v;
-    while (rc_http_query_next(&rest, &k, &v)) {
-        if (rc_slice_eq(k, "since")) {
-            ssize_t n = rc_http_url_decode(v, since, sizeof(since) - 1, true);
-            if (n <= 0) {
-                rc_http_error(x, 400, "bad_event_id", "since must be an event id such as abc-42");
-                return;
-            }
-            since[n] = '\0';
-        } else if (rc_slice_eq(k, "limit")) {
-            char buf[16];
-            if (v.n == 0 || v.n >= sizeof(buf)) {
-                rc_http_error(x, 400, "bad_query", "limit must be 1..%d", HISTORY_MAX_LIMIT);
-                return;
-            }
-            memcpy(buf, v.p, v.n);
-            buf[v.n] = '\0';
-            char *end;
-            unsigned long l = strtoul(buf, &end, 10);
-            if (*end || buf[0] == '-' || l == 0 || l > HISTORY_MAX_LIMIT) {
-                rc_http_error(x, 400, "bad_query", "limit must be 1..%d", HISTORY_MAX_LIMIT);
-                return;
-            }
-            limit = l;
-        }
-    }
-    uint32_t serial = rc_http_defer(x);
-    rc_broker_history(x->conn, serial, topic, (size_t)tn, since[0] ? since : NULL, limit);
-}
-
 /* A decimal query value within [lo, hi]; false (answered) otherwise. */
 static bool query_uint(struct rc_http_ctx *x, struct rc_slice v, const char *name, size_t lo,
                        size_t hi, size_t *out)
@@ -572,27 +488,84 @@ bad:
     return false;
 }
 
+/* The topic named by the path after prefix (percent-decoded) into topic[];
+ * its length, or 0 after answering 400 bad_topic. */
+static size_t path_topic(struct rc_http_ctx *x, const char *prefix,
+                         char topic[RC_TOPIC_MAX_LEN + 1])
+{
+    size_t pn = strlen(prefix);
+    struct rc_slice enc = {x->req->path.p + pn, x->req->path.n - pn};
+    ssize_t tn = rc_http_url_decode(enc, topic, RC_TOPIC_MAX_LEN + 1, false);
+    struct rc_err err = {0};
+    if (tn <= 0) {
+        rc_http_error(x, 400, "bad_topic", "the path must name a topic: %s<topic>", prefix);
+        return 0;
+    }
+    topic[tn] = '\0';
+    if (rc_topic_validate(topic, (size_t)tn, RC_TOPIC_NAME, &err) < 0) {
+        rc_http_error(x, 400, "bad_topic", "%s", err.msg);
+        return 0;
+    }
+    return (size_t)tn;
+}
+
+static void h_stats(struct rc_http_ctx *x)
+{
+    if (!api_allowed(x, RC_AUTH_SCOPE_ADMIN))
+        return;
+    size_t limit = STATS_DEFAULT_LIMIT;
+    struct rc_slice rest = x->req->query, k, v;
+    while (rc_http_query_next(&rest, &k, &v))
+        if (rc_slice_eq(k, "limit") && !query_uint(x, v, "limit", 0, STATS_MAX_LIMIT, &limit))
+            return;
+    uint32_t serial = rc_http_defer(x);
+    rc_broker_stats(x->conn, serial, limit);
+}
+
+#define HISTORY_PREFIX "/api/realtime/history/"
+#define PRESENCE_PREFIX "/api/realtime/presence/"
+#define HISTORY_DEFAULT_LIMIT 100
+#define HISTORY_MAX_LIMIT 10000
+
+/* GET /api/realtime/history/{topic}?since=<event id>&limit=N */
+static void h_history(struct rc_http_ctx *x)
+{
+    if (!api_allowed(x, RC_AUTH_SCOPE_PUBLISH))
+        return;
+    char topic[RC_TOPIC_MAX_LEN + 1];
+    size_t tn = path_topic(x, HISTORY_PREFIX, topic);
+    if (!tn)
+        return;
+    char since[RC_EVENT_ID_MAX + 1] = "";
+    size_t limit = HISTORY_DEFAULT_LIMIT;
+    struct rc_slice rest = x->req->query, k, v;
+    while (rc_http_query_next(&rest, &k, &v)) {
+        if (rc_slice_eq(k, "since")) {
+            ssize_t n = rc_http_url_decode(v, since, sizeof(since) - 1, true);
+            if (n <= 0) {
+                rc_http_error(x, 400, "bad_event_id", "since must be an event id such as abc-42");
+                return;
+            }
+            since[n] = '\0';
+        } else if (rc_slice_eq(k, "limit") &&
+                   !query_uint(x, v, "limit", 1, HISTORY_MAX_LIMIT, &limit)) {
+            return;
+        }
+    }
+    uint32_t serial = rc_http_defer(x);
+    rc_broker_history(x->conn, serial, topic, tn, since[0] ? since : NULL, limit);
+}
+
 /* GET /api/realtime/presence/{topic}?offset=&limit= */
 static void h_presence(struct rc_http_ctx *x)
 {
     if (!api_allowed(x, RC_AUTH_SCOPE_PUBLISH))
         return;
-    struct rc_slice enc = {x->req->path.p + sizeof(PRESENCE_PREFIX) - 1,
-                           x->req->path.n - (sizeof(PRESENCE_PREFIX) - 1)};
     char topic[RC_TOPIC_MAX_LEN + 1];
-    ssize_t tn = rc_http_url_decode(enc, topic, sizeof(topic), false);
-    struct rc_err err = {0};
-    if (tn <= 0) {
-        rc_http_error(x, 400, "bad_topic", "the path must name a topic: %s<topic>",
-                      PRESENCE_PREFIX);
+    size_t tn = path_topic(x, PRESENCE_PREFIX, topic);
+    if (!tn)
         return;
-    }
-    topic[tn] = '\0';
-    if (rc_topic_validate(topic, (size_t)tn, RC_TOPIC_NAME, &err) < 0) {
-        rc_http_error(x, 400, "bad_topic", "%s", err.msg);
-        return;
-    }
-    if (!rc_broker_presence_enabled(x->conn->shard, topic, (size_t)tn)) {
+    if (!rc_broker_presence_enabled(x->conn->shard, topic, tn)) {
         rc_http_error(x, 404, "not_enabled",
                       "presence is not kept for %s; enable it with presence = true or a rule "
                       "with presence=true",
@@ -608,7 +581,7 @@ static void h_presence(struct rc_http_ctx *x)
             return;
     }
     uint32_t serial = rc_http_defer(x);
-    rc_broker_presence_list(x->conn, serial, RC_REPLY_HTTP, NULL, topic, (size_t)tn, offset, limit);
+    rc_broker_presence_list(x->conn, serial, RC_REPLY_HTTP, NULL, topic, tn, offset, limit);
 }
 
 /* ---- routing ----------------------------------------------------------------------------- */
