@@ -165,9 +165,11 @@ size_t rc_ws_frame_header_masked(uint8_t out[14], unsigned opcode, uint64_t payl
 
 static bool close_code_allowed(unsigned code)
 {
-    /* RFC 6455 7.4.1/7.4.2: 1004-1006 and 1015 must never be sent; 1012-2999 are
-     * reserved for future protocol use; 3000-4999 are for libraries and apps. */
-    return (code >= 1000 && code <= 1003) || (code >= 1007 && code <= 1011) ||
+    /* RFC 6455 7.4.1/7.4.2: 1004-1006 and 1015 must never be sent; 1012 (service
+     * restart), 1013 (try again later) and 1014 (bad gateway) are registered in the
+     * IANA WebSocket Close Code registry (RFC 6455 11.7); the rest of 1016-2999 stays
+     * reserved; 3000-4999 are for libraries and apps. */
+    return (code >= 1000 && code <= 1003) || (code >= 1007 && code <= 1014) ||
            (code >= 3000 && code <= 4999);
 }
 
@@ -508,7 +510,7 @@ static enum rc_parse read_control(struct rc_ws_reader *r, uint8_t *buf, size_t l
         if (rc < 0)
             return reject(r, err, RC_WS_CLOSE_PROTOCOL, CODE_PROTOCOL,
                           "websocket: close code %u may not be sent (RFC 6455 7.4); use "
-                          "1000-1003, 1007-1011 or 3000-4999",
+                          "1000-1003, 1007-1014 or 3000-4999",
                           (unsigned)code);
         out->kind = RC_WS_CHUNK_CLOSE;
         out->close_code = code;

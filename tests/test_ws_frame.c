@@ -833,6 +833,23 @@ static void test_ws_frame_reads_close_with_code_and_reason(void **state)
     assert_int_equal(t->ev[0].close_code, 4001);
 }
 
+static void test_ws_frame_reads_close_with_iana_codes_1012_to_1014(void **state)
+{
+    (void)state;
+    static const uint16_t codes[] = {1012, 1013, 1014};
+    uint8_t buf[64];
+
+    for (size_t i = 0; i < RC_ARRAY_LEN(codes); i++) {
+        size_t n = put_close(buf, 0, codes[i], "restart");
+        const struct trace *t = run_all_ways(buf, n, NULL);
+        char want[9] = {(char)(codes[i] >> 8), (char)codes[i], 'r', 'e', 's', 't', 'a', 'r', 't'};
+
+        assert_int_equal(t->n_ev, 1);
+        assert_event(t, 0, RC_WS_CHUNK_CLOSE, want, 9);
+        assert_int_equal(t->ev[0].close_code, codes[i]);
+    }
+}
+
 static void test_ws_frame_reads_empty_close_as_1005(void **state)
 {
     (void)state;
@@ -857,7 +874,7 @@ static void test_ws_frame_rejects_close_with_one_byte(void **state)
 static void test_ws_frame_rejects_close_with_bad_code(void **state)
 {
     (void)state;
-    static const uint16_t bad[] = {0, 999, 1004, 1005, 1006, 1012, 1015, 2999, 5000, 65535};
+    static const uint16_t bad[] = {0, 999, 1004, 1005, 1006, 1015, 1016, 2999, 5000, 65535};
     uint8_t buf[32];
 
     for (size_t i = 0; i < RC_ARRAY_LEN(bad); i++) {
@@ -1245,8 +1262,8 @@ static int validate_code(uint16_t code, uint16_t *out)
 static void test_ws_close_validate_accepts_allowed_codes(void **state)
 {
     (void)state;
-    static const uint16_t ok[] = {1000, 1001, 1002, 1003, 1007, 1008, 1009,
-                                  1010, 1011, 3000, 3999, 4000, 4999};
+    static const uint16_t ok[] = {1000, 1001, 1002, 1003, 1007, 1008, 1009, 1010,
+                                  1011, 1012, 1013, 1014, 3000, 3999, 4000, 4999};
     uint16_t code = 0;
 
     for (size_t i = 0; i < RC_ARRAY_LEN(ok); i++) {
@@ -1258,8 +1275,7 @@ static void test_ws_close_validate_accepts_allowed_codes(void **state)
 static void test_ws_close_validate_refuses_reserved_codes(void **state)
 {
     (void)state;
-    static const uint16_t bad[] = {0,    999,  1004, 1005, 1006, 1012, 1013,
-                                   1014, 1015, 1016, 2000, 2999, 5000, 65535};
+    static const uint16_t bad[] = {0, 999, 1004, 1005, 1006, 1015, 1016, 2000, 2999, 5000, 65535};
     uint16_t code = 0;
 
     for (size_t i = 0; i < RC_ARRAY_LEN(bad); i++) {
@@ -1373,6 +1389,7 @@ int main(void)
         cmocka_unit_test(test_ws_frame_reads_close_with_code_and_reason),
         cmocka_unit_test(test_ws_frame_reads_empty_close_as_1005),
         cmocka_unit_test(test_ws_frame_rejects_close_with_one_byte),
+        cmocka_unit_test(test_ws_frame_reads_close_with_iana_codes_1012_to_1014),
         cmocka_unit_test(test_ws_frame_rejects_close_with_bad_code),
         cmocka_unit_test(test_ws_frame_rejects_close_with_bad_utf8_reason),
         cmocka_unit_test(test_ws_frame_ignores_input_after_close),
