@@ -221,12 +221,20 @@ static int read_topic(struct ctx *c, enum rc_topic_kind kind, bool required)
     return 0;
 }
 
+/* No upper bound here: ws_max_message bounds the message, and the verifier refuses a
+ * token over its size limit as "unauthorized", counted and closed like any refused token. */
 static int parse_auth(struct ctx *c)
 {
-    if (get_bounded(c, "token", RC_MSG_MAX_TOKEN, &c->m->token))
+    size_t n;
+
+    if (get_string(c, "token", &c->m->token, &n))
         return -EINVAL;
     if (!c->m->token)
         return missing(c, "\"token\" (a JWT)");
+    if (n == 0) {
+        rc_err_set(c->err, 400, "bad_value", "auth: \"token\" is empty; send a JWT");
+        return -EINVAL;
+    }
     return 0;
 }
 
@@ -239,8 +247,12 @@ static int parse_subscribe(struct ctx *c)
         return -EINVAL;
     v = json_object_get(m->root, "filter");
     if (v && !json_is_null(v)) {
-        if (!json_is_object(v))
-            return bad_type(c, "filter", "an object like {\"published\": true}", v);
+        if (!json_is_object(v)) {
+            rc_err_set(c->err, 400, "bad_filter",
+                       "filter must be a JSON object like {\"published\": true}, got %s",
+                       type_name(v));
+            return -EINVAL;
+        }
         m->filter = v;
     }
     if (get_bounded(c, "since", RC_MSG_MAX_SINCE, &m->since))

@@ -39,11 +39,10 @@ extern "C" {
 
 /* Field caps (bytes). Checked after parsing; each failure is "bad_value"
  * (or "bad_id" for id). */
-#define RC_MSG_MAX_ID 64             /* request id string */
-#define RC_MSG_MAX_SUBSCRIPTION 64   /* subscription id (unsubscribe) */
-#define RC_MSG_MAX_SINCE 128         /* resume cursor (an event id) */
-#define RC_MSG_MAX_EVENT_TYPE 64     /* publish "type" */
-#define RC_MSG_MAX_TOKEN (16 * 1024) /* auth token; the JWT verifier checks it further */
+#define RC_MSG_MAX_ID 64           /* request id string */
+#define RC_MSG_MAX_SUBSCRIPTION 64 /* subscription id (unsubscribe) */
+#define RC_MSG_MAX_SINCE 128       /* resume cursor (an event id) */
+#define RC_MSG_MAX_EVENT_TYPE 64   /* publish "type" */
 
 enum rc_action {
     RC_ACT_AUTH,        /* {"action":"auth","token":"<jwt>"} */
