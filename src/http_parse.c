@@ -697,6 +697,25 @@ bool rc_http_has_token(struct rc_slice value, const char *token)
     return false;
 }
 
+bool rc_http_header_has_token(const struct rc_http_request *req, const char *name,
+                              const char *token)
+{
+    for (unsigned i = 0; i < req->nheaders; i++)
+        if (rc_slice_ieq(req->headers[i].name, name) &&
+            rc_http_has_token(req->headers[i].value, token))
+            return true;
+    return false;
+}
+
+unsigned rc_http_header_count(const struct rc_http_request *req, const char *name)
+{
+    unsigned n = 0;
+
+    for (unsigned i = 0; i < req->nheaders; i++)
+        n += rc_slice_ieq(req->headers[i].name, name);
+    return n;
+}
+
 static const struct {
     int status;
     const char *reason;

@@ -494,13 +494,13 @@ void rc_ws_handle_upgrade(struct rc_http_ctx *x)
 {
     struct rc_conn *c = x->conn;
     const struct rc_http_request *req = x->req;
-    const struct rc_http_header *up = rc_http_find_header(req, "Upgrade");
-    const struct rc_http_header *conn_h = rc_http_find_header(req, "Connection");
     const struct rc_http_header *ver = rc_http_find_header(req, "Sec-WebSocket-Version");
     const struct rc_http_header *key = rc_http_find_header(req, "Sec-WebSocket-Key");
     char accept[29];
 
-    if (!up || !rc_http_has_token(up->value, "websocket")) {
+    /* Connection and Upgrade are lists, one list over all their field lines (RFC 9110
+     * §5.3); the key and the version must appear once (RFC 6455 §11.3.1, §11.3.5). */
+    if (!rc_http_header_has_token(req, "Upgrade", "websocket")) {
         static const char body[] =
             "{\"error\":{\"code\":\"upgrade_required\",\"message\":\"this endpoint speaks "
             "WebSocket: send Upgrade: websocket\"}}";
@@ -508,7 +508,7 @@ void rc_ws_handle_upgrade(struct rc_http_ctx *x)
                         sizeof(body) - 1);
         return;
     }
-    if (!conn_h || !rc_http_has_token(conn_h->value, "upgrade")) {
+    if (!rc_http_header_has_token(req, "Connection", "upgrade")) {
         rc_http_error(x, 400, "bad_handshake",
                       "WebSocket handshake needs a Connection header containing \"Upgrade\"");
         return;
@@ -517,12 +517,22 @@ void rc_ws_handle_upgrade(struct rc_http_ctx *x)
         rc_http_error(x, 400, "bad_handshake", "WebSocket handshake needs HTTP/1.1");
         return;
     }
+    if (rc_http_header_count(req, "Sec-WebSocket-Version") > 1) {
+        rc_http_error(x, 400, "bad_handshake",
+                      "Sec-WebSocket-Version is given more than once; send it once, as 13");
+        return;
+    }
     if (!ver || !rc_slice_eq(ver->value, "13")) {
         static const char body[] =
             "{\"error\":{\"code\":\"unsupported_version\",\"message\":\"only WebSocket "
             "version 13 (RFC 6455) is supported\"}}";
         rc_http_respond(x, 426, "application/json", "Sec-WebSocket-Version: 13\r\n", body,
                         sizeof(body) - 1);
+        return;
+    }
+    if (rc_http_header_count(req, "Sec-WebSocket-Key") > 1) {
+        rc_http_error(x, 400, "bad_handshake",
+                      "Sec-WebSocket-Key is given more than once; send exactly one key");
         return;
     }
     if (!key || rc_ws_accept_key(key->value, accept) < 0) {

@@ -49,7 +49,23 @@ static const char *const valid_heads[] = {
     "OPTIONS * HTTP/1.1\r\nHost: h\r\nX-A:\r\nX-B: \t v \t\r\n\r\n",
     "POST /p?q HTTP/1.1\r\nHost: h\r\nContent-Length: 5\r\nConnection: close\r\n\r\n",
     "PATCH /p HTTP/1.1\r\nHost: h\r\nTransfer-Encoding: chunked\r\nExpect: 100-continue\r\n\r\n",
+    "GET /ws HTTP/1.1\r\nHost: h\r\nUpgrade: h2c\r\nConnection: keep-alive\r\nUpgrade: "
+    "websocket\r\n"
+    "Connection: Upgrade\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n\r\n",
 };
+
+/* A WebSocket upgrade whose Connection and Upgrade lists are split over two field lines,
+ * and whose Sec-WebSocket-Key is given twice. */
+static const char split_lists_req[] = "GET /api/realtime/ws HTTP/1.1\r\n"
+                                      "Host: h\r\n"
+                                      "Connection: keep-alive\r\n"
+                                      "Upgrade: h2c\r\n"
+                                      "Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n"
+                                      "connection:  Upgrade \r\n"
+                                      "UPGRADE: websocket\r\n"
+                                      "sec-websocket-key: AQIDBAUGBwgJCgsMDQ4PEA==\r\n"
+                                      "Sec-WebSocket-Version: 13\r\n"
+                                      "\r\n";
 
 static char *dup_exact(const char *s, size_t n)
 {
@@ -808,6 +824,59 @@ static void test_http_parse_has_token_matches_list_elements(void **state)
     assert_false(rc_http_has_token(RC_SLICE_LIT(" , "), "close"));
 }
 
+static void assert_split_lists(const struct rc_http_request *req)
+{
+    assert_true(rc_http_header_has_token(req, "Connection", "upgrade"));
+    assert_true(rc_http_header_has_token(req, "connection", "Keep-Alive"));
+    assert_true(rc_http_header_has_token(req, "Upgrade", "websocket"));
+    assert_true(rc_http_header_has_token(req, "upgrade", "h2c"));
+    assert_false(rc_http_header_has_token(req, "Connection", "close"));
+    assert_false(rc_http_header_has_token(req, "Upgrade", "websocket/13"));
+    assert_false(rc_http_header_has_token(req, "Cookie", "websocket"));
+    assert_int_equal(rc_http_header_count(req, "Sec-WebSocket-Key"), 2);
+    assert_int_equal(rc_http_header_count(req, "Sec-WebSocket-Version"), 1);
+    assert_int_equal(rc_http_header_count(req, "Connection"), 2);
+    assert_int_equal(rc_http_header_count(req, "Origin"), 0);
+    assert_true(req->keep_alive);
+}
+
+/* Split at every position: the prefix is incomplete, the whole (resumed with last_len)
+ * holds both field lines of each list. */
+static void test_http_parse_list_field_spans_field_lines_at_every_split(void **state)
+{
+    size_t n = strlen(split_lists_req);
+    char *b = dup_exact(split_lists_req, n);
+    (void)state;
+
+    for (size_t k = 0; k < n; k++) {
+        struct rc_http_request req;
+        struct rc_err err = {0};
+        size_t consumed = 99;
+
+        if (rc_http_parse_head(b, k, 0, &test_lim, &req, &consumed, &err) != RC_PARSE_MORE)
+            fail_msg("prefix %zu did not return MORE: %s", k, err.msg);
+        assert_int_equal(rc_http_parse_head(b, n, k, &test_lim, &req, &consumed, &err),
+                         RC_PARSE_DONE);
+        assert_int_equal(consumed, n);
+        assert_split_lists(&req);
+    }
+    free(b);
+}
+
+static void test_http_parse_header_helpers_on_one_line(void **state)
+{
+    struct rc_http_request req;
+    (void)state;
+
+    assert_done("GET / HTTP/1.1\r\nHost: h\r\nConnection: Upgrade, close\r\n\r\n", &req);
+    assert_true(rc_http_header_has_token(&req, "Connection", "upgrade"));
+    assert_true(rc_http_header_has_token(&req, "Connection", "close"));
+    assert_false(req.keep_alive);
+    assert_int_equal(rc_http_header_count(&req, "Connection"), 1);
+    assert_int_equal(rc_http_header_count(&req, "Host"), 1);
+    assert_int_equal(rc_http_header_count(&req, "Hos"), 0);
+}
+
 static void test_http_parse_reason_phrases(void **state)
 {
     (void)state;
@@ -1242,6 +1311,8 @@ int main(void)
         cmocka_unit_test(test_http_parse_error_message_escapes_bytes),
         cmocka_unit_test(test_http_parse_find_header_ignores_case),
         cmocka_unit_test(test_http_parse_has_token_matches_list_elements),
+        cmocka_unit_test(test_http_parse_list_field_spans_field_lines_at_every_split),
+        cmocka_unit_test(test_http_parse_header_helpers_on_one_line),
         cmocka_unit_test(test_http_parse_reason_phrases),
         cmocka_unit_test(test_http_parse_limits_default),
         cmocka_unit_test(test_http_chunked_decodes_chunks_extensions_trailers),

@@ -107,6 +107,16 @@ const struct rc_http_header *rc_http_find_header(const struct rc_http_request *r
  * elements trimmed of OWS, empty elements ignored). */
 bool rc_http_has_token(struct rc_slice value, const char *token);
 
+/* True if the list-valued field name (Connection, Upgrade...) contains token in any of
+ * its field lines: RFC 9110 §5.3 makes several lines of one field one comma-separated
+ * list ("Connection: keep-alive" + "Connection: Upgrade" holds "upgrade"). */
+bool rc_http_header_has_token(const struct rc_http_request *req, const char *name,
+                              const char *token);
+
+/* Number of field lines named name (ASCII case-insensitive): callers refuse a field
+ * that must appear at most once (Sec-WebSocket-Key, RFC 6455 §11.3.1) when it is > 1. */
+unsigned rc_http_header_count(const struct rc_http_request *req, const char *name);
+
 /* Incremental chunked-body decoder (RFC 9112 §7.1). Fields are private. */
 struct rc_http_chunked {
     int state;
