@@ -248,7 +248,11 @@ const struct rc_config_key rc_config_keys[] = {
     KEY_UINT(message_burst, "2000", 1, 1000000, NULL,
              "messages a client connection may send at once before message_rate applies"),
     KEY_UINT(rate_limit_close_after, "100", 0, 1000000, "0 = never close",
-             "consecutive rate-limited messages after which the connection is closed (1008)"),
+             "rate-limited messages within rate_limit_window after which the connection is "
+             "closed (1008)"),
+    KEY_DURATION(rate_limit_window, "10s", 100 * MS, HOUR, NULL,
+                 "window for rate_limit_close_after: it opens at a rate-limited message and the "
+                 "count starts again once it has passed"),
     KEY_UINT(handshake_rate_per_ip, "0", 0, 1000000, "0 = unlimited",
              "WebSocket/SSE handshakes per second from one client address (per shard)"),
     KEY_STRING(data_dir, "./data",

@@ -308,6 +308,22 @@ static void do_publish(struct rc_conn *c, struct rc_client_msg *m)
     rc_broker_publish(c, 0, RC_REPLY_WS, &pub);
 }
 
+/* Count one rate-limited message; true when the connection has had rate_limit_close_after
+ * of them within rate_limit_window and must close. A window, not a run: a flood that lets
+ * one message through now and then (the bucket refills) is still a flood. */
+static bool rate_limit_exhausted(struct rc_conn *c)
+{
+    const struct rc_config *cfg = c->shard->cfg;
+    uint64_t now = c->shard->now_ms;
+
+    if (!c->limited_count || now - c->limited_since_ms >= cfg->rate_limit_window) {
+        c->limited_since_ms = now;
+        c->limited_count = 0;
+    }
+    c->limited_count++;
+    return cfg->rate_limit_close_after && c->limited_count >= cfg->rate_limit_close_after;
+}
+
 static void handle_message(struct rc_conn *c, const uint8_t *p, size_t n)
 {
     struct rc_client_msg m;
@@ -317,11 +333,15 @@ static void handle_message(struct rc_conn *c, const uint8_t *p, size_t n)
     struct rc_shard *s = c->shard;
     if (!rc_bucket_take(&c->bucket, (int64_t)s->now_ms, 1)) {
         s->ctr.rate_limited++;
-        c->limited_in_row++;
-        if (s->cfg->rate_limit_close_after && c->limited_in_row >= s->cfg->rate_limit_close_after) {
+        if (rate_limit_exhausted(c)) {
             s->ctr.rate_limit_disconnects++;
-            rc_ws_send_error(c, NULL, "rate_limited",
-                             "too many messages for too long; closing (message_rate)");
+            char why[200];
+            snprintf(why, sizeof(why),
+                     "%u messages dropped within %llu ms (rate_limit_close_after); closing: "
+                     "send at most %u messages per second",
+                     c->limited_count, (unsigned long long)s->cfg->rate_limit_window,
+                     s->cfg->message_rate);
+            rc_ws_send_error(c, NULL, "rate_limited", why);
             rc_ws_close(c, 1008, "rate limit exceeded");
             return;
         }
@@ -332,7 +352,6 @@ static void handle_message(struct rc_conn *c, const uint8_t *p, size_t n)
         rc_ws_send_error(c, NULL, "rate_limited", msg);
         return;
     }
-    c->limited_in_row = 0;
     if (rc_msg_parse((const char *)p, n, &lim, &m, &err) < 0) {
         rc_ws_send_error(c, m.id, err.code ? err.code : "bad_request", err.msg);
         rc_msg_fini(&m);

@@ -125,6 +125,7 @@ static void test_config_defaults_match_the_documented_values(void **state)
     assert_int_equal(c->message_rate, 200);
     assert_int_equal(c->message_burst, 2000);
     assert_int_equal(c->rate_limit_close_after, 100);
+    assert_int_equal(c->rate_limit_window, 10000);
     assert_int_equal(c->handshake_rate_per_ip, 0);
     assert_false(c->help);
     assert_false(c->version);
@@ -1233,6 +1234,10 @@ static void test_config_limit_keys_ranges(void **state)
     assert_int_equal(fx->c.message_burst, 1);
     assert_int_equal(fx->c.rate_limit_close_after, 0);
     assert_int_equal(fx->c.handshake_rate_per_ip, 20);
+    set_ok(fx, "rate_limit_window", "250ms");
+    assert_int_equal(fx->c.rate_limit_window, 250);
+    set_bad(fx, "rate_limit_window", "50ms");
+    assert_non_null(strstr(fx->err.msg, "rate_limit_window"));
     set_bad(fx, "message_burst", "0");
     assert_string_equal(fx->err.msg, "config: message_burst=0 is out of range; use 1..1000000");
     set_bad(fx, "message_rate", "1000001");
@@ -1334,6 +1339,7 @@ static void test_config_usage_lists_every_key_and_flag(void **state)
         "\n  message_rate ",
         "\n  message_burst ",
         "\n  rate_limit_close_after ",
+        "\n  rate_limit_window ",
         "\n  handshake_rate_per_ip ",
         "default subscribe; none|subscribe",
         "first match wins",

@@ -104,7 +104,8 @@ struct rc_config {
     /* abuse limits */
     uint32_t message_rate;           /* client messages per second per connection; 0 = off */
     uint32_t message_burst;          /* token bucket capacity */
-    uint32_t rate_limit_close_after; /* consecutive limited messages before 1008; 0 = never */
+    uint32_t rate_limit_close_after; /* limited messages within the window -> 1008; 0 = never */
+    uint64_t rate_limit_window;      /* ms: window counted for rate_limit_close_after */
     uint32_t handshake_rate_per_ip;  /* per second per shard; 0 = unlimited */
     /* durable storage (notifications, user subscriptions; see store.h) */
     char data_dir[RC_CONFIG_PATH_MAX]; /* holds ringcast.db; created if missing */

@@ -122,7 +122,8 @@ struct rc_conn {
     struct rc_auth_identity *identity; /* NULL = anonymous */
     struct rc_ipkey ipkey;
     struct rc_bucket bucket;   /* client messages per second */
-    uint32_t limited_in_row;   /* consecutive rate-limited messages */
+    uint32_t limited_count;    /* rate-limited messages since limited_since_ms */
+    uint64_t limited_since_ms; /* opens at a dropped message; lasts rate_limit_window */
     uint64_t auth_deadline_ms; /* auth_required: authenticate before this (0 = none) */
     uint64_t expire_ms;        /* token expiry (0 = none); then token_expired + grace */
     bool expired_notified;
