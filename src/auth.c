@@ -278,7 +278,7 @@ int rc_auth_authenticate(const struct rc_auth *a, const char *token, size_t len,
     }
     c = malloc(sizeof(*c)); /* ~2 KiB: keep it off the shard's stack */
     if (!c) {
-        rc_err_set(err, 500, "nomem", "out of memory verifying a token");
+        rc_err_set(err, 503, "no_memory", "out of memory verifying a token; retry later");
         return -ENOMEM;
     }
     rc = rc_jwt_verify(a->jwt, token, len, now, c, err);
@@ -297,7 +297,7 @@ int rc_auth_authenticate(const struct rc_auth *a, const char *token, size_t len,
     size = sizeof(*id) + n_valid * sizeof(id->topics[0]) + sub_len + 1 + bytes;
     id = calloc(1, size);
     if (!id) {
-        rc_err_set(err, 500, "nomem", "out of memory for an identity");
+        rc_err_set(err, 503, "no_memory", "out of memory for an identity; retry later");
         rc = -ENOMEM;
         goto out_free_claims;
     }
