@@ -3,7 +3,8 @@
  * (prefix, then all with last_len), and checks that the results agree and that
  * every slice lies inside the consumed head. When the head is DONE and chunked,
  * the rest goes to the chunked decoder, whole and split in two, and both
- * decodings must agree. Query pairs of the target are percent-decoded.
+ * decodings must agree. Query pairs of the target are percent-decoded. The
+ * list-field helpers (Connection over several lines) must agree with the head.
  * Seeds: fuzz/corpus/fuzz_http/ (from the unit tests). */
 #include <errno.h>
 #include <stdint.h>
@@ -51,6 +52,12 @@ static void check_request(const struct rc_http_request *req, const char *buf, si
     }
     CHECK(!(req->chunked && req->has_content_length));
     CHECK(!req->has_content_length || req->content_length <= lim.max_body);
+    /* The list-field helpers agree with the first-match lookup. */
+    unsigned nconn = rc_http_header_count(req, "Connection");
+    CHECK(nconn <= req->nheaders);
+    CHECK((nconn > 0) == (rc_http_find_header(req, "Connection") != NULL));
+    CHECK(!rc_http_header_has_token(req, "Connection", "upgrade") || nconn > 0);
+    CHECK(!rc_http_header_has_token(req, "Connection", "close") || !req->keep_alive);
 }
 
 static void decode_query(struct rc_slice q)
