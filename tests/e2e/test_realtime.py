@@ -422,7 +422,7 @@ BAD_INPUTS = [
     ('{"action":"unsubscribe","id":"mf2"}', "missing_field"),
     ('{"action":5,"id":"bt0"}', "bad_type"),
     ('{"action":"subscribe","topic":5,"id":"bt1"}', "bad_type"),
-    ('{"action":"subscribe","topic":"a","filter":[1],"id":"bt2"}', "bad_type"),
+    ('{"action":"subscribe","topic":"a","filter":[1],"id":"bf0"}', "bad_filter"),
     ('{"action":"subscribe","topic":"a","include_initial":"yes","id":"bt3"}', "bad_type"),
     ('{"action":"subscribe","topic":"","id":"tp0"}', "bad_topic"),
     ('{"action":"unsubscribe","subscription":"","id":"bv1"}', "bad_value"),
