@@ -350,7 +350,7 @@ def test_ws_contract_sustained_flood_is_closed_1008():
 
 
 def test_ws_contract_short_bursts_are_not_closed():
-    # Two bursts of 25 with burst 10: 15 dropped each, 30 in all, over the limit of 20
+    # Two bursts of 25 with burst 10: ~15 dropped each, ~30 in all, over the limit of 20
     # but never 20 within one 1 s window.
     WINDOW = 1.0
     with Server("--message-rate=10", "--message-burst=10", "--rate-limit-close-after=20",
@@ -360,19 +360,25 @@ def test_ws_contract_short_bursts_are_not_closed():
                 await ws.send(json.dumps({"action": "ping", "id": f"{tag}{i}"}))
             got = [json.loads(await asyncio.wait_for(ws.recv(), 10)) for _ in range(25)]
             kinds = [m["type"] if m["type"] == "pong" else m["data"]["code"] for m in got]
-            eq(kinds, ["pong"] * 10 + ["rate_limited"] * 15, f"answers to burst {tag}")
+            pongs = kinds.count("pong")
+            # a refill during a slow burst may let one or two more through
+            check(10 <= pongs <= 12, f"burst {tag}: the bucket's 10 go through: {kinds}")
+            eq(kinds[:10], ["pong"] * 10, f"burst {tag}: answers start with the burst")
+            eq(kinds.count("rate_limited"), 25 - pongs, f"burst {tag}: the rest dropped")
+            return 25 - pongs
 
         async def go():
             ws = await ws_connect(srv)
-            await burst(ws, "a")
+            dropped = await burst(ws, "a")
             # the server's window opened before the first error arrived here: once
             # 1.5 windows have passed on this clock, it has ended and the bucket is full
             until = time.monotonic() + 1.5 * WINDOW
             while time.monotonic() < until:
                 await asyncio.sleep(until - time.monotonic())
-            await burst(ws, "b")
+            dropped += await burst(ws, "b")
+            check(dropped > 20, f"{dropped} dropped in all: more than rate_limit_close_after")
             c = counters(srv)
-            eq(c["rate_limited"], 30, "rate_limited counter")
+            eq(c["rate_limited"], dropped, "rate_limited counter")
             eq(c["rate_limit_disconnects"], 0, "no disconnect")
             check(ws.close_code is None, "still open")
             await ws.close()
