@@ -13,6 +13,7 @@
 #include "ringcast/api.h"
 #include "ringcast/auth.h"
 #include "ringcast/conn.h"
+#include "ringcast/filter.h"
 #include "ringcast/shard.h"
 #include "ringcast/store.h"
 
@@ -29,6 +30,7 @@ static void discard_wait(struct rc_api_store_post *p)
 {
     struct rc_api_store_wait *w = RC_CONTAINER_OF(p, struct rc_api_store_wait, base);
     rc_store_req_free(w->req);
+    json_decref(w->acc);
     free(w);
 }
 
@@ -64,6 +66,8 @@ static void answer_http(struct rc_conn *c, struct rc_api_store_wait *w)
 {
     struct rc_store_req *req = w->req;
     if (req->status >= 400) {
+        if (req->code && strcmp(req->code, "too_many_subscriptions") == 0)
+            c->shard->ctr.user_subscription_refusals++;
         rc_http_deferred_error(c, w->serial, req->status, req->code ? req->code : "error",
                                req->message);
         return;
@@ -109,13 +113,17 @@ static void run_wait(struct rc_shard *s, struct rc_api_store_post *p)
 
 /* Who is calling: a backend (API key with the notify scope, or a loopback
  * client when no key is configured) -> user[0] == '\0'; a client with a JWT
- * -> its sub in user. false when refused (answered 401/403). */
-static bool caller(struct rc_http_ctx *x, char user[RC_API_STORE_USER_MAX + 1])
+ * -> its sub in user and, when idp is not NULL, its identity in *idp (the
+ * caller frees it; NULL for a backend). false when refused (answered 401/403). */
+static bool caller_id(struct rc_http_ctx *x, char user[RC_API_STORE_USER_MAX + 1],
+                      struct rc_auth_identity **idp)
 {
     const struct rc_auth *auth = x->conn->shard->srv->auth;
     struct rc_err err = {0}, kerr = {0};
     struct rc_slice key = {0}, bearer = {0};
     user[0] = '\0';
+    if (idp)
+        *idp = NULL;
     const struct rc_http_header *h = rc_http_find_header(x->req, "X-API-Key");
     if (h)
         key = h->value;
@@ -138,7 +146,10 @@ static bool caller(struct rc_http_ctx *x, char user[RC_API_STORE_USER_MAX + 1])
                 return false;
             }
             memcpy(user, id->sub, id->sub_len + 1);
-            rc_auth_identity_free(id);
+            if (idp)
+                *idp = id;
+            else
+                rc_auth_identity_free(id);
             return true;
         }
         if (krc == -EACCES && strstr(kerr.msg, "scope")) {
@@ -174,6 +185,11 @@ static bool caller(struct rc_http_ctx *x, char user[RC_API_STORE_USER_MAX + 1])
     rc_http_respond(x, 401, "application/json", "WWW-Authenticate: Bearer\r\n", body,
                     sizeof(body) - 1);
     return false;
+}
+
+static bool caller(struct rc_http_ctx *x, char user[RC_API_STORE_USER_MAX + 1])
+{
+    return caller_id(x, user, NULL);
 }
 
 /* ---- request helpers --------------------------------------------------------------------------
@@ -398,6 +414,73 @@ static void notifications(struct rc_http_ctx *x, struct rc_slice rest)
 /* ---- subscriptions
  * ------------------------------------------------------------------------------- */
 
+/* A backend acting for user: checked as that user holding a token whose topics
+ * claim covers every topic. Personal topics of other users and subscribe=none
+ * rules still refuse; a subscribe=claim rule is decided when the subscription is
+ * applied to the user's connection, against that connection's own token.
+ * Heap; NULL when out of memory. */
+static struct rc_auth_identity *backend_as_user(const char *user)
+{
+    struct rc_auth_identity *id = calloc(1, sizeof(*id) + sizeof(id->topics[0]));
+    if (!id)
+        return NULL;
+    id->expires_at = INT64_MAX;
+    id->sub = user;
+    id->sub_len = strlen(user);
+    id->has_topics = true;
+    id->n_topics = 1;
+    id->topics[0] = rc_slice_make(">", 1);
+    return id;
+}
+
+/* A new durable subscription is checked like a live subscribe by its user: the
+ * topic rules and personal topics (403 forbidden, for id: the caller's token,
+ * NULL: a backend, see backend_as_user), and its payload_filter must compile as a
+ * live filter does (400 bad_filter with the compiler's message). false when
+ * answered. Shape errors are left to dispatch (rc_store_check). */
+static bool sub_allowed(struct rc_http_ctx *x, enum rc_store_op op, const json_t *args,
+                        const struct rc_auth_identity *id)
+{
+    struct rc_shard *s = x->conn->shard;
+    struct rc_err err = {0};
+    if (rc_store_check(op, args, rc_api_store_wall_ms(), &err) < 0)
+        return true;
+    json_t *pf = json_object_get(args, "payload_filter");
+    if (json_is_object(pf)) {
+        struct rc_filter_limits lim = RC_FILTER_LIMITS_DEFAULT;
+        struct rc_filter *f = rc_filter_compile(pf, &lim, &err);
+        if (!f) {
+            rc_http_error(x, err.status ? err.status : 400, err.code ? err.code : "bad_filter",
+                          "payload_filter refused: %s", err.msg);
+            return false;
+        }
+        rc_filter_free(f);
+    }
+    char topic[RC_TOPIC_MAX_LEN + 1];
+    if (op == RC_STORE_SUB_CREATE_RESOURCE)
+        snprintf(topic, sizeof(topic), "%s.%s",
+                 json_string_value(json_object_get(args, "resource_type")),
+                 json_string_value(json_object_get(args, "resource_id")));
+    else
+        snprintf(topic, sizeof(topic), "%s", json_string_value(json_object_get(args, "topic")));
+    struct rc_auth_identity *as =
+        id ? NULL : backend_as_user(json_string_value(json_object_get(args, "user_id")));
+    if (!id && !as) {
+        rc_http_error(x, 503, "no_memory", "out of memory; retry later");
+        return false;
+    }
+    int rc = rc_auth_check_subscribe(s->srv->auth, id ? id : as, topic, strlen(topic), &err);
+    free(as); /* rc_auth_identity_free would do the same; sub points into args */
+    if (rc < 0) {
+        s->ctr.forbidden++;
+        rc_http_error(x, err.status ? err.status : 403, err.code ? err.code : "forbidden",
+                      "durable subscription for user %.128s refused: %s",
+                      json_string_value(json_object_get(args, "user_id")), err.msg);
+        return false;
+    }
+    return true;
+}
+
 static void subscriptions(struct rc_http_ctx *x, struct rc_slice rest)
 {
     char seg[3][SEG_MAX];
@@ -425,17 +508,18 @@ static void subscriptions(struct rc_http_ctx *x, struct rc_slice rest)
             method_not_allowed(x, "POST");
             return;
         }
-        if (!caller(x, user))
+        enum rc_store_op op =
+            seg[0][0] == 'r' ? RC_STORE_SUB_CREATE_RESOURCE : RC_STORE_SUB_CREATE_TOPIC;
+        struct rc_auth_identity *id = NULL;
+        if (!caller_id(x, user, &id))
             return;
         json_t *args = rc_api_body_object(x);
-        if (!args)
-            return;
-        if (!own_user(x, args, user)) {
+        bool ok = args && own_user(x, args, user) && sub_allowed(x, op, args, id);
+        rc_auth_identity_free(id);
+        if (ok)
+            dispatch(x, op, args, NULL);
+        else
             json_decref(args);
-            return;
-        }
-        dispatch(x, seg[0][0] == 'r' ? RC_STORE_SUB_CREATE_RESOURCE : RC_STORE_SUB_CREATE_TOPIC,
-                 args, NULL);
         return;
     }
     if (nseg == 1) {

@@ -45,6 +45,10 @@ struct rc_api_store_wait {
     /* RC_API_STORE_P_LOAD: whose subscriptions; unread count: the user */
     char user[RC_API_STORE_USER_MAX + 1];
     struct rc_store_req *req; /* the answer */
+    /* RC_API_STORE_P_LOAD: the connection's greeting, and the records of the
+     * pages so far (applied together once the last page is in) */
+    rc_api_store_ready_fn ready;
+    json_t *acc;
 };
 
 /* A new request's way back to c's shard (api_store.c); NULL when out of memory. */

@@ -12,18 +12,21 @@
 #include <time.h>
 
 #include "api_store_internal.h"
+#include "ringcast/auth.h"
 #include "ringcast/broker.h"
 #include "ringcast/conn.h"
+#include "ringcast/http.h"
 #include "ringcast/log.h"
 #include "ringcast/shard.h"
 #include "ringcast/store.h"
 #include "ringcast/ws.h"
 #include "ringcast/ws_frame.h"
 
-#define LOAD_PAGE 100u     /* durable subscriptions loaded per request at authentication */
-#define LOAD_PAGES_MAX 10  /* so at most 1000 per user are applied to a connection */
-#define CLOSE_WAIT_S 5     /* rc_api_store_close waits this long for answers in flight */
-#define EXPIRY_MAX 100000u /* pending expiries (~200 bytes each) */
+#define LOAD_PAGE 100u         /* durable subscriptions loaded per request at authentication */
+#define LOAD_PAGES_MAX 10      /* so at most 1000 per user are applied to a connection */
+#define CLOSE_WAIT_S 5         /* rc_api_store_close waits this long for answers in flight */
+#define EXPIRY_MAX 100000u     /* pending expiries (~200 bytes each) */
+#define HELD_CHANGES_MAX 4096u /* changes held per connection while its subscriptions load */
 
 /* ---- process-wide state (reply function and expiry thread) ----------------------------- */
 
@@ -54,6 +57,8 @@ static struct {
 static struct {
     json_t *map;
     size_t adds;
+    uint64_t slow_logged_ms; /* last durable_load_slow line (shard clock) */
+    uint64_t slow_unlogged;  /* late greetings since that line */
 } g_users[RC_MAX_SHARDS];
 
 /* origin of the close barrier request (never a shard) */
@@ -275,6 +280,8 @@ static void on_store_reply(void *ctx, struct rc_store_req *req)
     if (g.closed || !w) {
         pthread_mutex_unlock(&g.lock);
         rc_store_req_free(req);
+        if (w)
+            json_decref(w->acc);
         free(w);
         return;
     }
@@ -351,6 +358,7 @@ int rc_api_store_open(struct rc_store **out, const struct rc_config *cfg, struct
                                                                              : RC_STORE_SYNC_FULL,
         .max_batch = cfg->store_max_batch,
         .purge_interval_ms = cfg->store_purge_interval,
+        .max_user_subscriptions = cfg->max_user_subscriptions,
     };
     g.srv = srv;
     g.closed = false;
@@ -467,6 +475,8 @@ void rc_api_store_stop(struct rc_store *st)
         json_decref(g_users[i].map);
         g_users[i].map = NULL;
         g_users[i].adds = 0;
+        g_users[i].slow_logged_ms = 0;
+        g_users[i].slow_unlogged = 0;
     }
 }
 
@@ -558,23 +568,52 @@ static json_t *announcement(const char *sub_id, const char *durable, const char 
     return data;
 }
 
-static void announce(struct rc_conn *c, const char *type, const char *sub_id, const char *durable,
-                     const char *topic, const char *reason)
+/* One record {type, data} to c (WebSocket message or SSE record); takes data. */
+static void send_record(struct rc_conn *c, const char *type, json_t *data)
 {
-    json_t *data = announcement(sub_id, durable, topic, reason);
     if (!data)
         return;
     if (c->proto == RC_PROTO_WS) {
         rc_ws_send_reply(c, type, NULL, data);
     } else {
         char *txt = json_dumps(data, JSON_COMPACT);
-        char rec[1024];
+        char rec[2048];
         int n = snprintf(rec, sizeof(rec), "event: %s\ndata: %s\n\n", type, txt ? txt : "{}");
         free(txt);
         if (n > 0 && (size_t)n < sizeof(rec) && rc_conn_queue_copy(c, rec, (size_t)n) < 0)
             rc_log(RC_LOG_DEBUG, "sse_queue_failed", "type=%s", type);
     }
     json_decref(data);
+}
+
+static void announce(struct rc_conn *c, const char *type, const char *sub_id, const char *durable,
+                     const char *topic, const char *reason)
+{
+    send_record(c, type, announcement(sub_id, durable, topic, reason));
+}
+
+/* A durable subscription is applied like a live subscribe of c's identity: the
+ * rules may have changed since it was created (a restart with other rules, a
+ * token with a narrower topics claim). false when refused: not applied, logged,
+ * counted (durable_refused) and told to c as an error record naming it. */
+static bool durable_allowed(struct rc_conn *c, const char *id, const char *topic)
+{
+    struct rc_err err = {0};
+    if (rc_auth_check_subscribe(c->shard->srv->auth, c->identity, topic, strlen(topic), &err) == 0)
+        return true;
+    c->shard->ctr.durable_refused++;
+    rc_log(RC_LOG_WARN, "durable_subscription_refused",
+           "id=%s user=\"%s\" conn=%016llx reason=\"%s\"", id, c->user_id,
+           (unsigned long long)c->id, err.msg);
+    char msg[sizeof(err.msg) + 160];
+    snprintf(msg, sizeof(msg),
+             "durable subscription %s is not applied to this connection: %s; delete it or "
+             "change the topic rules",
+             id, err.msg);
+    json_t *data = json_pack("{s:s, s:s, s:s, s:s}", "code", err.code ? err.code : "forbidden",
+                             "message", msg, "durable_subscription", id, "topic", topic);
+    send_record(c, "error", data);
+    return false;
 }
 
 static bool live_conn_of(const struct rc_conn *c, const char *user)
@@ -590,6 +629,8 @@ static void apply_sub(struct rc_conn *c, const char *id, const char *topic, cons
         if (strcmp(sub->durable_id, id) == 0)
             return; /* already applied (loaded and announced both) */
     if (expires_ms && expires_ms <= rc_api_store_wall_ms())
+        return;
+    if (!durable_allowed(c, id, topic))
         return;
     struct rc_err err = {0};
     struct rc_sub *sub = rc_broker_subscribe(c, topic, strlen(topic), filter, &err);
@@ -621,20 +662,67 @@ static void remove_sub(struct rc_conn *c, const char *id, const char *reason)
     }
 }
 
+static const char *const change_names[] = {"active", "paused", "deleted", "expired"};
+
+static void change_conn(struct rc_conn *c, enum change what, const char *id, const char *topic,
+                        const json_t *filter, int64_t expires_ms)
+{
+    if (what == CHG_APPLY)
+        apply_sub(c, id, topic, filter, expires_ms);
+    else
+        remove_sub(c, id, change_names[what]);
+}
+
+/* While c's durable subscriptions load, a change committed meanwhile is held in
+ * c->durable_changes and replayed after the pages (load_done), in commit order:
+ * a page read before a delete shows the subscription, the delete then removes
+ * it. false when it cannot be held (apply it now). */
+static bool hold_change(struct rc_conn *c, const struct change_post *ch)
+{
+    if (!c->durable_changes)
+        return false;
+    if (json_array_size(c->durable_changes) >= HELD_CHANGES_MAX) {
+        rc_log(RC_LOG_WARN, "durable_change_dropped",
+               "conn=%016llx user=\"%s\" id=%s (more than %u changes while loading; reconnect "
+               "to see the current state)",
+               (unsigned long long)c->id, c->user_id, ch->id, HELD_CHANGES_MAX);
+        return true;
+    }
+    json_t *rec = json_pack("{s:i, s:s, s:s, s:s?, s:s?, s:I}", "what", (int)ch->what, "id", ch->id,
+                            "user", ch->user, "topic", ch->topic, "filter", ch->filter, "expires",
+                            (json_int_t)ch->expires_ms);
+    return rec && json_array_append_new(c->durable_changes, rec) == 0;
+}
+
+static void replay_changes(struct rc_conn *c)
+{
+    json_t *held = c->durable_changes;
+    c->durable_changes = NULL;
+    size_t i;
+    json_t *rec;
+    json_array_foreach(held, i, rec)
+    {
+        const char *ftext = json_string_value(json_object_get(rec, "filter"));
+        json_t *filter = ftext ? json_loads(ftext, 0, NULL) : NULL;
+        change_conn(c, (enum change)json_integer_value(json_object_get(rec, "what")),
+                    json_string_value(json_object_get(rec, "id")),
+                    json_string_value(json_object_get(rec, "topic")), filter,
+                    json_integer_value(json_object_get(rec, "expires")));
+        json_decref(filter);
+    }
+    json_decref(held);
+}
+
 static void run_change(struct rc_shard *s, struct rc_api_store_post *p)
 {
     struct change_post *ch = RC_CONTAINER_OF(p, struct change_post, base);
-    static const char *const reasons[] = {"active", "paused", "deleted", "expired"};
     json_t *filter = ch->filter ? json_loads(ch->filter, 0, NULL) : NULL;
     json_t *ids = index_conns(s, ch->user);
     for (size_t i = 0; i < json_array_size(ids); i++) {
         struct rc_conn *c = rc_shard_conn(s, (uint64_t)json_integer_value(json_array_get(ids, i)));
-        if (!c || !live_conn_of(c, ch->user))
+        if (!c || !live_conn_of(c, ch->user) || hold_change(c, ch))
             continue;
-        if (ch->what == CHG_APPLY)
-            apply_sub(c, ch->id, ch->topic, filter, ch->expires_ms);
-        else
-            remove_sub(c, ch->id, reasons[ch->what]);
+        change_conn(c, ch->what, ch->id, ch->topic, filter, ch->expires_ms);
     }
     json_decref(filter);
     discard_change(p);
@@ -671,37 +759,67 @@ static bool load_page(struct rc_shard *s, struct rc_api_store_wait *w)
     return args && rc_api_store_submit(s, w, args);
 }
 
-void rc_api_store_conn_authed(struct rc_conn *c)
+bool rc_api_store_conn_authed(struct rc_conn *c, rc_api_store_ready_fn ready)
 {
     struct rc_shard *s = c->shard;
     if (!c->authenticated || !c->user_id[0])
-        return;
+        return false;
     index_add(c);
     if (!s->srv->store || s->draining)
-        return;
+        return false;
     struct rc_api_store_wait *w = rc_api_store_wait_new(RC_API_STORE_P_LOAD, RC_STORE_SUB_LIST, c);
     if (!w)
-        return;
+        return false;
     w->page = 1;
+    w->ready = ready;
+    w->acc = json_array();
     snprintf(w->user, sizeof(w->user), "%s", c->user_id);
-    if (!load_page(s, w))
+    if (!w->acc || !load_page(s, w)) {
+        json_decref(w->acc);
         free(w);
+        return false;
+    }
+    c->durable_changes = json_array(); /* NULL (out of memory): changes apply at once */
+    return true;
 }
 
-/* The answer to a load request (RC_API_STORE_P_LOAD), on its shard: apply
- * the page to c (NULL when gone) if it is still that user's live connection,
- * then ask for the next page. Frees w (or resubmits it). */
-void rc_api_store_load_answered(struct rc_shard *s, struct rc_api_store_wait *w, struct rc_conn *c)
+#define SLOW_LOG_MS 10000u
+
+void rc_api_store_greet_late(struct rc_conn *c)
 {
-    struct rc_store_req *req = w->req;
-    if (!c || !live_conn_of(c, w->user) || req->status != 200) {
-        rc_store_req_free(w->req);
-        free(w);
+    struct rc_shard *s = c->shard;
+    s->ctr.durable_load_timeouts++;
+    if (s->id >= RC_MAX_SHARDS)
         return;
-    }
+    g_users[s->id].slow_unlogged++;
+    uint64_t last = g_users[s->id].slow_logged_ms;
+    if (last && s->now_ms - last < SLOW_LOG_MS)
+        return;
+    rc_log(RC_LOG_WARN, "durable_load_slow",
+           "shard=%u conn=%016llx user=\"%s\" late=%llu waited_ms=%u (greeted without their "
+           "durable subscriptions, which apply when the store answers; is the disk of data_dir "
+           "slow?)",
+           s->id, (unsigned long long)c->id, c->user_id,
+           (unsigned long long)g_users[s->id].slow_unlogged, RC_API_STORE_GREET_WAIT_MS);
+    g_users[s->id].slow_logged_ms = s->now_ms ? s->now_ms : 1;
+    g_users[s->id].slow_unlogged = 0;
+}
+
+static void load_free(struct rc_api_store_wait *w)
+{
+    rc_store_req_free(w->req);
+    json_decref(w->acc);
+    free(w);
+}
+
+/* Every page is in (or the load failed): greet, then apply them all in this
+ * same turn, so no event slips between the greeting and the subscriptions. */
+static void load_done(struct rc_conn *c, struct rc_api_store_wait *w)
+{
+    w->ready(c);
     size_t i;
     json_t *rec;
-    json_array_foreach(req->result, i, rec)
+    json_array_foreach(w->acc, i, rec)
     {
         const char *id = json_string_value(json_object_get(rec, "id"));
         const char *topic = json_string_value(json_object_get(rec, "topic"));
@@ -710,7 +828,39 @@ void rc_api_store_load_answered(struct rc_shard *s, struct rc_api_store_wait *w,
             apply_sub(c, id, topic, json_is_object(f) && json_object_size(f) ? f : NULL,
                       rec_time(rec, "expires_at"));
     }
+    replay_changes(c);
+    load_free(w);
+}
+
+/* The answer to a load request (RC_API_STORE_P_LOAD), on its shard: keep the
+ * page if c (NULL when gone) is still that user's live connection, then ask for
+ * the next page or finish (load_done). Frees w (or resubmits it). */
+void rc_api_store_load_answered(struct rc_shard *s, struct rc_api_store_wait *w, struct rc_conn *c)
+{
+    struct rc_store_req *req = w->req;
+    if (!c || !live_conn_of(c, w->user)) {
+        load_free(w);
+        return;
+    }
+    if (req->status != 200) {
+        /* debug: a failing store says so itself (store_commit_failed, rate-limited) */
+        rc_log_debug("durable_subscriptions_unavailable",
+                     "conn=%016llx user=\"%s\" status=%d reason=\"%s\"", (unsigned long long)c->id,
+                     w->user, req->status, req->message);
+        w->ready(c);
+        char msg[RC_STORE_MSG_MAX + 128];
+        snprintf(msg, sizeof(msg),
+                 "your durable subscriptions could not be loaded (%s); they are not applied to "
+                 "this connection: reconnect later",
+                 req->message);
+        rc_conn_send_error(c, NULL, "durable_subscriptions_unavailable", msg, NULL);
+        replay_changes(c); /* what changed meanwhile is known: apply it */
+        load_free(w);
+        return;
+    }
     bool more = req->total > (uint64_t)w->page * LOAD_PAGE && w->page < LOAD_PAGES_MAX;
+    if (json_array_extend(w->acc, req->result) < 0)
+        more = false; /* out of memory: apply what is in */
     rc_store_req_free(req);
     w->req = NULL;
     if (more) {
@@ -718,5 +868,5 @@ void rc_api_store_load_answered(struct rc_shard *s, struct rc_api_store_wait *w,
         if (load_page(s, w))
             return;
     }
-    free(w);
+    load_done(c, w);
 }

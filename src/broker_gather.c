@@ -256,6 +256,9 @@ static json_t *shard_stats_part(struct rc_shard *s, size_t limit)
         {"sends", k->sends},
         {"send_iovecs", k->send_iovecs},
         {"wakeups", k->wakeups},
+        {"durable_refused", k->durable_refused},
+        {"durable_load_timeouts", k->durable_load_timeouts},
+        {"user_subscription_refusals", k->user_subscription_refusals},
     };
     json_t *ctr = json_object();
     for (size_t i = 0; i < RC_ARRAY_LEN(counters); i++)

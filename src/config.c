@@ -265,6 +265,9 @@ const struct rc_config_key rc_config_keys[] = {
                  "expired notifications and subscriptions are deleted this often"),
     KEY_UINT(store_max_batch, "4096", 1, 1000000, NULL,
              "store requests run in one transaction (group commit), at most"),
+    KEY_UINT(max_user_subscriptions, "1000", 0, 1000000, "0 = unlimited",
+             "durable subscriptions one user may hold (active and paused); past it a create "
+             "is refused with 409 too_many_subscriptions"),
     KEY_SIZE(recv_buffer_size, "16KiB", 512, MIB, NULL, "size of one io_uring receive buffer"),
     KEY_UINT(recv_buffers, "256", 1, 65536, NULL, "receive buffers per shard"),
     KEY_UINT(ring_entries, "1024", 8, 32768, NULL,

@@ -1,6 +1,7 @@
 /* conn.c - connection output queue, input buffer and close paths.
  * Runs on the owning shard's thread only (see conn.h). */
 #include <errno.h>
+#include <jansson.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <sys/socket.h>
@@ -292,9 +293,12 @@ static void release_session(struct rc_conn *c)
     rc_broker_conn_gone(c);
     rc_auth_identity_free(c->identity);
     c->identity = NULL;
+    json_decref(c->durable_changes);
+    c->durable_changes = NULL;
     rc_http_release(c);
     if (c->ws) {
         free(c->ws->msg);
+        json_decref(c->ws->greet_id);
         free(c->ws);
         c->ws = NULL;
     }

@@ -24,7 +24,28 @@ static void arm_ping(struct rc_conn *c)
     uint64_t at = c->last_ping_ms + s->cfg->heartbeat_interval;
     if (c->expire_ms && c->expire_ms < at)
         at = c->expire_ms;
+    if (c->greet_deadline_ms && c->greet_deadline_ms < at)
+        at = c->greet_deadline_ms;
     rc_shard_arm_timer(s, c, at);
+}
+
+static void send_connection_record(struct rc_conn *c)
+{
+    char rec[96], idbuf[RC_CONN_ID_HEX + 1];
+    rc_conn_id_format(c->id, idbuf);
+    int n = snprintf(rec, sizeof(rec), "event: connection\ndata: {\"connection_id\":\"%s\"}\n\n",
+                     idbuf);
+    (void)!rc_conn_queue_copy(c, rec, (size_t)n); /* fails only when closing */
+}
+
+/* rc_api_store_ready_fn: the durable subscriptions are in (or the wait is over):
+ * send the connection record held back for them, once. */
+static void greet_ready(struct rc_conn *c)
+{
+    if (!c->greet_deadline_ms)
+        return;
+    c->greet_deadline_ms = 0;
+    send_connection_record(c);
 }
 
 void rc_sse_on_timer(struct rc_conn *c)
@@ -33,6 +54,10 @@ void rc_sse_on_timer(struct rc_conn *c)
     if (c->state != RC_CONN_OPEN) {
         rc_conn_close_now(c);
         return;
+    }
+    if (c->greet_deadline_ms && s->now_ms >= c->greet_deadline_ms) {
+        rc_api_store_greet_late(c);
+        greet_ready(c);
     }
     if (c->expire_ms && s->now_ms >= c->expire_ms) {
         /* an SSE client cannot re-auth on the stream: tell it, then end it */
@@ -278,20 +303,25 @@ void rc_sse_handle(struct rc_http_ctx *x)
         }
     }
     char head[512];
-    char idbuf[RC_CONN_ID_HEX + 1];
-    rc_conn_id_format(c->id, idbuf);
     int hn = snprintf(head, sizeof(head),
                       "HTTP/1.1 200 OK\r\nContent-Type: text/event-stream\r\n"
                       "Cache-Control: no-cache\r\nConnection: keep-alive\r\n"
                       "X-Accel-Buffering: no\r\n\r\n"
-                      "retry: %llu\nevent: connection\ndata: {\"connection_id\":\"%s\"}\n\n",
-                      (unsigned long long)s->cfg->sse_retry, idbuf);
+                      "retry: %llu\n", /* the connection record completes this record */
+                      (unsigned long long)s->cfg->sse_retry);
     if (rc_conn_queue_copy(c, head, (size_t)hn) < 0) {
         sse_req_fini(&r);
         return;
     }
     rc_http_switch(c, RC_PROTO_SSE);
     s->ctr.sse_streams++;
+    /* an authenticated stream's connection record waits for the user's durable
+     * subscriptions (see api_store.h), so they apply from the first event
+     * published after the client sees it */
+    if (c->authenticated && rc_api_store_conn_authed(c, greet_ready))
+        c->greet_deadline_ms = s->now_ms + RC_API_STORE_GREET_WAIT_MS;
+    else
+        send_connection_record(c);
     bool resumable = r.ntopics == 1 && !rc_topic_is_pattern(r.topics[0], strlen(r.topics[0]));
     if (r.since && !resumable) {
         /* Last-Event-ID on a stream that cannot resume: say so, do not guess */
@@ -328,6 +358,4 @@ void rc_sse_handle(struct rc_http_ctx *x)
     sse_req_fini(&r);
     c->last_ping_ms = s->now_ms;
     arm_ping(c);
-    if (c->authenticated)
-        rc_api_store_conn_authed(c); /* the user's durable subscriptions (seed 004) */
 }

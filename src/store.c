@@ -33,6 +33,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "ringcast/log.h"
 #include "ringcast/store.h"
 #include "ringcast/topic.h"
 #include "store_internal.h"
@@ -124,6 +125,9 @@ struct rc_store {
     void *clock_ctx;
     uint32_t max_batch;
     uint64_t purge_interval_ms;
+    uint32_t max_user_subs;         /* 0 = unlimited */
+    uint64_t commit_fail_logged_ms; /* last store_commit_failed log line (monotonic) */
+    uint64_t commit_fail_unlogged;  /* commit failures since that line */
     int efd;
     bool thread_started;
     bool stopped; /* the thread has processed a STOP; it exits */
@@ -338,6 +342,32 @@ static json_t *stats_json(struct rc_store *s)
     return o;
 }
 
+/* Room for one more subscription of a's user_id under max_user_subs? Counts
+ * the user's unexpired subscriptions (active and paused) in this batch's
+ * transaction, so creates earlier in the batch count too. 0, -EDQUOT (409
+ * too_many_subscriptions) or the engine's error. */
+static int user_subs_room(struct rc_store *s, const json_t *a, int64_t now, struct rc_err *err)
+{
+    if (!s->max_user_subs)
+        return 0;
+    struct rc_store_query q = {
+        .user_id = arg_str(a, "user_id"), .page = 1, .page_size = 1, .now_ms = now};
+    json_t *items = NULL;
+    uint64_t total = 0;
+    int rc = s->ops->sub_list(s->eng, &q, &items, &total, err);
+    json_decref(items);
+    if (rc)
+        return rc;
+    if (total < s->max_user_subs)
+        return 0;
+    rc_err_set(err, 409, "too_many_subscriptions",
+               "user %.128s already holds %llu durable subscriptions, as many as "
+               "max_user_subscriptions allows; delete some (DELETE "
+               "/api/realtime/subscriptions/{id}) before creating more",
+               q.user_id, (unsigned long long)total);
+    return -EDQUOT;
+}
+
 /* Run one validated request against the engine; fills its result. */
 static void execute(struct rc_store *s, struct rc_store_req *req, int64_t now)
 {
@@ -352,6 +382,8 @@ static void execute(struct rc_store *s, struct rc_store_req *req, int64_t now)
     case RC_STORE_SUB_CREATE_RESOURCE:
     case RC_STORE_SUB_CREATE_TOPIC: {
         bool notif = req->op == RC_STORE_NOTIF_CREATE;
+        if (!notif && (rc = user_subs_room(s, a, now, &err)) != 0)
+            break;
         rec = notif ? build_notif(s, a, now) : build_sub(s, req->op, a, now);
         if (!rec) {
             rc = -ENOMEM;
@@ -463,6 +495,24 @@ static void execute(struct rc_store *s, struct rc_store_req *req, int64_t now)
     req_fail_err(req, rc, &err);
 }
 
+/* A failing disk fails every batch: one log line per COMMIT_FAIL_LOG_MS at most,
+ * with the number of failures since the previous line. */
+#define COMMIT_FAIL_LOG_MS 10000u
+static void log_commit_failure(struct rc_store *s, const struct rc_err *err)
+{
+    uint64_t now = (uint64_t)mono_ms();
+    s->commit_fail_unlogged++;
+    if (s->commit_fail_logged_ms && now - s->commit_fail_logged_ms < COMMIT_FAIL_LOG_MS)
+        return;
+    rc_log(RC_LOG_ERROR, "store_commit_failed",
+           "failures=%llu total=%llu reason=\"%.160s\" (writes are answered 503 "
+           "store_unavailable; check the disk of data_dir: space, permissions, errors)",
+           (unsigned long long)s->commit_fail_unlogged, (unsigned long long)s->st.commit_failures,
+           err->msg);
+    s->commit_fail_logged_ms = now ? now : 1;
+    s->commit_fail_unlogged = 0;
+}
+
 size_t rc_store_poll(struct rc_store *s)
 {
     size_t n = 0, first_write = SIZE_MAX;
@@ -519,6 +569,7 @@ size_t rc_store_poll(struct rc_store *s)
         } else {
             s->ops->rollback(s->eng);
             s->st.commit_failures++;
+            log_commit_failure(s, &err);
             /* reads after the first write may have seen the lost rows */
             for (size_t i = first_write; i < n; i++) {
                 char msg[RC_STORE_MSG_MAX];
@@ -610,6 +661,7 @@ int rc_store_open(struct rc_store **out, const struct rc_store_config *cfg, rc_s
     s->max_batch = cfg->max_batch ? cfg->max_batch : RC_STORE_MAX_BATCH_DEFAULT;
     s->purge_interval_ms =
         cfg->purge_interval_ms ? cfg->purge_interval_ms : RC_STORE_PURGE_INTERVAL_DEFAULT;
+    s->max_user_subs = cfg->max_user_subscriptions;
     s->batch = calloc(s->max_batch, sizeof(*s->batch));
     if (!s->batch)
         goto out_free;

@@ -91,6 +91,7 @@ static void arm_heartbeat(struct rc_conn *c)
     at = min_nonzero(at, c->last_rx_ms + s->cfg->heartbeat_timeout);
     at = min_nonzero(at, c->auth_deadline_ms);
     at = min_nonzero(at, c->expire_ms);
+    at = min_nonzero(at, c->greet_deadline_ms);
     rc_shard_arm_timer(s, c, at);
 }
 
@@ -102,7 +103,6 @@ static int64_t unix_now(void)
 /* Adopt a verified identity: user id, expiry deadline. */
 static void set_identity(struct rc_conn *c, struct rc_auth_identity *id)
 {
-    bool first = !c->authenticated;
     rc_auth_identity_free(c->identity);
     c->identity = id;
     c->authenticated = true;
@@ -114,17 +114,65 @@ static void set_identity(struct rc_conn *c, struct rc_auth_identity *id)
         int64_t left = id->expires_at - unix_now();
         c->expire_ms = c->shard->now_ms + (uint64_t)(left > 0 ? left * 1000 : 0) + 1;
     }
-    if (first)
-        rc_api_store_conn_authed(c); /* the user's durable subscriptions (seed 004) */
+}
+
+static void send_connected(struct rc_conn *c)
+{
+    char idbuf[RC_CONN_ID_HEX + 1], ts[32], msg[160];
+    rc_conn_id_format(c->id, idbuf);
+    rc_iso_time(ts);
+    int n = snprintf(msg, sizeof(msg),
+                     "{\"type\":\"connected\",\"data\":{\"connection_id\":\"%s\","
+                     "\"server_time\":\"%s\"}}",
+                     idbuf, ts);
+    (void)rc_ws_send_text(c, msg, (size_t)n);
+}
+
+/* The connected message is owed until the token given at connect is settled. */
+static void send_owed_connected(struct rc_conn *c)
+{
+    if (c->ws && c->ws->greet_connected) {
+        c->ws->greet_connected = false;
+        send_connected(c);
+    }
 }
 
 static void send_authenticated(struct rc_conn *c, const json_t *req_id)
 {
+    send_owed_connected(c);
     json_t *data = json_pack("{s:s}", "user_id", c->user_id);
     if (data && c->identity && c->identity->expires_at != INT64_MAX)
         json_object_set_new(data, "expires_at", json_integer(c->identity->expires_at));
     rc_ws_send_reply(c, "authenticated", req_id, data);
     json_decref(data);
+}
+
+/* rc_api_store_ready_fn: the user's durable subscriptions are in (or the wait is
+ * over): send the greeting held back for them, once. */
+static void greet_ready(struct rc_conn *c)
+{
+    if (!c->greet_deadline_ms || !c->ws)
+        return;
+    c->greet_deadline_ms = 0;
+    json_t *req_id = c->ws->greet_id;
+    c->ws->greet_id = NULL;
+    send_authenticated(c, req_id);
+    json_decref(req_id);
+}
+
+/* Who is on a topic is visible to those who may subscribe to it (personal topics,
+ * rules); else the forbidden error names the rule, as for subscribe. */
+static bool presence_allowed(struct rc_conn *c, const struct rc_client_msg *m)
+{
+    struct rc_err err = {0};
+    if (rc_auth_check_subscribe(c->shard->srv->auth, c->identity, m->topic, m->topic_len, &err) ==
+        0)
+        return true;
+    c->shard->ctr.forbidden++;
+    char msg[sizeof(err.msg) + 48];
+    snprintf(msg, sizeof(msg), "presence needs the right to subscribe: %s", err.msg);
+    rc_ws_send_error(c, m->id, err.code ? err.code : "forbidden", msg);
+    return false;
 }
 
 /* Verify a token for this connection (handshake or auth action). */
@@ -135,6 +183,7 @@ static void authenticate(struct rc_conn *c, const char *tok, size_t len, const j
     struct rc_err err = {0};
     if (rc_auth_authenticate(s->srv->auth, tok, len, unix_now(), &id, &err) < 0) {
         s->ctr.auth_failures++;
+        send_owed_connected(c);
         rc_ws_send_error(c, req_id, err.code ? err.code : "unauthorized", err.msg);
         if (s->cfg->auth_required && !c->authenticated)
             rc_ws_close(c, 1008, "authentication failed");
@@ -142,13 +191,22 @@ static void authenticate(struct rc_conn *c, const char *tok, size_t len, const j
     }
     if (c->identity && strcmp(c->identity->sub, id->sub) != 0) {
         rc_auth_identity_free(id);
+        send_owed_connected(c);
         rc_ws_send_error(c, req_id, "forbidden",
                          "a connection keeps its user: re-auth with a token for the same sub, "
                          "or open a new connection");
         return;
     }
+    bool first = !c->authenticated;
     set_identity(c, id);
-    send_authenticated(c, req_id);
+    /* the greeting waits for the user's durable subscriptions, so that they
+     * apply from the first event published after the client sees it */
+    if (first && rc_api_store_conn_authed(c, greet_ready)) {
+        c->ws->greet_id = req_id ? json_incref((json_t *)req_id) : NULL;
+        c->greet_deadline_ms = s->now_ms + RC_API_STORE_GREET_WAIT_MS;
+    } else {
+        send_authenticated(c, req_id);
+    }
     arm_heartbeat(c);
 }
 
@@ -158,6 +216,10 @@ void rc_ws_on_timer(struct rc_conn *c)
     if (c->state != RC_CONN_OPEN) {
         rc_conn_close_now(c); /* close handshake or flush took too long */
         return;
+    }
+    if (c->greet_deadline_ms && s->now_ms >= c->greet_deadline_ms) {
+        rc_api_store_greet_late(c);
+        greet_ready(c);
     }
     if (c->auth_deadline_ms && s->now_ms >= c->auth_deadline_ms) {
         s->ctr.auth_timeouts++;
@@ -382,6 +444,8 @@ static void handle_message(struct rc_conn *c, const uint8_t *p, size_t n)
         authenticate(c, m.token, strlen(m.token), m.id);
         break;
     case RC_ACT_PRESENCE:
+        if (!presence_allowed(c, &m))
+            break;
         if (!rc_broker_presence_enabled(c->shard, m.topic, m.topic_len)) {
             rc_ws_send_error(c, m.id, "not_enabled",
                              "presence is not kept for this topic; enable it with presence = "
@@ -611,25 +675,21 @@ void rc_ws_handle_upgrade(struct rc_http_ctx *x)
     c->last_rx_ms = c->shard->now_ms;
     c->last_ping_ms = c->shard->now_ms;
 
-    char idbuf[RC_CONN_ID_HEX + 1], ts[32], msg[160];
-    rc_conn_id_format(c->id, idbuf);
-    rc_iso_time(ts);
-    int n = snprintf(msg, sizeof(msg),
-                     "{\"type\":\"connected\",\"data\":{\"connection_id\":\"%s\","
-                     "\"server_time\":\"%s\"}}",
-                     idbuf, ts);
-    (void)rc_ws_send_text(c, msg, (size_t)n);
     rc_bucket_init(&c->bucket, s->cfg->message_rate, s->cfg->message_burst, (int64_t)s->now_ms);
     if (s->cfg->auth_required)
         c->auth_deadline_ms = s->now_ms + s->cfg->auth_timeout;
     if (trc == -EINVAL) {
         /* a malformed token parameter: say so like a failed token */
+        send_connected(c);
         s->ctr.auth_failures++;
         rc_ws_send_error(c, NULL, terr.code ? terr.code : "unauthorized", terr.msg);
         if (s->cfg->auth_required)
             rc_ws_close(c, 1008, "authentication failed");
     } else if (tok) {
+        c->ws->greet_connected = true; /* sent with authenticated, or before the error */
         authenticate(c, tok, toklen, NULL);
+    } else {
+        send_connected(c);
     }
     if (c->state == RC_CONN_OPEN)
         arm_heartbeat(c);

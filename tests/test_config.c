@@ -111,6 +111,7 @@ static void test_config_defaults_match_the_documented_values(void **state)
     assert_int_equal(c->store_synchronous, RC_CONFIG_STORE_SYNC_FULL);
     assert_int_equal(c->store_purge_interval, 60000);
     assert_int_equal(c->store_max_batch, 4096);
+    assert_int_equal(c->max_user_subscriptions, 1000);
     assert_string_equal(c->jwt_secret, "");
     assert_string_equal(c->jwt_public_key_file, "");
     assert_int_equal(c->jwt_leeway, 30000);

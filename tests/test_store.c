@@ -23,6 +23,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "ringcast/log.h"
 #include "ringcast/store.h"
 
 #define T0 1767225600000LL /* 2026-01-01T00:00:00.000Z */
@@ -1099,6 +1100,74 @@ static void test_store_commit_failure_fails_every_write_with_503(void **state)
     assert_int_equal(count_rows(f, "SELECT count(*) FROM subscriptions"), 0);
 }
 
+static void test_store_commit_failures_are_logged_once_per_interval(void **state)
+{
+    struct fix *f = *state;
+    static struct rc_store_engine_ops failing;
+    char path[96];
+    struct rc_err err = {0};
+    failing = rc_store_sqlite_ops;
+    failing.commit = failing_commit;
+    rc_store_stop(f->s);
+    f->cfg.engine = &failing;
+    open_store(f);
+    snprintf(path, sizeof(path), "%s/log.txt", f->dir);
+    assert_int_equal(rc_log_setup(RC_LOG_INFO, RC_LOG_LOGFMT, path, &err), 0);
+    for (int i = 0; i < 3; i++) {
+        submit(f, RC_STORE_SUB_CREATE_TOPIC, J("{'user_id':'u1','topic':'x'}"));
+        assert_int_equal(rc_store_poll(f->s), 1);
+        rc_store_req_free(next_reply(f));
+    }
+    assert_int_equal(rc_log_setup(RC_LOG_INFO, RC_LOG_LOGFMT, NULL, &err), 0);
+    assert_int_equal(stat_of(f, "commit_failures"), 3);
+    FILE *fp = fopen(path, "r");
+    assert_non_null(fp);
+    char line[2048];
+    int lines = 0;
+    while (fgets(line, sizeof(line), fp))
+        if (strstr(line, "store_commit_failed")) {
+            lines++;
+            assert_non_null(strstr(line, "failures=1 total=1"));
+            assert_non_null(strstr(line, "disk on fire"));
+        }
+    fclose(fp);
+    assert_int_equal(lines, 1); /* the next two fell in the same 10 s interval */
+}
+
+static void test_store_sub_create_refused_past_max_user_subscriptions(void **state)
+{
+    struct fix *f = *state;
+    rc_store_stop(f->s);
+    f->cfg.max_user_subscriptions = 3;
+    open_store(f);
+    char *a = create_sub(f, RC_STORE_SUB_CREATE_TOPIC, "{'user_id':'u1','topic':'t.a'}");
+    rc_store_req_free(call(f, RC_STORE_SUB_SET_STATUS, J("{'id':'%s','status':'paused'}", a)));
+    /* the third and fourth in one batch: the third counts against the fourth */
+    submit(f, RC_STORE_SUB_CREATE_TOPIC, J("{'user_id':'u1','topic':'t.b'}"));
+    submit(f, RC_STORE_SUB_CREATE_RESOURCE,
+           J("{'user_id':'u1','resource_type':'doc','resource_id':'1'}"));
+    submit(f, RC_STORE_SUB_CREATE_TOPIC, J("{'user_id':'u1','topic':'t.c'}"));
+    assert_int_equal(rc_store_poll(f->s), 3);
+    struct rc_store_req *r = next_reply(f);
+    assert_ok(r, 201);
+    rc_store_req_free(r);
+    r = next_reply(f);
+    assert_ok(r, 201);
+    rc_store_req_free(r);
+    r = next_reply(f);
+    assert_fails(r, 409, "too_many_subscriptions",
+                 "user u1 already holds 3 durable subscriptions, as many as "
+                 "max_user_subscriptions allows");
+    rc_store_req_free(r);
+    free(create_sub(f, RC_STORE_SUB_CREATE_TOPIC, "{'user_id':'u2','topic':'t.a'}"));
+    r = call(f, RC_STORE_SUB_DELETE, J("{'id':'%s'}", a));
+    assert_int_equal(r->status, 204);
+    rc_store_req_free(r);
+    free(create_sub(f, RC_STORE_SUB_CREATE_TOPIC, "{'user_id':'u1','topic':'t.c'}"));
+    assert_int_equal(count_rows(f, "SELECT count(*) FROM subscriptions WHERE user_id = 'u1'"), 3);
+    free(a);
+}
+
 static void test_store_restart_keeps_data(void **state)
 {
     struct fix *f = *state;
@@ -1358,6 +1427,8 @@ int main(void)
         T(test_store_failed_write_does_not_abort_its_batch),
         T(test_store_sqlite_failed_write_leaves_nothing),
         T(test_store_commit_failure_fails_every_write_with_503),
+        T(test_store_commit_failures_are_logged_once_per_interval),
+        T(test_store_sub_create_refused_past_max_user_subscriptions),
         T(test_store_restart_keeps_data),
         T(test_store_schema_version_is_recorded_and_newer_refused),
         T(test_store_synchronous_setting_reaches_sqlite),

@@ -86,9 +86,30 @@ void rc_api_store_stop(struct rc_store *st);
  * /api/realtime/subscriptions* request; false when the path is neither. */
 bool rc_api_store_route(struct rc_http_ctx *x);
 
+/* How long a connection's greeting (WebSocket connected/authenticated, SSE
+ * connection record) waits for its user's durable subscriptions; past it the
+ * greeting goes out anyway (counted durable_load_timeouts, logged) and the
+ * subscriptions are applied when they arrive. */
+#define RC_API_STORE_GREET_WAIT_MS 2000u
+
+/* Sends the connection's greeting; called at most once per load. */
+typedef void (*rc_api_store_ready_fn)(struct rc_conn *c);
+
 /* Shard thread: c (WebSocket or SSE) has just authenticated: load its user's
- * active durable subscriptions and apply them to c. */
-void rc_api_store_conn_authed(struct rc_conn *c);
+ * active durable subscriptions (each checked against the topic rules with c's
+ * identity; refused ones are not applied, an error record says why) and apply
+ * them to c. true: a load is under way, and ready(c) runs on c's shard once
+ * every page is in, right before they are applied in the same loop turn, so an
+ * event published after the client saw its greeting reaches them (also when the
+ * load fails: ready, then an error record); the caller sends its greeting from
+ * ready (and at most RC_API_STORE_GREET_WAIT_MS later on its own). false:
+ * nothing to wait for (no store, draining, out of memory): greet now. */
+bool rc_api_store_conn_authed(struct rc_conn *c, rc_api_store_ready_fn ready);
+
+/* Shard thread: c's greeting waited RC_API_STORE_GREET_WAIT_MS and goes out
+ * without its durable subscriptions: count it (durable_load_timeouts) and log
+ * it (durable_load_slow, at most once per 10 s per shard, with a count). */
+void rc_api_store_greet_late(struct rc_conn *c);
 
 #ifdef __cplusplus
 }

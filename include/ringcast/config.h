@@ -112,6 +112,8 @@ struct rc_config {
     enum rc_config_store_sync store_synchronous;
     uint64_t store_purge_interval; /* ms between purges of expired rows */
     uint32_t store_max_batch;      /* requests per group commit */
+    /* durable subscriptions per user (active and paused); 0 = unlimited */
+    uint32_t max_user_subscriptions;
     /* io_uring */
     size_t recv_buffer_size;
     uint32_t recv_buffers; /* per shard */

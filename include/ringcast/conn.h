@@ -84,6 +84,9 @@ struct rc_ws_state {
     size_t msg_len, msg_cap;
     bool close_sent;
     bool close_received;
+    /* greeting held back for the durable subscriptions (see api_store.h) */
+    bool greet_connected;    /* connected is owed too (token given at connect) */
+    struct json_t *greet_id; /* the auth action's id for authenticated (owned) */
 };
 
 struct rc_conn {
@@ -127,6 +130,8 @@ struct rc_conn {
     uint64_t auth_deadline_ms; /* auth_required: authenticate before this (0 = none) */
     uint64_t expire_ms;        /* token expiry (0 = none); then token_expired + grace */
     bool expired_notified;
+    uint64_t greet_deadline_ms; /* greeting held for durable subscriptions until (0 = not held) */
+    struct json_t *durable_changes; /* while durable subscriptions load: changes held (owned) */
 };
 
 /* Connection ids. */

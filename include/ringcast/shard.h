@@ -79,6 +79,9 @@ struct rc_counters {
     uint64_t rate_limited;
     uint64_t rate_limit_disconnects;
     uint64_t refused_handshake_rate;
+    uint64_t durable_refused;            /* durable subscriptions the rules refuse on a conn */
+    uint64_t durable_load_timeouts;      /* greeted before the durable subscriptions loaded */
+    uint64_t user_subscription_refusals; /* creates past max_user_subscriptions (409) */
 };
 
 /* User data: | op:8 | gen:24 | slot:32 |; gen drops CQEs meant for a reused slot. */

@@ -78,6 +78,8 @@ extern "C" {
  * SUB_CREATE_RESOURCE W {user_id, resource_type, resource_id, labels?,
  *                  metadata?, expires_at?, payload_filter?} -> 201, subscription
  * SUB_CREATE_TOPIC W {user_id, topic, ...same optional fields} -> 201
+ *                  Either create: 409 too_many_subscriptions once the user has
+ *                  max_user_subscriptions (active or paused, unexpired).
  * SUB_LIST         {user_id, status?, page?, page_size?} -> 200, bare array, total
  * SUB_GET          {id, user_id?}  user_id given: must own it, else 403 -> 200
  * SUB_SET_STATUS W {id, status, user_id?}              -> 200, subscription
@@ -130,6 +132,7 @@ struct rc_store_req {
     const char *code;               /* NULL on success, else a static token: missing_field,
                                      * bad_type, bad_value, unknown_field, not_found,
                                      * forbidden, not_a_recipient, store_unavailable,
+                                     * too_many_subscriptions (409),
                                      * store_stopped, no_memory */
     char message[RC_STORE_MSG_MAX]; /* "" on success; names the field on a 400 */
     json_t *result;                 /* owned; NULL on error and for 204 */
@@ -260,6 +263,8 @@ struct rc_store_config {
     enum rc_store_sync synchronous;           /* default FULL */
     uint32_t max_batch;                       /* 0 = RC_STORE_MAX_BATCH_DEFAULT */
     uint64_t purge_interval_ms;               /* 0 = RC_STORE_PURGE_INTERVAL_DEFAULT */
+    uint32_t max_user_subscriptions;          /* per user (active + paused); 0 = unlimited;
+                                                 past it a create is 409 too_many_subscriptions */
     const struct rc_store_engine_ops *engine; /* NULL = &rc_store_sqlite_ops */
     rc_store_clock_fn clock;                  /* NULL = CLOCK_REALTIME */
     void *clock_ctx;
