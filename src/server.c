@@ -170,6 +170,7 @@ int rc_server_init(struct rc_server *srv, const struct rc_config *cfg, struct rc
     }
     srv->start_mono_ms = rc_now_ms();
     srv->api_open = cfg->api_keys.n == 0;
+    rc_connbudget_init(&srv->conns, cfg->max_connections);
     srv->shards = calloc(n, sizeof(*srv->shards));
     if (!srv->shards)
         return -ENOMEM;

@@ -165,6 +165,7 @@ static void conn_release(struct rc_shard *s, struct rc_conn *c)
     s->gens[c->slot] = (s->gens[c->slot] + 1) & 0xffffff;
     s->free_slots[s->nfree++] = c->slot;
     s->nconns--;
+    rc_connbudget_put(&s->srv->conns); /* every conn_new was taken from it in on_accept */
     s->ctr.closed++;
     rc_pool_put(&s->conn_pool, c);
 }
@@ -232,10 +233,8 @@ static void on_accept(struct rc_shard *s, struct io_uring_cqe *cqe)
         return;
     }
     int fd = cqe->res;
-    uint32_t per_shard = s->cfg->max_connections / s->srv->nshards;
-    if (per_shard == 0)
-        per_shard = 1;
-    if (s->draining || s->nconns >= per_shard) {
+    /* max_connections counts every shard's connections: one shared budget */
+    if (s->draining || !rc_connbudget_take(&s->srv->conns)) {
         refuse(fd, "{\"error\":{\"code\":\"too_many_connections\",\"message\":\"connection "
                    "limit reached; retry later\"}}");
         s->ctr.refused_max_conns++;
@@ -249,6 +248,7 @@ static void on_accept(struct rc_shard *s, struct io_uring_cqe *cqe)
     bool have_key = rc_ipkey_from_sockaddr((struct sockaddr *)&peer, &key) == 0;
     if (have_key && s->ip_conns &&
         rc_iptable_acquire(s->ip_conns, &key, s->cfg->max_connections_per_ip) < 0) {
+        rc_connbudget_put(&s->srv->conns);
         refuse(fd, "{\"error\":{\"code\":\"too_many_connections\",\"message\":\"too many "
                    "connections from your address; retry later\"}}");
         s->ctr.refused_per_ip++;
@@ -260,6 +260,7 @@ static void on_accept(struct rc_shard *s, struct io_uring_cqe *cqe)
     if (!c) {
         if (have_key && s->ip_conns)
             rc_iptable_release(s->ip_conns, &key);
+        rc_connbudget_put(&s->srv->conns);
         close(fd);
         s->ctr.refused_max_conns++;
         return;

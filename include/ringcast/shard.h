@@ -21,6 +21,7 @@
 #include "ringcast/config.h"
 #include "ringcast/conn.h"
 #include "ringcast/evbuf.h"
+#include "ringcast/limits.h"
 #include "ringcast/mpsc.h"
 #include "ringcast/pool.h"
 #include "ringcast/timer.h"
@@ -37,7 +38,7 @@ struct rc_auth;
 struct rc_iptable;
 struct rc_store;
 
-/* Process-wide, immutable once the shards start. */
+/* Process-wide, immutable once the shards start (but for the connection budget). */
 struct rc_server {
     const struct rc_config *cfg;
     unsigned nshards;
@@ -49,6 +50,8 @@ struct rc_server {
     const struct rc_auth *auth; /* identity, API keys, topic rules (immutable, shared) */
     struct rc_store *store;     /* durable notifications and user subscriptions (store.h);
                                    shards only rc_store_submit() to it */
+    /* the one mutable member: max_connections across every shard (limits.h) */
+    struct rc_connbudget conns;
 };
 
 /* Per-shard counters; owned by the shard, copied out on a stats request. */
