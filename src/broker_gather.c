@@ -256,6 +256,8 @@ static json_t *shard_stats_part(struct rc_shard *s, size_t limit)
         {"sends", k->sends},
         {"send_iovecs", k->send_iovecs},
         {"wakeups", k->wakeups},
+        {"accept_fd_exhausted", k->accept_fd_exhausted},
+        {"forwarded_loopback", k->forwarded_loopback},
     };
     json_t *ctr = json_object();
     for (size_t i = 0; i < RC_ARRAY_LEN(counters); i++)

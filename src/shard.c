@@ -219,18 +219,76 @@ static void refuse(int fd, const char *json)
     close(fd);
 }
 
+#define ACCEPT_BACKOFF_MIN_MS 10
+#define ACCEPT_BACKOFF_MAX_MS 1000
+#define ACCEPT_LOG_INTERVAL_MS 1000
+
+/* Out of file descriptors (or kernel memory) for a new connection: the pending
+ * connection stays in the listen backlog, so accepting again at once fails
+ * again at once (a busy loop). Pause accepting for a growing interval instead;
+ * the loop re-arms at accept_resume_ms. Logged at most once per
+ * ACCEPT_LOG_INTERVAL_MS with the failures since the previous line. */
+static void accept_pause(struct rc_shard *s, int err)
+{
+    s->ctr.accept_fd_exhausted++;
+    s->accept_fail_unlogged++;
+    if (s->accept_backoff_ms == 0)
+        s->accept_backoff_ms = ACCEPT_BACKOFF_MIN_MS;
+    else if ((s->accept_backoff_ms *= 2) > ACCEPT_BACKOFF_MAX_MS)
+        s->accept_backoff_ms = ACCEPT_BACKOFF_MAX_MS;
+    s->accept_paused = true;
+    s->accept_resume_ms = s->now_ms + s->accept_backoff_ms;
+    if (s->accept_armed)
+        rc_ring_prep_cancel_accept(s); /* a multishot still armed would keep failing */
+    if (s->now_ms < s->accept_log_ms)
+        return;
+    rc_log(RC_LOG_WARN, "accept_paused",
+           "shard=%u error=\"%s\" count=%llu pause_ms=%u msg=\"cannot accept connections: "
+           "raise the open-file limit (ulimit -n, systemd LimitNOFILE=) or lower "
+           "max_connections\"",
+           s->id, strerror(err), (unsigned long long)s->accept_fail_unlogged, s->accept_backoff_ms);
+    s->accept_fail_unlogged = 0;
+    s->accept_log_ms = s->now_ms + ACCEPT_LOG_INTERVAL_MS;
+}
+
+/* Loop turn: re-arm an accept paused by accept_pause once its time came. */
+static void accept_maybe_resume(struct rc_shard *s)
+{
+    if (!s->accept_paused || s->now_ms < s->accept_resume_ms || s->accept_armed)
+        return;
+    s->accept_paused = false;
+    if (s->accepting && !s->draining)
+        rc_ring_prep_accept(s);
+}
+
+static bool accept_out_of_resources(int res)
+{
+    return res == -EMFILE || res == -ENFILE || res == -ENOBUFS || res == -ENOMEM;
+}
+
 static void on_accept(struct rc_shard *s, struct io_uring_cqe *cqe)
 {
     if (!(cqe->flags & IORING_CQE_F_MORE)) {
         s->accept_armed = false;
-        if (s->accepting && !s->draining && cqe->res != -ECANCELED)
+        if (s->accepting && !s->draining && !s->accept_paused && cqe->res != -ECANCELED &&
+            !accept_out_of_resources(cqe->res))
             rc_ring_prep_accept(s); /* the multishot ended: re-arm */
     }
     if (cqe->res < 0) {
-        if (cqe->res != -ECANCELED && cqe->res != -EINVAL)
+        if (accept_out_of_resources(cqe->res))
+            accept_pause(s, -cqe->res);
+        else if (cqe->res != -ECANCELED && cqe->res != -EINVAL)
             rc_log(RC_LOG_WARN, "accept_failed", "shard=%u error=\"%s\"", s->id,
                    strerror(-cqe->res));
         return;
+    }
+    if (s->accept_backoff_ms) {
+        /* accepting again after a pause: say how many failures the last line missed */
+        if (s->accept_fail_unlogged)
+            rc_log(RC_LOG_INFO, "accept_resumed", "shard=%u count=%llu", s->id,
+                   (unsigned long long)s->accept_fail_unlogged);
+        s->accept_backoff_ms = 0;
+        s->accept_fail_unlogged = 0;
     }
     int fd = cqe->res;
     /* max_connections counts every shard's connections: one shared budget */
@@ -692,6 +750,7 @@ void *rc_shard_main(void *arg)
                 rc_server_report_drained();
             }
         }
+        accept_maybe_resume(s);
         rc_shard_flush(s);
         buf_publish(s);
 

@@ -82,6 +82,8 @@ struct rc_counters {
     uint64_t rate_limited;
     uint64_t rate_limit_disconnects;
     uint64_t refused_handshake_rate;
+    uint64_t accept_fd_exhausted; /* accepts failed for want of fds/memory (then paused) */
+    uint64_t forwarded_loopback;  /* trusted loopback requests carrying X-Forwarded-For */
 };
 
 /* User data: | op:8 | gen:24 | slot:32 |; gen drops CQEs meant for a reused slot. */
@@ -142,6 +144,14 @@ struct rc_shard {
     uint64_t now_ms;
     bool accepting;
     bool accept_armed;
+    /* accept paused after EMFILE/ENFILE/ENOBUFS/ENOMEM until accept_resume_ms;
+     * accept_backoff_ms grows 10 ms -> 1 s and resets on a successful accept */
+    bool accept_paused;
+    uint32_t accept_backoff_ms;
+    uint64_t accept_resume_ms;
+    uint64_t accept_log_ms;        /* no accept_paused log line before this */
+    uint64_t accept_fail_unlogged; /* failures since the last log line */
+    bool forwarded_warned;         /* the X-Forwarded-For warning was logged */
     bool draining;
     bool drained;              /* reported to the main thread */
     bool drain_posted;         /* main thread only */

@@ -88,3 +88,79 @@ def test_operator_max_connections_exact_across_two_shards():
         wait_for(lambda: http(srv, "GET", "/healthz").status == 200, 10,
                  "a connection after the others closed", interval=0.05)
         eq(counters(srv)["refused_max_connections"], 2, "refused_max_connections")
+
+
+# ---- item: file-descriptor exhaustion ------------------------------------------------------
+
+
+class fd_limit:
+    """Start servers inside this block with RLIMIT_NOFILE soft = hard = n (the harness
+    has no hook for it, so Popen is wrapped for the block's duration)."""
+
+    def __init__(self, n):
+        self.n = n
+
+    def __enter__(self):
+        self.orig = subprocess.Popen
+        n = self.n
+
+        def limited(*a, **kw):
+            kw["preexec_fn"] = lambda: resource.setrlimit(resource.RLIMIT_NOFILE, (n, n))
+            return self.orig(*a, **kw)
+
+        subprocess.Popen = limited
+        return self
+
+    def __exit__(self, *exc):
+        subprocess.Popen = self.orig
+        return False
+
+
+def accept_paused_lines(srv):
+    return [ln for ln in srv.log().splitlines() if "event=accept_paused" in ln]
+
+
+def test_operator_fd_exhaustion_backs_off_and_recovers():
+    with fd_limit(64):
+        srv = Server(shards=2).start()
+    clients = []
+    try:
+        check(srv.log_has(r"event=fd_limit .*max_connections=100000 open_file_limit=64"),
+              "a start-up warning that max_connections exceeds the fd limit:\n" + srv.log())
+        # many more connections than descriptors: the rest wait in the listen backlog
+        for _ in range(120):
+            clients.append(socket.create_connection(("127.0.0.1", srv.port), timeout=5))
+        wait_for(lambda: accept_paused_lines(srv), 10, "an accept_paused log line")
+        first = time.monotonic()
+        cpu0, t0 = cpu_seconds(srv.proc.pid), time.monotonic()
+        wait_for(lambda: time.monotonic() - t0 >= 2.0, 5, "a 2 s measuring window")
+        cpu1, t1 = cpu_seconds(srv.proc.pid), time.monotonic()
+        share = (cpu1 - cpu0) / (t1 - t0)
+        check(share < 0.30, f"server CPU while out of fds: {share:.0%} of one core (want < 30%)")
+        lines = accept_paused_lines(srv)
+        # at most one line per shard per second (+1 each for the window's edges)
+        allowed = 2 * (int(time.monotonic() - first) + 2)
+        check(len(lines) <= allowed, f"{len(lines)} accept_paused lines (want <= {allowed})")
+        check(all("count=" in ln and "Too many open files" in ln
+                  for ln in lines), f"each line names the error and a count: {lines[:3]}")
+        # freeing descriptors lets the server accept again
+        for s in clients:
+            s.close()
+        clients = []
+        wait_for(lambda: _try_http(srv), 20, "a new connection accepted", interval=0.1)
+        c = counters(srv)
+        check(c["accept_fd_exhausted"] > 0, f"accept_fd_exhausted counter: {c}")
+        srv.stop()
+    finally:
+        for s in clients:
+            s.close()
+        if srv.proc is not None:
+            srv.proc.kill()
+            srv.proc.wait()
+
+
+def _try_http(srv):
+    try:
+        return http(srv, "GET", "/healthz", timeout=2).status == 200
+    except OSError:
+        return False
