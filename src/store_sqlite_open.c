@@ -10,7 +10,8 @@
  * Concurrency: the connection is opened on the thread calling rc_store_open
  * and then used by the storage thread only (SQLITE_OPEN_NOMUTEX). A second
  * server on the same data_dir is refused by an flock on ringcast.lock; other
- * readers (sqlite3 ringcast.db ".backup x") are fine thanks to WAL.
+ * readers (sqlite3 ringcast.db ".backup x") are fine thanks to WAL. The
+ * holder writes its pid into ringcast.lock so the refusal can name it.
  * Schema: a versioned list of migrations (migrations[] below). A database
  * newer than this build is refused, never touched. To add version 2, append
  * one SQL step to migrations[] and bump RC_STORE_SQLITE_SCHEMA_VERSION. */
@@ -182,11 +183,25 @@ static int lock_dir(struct rc_store_engine *e, const char *dir, struct rc_err *e
     }
     if (flock(e->lock_fd, LOCK_EX | LOCK_NB) != 0) {
         int rc = errno == EWOULDBLOCK ? -EBUSY : -errno;
+        /* the holder wrote its pid into the file (below) */
+        char holder[24] = "", who[40] = "";
+        ssize_t n = pread(e->lock_fd, holder, sizeof(holder) - 1, 0);
+        holder[n > 0 ? n : 0] = '\0';
+        holder[strcspn(holder, "\n")] = '\0';
+        if (holder[0])
+            snprintf(who, sizeof(who), " (pid %s)", holder);
         rc_err_set(err, 500, "bad_config",
-                   "store: %s is locked: another ringcast uses this data_dir; stop it or choose "
-                   "another data_dir",
-                   lp);
+                   "store: data_dir %s is in use by another ringcast%s (it holds the lock on "
+                   "ringcast.lock); stop it or choose another data_dir",
+                   dir, who);
         return rc;
+    }
+    /* name ourselves for the next one that tries; best effort: the flock is what counts */
+    char pid[24];
+    int len = snprintf(pid, sizeof(pid), "%ld\n", (long)getpid());
+    if (ftruncate(e->lock_fd, 0) == 0) {
+        ssize_t w = pwrite(e->lock_fd, pid, (size_t)len, 0);
+        (void)w; /* an unnamed lock still locks */
     }
     return 0;
 }

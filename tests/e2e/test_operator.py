@@ -59,8 +59,8 @@ def cpu_seconds(pid):
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
-def open_fds(pid):
-    return len(os.listdir(f"/proc/{pid}/fd"))
+def re_listening(text):
+    return "event=listening" in text
 
 
 # ---- item: max_connections is exact across shards ----------------------------------------
@@ -164,3 +164,32 @@ def _try_http(srv):
         return http(srv, "GET", "/healthz", timeout=2).status == 200
     except OSError:
         return False
+
+
+# ---- item: a second server on the same port or data_dir ------------------------------------
+
+
+def test_operator_second_server_on_same_port_is_refused():
+    with Server(shards=2) as first, tempfile.TemporaryDirectory() as d:
+        p = run_binary(f"--port={first.port}", "--listen-address=127.0.0.1", "--shards=2",
+                       f"--data-dir={d}")
+        eq(p.returncode, 1, f"exit code of the second server (stderr {p.stderr!r})")
+        check(f"port {first.port} on 127.0.0.1 is already in use" in p.stderr,
+              f"stderr names the port: {p.stderr!r}")
+        check(f"pid {first.proc.pid} (ringcast)" in p.stderr,
+              f"stderr names the process holding it: {p.stderr!r}")
+        check(not re_listening(p.stdout + p.stderr), "the second server never listened")
+        # the first one still owns every connection
+        eq(http(first, "GET", "/healthz").status, 200, "first server still answers")
+
+
+def test_operator_second_server_on_same_data_dir_is_refused():
+    with Server(shards=1) as first:
+        p = run_binary("--port=0", "--listen-address=127.0.0.1", "--shards=1",
+                       f"--data-dir={first.data_dir}")
+        check(p.returncode != 0, f"the second server exited non-zero (got {p.returncode})")
+        eq(p.returncode, 2, f"exit code (stderr {p.stderr!r})")
+        check(f"data_dir {first.data_dir} is in use by another ringcast (pid {first.proc.pid})"
+              in p.stderr, f"stderr names the data_dir and the holder: {p.stderr!r}")
+        check(not re_listening(p.stdout + p.stderr), "the second server never listened")
+        eq(http(first, "GET", "/healthz").status, 200, "first server still answers")
