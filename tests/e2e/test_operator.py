@@ -193,3 +193,101 @@ def test_operator_second_server_on_same_data_dir_is_refused():
               in p.stderr, f"stderr names the data_dir and the holder: {p.stderr!r}")
         check(not re_listening(p.stdout + p.stderr), "the second server never listened")
         eq(http(first, "GET", "/healthz").status, 200, "first server still answers")
+
+
+# ---- item: the database in data_dir -------------------------------------------------------
+
+RINGCAST_APP_ID = 0x52435354
+
+
+def start_on(data_dir):
+    """Start a server on data_dir that must fail; returns (exit code, stderr)."""
+    p = run_binary("--port=0", "--listen-address=127.0.0.1", "--shards=1",
+                   f"--data-dir={data_dir}")
+    check(not re_listening(p.stdout + p.stderr), f"the server started:\n{p.stdout}")
+    check("retry later" not in p.stderr, f"a start-up error is not 'retry later': {p.stderr!r}")
+    return p.returncode, p.stderr
+
+
+def make_db(data_dir, sql):
+    con = sqlite3.connect(os.path.join(data_dir, "ringcast.db"))
+    con.executescript(sql)
+    con.commit()
+    con.close()
+
+
+def test_operator_store_refuses_a_file_that_is_not_a_database():
+    with tempfile.TemporaryDirectory() as d:
+        with open(os.path.join(d, "ringcast.db"), "w") as f:
+            f.write("this is a text file that happens to be called ringcast.db\n" * 20)
+        code, err = start_on(d)
+        eq(code, 2, f"exit code ({err!r})")
+        check("ringcast.db is not an SQLite database" in err, f"stderr says so: {err!r}")
+
+
+def test_operator_store_refuses_a_corrupt_database():
+    with tempfile.TemporaryDirectory() as d:
+        make_db(d, f"PRAGMA application_id = {RINGCAST_APP_ID};"
+                   "CREATE TABLE schema_version (version INTEGER NOT NULL);"
+                   "INSERT INTO schema_version VALUES (1);")
+        path = os.path.join(d, "ringcast.db")
+        with open(path, "r+b") as f:  # the schema's b-tree page, after the file header
+            f.seek(100)
+            f.write(b"\xa5" * 300)
+        code, err = start_on(d)
+        eq(code, 2, f"exit code ({err!r})")
+        check("ringcast.db is corrupt" in err and "restore a backup" in err,
+              f"stderr says so: {err!r}")
+
+
+def test_operator_store_refuses_another_programs_database():
+    with tempfile.TemporaryDirectory() as d:
+        make_db(d, "CREATE TABLE users (id INTEGER PRIMARY KEY, name TEXT);"
+                   "CREATE TABLE orders (id INTEGER PRIMARY KEY);")
+        code, err = start_on(d)
+        eq(code, 2, f"exit code ({err!r})")
+        check("is not a ringcast database (it holds tables orders, users" in err,
+              f"stderr names the tables: {err!r}")
+        con = sqlite3.connect(os.path.join(d, "ringcast.db"))
+        tables = sorted(r[0] for r in con.execute("SELECT name FROM sqlite_master "
+                                                  "WHERE type = 'table'"))
+        con.close()
+        eq(tables, ["orders", "users"], "no table was added to the foreign database")
+    with tempfile.TemporaryDirectory() as d:
+        make_db(d, "PRAGMA application_id = 1234;")
+        code, err = start_on(d)
+        eq(code, 2, f"exit code ({err!r})")
+        check("belongs to another program (application_id 0x000004d2" in err,
+              f"stderr names the application id: {err!r}")
+
+
+def test_operator_store_refuses_a_newer_schema():
+    with tempfile.TemporaryDirectory() as d:
+        make_db(d, f"PRAGMA application_id = {RINGCAST_APP_ID};"
+                   "CREATE TABLE schema_version (version INTEGER NOT NULL);"
+                   "INSERT INTO schema_version VALUES (99);")
+        code, err = start_on(d)
+        eq(code, 2, f"exit code ({err!r})")
+        check("has schema version 99 but this ringcast knows versions up to" in err,
+              f"stderr says so: {err!r}")
+
+
+def test_operator_store_refuses_a_changed_schema():
+    with tempfile.TemporaryDirectory() as d:
+        make_db(d, f"PRAGMA application_id = {RINGCAST_APP_ID};"
+                   "CREATE TABLE schema_version (version INTEGER NOT NULL);"
+                   "INSERT INTO schema_version VALUES (1);")
+        code, err = start_on(d)
+        eq(code, 2, f"exit code ({err!r})")
+        check("does not have the tables of schema version 1" in err, f"stderr says so: {err!r}")
+
+
+def test_operator_store_marks_its_database_and_reopens_it():
+    with tempfile.TemporaryDirectory() as d:
+        with Server(f"--data-dir={d}", shards=1):
+            pass
+        con = sqlite3.connect(os.path.join(d, "ringcast.db"))
+        eq(con.execute("PRAGMA application_id").fetchone()[0], RINGCAST_APP_ID, "application_id")
+        con.close()
+        with Server(f"--data-dir={d}", shards=1) as srv:  # its own database opens again
+            eq(http(srv, "GET", "/healthz").status, 200, "healthz")
