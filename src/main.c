@@ -154,7 +154,10 @@ int main(int argc, char **argv)
     }
     if (rc_auth_api_key_count(auth) == 0)
         rc_log(RC_LOG_WARN, "api_open",
-               "msg=\"no api_keys configured: the HTTP API accepts loopback clients only\"");
+               "msg=\"no api_keys configured: the HTTP API accepts loopback clients only, and "
+               "trusts every one of them as a backend (publish, notify, admin), including a "
+               "reverse proxy on this host that forwards internet clients; configure api_keys "
+               "if one runs here\"");
     rc_log(RC_LOG_INFO, "listening", "address=%s port=%u shards=%u url=http://%s:%u/ version=%s",
            cfg.listen_address, rc_server_port(&srv), srv.nshards,
            strcmp(cfg.listen_address, "0.0.0.0") == 0 ? "127.0.0.1" : cfg.listen_address,

@@ -291,3 +291,33 @@ def test_operator_store_marks_its_database_and_reopens_it():
         con.close()
         with Server(f"--data-dir={d}", shards=1) as srv:  # its own database opens again
             eq(http(srv, "GET", "/healthz").status, 200, "healthz")
+
+
+# ---- item: no api_keys and a reverse proxy on the same host -------------------------------
+
+
+def test_operator_open_api_warns_at_start_and_on_forwarded_requests():
+    with Server(shards=1) as srv:
+        check(srv.log_has(r"event=api_open .*reverse proxy on this host"),
+              "the start-up warning names the reverse-proxy case:\n" + srv.log())
+        check(not srv.log_has("event=forwarded_without_api_keys"), "no warning before a request")
+        for hdrs in ({"X-Forwarded-For": "203.0.113.7"}, {"X-Forwarded-For": "203.0.113.8"},
+                     {"Forwarded": "for=203.0.113.9"}):
+            eq(http(srv, "GET", "/healthz", headers=hdrs).status, 200, "healthz via a proxy")
+        wait_for(lambda: srv.log_has("event=forwarded_without_api_keys"), 10, "the warning")
+        eq(counters(srv)["forwarded_loopback"], 3, "forwarded_loopback counter")
+        lines = [ln for ln in srv.log().splitlines() if "forwarded_without_api_keys" in ln]
+        eq(len(lines), 1, f"warned once: {lines}")
+        check("configure api_keys" in lines[0], f"the warning says what to do: {lines[0]}")
+
+
+def test_operator_api_keys_silence_the_forwarded_warning():
+    key = "admin-key-0123456789abcdef"
+    with Server(f"--api-keys={key}", shards=1) as srv:
+        check(not srv.log_has("event=api_open"), "no open-API warning with api_keys")
+        eq(http(srv, "GET", "/healthz", headers={"X-Forwarded-For": "203.0.113.7"}).status, 200,
+           "healthz via a proxy")
+        r = http(srv, "GET", "/api/realtime/stats", headers={"X-API-Key": key})
+        eq(r.status, 200, "stats with the key")
+        eq(r.json()["counters"]["forwarded_loopback"], 0, "not counted with api_keys")
+        check(not srv.log_has("event=forwarded_without_api_keys"), "no forwarded warning")
