@@ -321,3 +321,75 @@ def test_operator_api_keys_silence_the_forwarded_warning():
         eq(r.status, 200, "stats with the key")
         eq(r.json()["counters"]["forwarded_loopback"], 0, "not counted with api_keys")
         check(not srv.log_has("event=forwarded_without_api_keys"), "no forwarded warning")
+
+
+# ---- item: the Realtime API's response shapes ----------------------------------------------
+
+NOTIFICATION_KEYS = {"id", "title", "message", "type", "priority", "status", "recipients",
+                     "sender_id", "created_at", "delivered_at", "read_by", "actions",
+                     "resource_type", "resource_id", "metadata"}
+SUBSCRIPTION_KEYS = {"id", "user_id", "type", "status", "created_at", "updated_at", "expires_at",
+                     "resource_id", "resource_type", "topic", "query", "labels", "metadata"}
+
+
+def test_operator_realtime_api_shapes_as_documented():
+    """Every endpoint of the Realtime API answers the shape its examples show: records with
+    their fields, lists as bare arrays, the unread count and the broadcast count as bare
+    numbers, 204 with no body on delete."""
+    with Server(shards=2) as srv:
+        base = "/api/realtime"
+        r = http(srv, "POST", f"{base}/notifications", {
+            "title": "New message", "message": "You have a new message from Jane",
+            "recipients": ["user-456", "user-789"], "type": "message", "priority": "normal",
+            "sender_id": "user-123", "resource_type": "message", "resource_id": "message-789",
+            "actions": [{"label": "View", "action": "view", "data": {"id": "message-789"}}],
+            "metadata": {"thread_id": "thread-123"}, "expires_at": "2035-05-16T10:30:00Z"})
+        eq(r.status, 201, "create notification")
+        n = r.json()
+        check(NOTIFICATION_KEYS <= set(n), f"notification fields: {sorted(n)}")
+        eq((n["status"], n["read_by"]), ("delivered", []), "fresh notification")
+        r = http(srv, "GET", f"{base}/notifications?user_id=user-456&page=1&page_size=20")
+        eq((r.status, type(r.json())), (200, list), "notification list is a bare array")
+        eq(r.json()[0]["id"], n["id"], "listed")
+        eq(http(srv, "GET", f"{base}/notifications/{n['id']}").json()["id"], n["id"], "get")
+        r = http(srv, "GET", f"{base}/notifications/unread-count/user-456")
+        eq((r.status, r.body.strip()), (200, b"1"), "unread count is a bare number")
+        r = http(srv, "POST", f"{base}/notifications/{n['id']}/mark-read?user_id=user-456", b"")
+        eq((r.status, r.json()["read_by"], r.json()["status"]), (200, ["user-456"], "delivered"),
+           "mark-read answers the notification, read by one of two")
+        eq(http(srv, "GET", f"{base}/notifications/unread-count/user-456").json(), 0, "count")
+
+        r = http(srv, "POST", f"{base}/subscriptions/resource", {
+            "user_id": "user-456", "resource_id": "post-789", "resource_type": "post",
+            "labels": ["important", "post-updates"],
+            "metadata": {"notification_channel": "email"}})
+        eq(r.status, 201, "create resource subscription")
+        rs = r.json()
+        check(SUBSCRIPTION_KEYS <= set(rs), f"subscription fields: {sorted(rs)}")
+        eq((rs["type"], rs["status"], rs["query"]), ("resource", "active", None), "resource sub")
+        r = http(srv, "POST", f"{base}/subscriptions/topic", {
+            "user_id": "user-456", "topic": "new-posts", "labels": ["news", "updates"],
+            "payload_filter": {"category": "tech"}})
+        eq(r.status, 201, "create topic subscription")
+        ts = r.json()
+        eq((ts["type"], ts["topic"], ts["resource_id"], ts["resource_type"], ts["query"]),
+           ("topic", "new-posts", None, None, None), "topic sub")
+        r = http(srv, "GET", f"{base}/subscriptions?user_id=user-456&status=active")
+        eq((r.status, sorted(x["id"] for x in r.json())), (200, sorted([rs["id"], ts["id"]])),
+           "subscription list is a bare array")
+        r = http(srv, "PATCH", f"{base}/subscriptions/{rs['id']}/status", {"status": "paused"})
+        eq((r.status, r.json()["status"]), (200, "paused"), "status update answers the record")
+        r = http(srv, "DELETE", f"{base}/subscriptions/{rs['id']}")
+        eq((r.status, r.body), (204, b""), "delete")
+
+        r = http(srv, "POST", f"{base}/events", {
+            "event": "update", "data": "{\"resource_id\":\"post-789\",\"action\":\"update\"}",
+            "priority": "normal", "retry": 3000, "comment": "Resource update event"})
+        eq(r.status, 201, "create event")
+        ev = r.json()
+        eq({k: ev[k] for k in ("event", "data", "priority", "retry", "comment")},
+           {"event": "update", "data": "{\"resource_id\":\"post-789\",\"action\":\"update\"}",
+            "priority": "normal", "retry": 3000, "comment": "Resource update event"}, "echoed")
+        check(isinstance(ev.get("id"), str) and ev["id"], f"event id: {ev}")
+        r = http(srv, "POST", f"{base}/events/broadcast", {"event": "update", "data": "{}"})
+        eq((r.status, r.json()), (200, 0), "broadcast answers a bare number")
