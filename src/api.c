@@ -619,9 +619,36 @@ static void get_only(struct rc_http_ctx *x, const char *path, void (*h)(struct r
     rc_http_respond(x, 405, "application/json", "Allow: GET, HEAD\r\n", body, (size_t)n);
 }
 
+/* With no api_keys every loopback client is a trusted backend, and a reverse
+ * proxy on this host is a loopback client that forwards anybody. A loopback
+ * request carrying X-Forwarded-For or Forwarded says such a proxy exists: warn
+ * once per shard, count every one (forwarded_loopback). */
+static void note_forwarded(struct rc_http_ctx *x)
+{
+    struct rc_shard *s = x->conn->shard;
+    if (!s->srv->api_open || !rc_api_is_loopback(x->conn))
+        return;
+    const struct rc_http_header *h = rc_http_find_header(x->req, "X-Forwarded-For");
+    if (!h)
+        h = rc_http_find_header(x->req, "Forwarded");
+    if (!h)
+        return;
+    s->ctr.forwarded_loopback++;
+    if (s->forwarded_warned)
+        return;
+    s->forwarded_warned = true;
+    rc_log(RC_LOG_WARN, "forwarded_without_api_keys",
+           "shard=%u header=%.*s msg=\"a loopback client sent a forwarded request while no "
+           "api_keys are configured: every loopback client is trusted as a backend, so clients "
+           "of a reverse proxy on this host can publish, notify and read stats; configure "
+           "api_keys (counted in forwarded_loopback, logged once per shard)\"",
+           s->id, (int)h->name.n, h->name.p);
+}
+
 void rc_api_route(struct rc_http_ctx *x)
 {
     const struct rc_http_request *req = x->req;
+    note_forwarded(x);
     if (rc_api_store_route(x))
         return;
     if (req->path.n > sizeof(PRESENCE_PREFIX) - 1 &&

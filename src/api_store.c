@@ -76,12 +76,7 @@ static void answer_http(struct rc_conn *c, struct rc_api_store_wait *w)
         rc_http_deferred_json(c, w->serial, req->status, "", 0);
         return;
     }
-    json_t *body = req->result;
-    json_t *wrapped = NULL;
-    if (w->op == RC_STORE_NOTIF_UNREAD_COUNT) {
-        wrapped = json_pack("{s:s, s:O}", "user_id", w->user, "count", req->result);
-        body = wrapped;
-    }
+    json_t *body = req->result; /* the unread count is a bare number, as clients expect */
     char *txt = body ? json_dumps(body, JSON_COMPACT | JSON_ENCODE_ANY) : NULL;
     char extra[64] = "";
     if (json_is_array(body)) /* seed 001's lists are bare arrays: the total rides a header */
@@ -92,7 +87,6 @@ static void answer_http(struct rc_conn *c, struct rc_api_store_wait *w)
     else
         rc_http_deferred_error(c, w->serial, 503, "no_memory", "out of memory; retry later");
     free(txt);
-    json_decref(wrapped);
 }
 
 static void run_wait(struct rc_shard *s, struct rc_api_store_post *p)

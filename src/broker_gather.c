@@ -259,6 +259,8 @@ static json_t *shard_stats_part(struct rc_shard *s, size_t limit)
         {"durable_refused", k->durable_refused},
         {"durable_load_timeouts", k->durable_load_timeouts},
         {"user_subscription_refusals", k->user_subscription_refusals},
+        {"accept_fd_exhausted", k->accept_fd_exhausted},
+        {"forwarded_loopback", k->forwarded_loopback},
     };
     json_t *ctr = json_object();
     for (size_t i = 0; i < RC_ARRAY_LEN(counters); i++)

@@ -6,6 +6,7 @@
  * removing an entry leaves the table as if it had never been inserted. The hash is XXH3
  * with a per-table random seed (getrandom), so remote clients cannot aim for one chain. */
 #include <arpa/inet.h>
+#include <assert.h>
 #include <errno.h>
 #include <netinet/in.h>
 #include <stdio.h>
@@ -64,6 +65,42 @@ uint32_t rc_bucket_tokens(struct rc_bucket *b, int64_t now_ms)
         return b->burst;
     refill(b, now_ms);
     return (uint32_t)(b->milli / MILLI);
+}
+
+/* ---- connection budget --------------------------------------------------------------- */
+
+/* Memory order: relaxed everywhere. The counter guards nothing but itself: no other data is
+ * published through it (a shard's connection is shard-local), so no acquire/release pairing
+ * is needed; the compare-exchange alone makes "never above max" hold, because each take
+ * moves used from a value it saw below max to that value plus one. A stale read at worst
+ * costs one more loop turn. */
+void rc_connbudget_init(struct rc_connbudget *b, uint32_t max)
+{
+    atomic_init(&b->used, 0);
+    b->max = max;
+}
+
+bool rc_connbudget_take(struct rc_connbudget *b)
+{
+    unsigned cur = atomic_load_explicit(&b->used, memory_order_relaxed);
+    do {
+        if (cur >= b->max)
+            return false;
+    } while (!atomic_compare_exchange_weak_explicit(&b->used, &cur, cur + 1, memory_order_relaxed,
+                                                    memory_order_relaxed));
+    return true;
+}
+
+void rc_connbudget_put(struct rc_connbudget *b)
+{
+    unsigned prev = atomic_fetch_sub_explicit(&b->used, 1, memory_order_relaxed);
+    assert(prev > 0); /* a put without a take is our bug */
+    (void)prev;
+}
+
+uint32_t rc_connbudget_used(struct rc_connbudget *b)
+{
+    return atomic_load_explicit(&b->used, memory_order_relaxed);
 }
 
 /* ---- keys ------------------------------------------------------------------------ */

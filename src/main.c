@@ -13,6 +13,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
 
 #include "rc_build.h"
 #include "ringcast/api_store.h"
@@ -28,6 +29,44 @@
 #define EXIT_CONFIG 2
 
 extern char **environ;
+
+/* File descriptors ringcast needs besides client connections: per shard a
+ * listener, an eventfd and an io_uring; for the process stdio, the log, the
+ * store (database, WAL, shared memory, lock) and some slack. */
+#define FD_RESERVE_PER_SHARD 3u
+#define FD_RESERVE_PROCESS 64u
+
+/* Each connection holds one descriptor: raise the soft RLIMIT_NOFILE to the
+ * hard limit (allowed without privileges), and warn when max_connections
+ * cannot fit in what is left after the reserve. */
+static void raise_fd_limit(const struct rc_config *cfg, unsigned nshards)
+{
+    struct rlimit rl;
+    if (getrlimit(RLIMIT_NOFILE, &rl) != 0)
+        return;
+    rlim_t was = rl.rlim_cur;
+    if (rl.rlim_cur < rl.rlim_max) {
+        rl.rlim_cur = rl.rlim_max;
+        if (setrlimit(RLIMIT_NOFILE, &rl) != 0) {
+            rc_log(RC_LOG_WARN, "fd_limit", "soft=%llu hard=%llu error=\"%s\"",
+                   (unsigned long long)was, (unsigned long long)rl.rlim_max, strerror(errno));
+            rl.rlim_cur = was;
+        }
+    }
+    rlim_t reserve = FD_RESERVE_PROCESS + (rlim_t)FD_RESERVE_PER_SHARD * nshards;
+    rlim_t room = rl.rlim_cur > reserve ? rl.rlim_cur - reserve : 0;
+    if (rl.rlim_cur != RLIM_INFINITY && cfg->max_connections > room)
+        rc_log(RC_LOG_WARN, "fd_limit",
+               "max_connections=%u open_file_limit=%llu connections_possible=%llu "
+               "msg=\"the open-file limit allows about %llu connections, fewer than "
+               "max_connections: past it accepting pauses (accept_paused); raise the hard "
+               "limit (ulimit -Hn, systemd LimitNOFILE=) or lower max_connections\"",
+               cfg->max_connections, (unsigned long long)rl.rlim_cur, (unsigned long long)room,
+               (unsigned long long)room);
+    else
+        rc_log(RC_LOG_DEBUG, "fd_limit", "open_file_limit=%llu was=%llu",
+               (unsigned long long)rl.rlim_cur, (unsigned long long)was);
+}
 
 int main(int argc, char **argv)
 {
@@ -101,6 +140,7 @@ int main(int argc, char **argv)
         rc_config_fini(&cfg);
         return 1;
     }
+    raise_fd_limit(&cfg, srv.nshards);
     if (rc_server_start(&srv, &err) < 0 || rc_api_store_start(store, &err) < 0) {
         rc_log(RC_LOG_ERROR, "start_failed", "reason=\"%s\"", err.msg);
         fprintf(stderr, "ringcast: %s\n", err.msg);
@@ -114,7 +154,10 @@ int main(int argc, char **argv)
     }
     if (rc_auth_api_key_count(auth) == 0)
         rc_log(RC_LOG_WARN, "api_open",
-               "msg=\"no api_keys configured: the HTTP API accepts loopback clients only\"");
+               "msg=\"no api_keys configured: the HTTP API accepts loopback clients only, and "
+               "trusts every one of them as a backend (publish, notify, admin), including a "
+               "reverse proxy on this host that forwards internet clients; configure api_keys "
+               "if one runs here\"");
     rc_log(RC_LOG_INFO, "listening", "address=%s port=%u shards=%u url=http://%s:%u/ version=%s",
            cfg.listen_address, rc_server_port(&srv), srv.nshards,
            strcmp(cfg.listen_address, "0.0.0.0") == 0 ? "127.0.0.1" : cfg.listen_address,

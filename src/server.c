@@ -4,6 +4,7 @@
  * stopping them, and freeing what they owned once every thread is joined.
  * The shards themselves (ring, loop, connections) are shard.c. */
 #include <arpa/inet.h>
+#include <dirent.h>
 #include <errno.h>
 #include <linux/filter.h>
 #include <netinet/in.h>
@@ -47,33 +48,149 @@ void rc_server_report_drained(void)
 
 /* ---- server (main thread) --------------------------------------------------------- */
 
+/* The inode of a socket listening on port, from /proc/net/tcp{,6}; 0 if none is found. */
+static unsigned long listening_inode(uint16_t port)
+{
+    static const char *const tables[] = {"/proc/net/tcp", "/proc/net/tcp6"};
+    for (size_t t = 0; t < RC_ARRAY_LEN(tables); t++) {
+        FILE *f = fopen(tables[t], "re");
+        if (!f)
+            continue;
+        char line[512];
+        unsigned long inode = 0;
+        while (!inode && fgets(line, sizeof(line), f)) {
+            char local[64];
+            unsigned st;
+            unsigned long ino;
+            /* sl local rem st tx:rx tr:when retrnsmt uid timeout inode */
+            if (sscanf(line, " %*s %63s %*s %x %*s %*s %*s %*s %*s %lu", local, &st, &ino) != 3)
+                continue;
+            const char *colon = strrchr(local, ':');
+            if (st == 0x0A && colon && strtoul(colon + 1, NULL, 16) == port)
+                inode = ino;
+        }
+        fclose(f);
+        if (inode)
+            return inode;
+    }
+    return 0;
+}
+
+/* Best effort: "pid 123 (ringcast)" of the process holding a socket listening on port,
+ * or "" (the process may belong to another user: its fds are not readable). */
+static void port_owner(uint16_t port, char *out, size_t cap)
+{
+    out[0] = '\0';
+    unsigned long inode = listening_inode(port);
+    if (!inode)
+        return;
+    char want[48];
+    snprintf(want, sizeof(want), "socket:[%lu]", inode);
+    DIR *proc = opendir("/proc");
+    if (!proc)
+        return;
+    struct dirent *pe;
+    while (!out[0] && (pe = readdir(proc))) {
+        char *end;
+        long pid = strtol(pe->d_name, &end, 10);
+        if (*end || pid <= 0 || pid == (long)getpid())
+            continue;
+        char path[64], link[64];
+        snprintf(path, sizeof(path), "/proc/%ld/fd", pid);
+        DIR *fds = opendir(path);
+        if (!fds)
+            continue;
+        struct dirent *fe;
+        while ((fe = readdir(fds))) {
+            snprintf(path, sizeof(path), "/proc/%ld/fd/%.20s", pid, fe->d_name);
+            ssize_t n = readlink(path, link, sizeof(link) - 1);
+            if (n <= 0)
+                continue;
+            link[n] = '\0';
+            if (strcmp(link, want) != 0)
+                continue;
+            char comm[32] = "?";
+            snprintf(path, sizeof(path), "/proc/%ld/comm", pid);
+            FILE *f = fopen(path, "re");
+            if (f) {
+                if (fgets(comm, sizeof(comm), f))
+                    comm[strcspn(comm, "\n")] = '\0';
+                fclose(f);
+            }
+            snprintf(out, cap, " by pid %ld (%s)", pid, comm);
+            break;
+        }
+        closedir(fds);
+    }
+    closedir(proc);
+}
+
+/* Our listeners share the port with SO_REUSEPORT, and so would a second
+ * ringcast of the same user: it would start silently and take half the
+ * connections. So before binding, try to bind the address without
+ * SO_REUSEPORT: that fails while anyone else listens there. */
+static int check_port_free(const struct sockaddr *sa, socklen_t slen, const char *addr,
+                           uint16_t port, struct rc_err *err)
+{
+    int fd = socket(sa->sa_family, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    if (fd < 0) {
+        rc_err_set(err, 0, "listen", "socket(): %s", strerror(errno));
+        return -errno;
+    }
+    int one = 1;
+    setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one)); /* TIME_WAIT is no owner */
+    int rc = bind(fd, sa, slen) == 0 ? 0 : -errno;
+    close(fd);
+    if (rc == -EADDRINUSE) {
+        char owner[96];
+        port_owner(port, owner, sizeof(owner));
+        rc_err_set(err, 0, "listen",
+                   "port %u on %s is already in use%s%s; stop the other server (a second "
+                   "ringcast on one port would silently share its connections) or choose "
+                   "another port",
+                   port, addr, owner[0] ? "" : " by another process", owner);
+    } else if (rc < 0) {
+        rc_err_set(err, 0, "listen", "bind %s port %u: %s", addr, port, strerror(-rc));
+    }
+    return rc;
+}
+
+/* listen_address and port as a socket address; -EINVAL (err set) if not a literal. */
+static int listen_sockaddr(const struct rc_config *cfg, uint16_t port, struct sockaddr_storage *ss,
+                           socklen_t *slen, struct rc_err *err)
+{
+    memset(ss, 0, sizeof(*ss));
+    const char *addr = cfg->listen_address;
+    if (strcmp(addr, "localhost") == 0)
+        addr = "127.0.0.1";
+    struct sockaddr_in *in4 = (struct sockaddr_in *)ss;
+    struct sockaddr_in6 *in6 = (struct sockaddr_in6 *)ss;
+    if (inet_pton(AF_INET, addr, &in4->sin_addr) == 1) {
+        in4->sin_family = AF_INET;
+        in4->sin_port = htons(port);
+        *slen = sizeof(*in4);
+        return 0;
+    }
+    if (inet_pton(AF_INET6, addr, &in6->sin6_addr) == 1) {
+        in6->sin6_family = AF_INET6;
+        in6->sin6_port = htons(port);
+        *slen = sizeof(*in6);
+        return 0;
+    }
+    rc_err_set(err, 0, "bad_config", "listen_address %s is not an IPv4 or IPv6 literal",
+               cfg->listen_address);
+    return -EINVAL;
+}
+
 static int make_listener(const struct rc_config *cfg, uint16_t port, uint16_t *bound,
                          struct rc_err *err)
 {
     struct sockaddr_storage ss;
     socklen_t slen;
-    memset(&ss, 0, sizeof(ss));
-    const char *addr = cfg->listen_address;
-    if (strcmp(addr, "localhost") == 0)
-        addr = "127.0.0.1";
-    struct sockaddr_in *in4 = (struct sockaddr_in *)&ss;
-    struct sockaddr_in6 *in6 = (struct sockaddr_in6 *)&ss;
-    int family;
-    if (inet_pton(AF_INET, addr, &in4->sin_addr) == 1) {
-        in4->sin_family = AF_INET;
-        in4->sin_port = htons(port);
-        slen = sizeof(*in4);
-        family = AF_INET;
-    } else if (inet_pton(AF_INET6, addr, &in6->sin6_addr) == 1) {
-        in6->sin6_family = AF_INET6;
-        in6->sin6_port = htons(port);
-        slen = sizeof(*in6);
-        family = AF_INET6;
-    } else {
-        rc_err_set(err, 0, "bad_config", "listen_address %s is not an IPv4 or IPv6 literal",
-                   cfg->listen_address);
-        return -EINVAL;
-    }
+    int rc = listen_sockaddr(cfg, port, &ss, &slen, err);
+    if (rc < 0)
+        return rc;
+    int family = ss.ss_family;
     int fd = socket(family, SOCK_STREAM | SOCK_CLOEXEC, 0);
     if (fd < 0) {
         rc_err_set(err, 0, "listen", "socket(): %s", strerror(errno));
@@ -170,10 +287,20 @@ int rc_server_init(struct rc_server *srv, const struct rc_config *cfg, struct rc
     }
     srv->start_mono_ms = rc_now_ms();
     srv->api_open = cfg->api_keys.n == 0;
+    rc_connbudget_init(&srv->conns, cfg->max_connections);
     srv->shards = calloc(n, sizeof(*srv->shards));
     if (!srv->shards)
         return -ENOMEM;
     uint16_t port = cfg->port;
+    if (port != 0) {
+        struct sockaddr_storage ss;
+        socklen_t slen;
+        int rc = listen_sockaddr(cfg, port, &ss, &slen, err);
+        if (rc == 0)
+            rc = check_port_free((struct sockaddr *)&ss, slen, cfg->listen_address, port, err);
+        if (rc < 0)
+            return rc;
+    }
     for (unsigned i = 0; i < n; i++) {
         struct rc_shard *s = calloc(1, sizeof(*s));
         if (!s)

@@ -165,6 +165,7 @@ static void conn_release(struct rc_shard *s, struct rc_conn *c)
     s->gens[c->slot] = (s->gens[c->slot] + 1) & 0xffffff;
     s->free_slots[s->nfree++] = c->slot;
     s->nconns--;
+    rc_connbudget_put(&s->srv->conns); /* every conn_new was taken from it in on_accept */
     s->ctr.closed++;
     rc_pool_put(&s->conn_pool, c);
 }
@@ -218,24 +219,80 @@ static void refuse(int fd, const char *json)
     close(fd);
 }
 
+#define ACCEPT_BACKOFF_MIN_MS 10
+#define ACCEPT_BACKOFF_MAX_MS 1000
+#define ACCEPT_LOG_INTERVAL_MS 1000
+
+/* Out of file descriptors (or kernel memory) for a new connection: the pending
+ * connection stays in the listen backlog, so accepting again at once fails
+ * again at once (a busy loop). Pause accepting for a growing interval instead;
+ * the loop re-arms at accept_resume_ms. Logged at most once per
+ * ACCEPT_LOG_INTERVAL_MS with the failures since the previous line. */
+static void accept_pause(struct rc_shard *s, int err)
+{
+    s->ctr.accept_fd_exhausted++;
+    s->accept_fail_unlogged++;
+    if (s->accept_backoff_ms == 0)
+        s->accept_backoff_ms = ACCEPT_BACKOFF_MIN_MS;
+    else if ((s->accept_backoff_ms *= 2) > ACCEPT_BACKOFF_MAX_MS)
+        s->accept_backoff_ms = ACCEPT_BACKOFF_MAX_MS;
+    s->accept_paused = true;
+    s->accept_resume_ms = s->now_ms + s->accept_backoff_ms;
+    if (s->accept_armed)
+        rc_ring_prep_cancel_accept(s); /* a multishot still armed would keep failing */
+    if (s->now_ms < s->accept_log_ms)
+        return;
+    rc_log(RC_LOG_WARN, "accept_paused",
+           "shard=%u error=\"%s\" count=%llu pause_ms=%u msg=\"cannot accept connections: "
+           "raise the open-file limit (ulimit -n, systemd LimitNOFILE=) or lower "
+           "max_connections\"",
+           s->id, strerror(err), (unsigned long long)s->accept_fail_unlogged, s->accept_backoff_ms);
+    s->accept_fail_unlogged = 0;
+    s->accept_log_ms = s->now_ms + ACCEPT_LOG_INTERVAL_MS;
+}
+
+/* Loop turn: re-arm an accept paused by accept_pause once its time came. */
+static void accept_maybe_resume(struct rc_shard *s)
+{
+    if (!s->accept_paused || s->now_ms < s->accept_resume_ms || s->accept_armed)
+        return;
+    s->accept_paused = false;
+    if (s->accepting && !s->draining)
+        rc_ring_prep_accept(s);
+}
+
+static bool accept_out_of_resources(int res)
+{
+    return res == -EMFILE || res == -ENFILE || res == -ENOBUFS || res == -ENOMEM;
+}
+
 static void on_accept(struct rc_shard *s, struct io_uring_cqe *cqe)
 {
     if (!(cqe->flags & IORING_CQE_F_MORE)) {
         s->accept_armed = false;
-        if (s->accepting && !s->draining && cqe->res != -ECANCELED)
+        if (s->accepting && !s->draining && !s->accept_paused && cqe->res != -ECANCELED &&
+            !accept_out_of_resources(cqe->res))
             rc_ring_prep_accept(s); /* the multishot ended: re-arm */
     }
     if (cqe->res < 0) {
-        if (cqe->res != -ECANCELED && cqe->res != -EINVAL)
+        if (accept_out_of_resources(cqe->res))
+            accept_pause(s, -cqe->res);
+        else if (cqe->res != -ECANCELED && cqe->res != -EINVAL)
             rc_log(RC_LOG_WARN, "accept_failed", "shard=%u error=\"%s\"", s->id,
                    strerror(-cqe->res));
         return;
     }
+    if (s->accept_backoff_ms) {
+        /* accepting again after a pause: say how many failures the last line missed */
+        if (s->accept_fail_unlogged)
+            rc_log(RC_LOG_INFO, "accept_resumed", "shard=%u count=%llu", s->id,
+                   (unsigned long long)s->accept_fail_unlogged);
+        s->accept_backoff_ms = 0;
+        s->accept_fail_unlogged = 0;
+    }
     int fd = cqe->res;
-    uint32_t per_shard = s->cfg->max_connections / s->srv->nshards;
-    if (per_shard == 0)
-        per_shard = 1;
-    if (s->draining || s->nconns >= per_shard) {
+    /* max_connections counts every shard's connections: one shared budget */
+    if (s->draining || !rc_connbudget_take(&s->srv->conns)) {
         refuse(fd, "{\"error\":{\"code\":\"too_many_connections\",\"message\":\"connection "
                    "limit reached; retry later\"}}");
         s->ctr.refused_max_conns++;
@@ -249,6 +306,7 @@ static void on_accept(struct rc_shard *s, struct io_uring_cqe *cqe)
     bool have_key = rc_ipkey_from_sockaddr((struct sockaddr *)&peer, &key) == 0;
     if (have_key && s->ip_conns &&
         rc_iptable_acquire(s->ip_conns, &key, s->cfg->max_connections_per_ip) < 0) {
+        rc_connbudget_put(&s->srv->conns);
         refuse(fd, "{\"error\":{\"code\":\"too_many_connections\",\"message\":\"too many "
                    "connections from your address; retry later\"}}");
         s->ctr.refused_per_ip++;
@@ -260,6 +318,7 @@ static void on_accept(struct rc_shard *s, struct io_uring_cqe *cqe)
     if (!c) {
         if (have_key && s->ip_conns)
             rc_iptable_release(s->ip_conns, &key);
+        rc_connbudget_put(&s->srv->conns);
         close(fd);
         s->ctr.refused_max_conns++;
         return;
@@ -691,6 +750,7 @@ void *rc_shard_main(void *arg)
                 rc_server_report_drained();
             }
         }
+        accept_maybe_resume(s);
         rc_shard_flush(s);
         buf_publish(s);
 

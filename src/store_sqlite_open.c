@@ -10,7 +10,8 @@
  * Concurrency: the connection is opened on the thread calling rc_store_open
  * and then used by the storage thread only (SQLITE_OPEN_NOMUTEX). A second
  * server on the same data_dir is refused by an flock on ringcast.lock; other
- * readers (sqlite3 ringcast.db ".backup x") are fine thanks to WAL.
+ * readers (sqlite3 ringcast.db ".backup x") are fine thanks to WAL. The
+ * holder writes its pid into ringcast.lock so the refusal can name it.
  * Schema: a versioned list of migrations (migrations[] below). A database
  * newer than this build is refused, never touched. To add version 2, append
  * one SQL step to migrations[] and bump RC_STORE_SQLITE_SCHEMA_VERSION. */
@@ -60,36 +61,134 @@ static const char *const migrations[RC_STORE_SQLITE_SCHEMA_VERSION] = {
 /* ---- open, schema, close ------------------------------------------------------------------------
  */
 
+/* A failure while opening, worded for what it is. At run time a failed
+ * statement may pass (503, retry later); at start none of these does, so each
+ * says what is wrong with the file and what to do. Returns -errno. */
+static int open_fail(struct rc_store_engine *e, const char *what, int src, struct rc_err *err)
+{
+    const char *why = e->db ? sqlite3_errmsg(e->db) : sqlite3_errstr(src);
+    switch (src & 0xff) {
+    case SQLITE_NOTADB:
+        rc_err_set(err, 500, "bad_database",
+                   "store: %s is not an SQLite database (%s); move it away or choose another "
+                   "data_dir",
+                   e->path, why);
+        return -EPROTO;
+    case SQLITE_CORRUPT:
+        rc_err_set(err, 500, "corrupt_database",
+                   "store: %s is corrupt (%s, %s); restore a backup, or move it away to start "
+                   "empty",
+                   e->path, why, what);
+        return -EIO;
+    case SQLITE_CANTOPEN:
+    case SQLITE_PERM:
+    case SQLITE_READONLY:
+    case SQLITE_AUTH:
+        rc_err_set(err, 500, "bad_config",
+                   "store: cannot open %s for writing (%s); check the permissions of the file, "
+                   "its -wal/-shm files and data_dir",
+                   e->path, why);
+        return -EACCES;
+    case SQLITE_FULL:
+        rc_err_set(err, 500, "disk_full", "store: the disk of %s is full (%s); free space", e->path,
+                   what);
+        return -ENOSPC;
+    case SQLITE_BUSY:
+    case SQLITE_LOCKED:
+        rc_err_set(err, 500, "database_locked",
+                   "store: %s is locked by another program (%s); end its transaction, then start "
+                   "ringcast",
+                   e->path, what);
+        return -EBUSY;
+    case SQLITE_NOMEM:
+        rc_err_set(err, 500, "no_memory", "store: out of memory %s", what);
+        return -ENOMEM;
+    default:
+        rc_err_set(err, 500, "bad_database", "store: %s failed on %s: %s (sqlite %d)", what,
+                   e->path, why, src);
+        return -EIO;
+    }
+}
+
 static int exec(struct rc_store_engine *e, const char *sql, const char *what, struct rc_err *err)
 {
     int src = sqlite3_exec(e->db, sql, NULL, NULL, NULL);
-    return src == SQLITE_OK ? 0 : rc_store_sqlite_fail(e, what, src, err);
+    return src == SQLITE_OK ? 0 : open_fail(e, what, src, err);
 }
 
-/* Single-value query (PRAGMA or SELECT) into buf as text; "" if no row. */
-static int query_text(struct rc_store_engine *e, const char *sql, char *buf, size_t cap,
-                      struct rc_err *err)
+/* Single-value query (PRAGMA or SELECT) into buf as text; "" if no row.
+ * Returns the SQLite result code (SQLITE_OK): the caller words a failure. */
+static int query_text(struct rc_store_engine *e, const char *sql, char *buf, size_t cap)
 {
     sqlite3_stmt *s;
+    buf[0] = '\0';
     int src = sqlite3_prepare_v2(e->db, sql, -1, &s, NULL);
     if (src != SQLITE_OK)
-        return rc_store_sqlite_fail(e, sql, src, err);
+        return src;
     src = sqlite3_step(s);
-    buf[0] = '\0';
     if (src == SQLITE_ROW && sqlite3_column_text(s, 0))
         snprintf(buf, cap, "%s", (const char *)sqlite3_column_text(s, 0));
     sqlite3_finalize(s);
-    if (src != SQLITE_ROW && src != SQLITE_DONE)
-        return rc_store_sqlite_fail(e, sql, src, err);
-    return 0;
+    return src == SQLITE_ROW || src == SQLITE_DONE ? SQLITE_OK : src;
 }
 
-static int schema_version(struct rc_store_engine *e, long *out, struct rc_err *err)
+static int schema_version(struct rc_store_engine *e, long *out)
 {
     char buf[32];
-    int rc = query_text(e, "SELECT version FROM schema_version", buf, sizeof(buf), err);
+    int src = query_text(e, "SELECT version FROM schema_version", buf, sizeof(buf));
     *out = strtol(buf, NULL, 10);
-    return rc;
+    return src;
+}
+
+/* Whose database is this? Ours: application_id is RC_STORE_SQLITE_APP_ID. New
+ * (no tables), or made by a ringcast from before application ids (only our
+ * tables, schema_version among them): ours from now on, *mark is set. Anything
+ * else belongs to another program: refused, never touched. This is the first
+ * read of the file, so a file that is not a database or is corrupt fails here. */
+static int check_owner(struct rc_store_engine *e, bool *mark, struct rc_err *err)
+{
+    char buf[160];
+    *mark = false;
+    int src = query_text(e, "PRAGMA application_id", buf, sizeof(buf));
+    if (src != SQLITE_OK)
+        return open_fail(e, "reading the header", src, err);
+    uint32_t id = (uint32_t)strtol(buf, NULL, 10);
+    if (id == RC_STORE_SQLITE_APP_ID)
+        return 0;
+    if (id != 0) {
+        rc_err_set(err, 500, "foreign_database",
+                   "store: %s belongs to another program (application_id 0x%08x, ringcast's is "
+                   "0x%08x); ringcast will not touch it: choose another data_dir",
+                   e->path, id, RC_STORE_SQLITE_APP_ID);
+        return -EPROTO;
+    }
+    /* the tables every schema version has had (keep in step with migrations[]) */
+    src = query_text(e,
+                     "SELECT count(*) || ' ' || total(name = 'schema_version') || ' ' ||"
+                     " total(name NOT IN ('schema_version', 'notifications',"
+                     " 'notification_recipients', 'subscriptions'))"
+                     " FROM sqlite_master WHERE type = 'table' AND name NOT LIKE 'sqlite%'",
+                     buf, sizeof(buf));
+    if (src != SQLITE_OK)
+        return open_fail(e, "reading the schema", src, err);
+    double ntables = 0, have_version = 0, others = 0;
+    if (sscanf(buf, "%lf %lf %lf", &ntables, &have_version, &others) != 3)
+        others = ntables = 1; /* cannot tell: treat it as another program's */
+    if (ntables == 0 || (have_version > 0 && others == 0)) {
+        *mark = true;
+        return 0;
+    }
+    src = query_text(e,
+                     "SELECT group_concat(name, ', ') FROM (SELECT name FROM sqlite_master"
+                     " WHERE type = 'table' AND name NOT LIKE 'sqlite%' ORDER BY name LIMIT 3)",
+                     buf, sizeof(buf));
+    if (src != SQLITE_OK)
+        return open_fail(e, "reading the schema", src, err);
+    rc_err_set(err, 500, "foreign_database",
+               "store: %s is not a ringcast database (it holds tables %s%s and no ringcast "
+               "application_id); ringcast will not add its tables to it: choose another data_dir",
+               e->path, buf, ntables > 3 ? ", ..." : "");
+    return -EPROTO;
 }
 
 /* Bring the schema to RC_STORE_SQLITE_SCHEMA_VERSION, one transaction per
@@ -97,15 +196,15 @@ static int schema_version(struct rc_store_engine *e, long *out, struct rc_err *e
 static int migrate(struct rc_store_engine *e, struct rc_err *err)
 {
     long v;
-    int rc = exec(e,
-                  "BEGIN IMMEDIATE;"
-                  "CREATE TABLE IF NOT EXISTS schema_version (version INTEGER NOT NULL);"
-                  "INSERT INTO schema_version SELECT 0"
-                  " WHERE NOT EXISTS (SELECT 1 FROM schema_version);"
-                  "COMMIT;",
-                  "creating the schema_version table", err);
-    if (rc == 0)
-        rc = schema_version(e, &v, err);
+    int src, rc = exec(e,
+                       "BEGIN IMMEDIATE;"
+                       "CREATE TABLE IF NOT EXISTS schema_version (version INTEGER NOT NULL);"
+                       "INSERT INTO schema_version SELECT 0"
+                       " WHERE NOT EXISTS (SELECT 1 FROM schema_version);"
+                       "COMMIT;",
+                       "creating the schema_version table", err);
+    if (rc == 0 && (src = schema_version(e, &v)) != SQLITE_OK)
+        rc = open_fail(e, "reading the schema version", src, err);
     if (rc)
         return rc;
     if (v < 0 || v > RC_STORE_SQLITE_SCHEMA_VERSION) {
@@ -182,11 +281,25 @@ static int lock_dir(struct rc_store_engine *e, const char *dir, struct rc_err *e
     }
     if (flock(e->lock_fd, LOCK_EX | LOCK_NB) != 0) {
         int rc = errno == EWOULDBLOCK ? -EBUSY : -errno;
+        /* the holder wrote its pid into the file (below) */
+        char holder[24] = "", who[40] = "";
+        ssize_t n = pread(e->lock_fd, holder, sizeof(holder) - 1, 0);
+        holder[n > 0 ? n : 0] = '\0';
+        holder[strcspn(holder, "\n")] = '\0';
+        if (holder[0])
+            snprintf(who, sizeof(who), " (pid %s)", holder);
         rc_err_set(err, 500, "bad_config",
-                   "store: %s is locked: another ringcast uses this data_dir; stop it or choose "
-                   "another data_dir",
-                   lp);
+                   "store: data_dir %s is in use by another ringcast%s (it holds the lock on "
+                   "ringcast.lock); stop it or choose another data_dir",
+                   dir, who);
         return rc;
+    }
+    /* name ourselves for the next one that tries; best effort: the flock is what counts */
+    char pid[24];
+    int len = snprintf(pid, sizeof(pid), "%ld\n", (long)getpid());
+    if (ftruncate(e->lock_fd, 0) == 0) {
+        ssize_t w = pwrite(e->lock_fd, pid, (size_t)len, 0);
+        (void)w; /* an unnamed lock still locks */
     }
     return 0;
 }
@@ -231,12 +344,15 @@ int rc_store_sqlite_open(struct rc_store_engine **out, const struct rc_store_con
     src = sqlite3_open_v2(e->path, &e->db,
                           SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE | SQLITE_OPEN_NOMUTEX, NULL);
     if (src != SQLITE_OK) {
-        rc = rc_store_sqlite_fail(e, "opening the database", src, err);
+        rc = open_fail(e, "opening the database", src, err);
         goto fail;
     }
     sqlite3_extended_result_codes(e->db, 1);
     sqlite3_busy_timeout(e->db, 5000); /* a backup may hold a lock briefly */
-    rc = query_text(e, "PRAGMA journal_mode=WAL", mode, sizeof(mode), err);
+    bool mark = false;
+    rc = check_owner(e, &mark, err);
+    if (rc == 0 && (src = query_text(e, "PRAGMA journal_mode=WAL", mode, sizeof(mode))) != 0)
+        rc = open_fail(e, "switching to WAL mode", src, err);
     if (rc == 0 && strcmp(mode, "wal") != 0) {
         rc_err_set(err, 500, "bad_config",
                    "store: %s cannot use WAL mode (got \"%s\"); put data_dir on a local "
@@ -251,10 +367,22 @@ int rc_store_sqlite_open(struct rc_store_engine **out, const struct rc_store_con
                   "setting synchronous", err);
     if (rc == 0)
         rc = exec(e, "PRAGMA foreign_keys=ON", "enabling foreign keys", err);
+    if (rc == 0 && mark) {
+        char sql[64];
+        snprintf(sql, sizeof(sql), "PRAGMA application_id = %ld", (long)RC_STORE_SQLITE_APP_ID);
+        rc = exec(e, sql, "marking the database as ringcast's", err);
+    }
     if (rc == 0)
         rc = migrate(e, err);
-    if (rc == 0)
-        rc = rc_store_sqlite_prepare(e, err);
+    if (rc == 0 && rc_store_sqlite_prepare(e, err) < 0) {
+        /* at the schema version we know, a statement that does not prepare means the
+         * tables were changed by something else */
+        rc_err_set(err, 500, "bad_schema",
+                   "store: %s does not have the tables of schema version %d (%s); it was changed "
+                   "outside ringcast: restore a backup",
+                   e->path, RC_STORE_SQLITE_SCHEMA_VERSION, sqlite3_errmsg(e->db));
+        rc = -EPROTO;
+    }
     if (rc)
         goto fail;
     *out = e;
@@ -269,13 +397,13 @@ int rc_store_sqlite_describe(struct rc_store_engine *e, json_t *obj, struct rc_e
     static const char *const sync_names[] = {"off", "normal", "full", "extra"};
     char sync[16], mode[16];
     long v;
-    int rc = query_text(e, "PRAGMA synchronous", sync, sizeof(sync), err);
-    if (rc == 0)
-        rc = query_text(e, "PRAGMA journal_mode", mode, sizeof(mode), err);
-    if (rc == 0)
-        rc = schema_version(e, &v, err);
-    if (rc)
-        return rc;
+    int src = query_text(e, "PRAGMA synchronous", sync, sizeof(sync));
+    if (src == SQLITE_OK)
+        src = query_text(e, "PRAGMA journal_mode", mode, sizeof(mode));
+    if (src == SQLITE_OK)
+        src = schema_version(e, &v);
+    if (src != SQLITE_OK)
+        return rc_store_sqlite_fail(e, "describing the database", src, err);
     long sv = strtol(sync, NULL, 10);
     json_object_set_new(obj, "engine", json_string("sqlite"));
     json_object_set_new(obj, "sqlite_version", json_string(sqlite3_libversion()));

@@ -9,11 +9,61 @@
 #include <arpa/inet.h>
 #include <errno.h>
 #include <netinet/in.h>
+#include <pthread.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/un.h>
 
 #include "ringcast/limits.h"
+
+/* ---- connection budget ----------------------------------------------------------------- */
+
+static void test_limits_connbudget_admits_exactly_max(void **state)
+{
+    (void)state;
+    struct rc_connbudget b;
+    rc_connbudget_init(&b, 3);
+    assert_true(rc_connbudget_take(&b));
+    assert_true(rc_connbudget_take(&b));
+    assert_true(rc_connbudget_take(&b));
+    assert_false(rc_connbudget_take(&b));
+    assert_int_equal(rc_connbudget_used(&b), 3);
+    rc_connbudget_put(&b);
+    assert_int_equal(rc_connbudget_used(&b), 2);
+    assert_true(rc_connbudget_take(&b));
+    assert_false(rc_connbudget_take(&b));
+}
+
+#define RACE_THREADS 4
+#define RACE_TRIES 20000
+
+static void *race_take(void *arg)
+{
+    struct rc_connbudget *b = arg;
+    uintptr_t got = 0;
+    for (int i = 0; i < RACE_TRIES; i++)
+        got += rc_connbudget_take(b);
+    return (void *)got;
+}
+
+/* Shards racing on accept: the sum of successful takes is the budget, never more. */
+static void test_limits_connbudget_is_exact_across_threads(void **state)
+{
+    (void)state;
+    struct rc_connbudget b;
+    rc_connbudget_init(&b, 1000);
+    pthread_t t[RACE_THREADS];
+    for (int i = 0; i < RACE_THREADS; i++)
+        assert_int_equal(pthread_create(&t[i], NULL, race_take, &b), 0);
+    uintptr_t total = 0;
+    for (int i = 0; i < RACE_THREADS; i++) {
+        void *got;
+        assert_int_equal(pthread_join(t[i], &got), 0);
+        total += (uintptr_t)got;
+    }
+    assert_int_equal(total, 1000);
+    assert_int_equal(rc_connbudget_used(&b), 1000);
+}
 
 /* ---- bucket ---------------------------------------------------------------------- */
 
@@ -379,6 +429,8 @@ int main(void)
         cmocka_unit_test(test_limits_iptable_rate_zero_is_unlimited),
         cmocka_unit_test(test_limits_iptable_rate_refuses_new_address_at_bound),
         cmocka_unit_test(test_limits_iptable_sweep_frees_finished_windows),
+        cmocka_unit_test(test_limits_connbudget_admits_exactly_max),
+        cmocka_unit_test(test_limits_connbudget_is_exact_across_threads),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -20,6 +20,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/eventfd.h>
+#include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -1270,7 +1271,7 @@ static void test_store_open_creates_missing_data_dir_and_locks_it(void **state)
     /* the fixture's store holds f->dir: a second one is refused */
     assert_int_equal(rc_store_open(&s2, &cfg, on_reply, f, &err), -EBUSY);
     assert_null(s2);
-    assert_non_null(strstr(err.msg, "another ringcast uses this data_dir"));
+    assert_non_null(strstr(err.msg, "is in use by another ringcast (pid "));
 
     snprintf(nested, sizeof(nested), "%s/a/b", f->dir);
     cfg.data_dir = nested;
@@ -1285,6 +1286,96 @@ static void test_store_open_creates_missing_data_dir_and_locks_it(void **state)
     cfg.data_dir = "";
     assert_int_equal(rc_store_open(&s2, &cfg, on_reply, f, &err), -EINVAL);
     assert_non_null(strstr(err.msg, "data_dir is empty"));
+}
+
+/* Open the engine on <f->dir>/<sub> whose ringcast.db was made by sql (NULL: raw bytes
+ * in raw instead); returns open's result, err filled. */
+static int open_prepared(struct fix *f, const char *sub, const char *sql, const char *raw,
+                         struct rc_err *err)
+{
+    char dir[160], path[200];
+    snprintf(dir, sizeof(dir), "%s/%s", f->dir, sub);
+    assert_int_equal(mkdir(dir, 0700), 0);
+    snprintf(path, sizeof(path), "%s/ringcast.db", dir);
+    if (sql) {
+        sqlite3 *db;
+        assert_int_equal(sqlite3_open(path, &db), SQLITE_OK);
+        assert_int_equal(sqlite3_exec(db, sql, 0, 0, 0), SQLITE_OK);
+        sqlite3_close(db);
+    } else {
+        FILE *fp = fopen(path, "w");
+        assert_non_null(fp);
+        fputs(raw, fp);
+        fclose(fp);
+    }
+    struct rc_store_engine *e = NULL;
+    struct rc_store_config cfg = {.data_dir = dir};
+    int rc = rc_store_sqlite_ops.open(&e, &cfg, err);
+    rc_store_sqlite_ops.close(e);
+    return rc;
+}
+
+static void test_store_open_refuses_a_file_that_is_not_a_database(void **state)
+{
+    struct rc_err err = {0};
+    assert_int_equal(open_prepared(*state, "txt", NULL,
+                                   "hello, I am a text file, not SQLite\n"
+                                   "padding padding padding padding\n",
+                                   &err),
+                     -EPROTO);
+    assert_string_equal(err.code, "bad_database");
+    assert_non_null(strstr(err.msg, "is not an SQLite database"));
+    assert_null(strstr(err.msg, "retry later"));
+}
+
+static void test_store_open_refuses_another_programs_database(void **state)
+{
+    struct rc_err err = {0};
+    assert_int_equal(
+        open_prepared(*state, "foreign", "CREATE TABLE users (id INTEGER);", NULL, &err), -EPROTO);
+    assert_string_equal(err.code, "foreign_database");
+    assert_non_null(strstr(err.msg, "is not a ringcast database (it holds tables users"));
+    assert_int_equal(open_prepared(*state, "otherid", "PRAGMA application_id = 1234;", NULL, &err),
+                     -EPROTO);
+    assert_string_equal(err.code, "foreign_database");
+    assert_non_null(strstr(err.msg, "application_id 0x000004d2"));
+}
+
+static void test_store_open_marks_new_and_older_ringcast_databases(void **state)
+{
+    struct fix *f = *state;
+    struct rc_err err = {0};
+    /* a ringcast database from before application ids: adopted */
+    assert_int_equal(open_prepared(f, "old",
+                                   "CREATE TABLE schema_version (version INTEGER NOT NULL);"
+                                   "INSERT INTO schema_version VALUES (0);",
+                                   NULL, &err),
+                     0);
+    char path[200];
+    snprintf(path, sizeof(path), "%s/old/ringcast.db", f->dir);
+    sqlite3 *db;
+    sqlite3_stmt *st;
+    assert_int_equal(sqlite3_open(path, &db), SQLITE_OK);
+    assert_int_equal(sqlite3_prepare_v2(db, "PRAGMA application_id", -1, &st, NULL), SQLITE_OK);
+    assert_int_equal(sqlite3_step(st), SQLITE_ROW);
+    assert_int_equal((uint32_t)sqlite3_column_int64(st, 0), RC_STORE_SQLITE_APP_ID);
+    sqlite3_finalize(st);
+    sqlite3_close(db);
+    /* the fixture's fresh database got the id too */
+    assert_int_equal(count_rows(f, "PRAGMA application_id"), RC_STORE_SQLITE_APP_ID);
+}
+
+static void test_store_open_names_a_changed_schema(void **state)
+{
+    struct rc_err err = {0};
+    char sql[160];
+    snprintf(sql, sizeof(sql),
+             "PRAGMA application_id = %ld; CREATE TABLE schema_version (version INTEGER);"
+             "INSERT INTO schema_version VALUES (%d);",
+             (long)RC_STORE_SQLITE_APP_ID, RC_STORE_SQLITE_SCHEMA_VERSION);
+    assert_int_equal(open_prepared(*state, "changed", sql, NULL, &err), -EPROTO);
+    assert_string_equal(err.code, "bad_schema");
+    assert_non_null(strstr(err.msg, "does not have the tables of schema version"));
 }
 
 static void test_store_stop_request_answers_then_refuses_the_rest(void **state)
@@ -1433,6 +1524,10 @@ int main(void)
         T(test_store_schema_version_is_recorded_and_newer_refused),
         T(test_store_synchronous_setting_reaches_sqlite),
         T(test_store_open_creates_missing_data_dir_and_locks_it),
+        T(test_store_open_refuses_a_file_that_is_not_a_database),
+        T(test_store_open_refuses_another_programs_database),
+        T(test_store_open_marks_new_and_older_ringcast_databases),
+        T(test_store_open_names_a_changed_schema),
         T(test_store_stop_request_answers_then_refuses_the_rest),
         T(test_store_thread_stops_cleanly_after_answering_queued_work),
         T(test_store_four_concurrent_producers_all_answered),

@@ -5,7 +5,8 @@
  * Refcount: rc_evbuf_ref/_ref_n (relaxed increments: the caller already holds
  *   a reference, so the object cannot die concurrently), rc_evbuf_unref
  *   (acq_rel: the last dropper must see every other thread's reads finished
- *   before it frees). These and mpsc.c are the only atomics of the project.
+ *   before it frees). These, mpsc.c and the connection budget (limits.h) are the
+ *   only atomics of the project.
  * Wire images: each format is one contiguous byte run that every delivery
  *   points into with an iovec. A delivery through a subscription sends
  *   `prefix` then the subscription's pre-encoded suffix; a delivery without a

@@ -13,10 +13,15 @@
  *   rate window), so the table's size is the number of addresses currently counted.
  * Lifetimes: buckets are plain values (embed them). A table is rc_iptable_new/_free;
  *   it owns one array allocated at creation and never allocates afterwards.
+ * Exception: the connection budget (rc_connbudget) is the one process-wide limit. It
+ *   lives in struct rc_server and every shard takes from it on accept and gives back on
+ *   close, so max_connections is exact whatever the number of shards. Its one atomic
+ *   counter states its memory order below (docs/ARCHITECTURE.md "Limits" says why).
  */
 #ifndef RINGCAST_LIMITS_H
 #define RINGCAST_LIMITS_H
 
+#include <stdatomic.h>
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
@@ -49,6 +54,24 @@ bool rc_bucket_take(struct rc_bucket *b, int64_t now_ms, uint32_t n);
 
 /* Whole tokens held at now_ms (after refill); for stats and tests. */
 uint32_t rc_bucket_tokens(struct rc_bucket *b, int64_t now_ms);
+
+/* ---- process-wide connection budget ------------------------------------------------ */
+
+/* At most max connections open at once across every shard. Any thread may take and put.
+ * Its own cache line: the shards write it once per accept and once per close. */
+struct rc_connbudget {
+    _Alignas(64) atomic_uint used;
+    uint32_t max;
+};
+
+void rc_connbudget_init(struct rc_connbudget *b, uint32_t max);
+/* Take one connection: true when used < max (then used grows by one), false when the
+ * budget is spent (nothing changes). Never lets used exceed max, even when shards race. */
+RC_MUST_CHECK bool rc_connbudget_take(struct rc_connbudget *b);
+/* Give back one connection taken with rc_connbudget_take. */
+void rc_connbudget_put(struct rc_connbudget *b);
+/* Connections currently taken (a snapshot; for stats and tests). */
+uint32_t rc_connbudget_used(struct rc_connbudget *b);
 
 /* ---- per-address counters ------------------------------------------------------- */
 

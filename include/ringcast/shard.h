@@ -21,6 +21,7 @@
 #include "ringcast/config.h"
 #include "ringcast/conn.h"
 #include "ringcast/evbuf.h"
+#include "ringcast/limits.h"
 #include "ringcast/mpsc.h"
 #include "ringcast/pool.h"
 #include "ringcast/timer.h"
@@ -37,7 +38,7 @@ struct rc_auth;
 struct rc_iptable;
 struct rc_store;
 
-/* Process-wide, immutable once the shards start. */
+/* Process-wide, immutable once the shards start (but for the connection budget). */
 struct rc_server {
     const struct rc_config *cfg;
     unsigned nshards;
@@ -49,6 +50,8 @@ struct rc_server {
     const struct rc_auth *auth; /* identity, API keys, topic rules (immutable, shared) */
     struct rc_store *store;     /* durable notifications and user subscriptions (store.h);
                                    shards only rc_store_submit() to it */
+    /* the one mutable member: max_connections across every shard (limits.h) */
+    struct rc_connbudget conns;
 };
 
 /* Per-shard counters; owned by the shard, copied out on a stats request. */
@@ -82,6 +85,8 @@ struct rc_counters {
     uint64_t durable_refused;            /* durable subscriptions the rules refuse on a conn */
     uint64_t durable_load_timeouts;      /* greeted before the durable subscriptions loaded */
     uint64_t user_subscription_refusals; /* creates past max_user_subscriptions (409) */
+    uint64_t accept_fd_exhausted;        /* accepts failed for want of fds/memory (then paused) */
+    uint64_t forwarded_loopback;         /* trusted loopback requests carrying X-Forwarded-For */
 };
 
 /* User data: | op:8 | gen:24 | slot:32 |; gen drops CQEs meant for a reused slot. */
@@ -142,6 +147,14 @@ struct rc_shard {
     uint64_t now_ms;
     bool accepting;
     bool accept_armed;
+    /* accept paused after EMFILE/ENFILE/ENOBUFS/ENOMEM until accept_resume_ms;
+     * accept_backoff_ms grows 10 ms -> 1 s and resets on a successful accept */
+    bool accept_paused;
+    uint32_t accept_backoff_ms;
+    uint64_t accept_resume_ms;
+    uint64_t accept_log_ms;        /* no accept_paused log line before this */
+    uint64_t accept_fail_unlogged; /* failures since the last log line */
+    bool forwarded_warned;         /* the X-Forwarded-For warning was logged */
     bool draining;
     bool drained;              /* reported to the main thread */
     bool drain_posted;         /* main thread only */

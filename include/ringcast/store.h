@@ -249,6 +249,9 @@ extern const struct rc_store_engine_ops rc_store_sqlite_ops;
 /* Current schema version of the SQLite engine (migrations run up to it). */
 #define RC_STORE_SQLITE_SCHEMA_VERSION 1
 #define RC_STORE_SQLITE_FILE "ringcast.db"
+/* PRAGMA application_id of ringcast's database ("RCST"): a database with
+ * another id, or other tables and no id, belongs to another program. */
+#define RC_STORE_SQLITE_APP_ID 0x52435354u
 
 /* ---- the store ------------------------------------------------------------------ */
 

@@ -1181,8 +1181,7 @@ def test_auth_limit_rate_limit_close_after():
 
 
 def test_auth_limit_max_connections():
-    # max_connections is split evenly over the shards (max_connections / shards): one
-    # shard makes the total exact
+    # max_connections is exact across shards (test_operator has the two-shard case)
     with Server("--max-connections=2", "--handshake-timeout=1s", shards=1) as srv:
         async def go():
             conns = [await ws_open(srv) for _ in range(2)]
