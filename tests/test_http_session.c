@@ -169,7 +169,7 @@ void rc_auth_identity_free(struct rc_auth_identity *id)
 
 /* ---- the client ---------------------------------------------------------------------- */
 
-static char *g_in;           /* every byte the client sends */
+static char *g_in; /* every byte the client sends */
 static size_t g_in_len, g_fed;
 static unsigned g_expect[MAX_REQ + 1]; /* index answered by the k-th answer */
 static int g_expect_status[MAX_REQ + 1];
@@ -383,7 +383,7 @@ static void run_pipeline(uint64_t seed, bool bad_tail)
     g_rng = seed * 0x9e3779b97f4a7c15ull + 1;
     setup_conn();
     unsigned n = 1 + rnd(600);
-    unsigned mix = rnd(4); /* 0: mostly deferred, else a mix */
+    unsigned mix = rnd(4);                      /* 0: mostly deferred, else a mix */
     unsigned slow = mix == 0 ? 20 : 1 + rnd(3); /* deferred answers come 1 in `slow` turns */
     for (unsigned i = 0; i < n; i++) {
         unsigned kind = mix == 0 ? (rnd(10) ? 1 : rnd(3)) : rnd(5);
