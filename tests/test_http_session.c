@@ -378,7 +378,10 @@ static void check_invariants(void)
     assert_true(g_conn.out.bytes <= g_cfg.max_pending_bytes + (RING + 1) * (BIG_BODY + 256));
 }
 
-static void run_pipeline(uint64_t seed, bool bad_tail)
+/* how a pipeline ends */
+enum tail { TAIL_NONE, TAIL_FRAMING_ERROR, TAIL_CLOSE };
+
+static void run_pipeline(uint64_t seed, enum tail tail)
 {
     g_rng = seed * 0x9e3779b97f4a7c15ull + 1;
     setup_conn();
@@ -391,11 +394,21 @@ static void run_pipeline(uint64_t seed, bool bad_tail)
             kind = 0; /* big answers are rarer (and none when mostly deferred) */
         add_request(kind);
     }
-    if (bad_tail) {
+    if (tail == TAIL_FRAMING_ERROR) {
         static const char bad[] = "GET / HTTP/2.0\r\nHost: t\r\n\r\n";
         add_bytes(bad, sizeof(bad) - 1);
         g_expect[g_nreq] = 0;
         g_expect_status[g_nreq++] = 505;
+    } else if (tail == TAIL_CLOSE) {
+        /* a deferred Connection: close request, then bytes that are never parsed */
+        char head[128];
+        int k = snprintf(head, sizeof(head),
+                         "GET /defer/%u HTTP/1.1\r\nHost: t\r\nConnection: close\r\n\r\n", g_nreq);
+        add_bytes(head, (size_t)k);
+        g_expect[g_nreq] = g_nreq;
+        g_expect_status[g_nreq++] = 200;
+        for (unsigned i = 0; i < 50; i++)
+            add_bytes("GET /now/9999 HTTP/1.1\r\n\r\nnot even HTTP\r\n", 41);
     }
     /* some clients read little at a time */
     size_t read_chunk = rnd(3) == 0 ? 64 : 20000;
@@ -446,7 +459,7 @@ static void test_http_session_random_pipelines_answer_in_order(void **state)
     (void)state;
     unsigned saw_full = 0;
     for (uint64_t seed = 1; seed <= 400; seed++) {
-        run_pipeline(seed, false);
+        run_pipeline(seed, TAIL_NONE);
         saw_full += g_max_owed == RING;
     }
     /* the generator must reach the interesting case often */
@@ -459,7 +472,17 @@ static void test_http_session_random_pipelines_with_a_framing_error_last(void **
 {
     (void)state;
     for (uint64_t seed = 1000; seed <= 1200; seed++)
-        run_pipeline(seed, true);
+        run_pipeline(seed, TAIL_FRAMING_ERROR);
+}
+
+static void test_http_session_random_pipelines_ending_with_connection_close(void **state)
+{
+    (void)state;
+    for (uint64_t seed = 2000; seed <= 2200; seed++) {
+        run_pipeline(seed, TAIL_CLOSE);
+        assert_true(g_saw_close);
+        assert_int_equal(g_conn.state, RC_CONN_FLUSHING);
+    }
 }
 
 /* 64 deferred requests owed, then more input than the connection may buffer
@@ -540,6 +563,7 @@ int main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_http_session_random_pipelines_answer_in_order),
         cmocka_unit_test(test_http_session_random_pipelines_with_a_framing_error_last),
+        cmocka_unit_test(test_http_session_random_pipelines_ending_with_connection_close),
         cmocka_unit_test(test_http_session_input_cap_with_full_ring_answers_413_last),
         cmocka_unit_test(test_http_session_deadline_follows_completed_requests),
     };
