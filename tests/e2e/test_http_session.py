@@ -110,6 +110,22 @@ def test_history_page_larger_than_max_pending_bytes_is_delivered():
         eq(counters(srv)["slow_consumer_disconnects"], 0, "slow consumer closes")
 
 
+def test_notification_list_larger_than_max_pending_bytes_is_delivered():
+    # 20 notifications of ~12 KB each (metadata) on one page: ~240 KB through a
+    # 64 KiB max_pending_bytes
+    with Server("--max-pending-bytes=64KiB") as srv:
+        for i in range(20):
+            r = http(srv, "POST", "/api/realtime/notifications",
+                     {"title": f"n{i}", "message": "m", "recipients": ["big-user"],
+                      "metadata": {"pad": "q" * 12000}})
+            eq(r.status, 201, f"create {i} {r.body[:200]!r}")
+        r = http(srv, "GET", "/api/realtime/notifications?user_id=big-user&page_size=20",
+                 timeout=30)
+        eq(r.status, 200, f"list status {r.body[:200]!r}")
+        check(len(r.body) > 240000, f"list answer is {len(r.body)} bytes")
+        eq(sorted(n["title"] for n in r.json()), sorted(f"n{i}" for i in range(20)), "titles")
+
+
 def test_pipelined_history_answers_are_bounded_and_all_delivered():
     # 300 pipelined requests for a ~240 KB page, by a client that does not
     # read: the server takes no more requests (and stops reading) while 64 KiB
