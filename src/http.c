@@ -620,7 +620,6 @@ static size_t process(struct rc_conn *c, char *p, size_t n, size_t *keep)
     return off;
 }
 
-/* Feed bytes when nothing is buffered: parse in place, buffer the rest. */
 /* The input cap was passed: one request too large, or (rare: reading stops
  * while answers are owed, so only bytes the kernel had already delivered get
  * here) pipelined requests buffered behind unread answers. */
