@@ -253,6 +253,7 @@ static json_t *shard_stats_part(struct rc_shard *s, size_t limit)
         {"rate_limited", k->rate_limited},
         {"rate_limit_disconnects", k->rate_limit_disconnects},
         {"recv_enobufs", k->recv_enobufs},
+        {"http_read_pauses", k->http_read_pauses},
         {"sends", k->sends},
         {"send_iovecs", k->send_iovecs},
         {"wakeups", k->wakeups},

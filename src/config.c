@@ -195,7 +195,8 @@ const struct rc_config_key rc_config_keys[] = {
              "WebSocket Origin allow-list, e.g. https://app.example.com; empty = allow all"),
     KEY_UINT(max_subscriptions, "1000", 1, 1000000, NULL, "subscriptions per connection"),
     KEY_SIZE(max_pending_bytes, "4MiB", 4 * KIB, GIB, NULL,
-             "outbound bytes queued for one client before it is dropped as slow"),
+             "outbound bytes queued for one client before it is dropped as slow (HTTP: "
+             "unread answers past which the connection is not read)"),
     KEY_BOOL(client_publish, "false", "clients may publish over WebSocket"),
     KEY_LIST(api_keys, check_api_key, true,
              "API keys accepted on the HTTP API (secret); KEY:publish+notify+admin limits a "

@@ -175,7 +175,10 @@ static int queue_seg(struct rc_conn *c, const void *p, size_t n, uintptr_t ref)
         c->shard->ctr.drops++;
         return -EPIPE;
     }
-    if (q->bytes + n > c->shard->cfg->max_pending_bytes) {
+    /* HTTP answers are bounded by the session instead: it takes no more
+     * requests (and stops reading) while max_pending_bytes of answers are
+     * unsent (http.c), so one answer larger than the cap still goes out */
+    if (c->proto != RC_PROTO_HTTP && q->bytes + n > c->shard->cfg->max_pending_bytes) {
         c->shard->ctr.slow_consumer_disconnects++;
         rc_log(RC_LOG_INFO, "slow_consumer", "conn=%016llx pending=%zu cap=%zu",
                (unsigned long long)c->id, q->bytes, c->shard->cfg->max_pending_bytes);

@@ -33,6 +33,14 @@ static size_t in_cap(const struct rc_config *cfg)
     return cfg->max_header_bytes + cfg->max_body_bytes + 64 * 1024;
 }
 
+/* Most a connection buffers: one request, plus what the kernel can still
+ * deliver after the session stopped reading (one loop turn may fill every
+ * receive buffer of the shard before the cancel takes effect). */
+static size_t buffer_cap(const struct rc_config *cfg)
+{
+    return in_cap(cfg) + (size_t)cfg->recv_buffers * cfg->recv_buffer_size;
+}
+
 /* Forget the request just answered; the pipeline flags stay. */
 static void reset_request(struct rc_conn *c)
 {
@@ -42,13 +50,6 @@ static void reset_request(struct rc_conn *c)
     c->http.awaiting = awaiting;
     c->http.stream_wait = stream_wait;
     c->http.stop_after = stop_after;
-}
-
-static void arm_idle(struct rc_conn *c)
-{
-    struct rc_shard *s = c->shard;
-    c->http.in_request = false;
-    rc_shard_arm_timer(s, c, s->now_ms + s->cfg->keepalive_timeout);
 }
 
 static void arm_request(struct rc_conn *c)
@@ -86,16 +87,50 @@ struct http_slot {
 struct rc_http_pending {
     uint32_t head, tail; /* serials; slot = serial % RC_HTTP_MAX_PENDING */
     struct http_slot slots[RC_HTTP_MAX_PENDING];
+    /* The answer that ends the connection (framing error, 408, 413) when it
+     * comes while all 64 slots are taken: written after them. Nothing is
+     * answered after it (stop_after), so the ring never holds more than
+     * RC_HTTP_MAX_PENDING answers. */
+    char *final;
+    size_t final_len;
+    size_t ready_bytes; /* bytes of answers ready here, not yet queued for sending */
+    uint32_t waiting;   /* deferred answers not ready yet */
+    size_t largest;     /* largest answer on this connection so far */
 };
 
 static bool has_pending(const struct rc_conn *c)
 {
-    return c->pend && c->pend->head != c->pend->tail;
+    return c->pend && (c->pend->head != c->pend->tail || c->pend->final);
 }
 
+/* Answer bytes the client has not read yet: queued for sending, or ready
+ * behind an earlier answer. */
+static size_t answer_bytes(const struct rc_conn *c)
+{
+    return c->out.bytes + (c->pend ? c->pend->ready_bytes : 0);
+}
+
+/* Answers unread reach max_pending_bytes, or would if the deferred ones
+ * still to come were as large as the largest so far: a client pipelining
+ * large answers (history pages, lists) has few of them in flight, one at
+ * least; one pipelining publishes keeps all 64. */
+static bool answers_over_cap(const struct rc_conn *c)
+{
+    const struct rc_http_pending *p = c->pend;
+    size_t cap = c->shard->cfg->max_pending_bytes, have = answer_bytes(c), owed;
+    if (have >= cap)
+        return true;
+    if (!p || p->waiting == 0)
+        return false;
+    if (!rc_mul_size(p->waiting + 1u, p->largest, &owed))
+        return true;
+    return owed > cap - have;
+}
+
+/* Parsing pauses (no request is taken) while set. */
 static bool paused(const struct rc_conn *c)
 {
-    return c->http.awaiting || c->http.stream_wait || c->http.stop_after;
+    return c->http.awaiting || c->http.stream_wait || c->http.stop_after || answers_over_cap(c);
 }
 
 void rc_http_release(struct rc_conn *c)
@@ -104,14 +139,58 @@ void rc_http_release(struct rc_conn *c)
         return;
     for (uint32_t i = c->pend->head; i != c->pend->tail; i++)
         free(c->pend->slots[i % RC_HTTP_MAX_PENDING].buf);
+    free(c->pend->final);
     free(c->pend);
     c->pend = NULL;
 }
 
+/* Backpressure: a session that takes no requests because answers are owed
+ * (64 pending, a stream request waiting for them, or max_pending_bytes of
+ * answers unread) stops reading, so the client's further requests stay in
+ * its own socket buffers instead of ours. After a Connection: close request
+ * the input is read and discarded (the lingering close needs the FIN). */
+static void update_reading(struct rc_conn *c)
+{
+    struct rc_shard *s = c->shard;
+    bool stop = c->state == RC_CONN_OPEN && c->proto == RC_PROTO_HTTP && !c->http.stop_after &&
+                (c->http.awaiting || c->http.stream_wait || answers_over_cap(c));
+    if (stop && !c->recv_paused) {
+        s->ctr.http_read_pauses++;
+        rc_shard_recv_pause(s, c);
+    } else if (!stop && c->recv_paused) {
+        rc_shard_recv_resume(s, c);
+    }
+}
+
+/* The connection's one timer, from its state: a request partly received
+ * keeps its own deadline (arm_request); while the session waits for answers
+ * or for the client to read them, a re-check after request_timeout (re-armed
+ * as answers complete and as the client reads, so a busy connection never
+ * meets it); otherwise the keep-alive idle deadline from now. */
+static void arm_deadline(struct rc_conn *c)
+{
+    struct rc_shard *s = c->shard;
+    if (c->state != RC_CONN_OPEN || c->proto != RC_PROTO_HTTP)
+        return;
+    if (c->http.in_request && !paused(c))
+        return;
+    if (has_pending(c) || paused(c))
+        rc_shard_arm_timer(s, c, s->now_ms + s->cfg->request_timeout);
+    else
+        rc_shard_arm_timer(s, c, s->now_ms + s->cfg->keepalive_timeout);
+}
+
+static void settle(struct rc_conn *c)
+{
+    update_reading(c);
+    arm_deadline(c);
+}
+
 static void resume(struct rc_conn *c);
 
-/* Write the ready answers at the head of the line, in order. */
-static void flush_pending(struct rc_conn *c)
+/* Write the ready answers at the head of the line, in order. was_paused:
+ * whether the session was paused before this answer came. */
+static void flush_pending(struct rc_conn *c, bool was_paused)
 {
     struct rc_http_pending *p = c->pend;
     while (p && p->head != p->tail && c->state == RC_CONN_OPEN) {
@@ -123,20 +202,29 @@ static void flush_pending(struct rc_conn *c)
         sl->buf = NULL;
         sl->ready = false;
         p->head++;
+        p->ready_bytes -= sl->len;
         if (rc_conn_queue_owned(c, buf, sl->len) < 0)
             return;
         if (!ka)
             rc_conn_close_after_flush(c);
     }
+    if (p && p->head == p->tail && p->final && c->state == RC_CONN_OPEN) {
+        char *buf = p->final;
+        p->final = NULL;
+        p->ready_bytes -= p->final_len;
+        if (rc_conn_queue_owned(c, buf, p->final_len) < 0)
+            return;
+        rc_conn_close_after_flush(c);
+    }
     if (c->state != RC_CONN_OPEN || c->proto != RC_PROTO_HTTP)
         return;
-    bool was_paused = paused(c);
     if (c->http.awaiting && p && p->tail - p->head < RC_HTTP_MAX_PENDING)
         c->http.awaiting = false;
     if (c->http.stream_wait && !has_pending(c))
         c->http.stream_wait = false;
     if (was_paused && !paused(c))
         resume(c);
+    settle(c);
 }
 
 /* Queue one complete answer: now, or in its turn behind pending ones. */
@@ -144,11 +232,35 @@ static void emit(struct rc_conn *c, char *out, size_t total, bool keep_alive)
 {
     if (has_pending(c)) {
         struct rc_http_pending *p = c->pend;
+        if (p->final) {
+            free(out); /* nothing is answered after the answer that closes */
+            return;
+        }
+        if (p->tail - p->head == RC_HTTP_MAX_PENDING) {
+            /* no request is taken while the ring is full, so only an answer
+             * that ends the connection gets here */
+            if (!keep_alive) {
+                p->final = out;
+                p->final_len = total;
+                p->ready_bytes += total;
+                c->http.stop_after = true;
+                return;
+            }
+            rc_log(RC_LOG_WARN, "http_answer_dropped",
+                   "conn=%016llx reason=\"answer ring full\" pending=%u", (unsigned long long)c->id,
+                   RC_HTTP_MAX_PENDING);
+            free(out);
+            rc_conn_close_now(c);
+            return;
+        }
         struct http_slot *sl = &p->slots[p->tail % RC_HTTP_MAX_PENDING];
         sl->buf = out;
         sl->len = total;
         sl->ready = true;
         sl->keep_alive = keep_alive;
+        p->ready_bytes += total;
+        if (total > p->largest)
+            p->largest = total;
         p->tail++;
         if (p->tail - p->head == RC_HTTP_MAX_PENDING)
             c->http.awaiting = true;
@@ -156,6 +268,8 @@ static void emit(struct rc_conn *c, char *out, size_t total, bool keep_alive)
             c->http.stop_after = true;
         return;
     }
+    if (c->pend && total > c->pend->largest)
+        c->pend->largest = total;
     if (rc_conn_queue_owned(c, out, total) < 0)
         return;
     if (!keep_alive)
@@ -277,6 +391,14 @@ uint32_t rc_http_defer(struct rc_http_ctx *x)
         c->pend->head = c->pend->tail = 1; /* serial 0 means "nobody waits" */
     }
     struct rc_http_pending *p = c->pend;
+    if (p->final || p->tail - p->head == RC_HTTP_MAX_PENDING) {
+        /* process() takes no request then; a route that defers anyway gets
+         * serial 0 (its answer is dropped) rather than a slot in use */
+        rc_log(RC_LOG_WARN, "http_answer_dropped",
+               "conn=%016llx reason=\"deferred with the answer ring full\"",
+               (unsigned long long)c->id);
+        return 0;
+    }
     struct http_slot *sl = &p->slots[p->tail % RC_HTTP_MAX_PENDING];
     bool ka = x->keep_alive && !c->shard->draining;
     sl->buf = NULL;
@@ -284,6 +406,7 @@ uint32_t rc_http_defer(struct rc_http_ctx *x)
     sl->keep_alive = ka;
     sl->head_only = x->head_only;
     uint32_t serial = p->tail++;
+    p->waiting++;
     if (p->tail - p->head == RC_HTTP_MAX_PENDING)
         c->http.awaiting = true;
     if (!ka)
@@ -308,6 +431,8 @@ static void fill_deferred(struct rc_conn *c, struct http_slot *sl, int status, c
                           const char *json, size_t len)
 {
     size_t total;
+    bool was_paused = paused(c);
+    c->pend->waiting--;
     char *out = build_response(c, status, "application/json", extra, json, len, sl->keep_alive,
                                sl->head_only, &total);
     if (!out) {
@@ -317,7 +442,10 @@ static void fill_deferred(struct rc_conn *c, struct http_slot *sl, int status, c
     sl->buf = out;
     sl->len = total;
     sl->ready = true;
-    flush_pending(c);
+    c->pend->ready_bytes += total;
+    if (total > c->pend->largest)
+        c->pend->largest = total;
+    flush_pending(c, was_paused);
     if (c->peer_closed && c->proto == RC_PROTO_HTTP)
         finish_half_closed(c);
 }
@@ -485,42 +613,55 @@ static size_t process(struct rc_conn *c, char *p, size_t n, size_t *keep)
             return off;
         }
         off += st.used;
-        if (c->proto == RC_PROTO_HTTP) {
-            reset_request(c);
-            if (!has_pending(c))
-                arm_idle(c);
-        }
+        if (c->proto == RC_PROTO_HTTP)
+            reset_request(c); /* in_request is over: arm_deadline re-arms */
     }
     *keep = n - off;
     return off;
+}
+
+/* The input cap was passed: one request too large, or (rare: reading stops
+ * while answers are owed, so only bytes the kernel had already delivered get
+ * here) pipelined requests buffered behind unread answers. */
+static void input_over_cap(struct rc_conn *c)
+{
+    struct rc_err err;
+    size_t cap = buffer_cap(c->shard->cfg);
+    if (paused(c))
+        rc_err_set(&err, 413, "payload_too_large",
+                   "more than %zu bytes of pipelined requests wait behind unread answers; read "
+                   "the answers before sending more",
+                   cap);
+    else
+        rc_err_set(&err, 413, "payload_too_large", "request is larger than %zu bytes", cap);
+    fatal_error(c, &err);
 }
 
 /* Feed bytes when nothing is buffered: parse in place, buffer the rest. */
 static void http_feed(struct rc_conn *c, char *buf, size_t len)
 {
     const struct rc_config *cfg = c->shard->cfg;
+    if (c->state != RC_CONN_OPEN || c->http.stop_after)
+        return; /* nothing more will be parsed: discard */
     if (c->in_len == 0 && !paused(c)) {
         size_t keep;
         size_t used = process(c, buf, len, &keep);
         if (c->state != RC_CONN_OPEN)
             return;
         if (c->proto != RC_PROTO_HTTP) {
+            update_reading(c);
             if (used < len)
                 rc_conn_on_data(c, buf + used, len - used);
             return;
         }
-        if (keep && rc_conn_in_append(c, buf + used, keep, in_cap(cfg)) < 0) {
-            struct rc_err err;
-            rc_err_set(&err, 413, "payload_too_large", "request is larger than %zu bytes",
-                       in_cap(cfg));
-            fatal_error(c, &err);
-        }
+        if (keep && rc_conn_in_append(c, buf + used, keep, buffer_cap(cfg)) < 0)
+            input_over_cap(c);
+        settle(c);
         return;
     }
-    if (rc_conn_in_append(c, buf, len, in_cap(cfg)) < 0) {
-        struct rc_err err;
-        rc_err_set(&err, 413, "payload_too_large", "request is larger than %zu bytes", in_cap(cfg));
-        fatal_error(c, &err);
+    if (rc_conn_in_append(c, buf, len, buffer_cap(cfg)) < 0) {
+        input_over_cap(c);
+        settle(c);
         return;
     }
     resume(c);
@@ -534,16 +675,14 @@ static void resume(struct rc_conn *c)
     resume_buffered(c);
     if (c->peer_closed && c->proto == RC_PROTO_HTTP)
         finish_half_closed(c);
+    if (c->state == RC_CONN_OPEN)
+        settle(c);
 }
 
 static void resume_buffered(struct rc_conn *c)
 {
-    if (paused(c) || c->state != RC_CONN_OPEN || c->in_len == 0) {
-        if (!has_pending(c) && c->in_len == 0 && c->proto == RC_PROTO_HTTP &&
-            c->state == RC_CONN_OPEN && !c->http.in_request)
-            arm_idle(c);
+    if (paused(c) || c->state != RC_CONN_OPEN || c->in_len == 0)
         return;
-    }
     size_t keep;
     size_t used = process(c, c->in, c->in_len, &keep);
     if (c->state != RC_CONN_OPEN)
@@ -640,6 +779,18 @@ void rc_conn_on_eof(struct rc_conn *c)
         rc_conn_close_now(c);
 }
 
+void rc_conn_on_sent(struct rc_conn *c)
+{
+    /* the client read some answers: a session paused on max_pending_bytes of
+     * them may take requests again; a waiting one re-arms its re-check */
+    if (c->proto != RC_PROTO_HTTP || c->state != RC_CONN_OPEN)
+        return;
+    if (c->recv_paused || c->in_len > 0)
+        resume(c);
+    else if (has_pending(c) || c->out.bytes)
+        arm_deadline(c);
+}
+
 void rc_conn_on_timer(struct rc_conn *c)
 {
     struct rc_shard *s = c->shard;
@@ -653,27 +804,37 @@ void rc_conn_on_timer(struct rc_conn *c)
     case RC_PROTO_HTTP:
         break;
     }
-    if (has_pending(c)) {
-        /* answers from other shards come quickly; check again later */
-        rc_shard_arm_timer(s, c, s->now_ms + s->cfg->request_timeout);
-        return;
-    }
-    if (c->http.in_request) {
+    if (c->http.in_request && !paused(c)) {
+        /* one request's bytes did not all come in time (slowloris) */
         struct rc_err err;
+        bool first = !c->served && s->cfg->handshake_timeout < s->cfg->request_timeout;
+        const char *key = first ? "handshake_timeout" : "request_timeout";
+        uint64_t limit = first ? s->cfg->handshake_timeout : s->cfg->request_timeout;
         if (c->served)
             s->ctr.request_timeouts++;
         else
             s->ctr.handshake_timeouts++;
-        rc_err_set(
-            &err, 408, "request_timeout",
-            "the request did not arrive completely within %llu ms (%s)",
-            (unsigned long long)(c->served || s->cfg->request_timeout < s->cfg->handshake_timeout
-                                     ? s->cfg->request_timeout
-                                     : s->cfg->handshake_timeout),
-            c->served || s->cfg->request_timeout < s->cfg->handshake_timeout ? "request_timeout"
-                                                                             : "handshake_timeout");
+        rc_log(RC_LOG_INFO, "request_timeout", "conn=%016llx limit=%s ms=%llu buffered=%zu",
+               (unsigned long long)c->id, key, (unsigned long long)limit, c->in_len);
+        rc_err_set(&err, 408, "request_timeout",
+                   "the request did not arrive completely within %llu ms (%s)",
+                   (unsigned long long)limit, key);
         c->in_len = 0;
         fatal_error(c, &err);
+        settle(c);
+        return;
+    }
+    if (has_pending(c)) {
+        /* we owe answers (other shards, the store): check again later */
+        rc_shard_arm_timer(s, c, s->now_ms + s->cfg->request_timeout);
+        return;
+    }
+    if (paused(c) && c->out.bytes) {
+        /* answers unread for a whole request_timeout while requests wait */
+        s->ctr.slow_consumer_disconnects++;
+        rc_log(RC_LOG_INFO, "slow_consumer", "conn=%016llx unread=%zu cap=%zu",
+               (unsigned long long)c->id, c->out.bytes, s->cfg->max_pending_bytes);
+        rc_conn_close_now(c);
         return;
     }
     rc_conn_close_now(c); /* keep-alive timeout on an idle connection */

@@ -99,6 +99,17 @@ static int rc_ring_prep_cancel_accept(struct rc_shard *s)
     return 0;
 }
 
+/* Cancel c's multishot recv; its last CQE is -ECANCELED (see on_recv). */
+static int rc_ring_prep_cancel_recv(struct rc_shard *s, struct rc_conn *c)
+{
+    struct io_uring_sqe *sqe = get_sqe(s);
+    if (!sqe)
+        return -EBUSY;
+    io_uring_prep_cancel64(sqe, rc_ud_pack(RC_OP_RECV, s->gens[c->slot], c->slot), 0);
+    io_uring_sqe_set_data64(sqe, rc_ud_pack(RC_OP_CANCEL, 0, 0));
+    return 0;
+}
+
 /* ---- connection table ------------------------------------------------------- */
 
 static struct rc_conn *conn_new(struct rc_shard *s, int fd)
@@ -198,6 +209,31 @@ static struct rc_conn *conn_from_ud(struct rc_shard *s, uint64_t ud)
 void rc_shard_arm_timer(struct rc_shard *s, struct rc_conn *c, uint64_t deadline_ms)
 {
     rc_timer_arm(&s->timers, &c->timer, deadline_ms);
+}
+
+void rc_shard_recv_pause(struct rc_shard *s, struct rc_conn *c)
+{
+    if (c->recv_paused || c->state != RC_CONN_OPEN)
+        return;
+    c->recv_paused = true;
+    c->recv_rearm = false;
+    /* if the SQ is full the recv stays armed: the session buffers what comes
+     * (bounded by its input cap) and the next pause tries again */
+    if (c->recv_armed && rc_ring_prep_cancel_recv(s, c) < 0)
+        c->recv_paused = false;
+}
+
+void rc_shard_recv_resume(struct rc_shard *s, struct rc_conn *c)
+{
+    (void)s;
+    if (!c->recv_paused)
+        return;
+    c->recv_paused = false;
+    if (!c->recv_armed && c->state != RC_CONN_CLOSED) {
+        c->recv_rearm = true;
+        rc_conn_mark_dirty(c);
+    }
+    /* else: the cancelled recv's -ECANCELED is still to come; on_recv re-arms */
 }
 
 /* ---- completions -------------------------------------------------------------- */
@@ -399,9 +435,17 @@ static void on_recv(struct rc_shard *s, struct io_uring_cqe *cqe)
             c->recv_rearm = true;
             rc_conn_mark_dirty(c);
             return;
+        case -ECANCELED:
+            /* our own cancel (rc_shard_recv_pause; a close shuts the socket
+             * down instead): read again unless still paused */
+            if (!c->recv_paused || c->state != RC_CONN_OPEN) {
+                c->recv_paused = false;
+                c->recv_rearm = true;
+                rc_conn_mark_dirty(c);
+            }
+            return;
         case -ECONNRESET:
         case -EPIPE:
-        case -ECANCELED:
             rc_conn_close_now(c);
             return;
         default:
@@ -445,6 +489,7 @@ static void on_send(struct rc_shard *s, struct io_uring_cqe *cqe)
     rc_outq_consume(&c->out, (size_t)cqe->res);
     /* a short send leaves the rest queued; the flush below resubmits it */
     rc_conn_mark_dirty(c);
+    rc_conn_on_sent(c);
 }
 
 /* Submit one send per dirty connection, re-arm ended multishot recvs, and
@@ -462,7 +507,12 @@ void rc_shard_flush(struct rc_shard *s)
             c = next;
             continue;
         }
-        if (c->recv_rearm && !c->recv_armed && c->state != RC_CONN_CLOSED) {
+        if (c->recv_paused && c->state != RC_CONN_OPEN) {
+            /* a closing connection reads (and discards) until the FIN */
+            c->recv_paused = false;
+            c->recv_rearm = true;
+        }
+        if (c->recv_rearm && !c->recv_armed && !c->recv_paused) {
             c->recv_rearm = false;
             rc_ring_prep_recv(s, c);
         }

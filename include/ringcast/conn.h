@@ -10,7 +10,9 @@
  *   (an evbuf reference, a subscription's local reference, or an owned heap
  *   block). At most one send is in flight; segments are popped when sent.
  *   Invariant: out.bytes <= max_pending_bytes, else the connection is closed
- *   as a slow consumer.
+ *   as a slow consumer. HTTP answers are the exception: the HTTP session
+ *   stops taking requests and reading while max_pending_bytes of answers are
+ *   unsent (http.h), so one answer larger than the cap is still delivered.
  * Input: data is parsed straight from the provided recv buffer; only a
  *   partial unit (request head, frame) is copied into `in`, which is freed
  *   when it empties, so an idle connection holds no receive memory.
@@ -97,7 +99,8 @@ struct rc_conn {
     uint8_t proto; /* enum rc_conn_proto */
     uint8_t state; /* enum rc_conn_state */
     bool recv_armed;
-    bool recv_rearm; /* multishot ended (ENOBUFS): re-arm at the end of the turn */
+    bool recv_rearm;  /* multishot ended (ENOBUFS): re-arm at the end of the turn */
+    bool recv_paused; /* backpressure: not read until resumed (rc_shard_recv_pause) */
     bool send_inflight;
     bool dirty; /* on the shard's flush list */
     bool counted_ip;

@@ -4,6 +4,12 @@
  *   requests may wait for asynchronous answers (publish, stats) at once;
  *   answers ready early wait in their slot until the ones before them are
  *   written. A WebSocket/SSE request waits for every earlier answer.
+ * Backpressure: while 64 answers are pending, a stream request waits, or
+ *   max_pending_bytes of answers are unread, no request is taken and the
+ *   connection is not read (rc_shard_recv_pause); reading resumes as answers
+ *   are written. One answer may be larger than max_pending_bytes.
+ * Deadlines: request_timeout bounds one partly received request (408); a
+ *   connection that keeps completing requests never meets it.
  * Protocol dispatch lives here too: rc_conn_on_data() hands bytes to the
  *   HTTP parser, the WebSocket session or the SSE session. */
 #ifndef RINGCAST_HTTP_H
@@ -36,6 +42,8 @@ void rc_conn_on_data(struct rc_conn *c, char *buf, size_t len);
 void rc_conn_on_eof(struct rc_conn *c);
 void rc_conn_on_timer(struct rc_conn *c);
 void rc_conn_on_drain(struct rc_conn *c);
+/* Some queued output was written (the HTTP session's backpressure). */
+void rc_conn_on_sent(struct rc_conn *c);
 /* Tell a WebSocket client ({"type":"error",...} echoing req_id) or an SSE
  * client (an "event: error" record naming sub_id) that something failed. */
 void rc_conn_send_error(struct rc_conn *c, const json_t *req_id, const char *code, const char *msg,

@@ -72,6 +72,7 @@ struct rc_counters {
     uint64_t handshake_timeouts;
     uint64_t request_timeouts;
     uint64_t recv_enobufs;
+    uint64_t http_read_pauses; /* HTTP connections that stopped being read (answers owed) */
     uint64_t sends;
     uint64_t send_iovecs;
     uint64_t wakeups;
@@ -205,6 +206,12 @@ struct rc_conn *rc_shard_conn(struct rc_shard *s, uint64_t id);
 void rc_shard_flush(struct rc_shard *s);
 /* Shard thread: (re)arm a connection's deadline. */
 void rc_shard_arm_timer(struct rc_shard *s, struct rc_conn *c, uint64_t deadline_ms);
+/* Backpressure: stop reading c (its multishot recv is cancelled; bytes the
+ * kernel already delivered still arrive through rc_conn_on_data), and read
+ * again. Both are idempotent. A connection that leaves RC_CONN_OPEN reads
+ * again by itself (a lingering close must see the peer's FIN). */
+void rc_shard_recv_pause(struct rc_shard *s, struct rc_conn *c);
+void rc_shard_recv_resume(struct rc_shard *s, struct rc_conn *c);
 /* Shard thread: after a conn was closed, release it when nothing is in flight. */
 void rc_shard_conn_closed(struct rc_shard *s, struct rc_conn *c);
 
