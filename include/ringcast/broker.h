@@ -4,7 +4,11 @@
  * Owner: each shard has one broker (s->broker), used only by that shard's
  *   thread. It holds (1) the trie of this shard's connections' subscriptions
  *   and (2) the state of the topics this shard owns (xxh3(topic) % nshards):
- *   their sequence numbers and recent idempotency keys.
+ *   their sequence numbers and recent idempotency keys. An owned topic that
+ *   nothing holds (exact-topic subscription, claimed slot, presence member,
+ *   kept history) and that saw no publish for topic_idle_timeout is freed by
+ *   a bounded periodic sweep (rc_broker_tick); a later use starts a new
+ *   incarnation whose event ids carry a new epoch, so an old cursor is a gap.
  * A publish travels: origin shard -> (RC_POST_PUBLISH) -> owner shard, which
  *   assigns the event id, encodes an evbuf once and posts it to every shard
  *   (RC_POST_EVENT, per-topic order = the owner's posting order, each inbox
@@ -51,6 +55,7 @@ struct rc_sub {
     bool presence;            /* counted in the topic's presence at its owner */
     bool claim_pending;       /* max_subscribers: waiting for the owner's yes */
     bool claimed;             /* max_subscribers: holds a slot at the owner */
+    bool held;                /* an exact topic: counted in the owner's holds */
     json_t *pending_reply;    /* WS "subscribed" answer held until the owner admits */
     json_t *pending_req_id;
     char presence_user[129]; /* the user id the presence join used */
@@ -67,6 +72,15 @@ void rc_broker_on_post(struct rc_shard *s, struct rc_post *p);
 /* Deliver a topic event to this shard's matching subscriptions; returns how
  * many deliveries were queued. The caller keeps its reference to ev. */
 size_t rc_broker_deliver(struct rc_shard *s, struct rc_evbuf *ev);
+/* Once per loop turn: the idle-topic sweep (topic_idle_timeout), which runs
+ * at most every RC_TOPIC_SWEEP_MS and looks at RC_TOPIC_SWEEP_SLOTS table
+ * slots, freeing at most RC_TOPIC_SWEEP_FREES topics, so it never stalls. */
+#define RC_TOPIC_SWEEP_MS 50u
+#define RC_TOPIC_SWEEP_SLOTS 1024u
+#define RC_TOPIC_SWEEP_FREES 256u
+void rc_broker_tick(struct rc_shard *s);
+/* Topics this shard owns now. */
+size_t rc_broker_owned_topics(const struct rc_shard *s);
 /* Free a post left in an inbox at shutdown. */
 void rc_broker_discard_post(struct rc_post *p);
 void rc_broker_conn_gone(struct rc_conn *c);

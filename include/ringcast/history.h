@@ -18,9 +18,13 @@
  *   rc_history_fini drops every reference. The ring holds one evbuf reference
  *   per entry, the retained latest one more.
  *
- * Event ids: "<epoch>-<seq>": epoch the server start in base 36 (lower case,
- *   1..15 digits), seq decimal without leading zeros (0 = before the first
- *   event). Broadcast ids ("<epoch>-b<shard>-<n>") are not resumable.
+ * Event ids: "<epoch>-<seq>": epoch names one incarnation of the topic (base
+ *   36, lower case, 1..15 digits; broker.c gives each newly created topic
+ *   state a fresh one, so a restart or an evicted and recreated topic never
+ *   reuses it), seq decimal without leading zeros (0 = before the first
+ *   event). RC_EPOCH_NONE ("0") is the epoch of a topic with no state (the
+ *   history API's last_id). Broadcast ids ("<epoch>-b<shard>-<n>") are not
+ *   resumable.
  *
  * Resume seam (struct rc_resume)
  * Owner: the shard of the subscribing connection; one per subscription that
@@ -72,7 +76,8 @@ extern "C" {
 
 /* ---- event ids ------------------------------------------------------------------------ */
 
-#define RC_EPOCH_MAX 16 /* base-36 epoch digits + NUL (shard.h epoch_str) */
+#define RC_EPOCH_MAX 16   /* base-36 epoch digits + NUL (shard.h epoch_str) */
+#define RC_EPOCH_NONE "0" /* the epoch of a topic that has no state */
 
 /* Parse an event id "<epoch>-<seq>" of n bytes (not NUL-terminated) into
  * epoch (NUL-terminated, cap >= RC_EPOCH_MAX) and *seq. 0, or -EINVAL with
@@ -84,10 +89,11 @@ int rc_event_id_parse(const char *s, size_t n, char *epoch, size_t cap, uint64_t
  * not 1..15 base-36 digits. */
 int rc_event_id_format(char out[RC_EVENT_ID_MAX], const char *epoch, uint64_t seq);
 
-/* Turn a client's cursor (since / Last-Event-ID) into an after_seq for this
- * run: 0 and *after_seq set when the id's epoch is cur_epoch; -ESTALE when it
- * is another run's (answer it as RC_HISTORY_GAP: the history did not survive
- * the restart); -EINVAL with err when it is not an event id. */
+/* Turn a client's cursor (since / Last-Event-ID) into an after_seq for the
+ * topic's incarnation: 0 and *after_seq set when the id's epoch is cur_epoch;
+ * -ESTALE when it is another's (an earlier run, or the topic was evicted:
+ * answer it as RC_HISTORY_GAP); -EINVAL with err (may be NULL) when it is not
+ * an event id. */
 int rc_event_cursor(const char *s, size_t n, const char *cur_epoch, uint64_t *after_seq,
                     struct rc_err *err) RC_MUST_CHECK;
 

@@ -79,6 +79,7 @@ struct rc_counters {
     uint64_t rate_limited;
     uint64_t rate_limit_disconnects;
     uint64_t refused_handshake_rate;
+    uint64_t topics_evicted; /* owned topics freed by the idle sweep (topic_idle_timeout) */
 };
 
 /* User data: | op:8 | gen:24 | slot:32 |; gen drops CQEs meant for a reused slot. */
