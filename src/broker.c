@@ -184,6 +184,45 @@ void rc_broker_conn_gone(struct rc_conn *c)
     struct rc_broker *b = B(c->shard);
     while (c->subs)
         sub_remove(b, c, &c->subs);
+    free(c->sse_cursor);
+    c->sse_cursor = NULL;
+}
+
+int rc_broker_stream_start(struct rc_conn *c, size_t ntopics, const struct rc_stream_pos *pos)
+{
+    if (ntopics > RC_STREAM_TOPICS_MAX)
+        return -EINVAL;
+    struct rc_sse_cursor *cur = calloc(1, sizeof(*cur) + ntopics * sizeof(cur->pos[0]));
+    if (!cur)
+        return -ENOMEM;
+    cur->n = (uint32_t)ntopics;
+    if (pos)
+        memcpy(cur->pos, pos, ntopics * sizeof(cur->pos[0]));
+    free(c->sse_cursor);
+    c->sse_cursor = cur;
+    return 0;
+}
+
+/* Queue "id: <stream id>\n" plus end (a record's end "\n", or "\n\n" for an
+ * id-only record, which moves the client's Last-Event-ID without an event). */
+static int queue_stream_id(struct rc_conn *c, const char *end)
+{
+    const struct rc_sse_cursor *cur = c->sse_cursor;
+    size_t endn = strlen(end);
+    char *buf = malloc(4 + RC_STREAM_ID_MAX + endn);
+    if (!buf)
+        return -ENOMEM;
+    memcpy(buf, "id: ", 4);
+    ssize_t n = rc_stream_id_format(buf + 4, RC_STREAM_ID_MAX, cur->pos, cur->n);
+    if (n < 0)
+        n = 0; /* cannot happen (n <= RC_STREAM_TOPICS_MAX): an empty id, never a wrong one */
+    memcpy(buf + 4 + n, end, endn);
+    return rc_conn_queue_owned(c, buf, 4 + (size_t)n + endn);
+}
+
+int brk_stream_id_record(struct rc_conn *c)
+{
+    return c->sse_cursor ? queue_stream_id(c, "\n") : 0;
 }
 
 /* ---- owned topics ------------------------------------------------------------------ */
@@ -577,6 +616,15 @@ int brk_queue_event(struct rc_conn *c, struct rc_sub *sub, struct rc_evbuf *ev)
         if (rc_conn_queue_evbuf(c, ev, ev->ws, ev->ws_len) < 0 ||
             rc_conn_queue_sub(c, sub, sub->ws_suffix, RC_WS_SUFFIX_LEN) < 0)
             return -EPIPE;
+    } else if (RC_UNLIKELY(c->sse_cursor != NULL)) {
+        /* a stream of several topics: the record ends with its stream id, which
+         * overrides the shared image's own id line */
+        if (sub->stream_slot && sub->stream_slot <= c->sse_cursor->n)
+            memcpy(c->sse_cursor->pos[sub->stream_slot - 1].id, ev->id, RC_EVENT_ID_MAX);
+        if (rc_conn_queue_evbuf(c, ev, ev->sse, ev->sse_len) < 0 ||
+            rc_conn_queue_sub(c, sub, sub->sse_suffix, RC_SSE_SUFFIX_LEN - 1) < 0 ||
+            queue_stream_id(c, "\n\n") < 0)
+            return -EPIPE;
     } else {
         if (rc_conn_queue_evbuf(c, ev, ev->sse, ev->sse_len) < 0 ||
             rc_conn_queue_sub(c, sub, sub->sse_suffix, RC_SSE_SUFFIX_LEN) < 0)
@@ -651,6 +699,8 @@ uint64_t brk_deliver_broadcast(struct rc_shard *s, struct rc_evbuf *ev)
             continue;
         int rc = c->proto == RC_PROTO_WS ? rc_conn_queue_evbuf(c, ev, ev->ws, ev->ws_len)
                                          : rc_conn_queue_evbuf(c, ev, ev->sse, ev->sse_len);
+        if (rc == 0 && c->proto == RC_PROTO_SSE && c->sse_cursor)
+            (void)brk_stream_id_record(c); /* undo the broadcast id's move of Last-Event-ID */
         if (rc == 0)
             reached++;
     }

@@ -86,6 +86,12 @@ static void queue_initial(struct rc_conn *c, struct rc_sub *sub, struct rc_evbuf
     pos += suffix;
     if (rc_conn_queue_owned(c, out, pos) < 0)
         return;
+    if (c->proto == RC_PROTO_SSE && c->sse_cursor) {
+        /* the record's own id line moved Last-Event-ID: put the stream id back */
+        if (sub->stream_slot && sub->stream_slot <= c->sse_cursor->n)
+            memcpy(c->sse_cursor->pos[sub->stream_slot - 1].id, ev->id, RC_EVENT_ID_MAX);
+        (void)brk_stream_id_record(c);
+    }
 }
 
 static void resume_emit(void *ctx, const struct rc_resume_out *out)
@@ -177,11 +183,13 @@ int rc_broker_resume(struct rc_conn *c, struct rc_sub *sub, const struct rc_sub_
     uint64_t after = 0;
     bool stale = false;
 
-    if (!o->since && !o->include_initial)
+    bool from_now = o->from_now && !o->since && !o->include_initial &&
+                    !rc_topic_is_pattern(sub->pattern, sub->pattern_len);
+    if (!o->since && !o->include_initial && !from_now)
         return 0;
     if (rc_broker_resume_check(s, sub->pattern, sub->pattern_len, o, &after, &stale, err) < 0)
         return -EINVAL;
-    if (o->since) {
+    if (o->since || from_now) {
         rcfg.mode = RC_RESUME_SINCE;
         rcfg.after_seq = after;
         rcfg.answers = 1;
@@ -224,6 +232,7 @@ int rc_broker_resume(struct rc_conn *c, struct rc_sub *sub, const struct rc_sub_
         memcpy(h->sub_id, sub->id, sizeof(h->sub_id));
         h->topic_len = sub->pattern_len;
         h->after_seq = after;
+        h->from_now = from_now;
         if (o->since)
             snprintf(h->cursor, sizeof(h->cursor), "%s", o->since);
         (void)stale;
@@ -376,6 +385,29 @@ void brk_owner_history(struct rc_shard *s, struct hist_post *h)
     json_decref(body);
 }
 
+/* Origin shard: the owner told a from_now subscription (an SSE stream id's
+ * topic) where the topic stands. Live events buffered meanwhile were published
+ * after the subscription entered the trie, so the stream starts before the
+ * first of them (or at S): none is dropped as a duplicate. */
+static void from_now_answer(struct rc_conn *c, struct rc_sub *sub, struct hist_post *h)
+{
+    struct rc_resume *r = sub->resume;
+    uint64_t start = h->cur_seq;
+    if (r->nbuf && r->buf[0].seq - 1 < start)
+        start = r->buf[0].seq - 1;
+    r->last = start;
+    rc_resume_answer(r, RC_HISTORY_OK, NULL, 0, start);
+    struct rc_sse_cursor *cur = c->sse_cursor;
+    if (!cur || !sub->stream_slot || sub->stream_slot > cur->n)
+        return;
+    struct rc_stream_pos *pos = &cur->pos[sub->stream_slot - 1];
+    if (pos->id[0])
+        return; /* a buffered event went out and set it */
+    if (rc_event_id_format(pos->id, h->cursor, start) < 0)
+        return;
+    (void)brk_stream_id_record(c);
+}
+
 /* Origin shard: hand the answer to the waiting subscription or request. */
 void brk_history_answer(struct rc_shard *s, struct hist_post *h)
 {
@@ -388,7 +420,9 @@ void brk_history_answer(struct rc_shard *s, struct hist_post *h)
     } else if (c) {
         struct rc_sub *sub = find_sub(c, h->sub_id);
         if (sub && sub->resume) {
-            if (h->kind == HIST_SINCE)
+            if (h->kind == HIST_SINCE && h->from_now)
+                from_now_answer(c, sub, h);
+            else if (h->kind == HIST_SINCE)
                 rc_resume_answer(sub->resume, h->res, h->items, h->nitems, h->cur_seq);
             else
                 rc_resume_initial(sub->resume, h->items, h->nitems);

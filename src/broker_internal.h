@@ -186,6 +186,10 @@ void brk_event_id_format(const struct topic_state *t, uint64_t seq, char out[RC_
 uint64_t brk_owner_fanout(struct rc_shard *s, struct topic_state *t, const char *type,
                           json_t **data, char **users, size_t nusers, const char *exclude,
                           char id_out[RC_EVENT_ID_MAX]);
+/* SSE stream of several topics: queue an id-only record with its current
+ * stream id (after a record whose own id would move Last-Event-ID). 0 when c
+ * has no stream id, or -errno. */
+int brk_stream_id_record(struct rc_conn *c);
 /* Queue a topic event through sub on c. 0 or -errno. */
 int brk_queue_event(struct rc_conn *c, struct rc_sub *sub, struct rc_evbuf *ev);
 /* Queue a broadcast event to this shard's matching connections; returns how

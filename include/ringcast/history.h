@@ -66,6 +66,7 @@
 
 #include <stdbool.h>
 #include <stdint.h>
+#include <sys/types.h>
 
 #include "ringcast/common.h"
 #include "ringcast/evbuf.h"
@@ -96,6 +97,34 @@ int rc_event_id_format(char out[RC_EVENT_ID_MAX], const char *epoch, uint64_t se
  * an event id. */
 int rc_event_cursor(const char *s, size_t n, const char *cur_epoch, uint64_t *after_seq,
                     struct rc_err *err) RC_MUST_CHECK;
+
+/* ---- stream ids (SSE streams of several topics) ----------------------------------------- */
+
+/* An SSE stream of several topics resumes every exact topic of it from one
+ * Last-Event-ID: the record id lists, per topic of the stream (its index in
+ * the stream's query, 0-based), the id of the last event of that topic the
+ * stream sent or the topic's position when the stream started:
+ *   "<i>:<epoch>-<seq>,<i>:<epoch>-<seq>,..."  (indexes ascending, no blanks)
+ * At most RC_STREAM_TOPICS_MAX entries, so at most RC_STREAM_ID_MAX - 1 bytes. */
+#define RC_STREAM_TOPICS_MAX 64
+#define RC_STREAM_ID_MAX (RC_STREAM_TOPICS_MAX * (2 + 1 + RC_EVENT_ID_MAX) + 1)
+
+/* One topic's position in a stream id; id[0] == '\0' = not known. */
+struct rc_stream_pos {
+    char id[RC_EVENT_ID_MAX];
+};
+
+/* Write the stream id of pos[0..n) (n <= RC_STREAM_TOPICS_MAX) into out
+ * (cap >= RC_STREAM_ID_MAX is always enough); returns its length (0 when no
+ * position is known), or -ENOSPC when it does not fit cap. */
+ssize_t rc_stream_id_format(char *out, size_t cap, const struct rc_stream_pos *pos, size_t n);
+
+/* Parse a stream id of len bytes into pos[0..n) (entries it does not list are
+ * left alone). 0, or -EINVAL with err (status 400, code "bad_event_id") saying
+ * what was wrong: too long, an index that is not a decimal below n, an entry
+ * that is not "<i>:<event id>", a repeated index. */
+int rc_stream_id_parse(const char *s, size_t len, struct rc_stream_pos *pos, size_t n,
+                       struct rc_err *err) RC_MUST_CHECK;
 
 /* ---- history (owner shard) ------------------------------------------------------------ */
 

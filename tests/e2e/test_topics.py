@@ -226,3 +226,211 @@ def read_sse(sock, want, timeout=10.0):
             if rec and "event" in rec:
                 records.append(rec)
     return real()
+
+
+# ---- SSE streams of several topics: stream ids ------------------------------------------------
+
+
+class SSEClient:
+    """A raw SSE stream read like a browser: records with their event, data and
+    the last id seen so far (an id-only record moves it too)."""
+
+    def __init__(self, srv, path, last_id=None):
+        self.s = socket.create_connection(("127.0.0.1", srv.port))
+        hdr = f"Last-Event-ID: {last_id}\r\n" if last_id is not None else ""
+        self.s.sendall(f"GET {path} HTTP/1.1\r\nHost: x\r\n{hdr}\r\n".encode())
+        self.buf = b""
+        self.last_id = ""
+        self.head = None
+        self.connected = False
+        self.next(want_connection=True)  # its subscriptions are in place from here
+
+    def next(self, timeout=10.0, want_connection=False):
+        """The next record that dispatches an event (not connection/ping)."""
+        self.s.settimeout(timeout * Server.TIMEOUT_SCALE)
+        while True:
+            while b"\n\n" in self.buf:
+                raw, self.buf = self.buf.split(b"\n\n", 1)
+                if self.head is None:
+                    self.head, raw = raw.split(b"\r\n\r\n", 1)
+                rec = {}
+                for line in raw.decode().split("\n"):
+                    if line.startswith(":") or ":" not in line:
+                        continue
+                    k, v = line.split(":", 1)
+                    v = v[1:] if v.startswith(" ") else v
+                    if k == "id":
+                        self.last_id = v
+                    else:
+                        rec[k] = v
+                if want_connection and rec.get("event") == "connection":
+                    return rec
+                if "data" in rec and rec.get("event") not in ("connection", "ping"):
+                    rec["last_id"] = self.last_id
+                    return rec
+            chunk = self.s.recv(65536)
+            if not chunk:
+                raise TestFailure("the stream ended")
+            self.buf += chunk
+
+    def close(self):
+        self.s.close()
+
+
+def test_sse_stream_of_two_topics_resumes_both_without_gap_or_duplicate():
+    """Two topics, a publisher running throughout: the stream is cut, reconnects
+    with the Last-Event-ID it saw (a stream id) and gets every event of both
+    topics exactly once, in order per topic (before: a history_gap record)."""
+    with Server("--history-size=4096") as srv:
+        total = 300
+        done = threading.Event()
+        sent = {"r.a": 0, "r.b": 0}
+
+        def publisher():
+            pub = Publisher(srv)
+            for n in range(1, total + 1):
+                for t in ("r.a", "r.b"):
+                    pub(t, {"t": t, "n": n})
+                    sent[t] = n
+                time.sleep(0.002)
+            pub.close()
+            done.set()
+
+        path = "/api/realtime/events?topic=r.a&topic=r.b"
+        c = SSEClient(srv, path)
+        th = threading.Thread(target=publisher)
+        th.start()
+        got = {"r.a": [], "r.b": []}
+        for _ in range(60):
+            d = json.loads(c.next()["data"])["data"]
+            got[d["t"]].append(d["n"])
+        last = c.last_id
+        c.close()
+        check(last.startswith("0:") and ",1:" in last, f"a stream id for both topics: {last!r}")
+        wait_for(lambda: min(sent.values()) >= 150, 30, "publishing while disconnected")
+        c = SSEClient(srv, path, last)
+        while len(got["r.a"]) < total or len(got["r.b"]) < total:
+            rec = c.next()
+            check(rec.get("event") != "error", f"error record on resume: {rec}")
+            d = json.loads(rec["data"])["data"]
+            got[d["t"]].append(d["n"])
+        th.join()
+        c.close()
+        for t in got:
+            eq(got[t], list(range(1, total + 1)), f"events of {t}")
+
+
+def test_sse_stream_id_resumes_a_topic_first_published_while_away():
+    """A topic of the stream that had no event before the cut still resumes:
+    the stream's id names its position from the start."""
+    with Server() as srv:
+        publish(srv, "f.a", {"n": 1})
+        path = "/api/realtime/events?topic=f.a&topic=f.b"
+        c = SSEClient(srv, path)
+        eq(json.loads(publish_and_next(srv, c, "f.a", 2)["data"])["data"]["n"], 2, "live")
+        wait_for(lambda: "1:" in read_ids(c), 10, "the position of f.b in the stream id")
+        last = c.last_id
+        c.close()
+        publish(srv, "f.b", {"n": 1})
+        publish(srv, "f.b", {"n": 2})
+        publish(srv, "f.a", {"n": 3})
+        c = SSEClient(srv, path, last)
+        got = []
+        for _ in range(3):
+            d = json.loads(c.next()["data"])
+            got.append((d["topic"], d["data"]["n"]))
+        eq(sorted(got), [("f.a", 3), ("f.b", 1), ("f.b", 2)], "missed events of both topics")
+        eq([g for g in got if g[0] == "f.b"], [("f.b", 1), ("f.b", 2)], "f.b in order")
+        c.close()
+
+
+def publish_and_next(srv, c, topic, n):
+    publish(srv, topic, {"n": n})
+    return c.next()
+
+
+def read_ids(c):
+    """Let id-only records in (they carry no event): read what has arrived."""
+    c.s.settimeout(0.05)
+    try:
+        chunk = c.s.recv(65536)
+        if chunk:
+            c.buf += chunk
+    except socket.timeout:
+        pass
+    while b"\n\n" in c.buf:
+        raw, c.buf = c.buf.split(b"\n\n", 1)
+        for line in raw.decode().split("\n"):
+            if line.startswith("id: "):
+                c.last_id = line[4:]
+    return c.last_id
+
+
+def test_sse_stream_id_with_node_eventsource():
+    """Node's eventsource client reconnecting with a stream id gets the missed
+    events of both topics, and every event's lastEventId is a stream id."""
+    with Server("--history-size=100") as srv:
+        path = "/api/realtime/events?topic=n.a&topic=n.b"
+        c = SSEClient(srv, path)
+        for n in range(1, 4):
+            publish(srv, "n.a", {"n": n})
+            publish(srv, "n.b", {"n": n})
+        for _ in range(6):
+            c.next()
+        last = c.last_id
+        c.close()
+        for n in range(4, 9):
+            publish(srv, "n.a", {"n": n})
+            publish(srv, "n.b", {"n": n})
+        out = node("sse_resume.js", f"http://127.0.0.1:{srv.port}{path}", last, 10, 30)
+        eq(out["errors"], [], "errors")
+        per = {"n.a": [], "n.b": []}
+        for e in out["events"]:
+            per[e["data"]["topic"]].append(e["data"]["data"]["n"])
+            check(e["lastEventId"].startswith("0:") and ",1:" in e["lastEventId"],
+                  f"lastEventId is a stream id: {e['lastEventId']!r}")
+        eq(per, {"n.a": list(range(4, 9)), "n.b": list(range(4, 9))}, "missed events")
+
+
+def test_sse_stream_id_wildcards_and_bad_last_event_ids():
+    """Exact topics of a stream with a pattern resume; the pattern gets a
+    history_gap record naming it. A garbage or too long Last-Event-ID gets an
+    error record saying what was wrong, and the stream works from now."""
+    with Server("--history-size=100") as srv:
+        path = "/api/realtime/events?topic=w.a&topic=z.*"
+        c = SSEClient(srv, path)
+        publish(srv, "w.a", {"n": 1})
+        publish(srv, "z.q", {"n": 1})
+        c.next()
+        c.next()
+        last = c.last_id
+        c.close()
+        publish(srv, "w.a", {"n": 2})
+        publish(srv, "z.q", {"n": 2})
+        c = SSEClient(srv, path, last)
+        rec = c.next()
+        eq(rec["event"], "error", "first record")
+        err = json.loads(rec["data"])
+        eq(err["code"], "history_gap", "code")
+        check("z.*" in err["message"], f"names the pattern: {err['message']}")
+        d = json.loads(c.next()["data"])
+        eq((d["topic"], d["data"]["n"]), ("w.a", 2), "the exact topic resumed")
+        publish(srv, "z.q", {"n": 3})
+        d = json.loads(c.next()["data"])
+        eq((d["topic"], d["data"]["n"]), ("z.q", 3), "the pattern is live")
+        c.close()
+        for bad, why in (("garbage", "does not start with a topic index"),
+                         ("0:kx-1,0:kx-2", "repeats a topic index"),
+                         ("7:kx-1", "topic index this stream does not have"),
+                         ("0:" + "9" * 5000, "longer than")):
+            c = SSEClient(srv, path, bad)
+            rec = c.next()
+            eq(rec["event"], "error", f"record for {bad[:20]!r}")
+            err = json.loads(rec["data"])
+            eq(err["code"], "history_gap", "code")
+            check(why in err["message"] and "Last-Event-ID" in err["message"],
+                  f"{bad[:20]!r}: {err['message']}")
+            publish(srv, "w.a", {"n": 9})
+            d = json.loads(c.next()["data"])
+            eq((d["topic"], d["data"]["n"]), ("w.a", 9), "the stream works")
+            c.close()
