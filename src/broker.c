@@ -203,7 +203,7 @@ int rc_broker_stream_start(struct rc_conn *c, size_t ntopics, const struct rc_st
     return 0;
 }
 
-/* Queue "id: <stream id>\n" plus end (a record's end "\n", or "\n\n" for an
+/* Queue "id: <stream id>" plus end ("\n\n": the end of an event record, or an
  * id-only record, which moves the client's Last-Event-ID without an event). */
 static int queue_stream_id(struct rc_conn *c, const char *end)
 {
@@ -222,7 +222,7 @@ static int queue_stream_id(struct rc_conn *c, const char *end)
 
 int brk_stream_id_record(struct rc_conn *c)
 {
-    return c->sse_cursor ? queue_stream_id(c, "\n") : 0;
+    return c->sse_cursor ? queue_stream_id(c, "\n\n") : 0;
 }
 
 /* ---- owned topics ------------------------------------------------------------------ */
