@@ -377,7 +377,7 @@ static void topic_free(struct topic_state *t)
  * kept history (after trimming) and no publish for idle ms. */
 static bool topic_is_idle(struct rc_broker *b, struct topic_state *t, uint64_t now, uint64_t idle)
 {
-    if (t->holds || t->subscribers || now - t->last_ms < idle)
+    if (t->holds || t->subscribers || now < t->last_ms || now - t->last_ms < idle)
         return false;
     rc_history_trim(&t->hist, now);
     if (rc_history_len(&t->hist))

@@ -392,6 +392,8 @@ void brk_owner_history(struct rc_shard *s, struct hist_post *h)
 static void from_now_answer(struct rc_conn *c, struct rc_sub *sub, struct hist_post *h)
 {
     struct rc_resume *r = sub->resume;
+    if (!rc_resume_is_waiting(r))
+        return; /* gave up already (live buffer overflow): it passes live events */
     uint64_t start = h->cur_seq;
     if (r->nbuf && r->buf[0].seq - 1 < start)
         start = r->buf[0].seq - 1;
