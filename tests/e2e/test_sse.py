@@ -64,11 +64,12 @@ class SSE:
         return self
 
     def event(self, timeout=10.0):
-        """Next record that is not a ping."""
+        """Next record that is not a ping nor an id-only record (a stream of
+        several topics sends those to move Last-Event-ID; they dispatch nothing)."""
         while True:
             rec = self.record(timeout)
             check(rec is not None, "stream ended, wanted an event")
-            if rec.get("event") != "ping":
+            if rec.get("event") != "ping" and set(rec) - {"id", "comments"}:
                 return rec
 
     def close(self):
