@@ -3,6 +3,7 @@
 #include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <time.h>
 #include <xxhash.h>
 
 #include "ringcast/api_store.h"
@@ -110,6 +111,11 @@ struct rc_sub *rc_broker_subscribe(struct rc_conn *c, const char *pattern, size_
     sub->next_in_conn = c->subs;
     c->subs = sub;
     c->nsubs++;
+    if (!rc_topic_is_pattern(pattern, n)) {
+        /* keeps the topic's state (seq, history) from the idle sweep */
+        sub->held = true;
+        brk_claim_post(s, sub, c, CLAIM_HOLD);
+    }
     if (!rc_topic_is_pattern(pattern, n) && brk_presence_on(s, pattern, n)) {
         sub->presence = true;
         brk_presence_post(s, sub, c, PRES_JOIN);
@@ -132,6 +138,8 @@ static void sub_remove(struct rc_broker *b, struct rc_conn *c, struct rc_sub **p
         brk_presence_post(b->shard, sub, c, PRES_LEAVE);
     if (sub->claimed)
         brk_claim_post(b->shard, sub, c, CLAIM_RELEASE);
+    if (sub->held)
+        brk_claim_post(b->shard, sub, c, CLAIM_UNHOLD);
     rc_trie_remove(b->trie, sub->handle);
     brk_resume_finish(sub);
     json_decref(sub->pending_reply);
@@ -176,6 +184,45 @@ void rc_broker_conn_gone(struct rc_conn *c)
     struct rc_broker *b = B(c->shard);
     while (c->subs)
         sub_remove(b, c, &c->subs);
+    free(c->sse_cursor);
+    c->sse_cursor = NULL;
+}
+
+int rc_broker_stream_start(struct rc_conn *c, size_t ntopics, const struct rc_stream_pos *pos)
+{
+    if (ntopics > RC_STREAM_TOPICS_MAX)
+        return -EINVAL;
+    struct rc_sse_cursor *cur = calloc(1, sizeof(*cur) + ntopics * sizeof(cur->pos[0]));
+    if (!cur)
+        return -ENOMEM;
+    cur->n = (uint32_t)ntopics;
+    if (pos)
+        memcpy(cur->pos, pos, ntopics * sizeof(cur->pos[0]));
+    free(c->sse_cursor);
+    c->sse_cursor = cur;
+    return 0;
+}
+
+/* Queue "id: <stream id>" plus end ("\n\n": the end of an event record, or an
+ * id-only record, which moves the client's Last-Event-ID without an event). */
+static int queue_stream_id(struct rc_conn *c, const char *end)
+{
+    const struct rc_sse_cursor *cur = c->sse_cursor;
+    size_t endn = strlen(end);
+    char *buf = malloc(4 + RC_STREAM_ID_MAX + endn);
+    if (!buf)
+        return -ENOMEM;
+    memcpy(buf, "id: ", 4);
+    ssize_t n = rc_stream_id_format(buf + 4, RC_STREAM_ID_MAX, cur->pos, cur->n);
+    if (n < 0)
+        n = 0; /* cannot happen (n <= RC_STREAM_TOPICS_MAX): an empty id, never a wrong one */
+    memcpy(buf + 4 + n, end, endn);
+    return rc_conn_queue_owned(c, buf, 4 + (size_t)n + endn);
+}
+
+int brk_stream_id_record(struct rc_conn *c)
+{
+    return c->sse_cursor ? queue_stream_id(c, "\n\n") : 0;
 }
 
 /* ---- owned topics ------------------------------------------------------------------ */
@@ -218,27 +265,77 @@ struct topic_state *brk_topic_find(struct rc_broker *b, const char *name, size_t
     return NULL;
 }
 
+/* Rehash the owned-topic table into ncap slots (a power of two that keeps the
+ * load <= 1/2). 0 or -ENOMEM (the old table stays). */
+static int table_resize(struct rc_broker *b, size_t ncap)
+{
+    struct topic_state **nt = calloc(ncap, sizeof(*nt));
+    if (!nt)
+        return -ENOMEM;
+    for (size_t i = 0; i < b->topics_cap; i++) {
+        struct topic_state *t = b->topics[i];
+        if (!t)
+            continue;
+        size_t k = t->hash & (ncap - 1);
+        while (nt[k])
+            k = (k + 1) & (ncap - 1);
+        nt[k] = t;
+    }
+    free(b->topics);
+    b->topics = nt;
+    b->topics_cap = ncap;
+    b->sweep_pos = 0;
+    return 0;
+}
+
+/* Empty slot i with backward-shift deletion (no tombstones): every later
+ * entry of the probe run whose home is not in (i, j] moves up. */
+static void table_delete(struct rc_broker *b, size_t i)
+{
+    size_t mask = b->topics_cap - 1;
+    b->topics[i] = NULL;
+    for (size_t j = (i + 1) & mask; b->topics[j]; j = (j + 1) & mask) {
+        size_t k = b->topics[j]->hash & mask;
+        bool stays = i <= j ? (k > i && k <= j) : (k > i || k <= j);
+        if (stays)
+            continue;
+        b->topics[i] = b->topics[j];
+        b->topics[j] = NULL;
+        i = j;
+    }
+    b->ntopics--;
+}
+
+/* A fresh epoch for a new topic incarnation: the wall clock in ms << 20, made
+ * strictly increasing per shard, in base 36 (at most 13 digits). A restart
+ * (later clock) or a recreated topic never reuses an earlier incarnation's
+ * epoch, so a cursor of the old one is answered as a gap, not a wrong replay. */
+static void topic_epoch_make(struct rc_broker *b, char out[RC_EPOCH_MAX])
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_REALTIME, &ts);
+    uint64_t ms = (uint64_t)ts.tv_sec * 1000u + (uint64_t)ts.tv_nsec / 1000000u;
+    uint64_t v = ms << 20;
+    if (v <= b->epoch_last)
+        v = b->epoch_last + 1;
+    b->epoch_last = v;
+    char tmp[RC_EPOCH_MAX];
+    size_t n = 0;
+    do {
+        tmp[n++] = "0123456789abcdefghijklmnopqrstuvwxyz"[v % 36];
+        v /= 36;
+    } while (v && n < RC_EPOCH_MAX - 1);
+    for (size_t i = 0; i < n; i++)
+        out[i] = tmp[n - 1 - i];
+    out[n] = '\0';
+}
+
 struct topic_state *brk_topic_get(struct rc_broker *b, const char *name, size_t len)
 {
     uint64_t h = XXH3_64bits(name, len);
-    if (b->ntopics * 2 >= b->topics_cap) {
-        size_t ncap = b->topics_cap ? b->topics_cap * 2 : 256;
-        struct topic_state **nt = calloc(ncap, sizeof(*nt));
-        if (!nt)
-            return NULL;
-        for (size_t i = 0; i < b->topics_cap; i++) {
-            struct topic_state *t = b->topics[i];
-            if (!t)
-                continue;
-            size_t k = t->hash & (ncap - 1);
-            while (nt[k])
-                k = (k + 1) & (ncap - 1);
-            nt[k] = t;
-        }
-        free(b->topics);
-        b->topics = nt;
-        b->topics_cap = ncap;
-    }
+    if (b->ntopics * 2 >= b->topics_cap &&
+        table_resize(b, b->topics_cap ? b->topics_cap * 2 : 256) < 0)
+        return NULL;
     size_t k = h & (b->topics_cap - 1);
     while (b->topics[k]) {
         struct topic_state *t = b->topics[k];
@@ -256,6 +353,8 @@ struct topic_state *brk_topic_get(struct rc_broker *b, const char *name, size_t 
     }
     t->len = len;
     t->hash = h;
+    t->last_ms = rc_now_ms();
+    topic_epoch_make(b, t->epoch);
     struct rc_history_cfg hc = history_cfg(b->shard, t->name);
     if (rc_history_init(&t->hist, &hc) < 0) {
         free(t->name);
@@ -267,9 +366,65 @@ struct topic_state *brk_topic_get(struct rc_broker *b, const char *name, size_t 
     return t;
 }
 
-void brk_event_id_format(const struct rc_server *srv, uint64_t seq, char out[RC_EVENT_ID_MAX])
+static void topic_free(struct topic_state *t)
 {
-    snprintf(out, RC_EVENT_ID_MAX, "%s-%llu", srv->epoch_str, (unsigned long long)seq);
+    rc_history_fini(&t->hist);
+    free(t->name);
+    free(t);
+}
+
+/* Whether nothing keeps t: no subscription holds it, no presence member, no
+ * kept history (after trimming) and no publish for idle ms. */
+static bool topic_is_idle(struct rc_broker *b, struct topic_state *t, uint64_t now, uint64_t idle)
+{
+    if (t->holds || t->subscribers || now < t->last_ms || now - t->last_ms < idle)
+        return false;
+    rc_history_trim(&t->hist, now);
+    if (rc_history_len(&t->hist))
+        return false;
+    size_t users = 0, conns = 0;
+    rc_presence_count(b->presence, (struct rc_slice){t->name, t->len}, &users, &conns);
+    return conns == 0;
+}
+
+void rc_broker_tick(struct rc_shard *s)
+{
+    struct rc_broker *b = B(s);
+    uint64_t idle = s->cfg->topic_idle_timeout;
+    if (!b || !idle || !b->topics_cap || s->now_ms < b->next_sweep_ms)
+        return;
+    b->next_sweep_ms = s->now_ms + RC_TOPIC_SWEEP_MS;
+    unsigned looked = 0, freed = 0;
+    while (looked < RC_TOPIC_SWEEP_SLOTS && freed < RC_TOPIC_SWEEP_FREES) {
+        if (b->sweep_pos >= b->topics_cap) {
+            b->sweep_pos = 0;
+            /* a full round: give back table memory once it is mostly empty */
+            if (b->topics_cap > 256 && b->ntopics * 8 < b->topics_cap)
+                (void)table_resize(b, b->topics_cap / 2);
+            break;
+        }
+        looked++;
+        struct topic_state *t = b->topics[b->sweep_pos];
+        if (!t || !topic_is_idle(b, t, s->now_ms, idle)) {
+            b->sweep_pos++;
+            continue;
+        }
+        /* the slot may receive a shifted entry: look at it again */
+        table_delete(b, b->sweep_pos);
+        topic_free(t);
+        s->ctr.topics_evicted++;
+        freed++;
+    }
+}
+
+size_t rc_broker_owned_topics(const struct rc_shard *s)
+{
+    return s->broker ? s->broker->ntopics : 0;
+}
+
+void brk_event_id_format(const struct topic_state *t, uint64_t seq, char out[RC_EVENT_ID_MAX])
+{
+    snprintf(out, RC_EVENT_ID_MAX, "%s-%llu", t->epoch, (unsigned long long)seq);
 }
 
 /* Owner shard: give the next event of topic t an id, encode it once, keep it
@@ -289,7 +444,7 @@ uint64_t brk_owner_fanout(struct rc_shard *s, struct topic_state *t, const char 
     ev->seq = seq;
     ev->topic = strndup(t->name, t->len);
     ev->topic_len = t->len;
-    brk_event_id_format(s->srv, seq, ev->id);
+    brk_event_id_format(t, seq, ev->id);
     if (!ev->topic || rc_evbuf_encode(ev, type, *data, NULL, NULL) < 0 ||
         rc_evbuf_set_users(ev, users, nusers, exclude) < 0) {
         rc_evbuf_free_(ev);
@@ -298,6 +453,7 @@ uint64_t brk_owner_fanout(struct rc_shard *s, struct topic_state *t, const char 
     ev->data = *data;
     *data = NULL;
     uint64_t now = rc_now_ms();
+    t->last_ms = now;
     rc_history_trim(&t->hist, now);
     if (rc_history_append(&t->hist, seq, ev, now) < 0) {
         rc_evbuf_free_(ev);
@@ -326,7 +482,7 @@ static void owner_publish(struct rc_shard *s, struct pub_post *p)
         key = XXH3_64bits(p->client_key, strlen(p->client_key)) | 1; /* 0 = empty slot */
         for (unsigned i = 0; i < IDEM_KEYS; i++) {
             if (t->idem_hash[i] == key) {
-                brk_event_id_format(s->srv, t->idem_seq[i], p->event_id);
+                brk_event_id_format(t, t->idem_seq[i], p->event_id);
                 p->duplicate = true;
                 p->status = 200;
                 return;
@@ -460,6 +616,15 @@ int brk_queue_event(struct rc_conn *c, struct rc_sub *sub, struct rc_evbuf *ev)
         if (rc_conn_queue_evbuf(c, ev, ev->ws, ev->ws_len) < 0 ||
             rc_conn_queue_sub(c, sub, sub->ws_suffix, RC_WS_SUFFIX_LEN) < 0)
             return -EPIPE;
+    } else if (RC_UNLIKELY(c->sse_cursor != NULL)) {
+        /* a stream of several topics: the record ends with its stream id, which
+         * overrides the shared image's own id line */
+        if (sub->stream_slot && sub->stream_slot <= c->sse_cursor->n)
+            memcpy(c->sse_cursor->pos[sub->stream_slot - 1].id, ev->id, RC_EVENT_ID_MAX);
+        if (rc_conn_queue_evbuf(c, ev, ev->sse, ev->sse_len) < 0 ||
+            rc_conn_queue_sub(c, sub, sub->sse_suffix, RC_SSE_SUFFIX_LEN - 1) < 0 ||
+            queue_stream_id(c, "\n\n") < 0)
+            return -EPIPE;
     } else {
         if (rc_conn_queue_evbuf(c, ev, ev->sse, ev->sse_len) < 0 ||
             rc_conn_queue_sub(c, sub, sub->sse_suffix, RC_SSE_SUFFIX_LEN) < 0)
@@ -534,6 +699,8 @@ uint64_t brk_deliver_broadcast(struct rc_shard *s, struct rc_evbuf *ev)
             continue;
         int rc = c->proto == RC_PROTO_WS ? rc_conn_queue_evbuf(c, ev, ev->ws, ev->ws_len)
                                          : rc_conn_queue_evbuf(c, ev, ev->sse, ev->sse_len);
+        if (rc == 0 && c->proto == RC_PROTO_SSE && c->sse_cursor)
+            (void)brk_stream_id_record(c); /* undo the broadcast id's move of Last-Event-ID */
         if (rc == 0)
             reached++;
     }
@@ -676,13 +843,9 @@ void rc_broker_fini(struct rc_shard *s)
     struct rc_broker *b = s->broker;
     if (!b)
         return;
-    for (size_t i = 0; i < b->topics_cap; i++) {
-        if (b->topics[i]) {
-            rc_history_fini(&b->topics[i]->hist);
-            free(b->topics[i]->name);
-            free(b->topics[i]);
-        }
-    }
+    for (size_t i = 0; i < b->topics_cap; i++)
+        if (b->topics[i])
+            topic_free(b->topics[i]);
     free(b->topics);
     rc_trie_free(b->trie);
     rc_presence_free(b->presence);

@@ -262,6 +262,7 @@ static json_t *shard_stats_part(struct rc_shard *s, size_t limit)
         {"user_subscription_refusals", k->user_subscription_refusals},
         {"accept_fd_exhausted", k->accept_fd_exhausted},
         {"forwarded_loopback", k->forwarded_loopback},
+        {"topics_evicted", k->topics_evicted},
     };
     json_t *ctr = json_object();
     for (size_t i = 0; i < RC_ARRAY_LEN(counters); i++)
@@ -273,6 +274,7 @@ static json_t *shard_stats_part(struct rc_shard *s, size_t limit)
     json_object_set_new(part, "users", users);
     json_object_set_new(part, "counters", ctr);
     json_object_set_new(part, "open_connections", json_integer((json_int_t)s->nconns));
+    json_object_set_new(part, "topics", json_integer((json_int_t)rc_broker_owned_topics(s)));
     return part;
 }
 
@@ -310,6 +312,7 @@ static void stats_merge(struct gather *g, json_t *part)
     add_counter(g->acc, "total_connections", json_object_get(part, "connections"));
     add_counter(g->acc, "authenticated_connections", json_object_get(part, "authenticated"));
     add_counter(g->acc, "total_subscriptions", json_object_get(part, "subscription_count"));
+    add_counter(g->acc, "topics", json_object_get(part, "topics"));
     json_t *subs = json_object_get(g->acc, "subscriptions");
     const char *key;
     json_t *v;
@@ -326,8 +329,9 @@ static void stats_merge(struct gather *g, json_t *part)
     json_t *ctr = json_object_get(g->acc, "counters");
     json_object_foreach(json_object_get(part, "counters"), key, v) add_counter(ctr, key, v);
     json_array_append_new(json_object_get(g->acc, "shards"),
-                          json_pack("{s:O, s:O}", "connections",
-                                    json_object_get(part, "open_connections"), "counters",
+                          json_pack("{s:O, s:O, s:O}", "connections",
+                                    json_object_get(part, "open_connections"), "topics",
+                                    json_object_get(part, "topics"), "counters",
                                     json_object_get(part, "counters")));
 }
 
@@ -549,7 +553,20 @@ void brk_claim_on_post(struct rc_shard *s, struct rc_post *post)
         claim_answer(s, p);
         return;
     }
+    if (p->kind == CLAIM_UNHOLD) {
+        struct topic_state *t = brk_topic_find(B(s), p->topic, p->topic_len);
+        if (t && t->holds && --t->holds == 0)
+            t->last_ms = rc_now_ms(); /* idle from now */
+        free(p);
+        return;
+    }
     struct topic_state *t = brk_topic_get(B(s), p->topic, p->topic_len);
+    if (p->kind == CLAIM_HOLD) {
+        if (t)
+            t->holds++;
+        free(p);
+        return;
+    }
     if (p->kind == CLAIM_RELEASE) {
         if (t && t->subscribers)
             t->subscribers--;

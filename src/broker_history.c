@@ -86,6 +86,12 @@ static void queue_initial(struct rc_conn *c, struct rc_sub *sub, struct rc_evbuf
     pos += suffix;
     if (rc_conn_queue_owned(c, out, pos) < 0)
         return;
+    if (c->proto == RC_PROTO_SSE && c->sse_cursor) {
+        /* the record's own id line moved Last-Event-ID: put the stream id back */
+        if (sub->stream_slot && sub->stream_slot <= c->sse_cursor->n)
+            memcpy(c->sse_cursor->pos[sub->stream_slot - 1].id, ev->id, RC_EVENT_ID_MAX);
+        (void)brk_stream_id_record(c);
+    }
 }
 
 static void resume_emit(void *ctx, const struct rc_resume_out *out)
@@ -159,12 +165,14 @@ int rc_broker_resume_check(struct rc_shard *s, const char *pattern, size_t n,
                    (int)n, pattern);
         return -EINVAL;
     }
-    int rc = rc_event_cursor(o->since, strlen(o->since), s->srv->epoch_str, after, err);
-    if (rc == -ESTALE) {
-        *stale = true;
-        return 0;
-    }
-    return rc < 0 ? -EINVAL : 0;
+    /* only the form is checked here: the topic's owner compares the epoch
+     * with the topic's incarnation (a cursor of an evicted topic or of an
+     * earlier run is answered as a gap there) */
+    char epoch[RC_EPOCH_MAX];
+    (void)s;
+    return rc_event_id_parse(o->since, strlen(o->since), epoch, sizeof(epoch), after, err) < 0
+               ? -EINVAL
+               : 0;
 }
 
 int rc_broker_resume(struct rc_conn *c, struct rc_sub *sub, const struct rc_sub_opts *o,
@@ -175,11 +183,13 @@ int rc_broker_resume(struct rc_conn *c, struct rc_sub *sub, const struct rc_sub_
     uint64_t after = 0;
     bool stale = false;
 
-    if (!o->since && !o->include_initial)
+    bool from_now = o->from_now && !o->since && !o->include_initial &&
+                    !rc_topic_is_pattern(sub->pattern, sub->pattern_len);
+    if (!o->since && !o->include_initial && !from_now)
         return 0;
     if (rc_broker_resume_check(s, sub->pattern, sub->pattern_len, o, &after, &stale, err) < 0)
         return -EINVAL;
-    if (o->since) {
+    if (o->since || from_now) {
         rcfg.mode = RC_RESUME_SINCE;
         rcfg.after_seq = after;
         rcfg.answers = 1;
@@ -222,7 +232,10 @@ int rc_broker_resume(struct rc_conn *c, struct rc_sub *sub, const struct rc_sub_
         memcpy(h->sub_id, sub->id, sizeof(h->sub_id));
         h->topic_len = sub->pattern_len;
         h->after_seq = after;
-        h->stale = stale;
+        h->from_now = from_now;
+        if (o->since)
+            snprintf(h->cursor, sizeof(h->cursor), "%s", o->since);
+        (void)stale;
         rc_shard_post(s->srv->shards[i], &h->post);
     }
     return 0;
@@ -234,12 +247,10 @@ void rc_broker_history(struct rc_conn *c, uint32_t serial, const char *topic, si
     struct rc_shard *s = c->shard;
     struct rc_err err = {0};
     uint64_t after = 0;
-    bool stale = false, have_since = since != NULL;
+    bool have_since = since != NULL;
     if (since) {
-        int rc = rc_event_cursor(since, strlen(since), s->srv->epoch_str, &after, &err);
-        if (rc == -ESTALE) {
-            stale = true;
-        } else if (rc < 0) {
+        char epoch[RC_EPOCH_MAX];
+        if (rc_event_id_parse(since, strlen(since), epoch, sizeof(epoch), &after, &err) < 0) {
             rc_http_deferred_error(c, serial, 400, "bad_event_id", err.msg);
             return;
         }
@@ -259,7 +270,8 @@ void rc_broker_history(struct rc_conn *c, uint32_t serial, const char *topic, si
     h->serial = serial;
     h->topic_len = n;
     h->after_seq = have_since ? after : UINT64_MAX; /* MAX: the last `limit` */
-    h->stale = stale;
+    if (since)
+        snprintf(h->cursor, sizeof(h->cursor), "%s", since);
     h->limit = limit;
     rc_shard_post(s->srv->shards[rc_topic_owner(s->srv, topic, n)], &h->post);
 }
@@ -273,6 +285,21 @@ static int api_item(void *ctx, uint64_t seq, struct rc_evbuf *ev, uint64_t at_ms
                                          ev->type ? ev->type : "message", "data",
                                          ev->data ? json_deep_copy(ev->data) : json_null()));
     return 0;
+}
+
+/* Owner shard: whether h's cursor cannot be served from t: its epoch is not
+ * this incarnation's (an earlier run, or the topic was evicted and created
+ * again), or t is gone and the cursor says events were seen. A cursor at seq
+ * 0 of a topic that has no state ("0-0" from the history of a topic never
+ * published to) has nothing to miss. */
+static bool cursor_is_stale(const struct topic_state *t, const struct hist_post *h)
+{
+    if (!h->cursor[0])
+        return false;
+    if (!t)
+        return h->after_seq != 0;
+    uint64_t after;
+    return rc_event_cursor(h->cursor, strlen(h->cursor), t->epoch, &after, NULL) != 0;
 }
 
 /* Owner shard: answer a history request. */
@@ -309,9 +336,15 @@ void brk_owner_history(struct rc_shard *s, struct hist_post *h)
     struct rc_history *hist = t ? &t->hist : &empty;
     if (t)
         rc_history_trim(hist, now);
+    bool stale = cursor_is_stale(t, h);
     if (h->kind == HIST_SINCE) {
         h->cur_seq = rc_history_seq(hist);
-        if (h->stale) {
+        if (h->from_now) {
+            h->res = RC_HISTORY_OK;
+            snprintf(h->cursor, sizeof(h->cursor), "%s", t ? t->epoch : RC_EPOCH_NONE);
+            return;
+        }
+        if (stale) {
             h->res = RC_HISTORY_GAP;
             return;
         }
@@ -332,14 +365,14 @@ void brk_owner_history(struct rc_shard *s, struct hist_post *h)
     }
     json_t *events = json_array();
     uint64_t cur = 0;
-    enum rc_history_result res = h->stale ? RC_HISTORY_GAP : RC_HISTORY_OK;
-    if (!h->stale)
+    enum rc_history_result res = stale ? RC_HISTORY_GAP : RC_HISTORY_OK;
+    if (!stale)
         res = rc_history_since(hist, after, now, api_item, events, &cur);
     cur = rc_history_seq(hist);
     while (json_array_size(events) > h->limit)
         json_array_remove(events, json_array_size(events) - 1);
     char last[RC_EVENT_ID_MAX];
-    brk_event_id_format(s->srv, cur, last);
+    snprintf(last, sizeof(last), "%s-%llu", t ? t->epoch : RC_EPOCH_NONE, (unsigned long long)cur);
     json_t *body = json_pack("{s:s%, s:o, s:s, s:b}", "topic", h->topic, h->topic_len, "events",
                              events, "last_id", last, "gap", res != RC_HISTORY_OK);
     if (body && res == RC_HISTORY_FUTURE)
@@ -350,6 +383,31 @@ void brk_owner_history(struct rc_shard *s, struct hist_post *h)
     h->json = body ? json_dumps(body, JSON_COMPACT) : NULL;
     h->status = h->json ? 200 : 503;
     json_decref(body);
+}
+
+/* Origin shard: the owner told a from_now subscription (an SSE stream id's
+ * topic) where the topic stands. Live events buffered meanwhile were published
+ * after the subscription entered the trie, so the stream starts before the
+ * first of them (or at S): none is dropped as a duplicate. */
+static void from_now_answer(struct rc_conn *c, struct rc_sub *sub, struct hist_post *h)
+{
+    struct rc_resume *r = sub->resume;
+    if (!rc_resume_is_waiting(r))
+        return; /* gave up already (live buffer overflow): it passes live events */
+    uint64_t start = h->cur_seq;
+    if (r->nbuf && r->buf[0].seq - 1 < start)
+        start = r->buf[0].seq - 1;
+    r->last = start;
+    rc_resume_answer(r, RC_HISTORY_OK, NULL, 0, start);
+    struct rc_sse_cursor *cur = c->sse_cursor;
+    if (!cur || !sub->stream_slot || sub->stream_slot > cur->n)
+        return;
+    struct rc_stream_pos *pos = &cur->pos[sub->stream_slot - 1];
+    if (pos->id[0])
+        return; /* a buffered event went out and set it */
+    if (rc_event_id_format(pos->id, h->cursor, start) < 0)
+        return;
+    (void)brk_stream_id_record(c);
 }
 
 /* Origin shard: hand the answer to the waiting subscription or request. */
@@ -364,7 +422,9 @@ void brk_history_answer(struct rc_shard *s, struct hist_post *h)
     } else if (c) {
         struct rc_sub *sub = find_sub(c, h->sub_id);
         if (sub && sub->resume) {
-            if (h->kind == HIST_SINCE)
+            if (h->kind == HIST_SINCE && h->from_now)
+                from_now_answer(c, sub, h);
+            else if (h->kind == HIST_SINCE)
                 rc_resume_answer(sub->resume, h->res, h->items, h->nitems, h->cur_seq);
             else
                 rc_resume_initial(sub->resume, h->items, h->nitems);

@@ -10,7 +10,10 @@
  * origin), never by two at once.
  * Invariants: a topic's state lives only on its owner shard
  *   (rc_topic_owner); a sub never leaves the shard it was created on.
- * Lifetimes: topic_state lives until rc_broker_fini; each post is freed by
+ * Lifetimes: topic_state lives until the idle sweep frees it (no holds, no
+ *   claimed subscribers, no presence, no kept history, idle for
+ *   topic_idle_timeout) or rc_broker_fini; posts name topics, never point at
+ *   a topic_state, so freeing one leaves nothing dangling; each post is freed by
  *   the shard that handles its last hop (or by rc_broker_discard_post). */
 #ifndef RINGCAST_BROKER_INTERNAL_H
 #define RINGCAST_BROKER_INTERNAL_H
@@ -30,12 +33,16 @@ extern "C" {
 
 #define IDEM_KEYS 32 /* idempotency keys remembered per topic */
 
-/* State of a topic this shard owns. */
+/* State of a topic this shard owns (one incarnation: freed by the idle sweep,
+ * a later use creates a new one with a new epoch). */
 struct topic_state {
     char *name;
     size_t len;
     uint64_t hash;
-    struct rc_history hist; /* also holds the topic's current seq */
+    char epoch[RC_EPOCH_MAX]; /* this incarnation's id epoch (base 36) */
+    uint64_t last_ms;         /* created, last publish or last hold released */
+    uint32_t holds;           /* exact-topic subscriptions on any shard (CLAIM_HOLD) */
+    struct rc_history hist;   /* also holds the topic's current seq */
     uint64_t idem_hash[IDEM_KEYS];
     uint64_t idem_seq[IDEM_KEYS];
     uint32_t idem_next;
@@ -50,6 +57,9 @@ struct rc_broker {
     /* owned topics: open addressing, linear probing, power-of-two size */
     struct topic_state **topics;
     size_t ntopics, topics_cap;
+    size_t sweep_pos;             /* next slot the idle sweep looks at */
+    uint64_t next_sweep_ms;       /* monotonic; the sweep runs at most every RC_TOPIC_SWEEP_MS */
+    uint64_t epoch_last;          /* last topic epoch value given out (strictly increasing) */
     struct rc_presence *presence; /* members of the topics this shard owns */
     /* the event being delivered (for the trie callback) */
     struct rc_evbuf *cur;
@@ -143,7 +153,9 @@ struct hist_post {
     char *topic; /* topic (SINCE, API) or pattern (INITIAL) */
     size_t topic_len;
     uint64_t after_seq;
-    bool stale; /* the cursor is from another run: a gap */
+    char cursor[RC_EVENT_ID_MAX]; /* the client's event id ("" = none): the owner
+                                     compares its epoch with the topic's */
+    bool from_now; /* SINCE without a cursor: answer S only (SSE multi-topic start) */
     size_t limit;
     /* answer */
     enum rc_history_result res;
@@ -166,14 +178,18 @@ struct topic_state *brk_topic_find(struct rc_broker *b, const char *name, size_t
 /* Owned topic name[0..len), created (with its history config) when new; NULL
  * when out of memory. */
 struct topic_state *brk_topic_get(struct rc_broker *b, const char *name, size_t len);
-/* "<epoch>-<seq>" into out. */
-void brk_event_id_format(const struct rc_server *srv, uint64_t seq, char out[RC_EVENT_ID_MAX]);
+/* "<epoch>-<seq>" of topic t into out. */
+void brk_event_id_format(const struct topic_state *t, uint64_t seq, char out[RC_EVENT_ID_MAX]);
 /* Owner shard: give the next event of t an id, keep it in history, post it to
  * every shard; *data is moved in on success. Returns its seq, 0 when out of
  * memory (*data is then still the caller's). */
 uint64_t brk_owner_fanout(struct rc_shard *s, struct topic_state *t, const char *type,
                           json_t **data, char **users, size_t nusers, const char *exclude,
                           char id_out[RC_EVENT_ID_MAX]);
+/* SSE stream of several topics: queue an id-only record with its current
+ * stream id (after a record whose own id would move Last-Event-ID). 0 when c
+ * has no stream id, or -errno. */
+int brk_stream_id_record(struct rc_conn *c);
 /* Queue a topic event through sub on c. 0 or -errno. */
 int brk_queue_event(struct rc_conn *c, struct rc_sub *sub, struct rc_evbuf *ev);
 /* Queue a broadcast event to this shard's matching connections; returns how
@@ -197,7 +213,12 @@ bool brk_presence_on(const struct rc_shard *s, const char *topic, size_t n);
 /* max_subscribers of the rule covering pattern, 0 = unlimited */
 uint32_t brk_max_subscribers(const struct rc_shard *s, const char *pattern, size_t n);
 /* Claims of a subscription slot at the owner (max_subscribers). */
-enum claim_kind { CLAIM_TAKE, CLAIM_RELEASE };
+enum claim_kind {
+    CLAIM_TAKE,    /* max_subscribers: ask for a slot (answered) */
+    CLAIM_RELEASE, /* give a slot back */
+    CLAIM_HOLD,    /* an exact-topic subscription keeps the topic from eviction */
+    CLAIM_UNHOLD,  /* ... no longer */
+};
 void brk_claim_post(struct rc_shard *s, struct rc_sub *sub, struct rc_conn *c,
                     enum claim_kind kind);
 void brk_claim_on_post(struct rc_shard *s, struct rc_post *p);

@@ -207,6 +207,9 @@ const struct rc_config_key rc_config_keys[] = {
              "otherwise"),
     KEY_DURATION(history_ttl, "5m", 0, 24 * HOUR, NULL,
                  "a kept event is dropped from history after this; 0 = no age limit"),
+    KEY_DURATION(topic_idle_timeout, "5m", 0, 24 * HOUR, "0 = never",
+                 "a topic with no exact-topic subscriber, no presence, no kept history and no "
+                 "publish for this long is freed (ids of its next events start a new epoch)"),
     KEY_BOOL(retain, "true",
              "keep each topic's latest event for include_initial, unless a rule says "
              "otherwise"),

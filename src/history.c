@@ -91,6 +91,78 @@ int rc_event_cursor(const char *s, size_t n, const char *cur_epoch, uint64_t *af
     return 0;
 }
 
+/* ---- stream ids ----------------------------------------------------------------------------- */
+
+ssize_t rc_stream_id_format(char *out, size_t cap, const struct rc_stream_pos *pos, size_t n)
+{
+    size_t len = 0;
+    if (cap == 0)
+        return -ENOSPC;
+    out[0] = '\0';
+    for (size_t i = 0; i < n && i < RC_STREAM_TOPICS_MAX; i++) {
+        if (!pos[i].id[0])
+            continue;
+        int w = snprintf(out + len, cap - len, "%s%zu:%s", len ? "," : "", i, pos[i].id);
+        if (w < 0 || (size_t)w >= cap - len) {
+            out[len] = '\0';
+            return -ENOSPC;
+        }
+        len += (size_t)w;
+    }
+    return (ssize_t)len;
+}
+
+static int bad_stream_id(struct rc_err *err, const char *what, size_t entry)
+{
+    if (err)
+        rc_err_set(err, 400, "bad_event_id",
+                   "Last-Event-ID entry %zu %s; it must be the id of a record this stream sent "
+                   "(\"<topic index>:<event id>,...\"); the stream continues from now",
+                   entry + 1, what);
+    return -EINVAL;
+}
+
+int rc_stream_id_parse(const char *s, size_t len, struct rc_stream_pos *pos, size_t n,
+                       struct rc_err *err)
+{
+    if (len >= RC_STREAM_ID_MAX) {
+        if (err)
+            rc_err_set(err, 400, "bad_event_id",
+                       "Last-Event-ID is longer than %d bytes; the stream continues from now",
+                       RC_STREAM_ID_MAX - 1);
+        return -EINVAL;
+    }
+    if (len == 0)
+        return bad_stream_id(err, "is empty", 0);
+    uint64_t seen = 0; /* bit i: index i was listed (n <= 64) */
+    size_t entry = 0;
+    for (size_t at = 0; at <= len; entry++) {
+        const char *e = s + at;
+        const char *comma = memchr(e, ',', len - at);
+        size_t elen = comma ? (size_t)(comma - e) : len - at;
+        size_t d = 0, idx = 0;
+        while (d < elen && d < 3 && e[d] >= '0' && e[d] <= '9')
+            idx = idx * 10 + (size_t)(e[d++] - '0');
+        if (d == 0 || d >= elen || e[d] != ':')
+            return bad_stream_id(err, "does not start with a topic index and ':'", entry);
+        if (idx >= n || idx >= RC_STREAM_TOPICS_MAX)
+            return bad_stream_id(err, "names a topic index this stream does not have", entry);
+        if (seen & (1ull << idx))
+            return bad_stream_id(err, "repeats a topic index", entry);
+        seen |= 1ull << idx;
+        char epoch[RC_EPOCH_MAX];
+        uint64_t seq;
+        if (rc_event_id_parse(e + d + 1, elen - d - 1, epoch, sizeof(epoch), &seq, NULL) < 0)
+            return bad_stream_id(err, "has no valid event id after ':'", entry);
+        memcpy(pos[idx].id, e + d + 1, elen - d - 1);
+        pos[idx].id[elen - d - 1] = '\0';
+        at += elen + 1;
+        if (!comma)
+            break;
+    }
+    return 0;
+}
+
 /* ---- history ring --------------------------------------------------------------------------- */
 
 int rc_history_init(struct rc_history *h, const struct rc_history_cfg *cfg)

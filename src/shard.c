@@ -788,6 +788,7 @@ void *rc_shard_main(void *arg)
         drain_inbox(s);
         s->now_ms = rc_now_ms();
         rc_timer_advance(&s->timers, s->now_ms, on_timer, s);
+        rc_broker_tick(s); /* bounded idle-topic sweep */
         if (s->ip_handshakes && s->now_ms >= s->next_sweep_ms) {
             rc_iptable_rate_sweep(s->ip_handshakes, (int64_t)s->now_ms);
             s->next_sweep_ms = s->now_ms + 1000;

@@ -4,6 +4,7 @@
 #include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <string.h>
 #include <time.h>
 
 #include "ringcast/api_store.h"
@@ -11,6 +12,7 @@
 #include "ringcast/broker.h"
 #include "ringcast/jwt.h"
 #include "ringcast/filter.h"
+#include "ringcast/history.h"
 #include "ringcast/log.h"
 #include "ringcast/shard.h"
 #include "ringcast/sse.h"
@@ -120,6 +122,7 @@ struct sse_req {
     json_t *filter;
     char *since; /* ?since= or the Last-Event-ID header */
     bool since_from_header;
+    bool last_id_too_long; /* a Last-Event-ID of RC_STREAM_ID_MAX bytes or more */
     bool include_initial;
 };
 
@@ -196,7 +199,9 @@ static int parse_query(struct rc_http_ctx *x, struct sse_req *r)
     if (!r->since) {
         /* a browser reconnecting sends the last id it saw */
         const struct rc_http_header *h = rc_http_find_header(x->req, "Last-Event-ID");
-        if (h && h->value.n > 0 && h->value.n < 128) {
+        if (h && h->value.n >= RC_STREAM_ID_MAX) {
+            r->last_id_too_long = true;
+        } else if (h && h->value.n > 0) {
             r->since = strndup(h->value.p, h->value.n);
             r->since_from_header = true;
         }
@@ -209,6 +214,87 @@ static int parse_query(struct rc_http_ctx *x, struct sse_req *r)
         return -EINVAL;
     }
     return 0;
+}
+
+/* Whether the stream gets stream ids (history.h): several topics, one of them
+ * exact. A stream of one topic keeps plain event ids; one of patterns only has
+ * nothing to resume. */
+static bool stream_has_id(const struct sse_req *r)
+{
+    if (r->ntopics < 2 || r->ntopics > RC_STREAM_TOPICS_MAX)
+        return false;
+    for (size_t i = 0; i < r->ntopics; i++)
+        if (!rc_topic_is_pattern(r->topics[i], strlen(r->topics[i])))
+            return true;
+    return false;
+}
+
+/* Say on the stream which patterns a Last-Event-ID cannot resume. */
+static void gap_for_patterns(struct rc_conn *c, const struct sse_req *r)
+{
+    char msg[512];
+    size_t n = (size_t)snprintf(msg, sizeof(msg), "events published while disconnected to");
+    for (size_t i = 0; i < r->ntopics && n < sizeof(msg); i++)
+        if (rc_topic_is_pattern(r->topics[i], strlen(r->topics[i])))
+            n += (size_t)snprintf(msg + n, sizeof(msg) - n, " %.64s", r->topics[i]);
+    if (n < sizeof(msg))
+        snprintf(msg + n, sizeof(msg) - n,
+                 " cannot be replayed (only exact topics resume); fetch their current state "
+                 "again");
+    rc_conn_send_error(c, NULL, "history_gap", msg, NULL);
+}
+
+/* A stream of several topics with a stream id: resume every exact topic from
+ * its position in Last-Event-ID, or start it from the topic's current
+ * position, so the next Last-Event-ID resumes it with no gap and no
+ * duplicate. A bad Last-Event-ID is reported and the stream starts from now. */
+static void start_multi(struct rc_conn *c, struct sse_req *r)
+{
+    struct rc_stream_pos pos[RC_STREAM_TOPICS_MAX];
+    memset(pos, 0, sizeof(pos));
+    struct rc_err err = {0};
+    if (r->last_id_too_long) {
+        rc_err_set(&err, 400, "bad_event_id",
+                   "Last-Event-ID is longer than %d bytes; the stream continues from now",
+                   RC_STREAM_ID_MAX - 1);
+        rc_conn_send_error(c, NULL, "history_gap", err.msg, NULL);
+    } else if (r->since &&
+               rc_stream_id_parse(r->since, strlen(r->since), pos, r->ntopics, &err) < 0) {
+        memset(pos, 0, sizeof(pos));
+        rc_conn_send_error(c, NULL, "history_gap", err.msg, NULL);
+    } else if (r->since) {
+        bool patterns = false;
+        for (size_t i = 0; i < r->ntopics; i++)
+            patterns |= rc_topic_is_pattern(r->topics[i], strlen(r->topics[i]));
+        if (patterns)
+            gap_for_patterns(c, r);
+    }
+    if (rc_broker_stream_start(c, r->ntopics, pos) < 0) {
+        rc_conn_send_error(c, NULL, "unavailable", "out of memory", NULL);
+        rc_conn_close_after_flush(c);
+        return;
+    }
+    for (size_t i = 0; i < r->ntopics; i++) {
+        size_t tn = strlen(r->topics[i]);
+        bool exact = !rc_topic_is_pattern(r->topics[i], tn);
+        err = (struct rc_err){0};
+        struct rc_sub *sub = rc_broker_subscribe(c, r->topics[i], tn, r->filter, &err);
+        if (!sub) {
+            rc_conn_send_error(c, NULL, err.code ? err.code : "unavailable", err.msg, NULL);
+            rc_conn_close_after_flush(c);
+            return;
+        }
+        sub->stream_slot = (uint8_t)(i + 1);
+        struct rc_sub_opts o = {0};
+        if (exact && pos[i].id[0])
+            o.since = pos[i].id;
+        else if (r->include_initial)
+            o.include_initial = true;
+        else if (exact)
+            o.from_now = true;
+        if (rc_broker_resume(c, sub, &o, &err) < 0)
+            rc_conn_send_error(c, NULL, "history_gap", err.msg, sub->id);
+    }
 }
 
 void rc_sse_handle(struct rc_http_ctx *x)
@@ -322,6 +408,10 @@ void rc_sse_handle(struct rc_http_ctx *x)
         c->greet_deadline_ms = s->now_ms + RC_API_STORE_GREET_WAIT_MS;
     else
         send_connection_record(c);
+    if (stream_has_id(&r)) {
+        start_multi(c, &r);
+        goto streaming;
+    }
     bool resumable = r.ntopics == 1 && !rc_topic_is_pattern(r.topics[0], strlen(r.topics[0]));
     if (r.since && !resumable) {
         /* Last-Event-ID on a stream that cannot resume: say so, do not guess */
@@ -355,6 +445,7 @@ void rc_sse_handle(struct rc_http_ctx *x)
             break;
         }
     }
+streaming:
     sse_req_fini(&r);
     c->last_ping_ms = s->now_ms;
     arm_ping(c);

@@ -86,7 +86,11 @@ void rc_ws_send_reply(struct rc_conn *c, const char *type, const json_t *id, con
 
 void rc_shard_post(struct rc_shard *s, struct rc_post *p)
 {
-    (void)s, (void)p;
+    (void)s;
+    if (p->kind == RC_POST_CLAIM) {
+        free(p); /* a subscribe's hold on its exact topic (not a delivery) */
+        return;
+    }
     fail_msg("delivery posted to a shard");
 }
 
@@ -125,6 +129,7 @@ struct fixture {
     struct rc_config cfg;
     struct rc_server srv;
     struct rc_shard shard;
+    struct rc_shard *shards[1];
     struct rc_conn conns[NCONNS];
 };
 
@@ -134,6 +139,8 @@ static int setup(void **state)
     rc_config_defaults(&f->cfg);
     f->srv.cfg = &f->cfg;
     f->srv.nshards = 1;
+    f->shards[0] = &f->shard;
+    f->srv.shards = f->shards;
     f->shard.cfg = &f->cfg;
     f->shard.srv = &f->srv;
     rc_timer_wheel_init(&f->shard.timers, 0);

@@ -190,6 +190,96 @@ static void test_event_id_format_round_trips(void **state)
     assert_int_equal(rc_event_id_format(id, "0123456789abcdef", 1), -EINVAL);
 }
 
+static void test_stream_id_round_trips_known_positions_only(void **state)
+{
+    (void)state;
+    struct rc_stream_pos pos[4] = {{"kx1-3"}, {""}, {"kx2-0"}, {"zz9-18446744073709551615"}};
+    char out[RC_STREAM_ID_MAX];
+    ssize_t n = rc_stream_id_format(out, sizeof(out), pos, 4);
+    assert_string_equal(out, "0:kx1-3,2:kx2-0,3:zz9-18446744073709551615");
+    assert_int_equal(n, (ssize_t)strlen(out));
+    struct rc_stream_pos back[4] = {{""}, {"keep-1"}, {""}, {""}};
+    struct rc_err err = {0};
+    assert_int_equal(rc_stream_id_parse(out, (size_t)n, back, 4, &err), 0);
+    assert_string_equal(back[0].id, "kx1-3");
+    assert_string_equal(back[1].id, "keep-1"); /* not listed: left alone */
+    assert_string_equal(back[2].id, "kx2-0");
+    assert_string_equal(back[3].id, "zz9-18446744073709551615");
+    struct rc_stream_pos none[2] = {{""}, {""}};
+    assert_int_equal(rc_stream_id_format(out, sizeof(out), none, 2), 0);
+    assert_string_equal(out, "");
+    assert_int_equal(rc_stream_id_format(out, 5, pos, 4), -ENOSPC);
+}
+
+static void test_stream_id_of_every_topic_fits_the_bound(void **state)
+{
+    (void)state;
+    struct rc_stream_pos pos[RC_STREAM_TOPICS_MAX];
+    for (size_t i = 0; i < RC_STREAM_TOPICS_MAX; i++) {
+        memset(pos[i].id, 'z', 15);
+        snprintf(pos[i].id + 15, sizeof(pos[i].id) - 15, "-%llu", (unsigned long long)UINT64_MAX);
+    }
+    char out[RC_STREAM_ID_MAX];
+    ssize_t n = rc_stream_id_format(out, sizeof(out), pos, RC_STREAM_TOPICS_MAX);
+    assert_true(n > 0 && n < RC_STREAM_ID_MAX);
+    struct rc_stream_pos back[RC_STREAM_TOPICS_MAX];
+    memset(back, 0, sizeof(back));
+    struct rc_err err = {0};
+    assert_int_equal(rc_stream_id_parse(out, (size_t)n, back, RC_STREAM_TOPICS_MAX, &err), 0);
+    for (size_t i = 0; i < RC_STREAM_TOPICS_MAX; i++)
+        assert_string_equal(back[i].id, pos[i].id);
+}
+
+static void test_stream_id_parse_rejects_garbage_with_a_reason(void **state)
+{
+    (void)state;
+    static const struct {
+        const char *id;
+        const char *why;
+    } bad[] = {
+        {"", "is empty"},
+        {"garbage", "does not start with a topic index"},
+        {"0:kx1-3,", "does not start with a topic index"},
+        {":kx1-3", "does not start with a topic index"},
+        {"0kx1-3", "does not start with a topic index"},
+        {"2:kx1-3", "names a topic index this stream does not have"},
+        {"1000:kx1-3", "does not start with a topic index"},
+        {"0:kx1-3,0:kx1-4", "repeats a topic index"},
+        {"0:kx1", "has no valid event id"},
+        {"0:kx1-b0-1", "has no valid event id"},
+        {"0:KX1-3", "has no valid event id"},
+        {"kx1-3", "does not start with a topic index"},
+    };
+    for (size_t i = 0; i < RC_ARRAY_LEN(bad); i++) {
+        struct rc_stream_pos pos[2] = {{""}, {""}};
+        struct rc_err err = {0};
+        assert_int_equal(rc_stream_id_parse(bad[i].id, strlen(bad[i].id), pos, 2, &err), -EINVAL);
+        assert_string_equal(err.code, "bad_event_id");
+        if (!strstr(err.msg, bad[i].why))
+            fail_msg("%s: message \"%s\" lacks \"%s\"", bad[i].id, err.msg, bad[i].why);
+    }
+    char big[RC_STREAM_ID_MAX + 10];
+    memset(big, '1', sizeof(big));
+    struct rc_stream_pos pos[2] = {{""}, {""}};
+    struct rc_err err = {0};
+    assert_int_equal(rc_stream_id_parse(big, sizeof(big), pos, 2, &err), -EINVAL);
+    assert_non_null(strstr(err.msg, "longer than"));
+}
+
+static void test_stream_id_parse_every_prefix(void **state)
+{
+    (void)state;
+    const char *id = "0:kx1-3,1:kx2-44";
+    for (size_t n = 0; n <= strlen(id); n++) {
+        struct rc_stream_pos pos[2] = {{""}, {""}};
+        struct rc_err err = {0};
+        int rc = rc_stream_id_parse(id, n, pos, 2, &err);
+        /* complete: "0:kx1-3" (7 bytes), then the second entry once it has a seq digit */
+        bool ok = n == 7 || n >= 15;
+        assert_int_equal(rc, ok ? 0 : -EINVAL);
+    }
+}
+
 static void test_event_cursor_tells_other_runs_apart(void **state)
 {
     (void)state;
@@ -1050,6 +1140,10 @@ int main(void)
         cmocka_unit_test(test_event_id_parse_respects_epoch_cap),
         cmocka_unit_test(test_event_id_format_round_trips),
         cmocka_unit_test(test_event_cursor_tells_other_runs_apart),
+        cmocka_unit_test(test_stream_id_round_trips_known_positions_only),
+        cmocka_unit_test(test_stream_id_of_every_topic_fits_the_bound),
+        cmocka_unit_test(test_stream_id_parse_rejects_garbage_with_a_reason),
+        cmocka_unit_test(test_stream_id_parse_every_prefix),
         cmocka_unit_test(test_history_ring_wraps_around),
         cmocka_unit_test(test_history_since_at_every_position),
         cmocka_unit_test(test_history_since_before_wrap_serves_everything),

@@ -4,7 +4,11 @@
  * Owner: each shard has one broker (s->broker), used only by that shard's
  *   thread. It holds (1) the trie of this shard's connections' subscriptions
  *   and (2) the state of the topics this shard owns (xxh3(topic) % nshards):
- *   their sequence numbers and recent idempotency keys.
+ *   their sequence numbers and recent idempotency keys. An owned topic that
+ *   nothing holds (exact-topic subscription, claimed slot, presence member,
+ *   kept history) and that saw no publish for topic_idle_timeout is freed by
+ *   a bounded periodic sweep (rc_broker_tick); a later use starts a new
+ *   incarnation whose event ids carry a new epoch, so an old cursor is a gap.
  * A publish travels: origin shard -> (RC_POST_PUBLISH) -> owner shard, which
  *   assigns the event id, encodes an evbuf once and posts it to every shard
  *   (RC_POST_EVENT, per-topic order = the owner's posting order, each inbox
@@ -24,6 +28,7 @@
 #include "ringcast/common.h"
 #include "ringcast/conn.h"
 #include "ringcast/evbuf.h"
+#include "ringcast/history.h"
 
 #ifdef __cplusplus
 extern "C" {
@@ -51,6 +56,8 @@ struct rc_sub {
     bool presence;            /* counted in the topic's presence at its owner */
     bool claim_pending;       /* max_subscribers: waiting for the owner's yes */
     bool claimed;             /* max_subscribers: holds a slot at the owner */
+    bool held;                /* an exact topic: counted in the owner's holds */
+    uint8_t stream_slot;      /* SSE stream id: 1 + the topic's index in the stream, 0 = none */
     json_t *pending_reply;    /* WS "subscribed" answer held until the owner admits */
     json_t *pending_req_id;
     char presence_user[129]; /* the user id the presence join used */
@@ -67,6 +74,15 @@ void rc_broker_on_post(struct rc_shard *s, struct rc_post *p);
 /* Deliver a topic event to this shard's matching subscriptions; returns how
  * many deliveries were queued. The caller keeps its reference to ev. */
 size_t rc_broker_deliver(struct rc_shard *s, struct rc_evbuf *ev);
+/* Once per loop turn: the idle-topic sweep (topic_idle_timeout), which runs
+ * at most every RC_TOPIC_SWEEP_MS and looks at RC_TOPIC_SWEEP_SLOTS table
+ * slots, freeing at most RC_TOPIC_SWEEP_FREES topics, so it never stalls. */
+#define RC_TOPIC_SWEEP_MS 50u
+#define RC_TOPIC_SWEEP_SLOTS 1024u
+#define RC_TOPIC_SWEEP_FREES 256u
+void rc_broker_tick(struct rc_shard *s);
+/* Topics this shard owns now. */
+size_t rc_broker_owned_topics(const struct rc_shard *s);
 /* Free a post left in an inbox at shutdown. */
 void rc_broker_discard_post(struct rc_post *p);
 void rc_broker_conn_gone(struct rc_conn *c);
@@ -116,6 +132,7 @@ void rc_broker_broadcast(struct rc_conn *c, uint32_t serial, struct rc_evbuf *ev
 struct rc_sub_opts {
     const char *since;
     bool include_initial;
+    bool from_now;  /* no since: learn the topic's position from its owner (SSE stream ids) */
     json_t *req_id; /* borrowed; echoed in a later history_gap error */
 };
 /* Validate resume options before subscribing (since on an exact topic, a
@@ -128,6 +145,21 @@ int rc_broker_resume_check(struct rc_shard *s, const char *pattern, size_t n,
  * request. 0, or -EINVAL with err (bad_event_id, since on a pattern). */
 int rc_broker_resume(struct rc_conn *c, struct rc_sub *sub, const struct rc_sub_opts *o,
                      struct rc_err *err);
+
+/* The stream id of an SSE stream of several topics (history.h, "stream ids"):
+ * each record through one of its subscriptions ends with an extra
+ * "id: <stream id>" line (the last id line of a record wins), and records
+ * without a topic (broadcasts, initial events) are followed by an id-only
+ * record, so the browser's Last-Event-ID always names every exact topic's
+ * position. Owner: the connection; freed by rc_broker_conn_gone. Costs one
+ * small allocation per record on such streams (the id differs per record). */
+struct rc_sse_cursor {
+    uint32_t n;
+    struct rc_stream_pos pos[];
+};
+/* Give c (an SSE stream of ntopics <= RC_STREAM_TOPICS_MAX topics) a stream
+ * id, starting from pos (NULL = nothing known). 0 or -ENOMEM. */
+int rc_broker_stream_start(struct rc_conn *c, size_t ntopics, const struct rc_stream_pos *pos);
 
 /* GET /api/realtime/history/{topic}: events after `since` (or the last
  * `limit`) from the topic's owner; answers c as a deferred JSON response. */

@@ -87,6 +87,7 @@ struct rc_config {
     /* history, retained events and presence (defaults; rules override per topic) */
     uint32_t history_size;
     uint64_t history_ttl;
+    uint64_t topic_idle_timeout; /* free idle owned topics after this (ms); 0 = never */
     bool retain;
     bool presence;
     /* identity (JWT) and access rules; see include/ringcast/auth.h */

@@ -39,6 +39,7 @@ struct rc_shard;
 struct rc_sub;
 struct rc_auth_identity;
 struct rc_http_pending;
+struct rc_sse_cursor;
 
 enum rc_conn_proto { RC_PROTO_HTTP, RC_PROTO_WS, RC_PROTO_SSE };
 
@@ -120,9 +121,10 @@ struct rc_conn {
     struct rc_outq out;
     struct msghdr msg;
     struct rc_http_state http;
-    struct rc_http_pending *pend; /* answers not yet written, in request order */
-    struct rc_ws_state *ws;       /* heap, only for WebSocket connections */
-    struct rc_sub *subs;          /* this connection's subscriptions */
+    struct rc_http_pending *pend;     /* answers not yet written, in request order */
+    struct rc_ws_state *ws;           /* heap, only for WebSocket connections */
+    struct rc_sub *subs;              /* this connection's subscriptions */
+    struct rc_sse_cursor *sse_cursor; /* SSE stream of several topics: its stream id (broker.h) */
     uint32_t nsubs;
     char user_id[129];                 /* "" = anonymous */
     struct rc_auth_identity *identity; /* NULL = anonymous */

@@ -18,9 +18,13 @@
  *   rc_history_fini drops every reference. The ring holds one evbuf reference
  *   per entry, the retained latest one more.
  *
- * Event ids: "<epoch>-<seq>": epoch the server start in base 36 (lower case,
- *   1..15 digits), seq decimal without leading zeros (0 = before the first
- *   event). Broadcast ids ("<epoch>-b<shard>-<n>") are not resumable.
+ * Event ids: "<epoch>-<seq>": epoch names one incarnation of the topic (base
+ *   36, lower case, 1..15 digits; broker.c gives each newly created topic
+ *   state a fresh one, so a restart or an evicted and recreated topic never
+ *   reuses it), seq decimal without leading zeros (0 = before the first
+ *   event). RC_EPOCH_NONE ("0") is the epoch of a topic with no state (the
+ *   history API's last_id). Broadcast ids ("<epoch>-b<shard>-<n>") are not
+ *   resumable.
  *
  * Resume seam (struct rc_resume)
  * Owner: the shard of the subscribing connection; one per subscription that
@@ -62,6 +66,7 @@
 
 #include <stdbool.h>
 #include <stdint.h>
+#include <sys/types.h>
 
 #include "ringcast/common.h"
 #include "ringcast/evbuf.h"
@@ -72,7 +77,8 @@ extern "C" {
 
 /* ---- event ids ------------------------------------------------------------------------ */
 
-#define RC_EPOCH_MAX 16 /* base-36 epoch digits + NUL (shard.h epoch_str) */
+#define RC_EPOCH_MAX 16   /* base-36 epoch digits + NUL (shard.h epoch_str) */
+#define RC_EPOCH_NONE "0" /* the epoch of a topic that has no state */
 
 /* Parse an event id "<epoch>-<seq>" of n bytes (not NUL-terminated) into
  * epoch (NUL-terminated, cap >= RC_EPOCH_MAX) and *seq. 0, or -EINVAL with
@@ -84,12 +90,41 @@ int rc_event_id_parse(const char *s, size_t n, char *epoch, size_t cap, uint64_t
  * not 1..15 base-36 digits. */
 int rc_event_id_format(char out[RC_EVENT_ID_MAX], const char *epoch, uint64_t seq);
 
-/* Turn a client's cursor (since / Last-Event-ID) into an after_seq for this
- * run: 0 and *after_seq set when the id's epoch is cur_epoch; -ESTALE when it
- * is another run's (answer it as RC_HISTORY_GAP: the history did not survive
- * the restart); -EINVAL with err when it is not an event id. */
+/* Turn a client's cursor (since / Last-Event-ID) into an after_seq for the
+ * topic's incarnation: 0 and *after_seq set when the id's epoch is cur_epoch;
+ * -ESTALE when it is another's (an earlier run, or the topic was evicted:
+ * answer it as RC_HISTORY_GAP); -EINVAL with err (may be NULL) when it is not
+ * an event id. */
 int rc_event_cursor(const char *s, size_t n, const char *cur_epoch, uint64_t *after_seq,
                     struct rc_err *err) RC_MUST_CHECK;
+
+/* ---- stream ids (SSE streams of several topics) ----------------------------------------- */
+
+/* An SSE stream of several topics resumes every exact topic of it from one
+ * Last-Event-ID: the record id lists, per topic of the stream (its index in
+ * the stream's query, 0-based), the id of the last event of that topic the
+ * stream sent or the topic's position when the stream started:
+ *   "<i>:<epoch>-<seq>,<i>:<epoch>-<seq>,..."  (indexes ascending, no blanks)
+ * At most RC_STREAM_TOPICS_MAX entries, so at most RC_STREAM_ID_MAX - 1 bytes. */
+#define RC_STREAM_TOPICS_MAX 64
+#define RC_STREAM_ID_MAX (RC_STREAM_TOPICS_MAX * (2 + 1 + RC_EVENT_ID_MAX) + 1)
+
+/* One topic's position in a stream id; id[0] == '\0' = not known. */
+struct rc_stream_pos {
+    char id[RC_EVENT_ID_MAX];
+};
+
+/* Write the stream id of pos[0..n) (n <= RC_STREAM_TOPICS_MAX) into out
+ * (cap >= RC_STREAM_ID_MAX is always enough); returns its length (0 when no
+ * position is known), or -ENOSPC when it does not fit cap. */
+ssize_t rc_stream_id_format(char *out, size_t cap, const struct rc_stream_pos *pos, size_t n);
+
+/* Parse a stream id of len bytes into pos[0..n) (entries it does not list are
+ * left alone). 0, or -EINVAL with err (status 400, code "bad_event_id") saying
+ * what was wrong: too long, an index that is not a decimal below n, an entry
+ * that is not "<i>:<event id>", a repeated index. */
+int rc_stream_id_parse(const char *s, size_t len, struct rc_stream_pos *pos, size_t n,
+                       struct rc_err *err) RC_MUST_CHECK;
 
 /* ---- history (owner shard) ------------------------------------------------------------ */
 

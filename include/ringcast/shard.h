@@ -88,6 +88,7 @@ struct rc_counters {
     uint64_t user_subscription_refusals; /* creates past max_user_subscriptions (409) */
     uint64_t accept_fd_exhausted;        /* accepts failed for want of fds/memory (then paused) */
     uint64_t forwarded_loopback;         /* trusted loopback requests carrying X-Forwarded-For */
+    uint64_t topics_evicted; /* owned topics freed by the idle sweep (topic_idle_timeout) */
 };
 
 /* User data: | op:8 | gen:24 | slot:32 |; gen drops CQEs meant for a reused slot. */
