@@ -107,3 +107,55 @@ def test_review_changes_past_the_hold_cap_log_once_and_tell_the_client():
         eq("reconnect" in errors[0]["message"], True, f"says what to do: {errors[0]}")
         wait_for(lambda: srv.log_has("durable_change_dropped"), 10, "the drop is logged")
         eq(srv.log().count("durable_change_dropped"), 1, "logged once for the connection")
+
+
+def test_review_reauth_during_the_greeting_wait_is_answered_after_it():
+    """A token at connect, then auth actions sent while the greeting waits for the
+    durable subscriptions (the store is held by an external write lock): their
+    authenticated answers used to go out at once, before the greeting and so before the
+    durable subscriptions applied (the race item 9 closes), and out of order. Now they
+    follow the greeting, in the order sent."""
+    with DataDir() as d, server(d, shards=1) as srv:
+        u = tok("trent")
+        db = sqlite3.connect(os.path.join(d, "ringcast.db"), timeout=1, isolation_level=None)
+        db.execute("BEGIN IMMEDIATE")
+        locked = True
+        try:
+            blocker = _pipeline_creates(srv, u, "hold", 1, 1)  # the store thread waits on it
+
+            async def go():
+                import websockets
+                nonlocal locked
+                ws = await websockets.connect(
+                    f"ws://127.0.0.1:{srv.port}/api/realtime/ws?token=" + urllib.parse.quote(u))
+                for i in range(3):
+                    await ws.send(json.dumps({"action": "auth", "token": u, "id": f"a{i}"}))
+                # give the shard time to handle them while the store is still held (before
+                # the fix their answers came here)
+                early = []
+                try:
+                    while True:
+                        early.append(json.loads(await asyncio.wait_for(ws.recv(), 0.5)))
+                except asyncio.TimeoutError:
+                    pass
+                db.execute("ROLLBACK")
+                locked = False
+                got = list(early)
+                while len(got) < 5:
+                    m = json.loads(await asyncio.wait_for(ws.recv(), 20 * Server.TIMEOUT_SCALE))
+                    if m["type"] != "ping":
+                        got.append(m)
+                await ws.close()
+                return early, got
+
+            early, got = run_async(go())
+            eq(_read_statuses(blocker[0], 1), [201], "the held create")
+            blocker[0].close()
+        finally:
+            if locked:
+                db.execute("ROLLBACK")
+            db.close()
+        eq(early, [], "nothing before the store answered")
+        eq([(m["type"], m.get("id")) for m in got],
+           [("connected", None), ("authenticated", None), ("authenticated", "a0"),
+            ("authenticated", "a1"), ("authenticated", "a2")], "greeting, then the answers in order")
