@@ -681,11 +681,15 @@ static bool hold_change(struct rc_conn *c, const struct change_post *ch)
 {
     if (!c->durable_changes)
         return false;
-    if (json_array_size(c->durable_changes) >= HELD_CHANGES_MAX) {
-        rc_log(RC_LOG_WARN, "durable_change_dropped",
-               "conn=%016llx user=\"%s\" id=%s (more than %u changes while loading; reconnect "
-               "to see the current state)",
-               (unsigned long long)c->id, c->user_id, ch->id, HELD_CHANGES_MAX);
+    size_t held = json_array_size(c->durable_changes);
+    if (held >= HELD_CHANGES_MAX) {
+        /* past the cap: one line per connection (not one per change: the user
+         * makes the changes), and a null that replay_changes tells the client of */
+        if (held == HELD_CHANGES_MAX && json_array_append_new(c->durable_changes, json_null()) == 0)
+            rc_log(RC_LOG_WARN, "durable_change_dropped",
+                   "conn=%016llx user=\"%s\" id=%s (more than %u changes while loading; the "
+                   "rest are not applied to this connection, which is told to reconnect)",
+                   (unsigned long long)c->id, c->user_id, ch->id, HELD_CHANGES_MAX);
         return true;
     }
     json_t *rec = json_pack("{s:i, s:s, s:s, s:s?, s:s?, s:I}", "what", (int)ch->what, "id", ch->id,
@@ -702,6 +706,15 @@ static void replay_changes(struct rc_conn *c)
     json_t *rec;
     json_array_foreach(held, i, rec)
     {
+        if (json_is_null(rec)) { /* hold_change dropped the changes after this one */
+            char msg[160];
+            snprintf(msg, sizeof(msg),
+                     "more than %u changes to your durable subscriptions while they loaded; the "
+                     "later ones are not applied to this connection: reconnect",
+                     HELD_CHANGES_MAX);
+            rc_conn_send_error(c, NULL, "durable_subscriptions_unavailable", msg, NULL);
+            break;
+        }
         const char *ftext = json_string_value(json_object_get(rec, "filter"));
         json_t *filter = ftext ? json_loads(ftext, 0, NULL) : NULL;
         change_conn(c, (enum change)json_integer_value(json_object_get(rec, "what")),

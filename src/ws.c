@@ -147,6 +147,9 @@ static void send_authenticated(struct rc_conn *c, const json_t *req_id)
     json_decref(data);
 }
 
+/* auth actions answered after a held greeting, at most (then answered at once) */
+#define GREET_IDS_MAX 16
+
 /* rc_api_store_ready_fn: the user's durable subscriptions are in (or the wait is
  * over): send the greeting held back for them, once. */
 static void greet_ready(struct rc_conn *c)
@@ -154,10 +157,14 @@ static void greet_ready(struct rc_conn *c)
     if (!c->greet_deadline_ms || !c->ws)
         return;
     c->greet_deadline_ms = 0;
-    json_t *req_id = c->ws->greet_id;
+    json_t *ids = c->ws->greet_id; /* the auth ids held, in order (NULL: out of memory) */
     c->ws->greet_id = NULL;
-    send_authenticated(c, req_id);
-    json_decref(req_id);
+    size_t n = json_array_size(ids);
+    for (size_t i = 0; i < (n ? n : 1); i++) {
+        json_t *req_id = json_array_get(ids, i);
+        send_authenticated(c, json_is_null(req_id) ? NULL : req_id);
+    }
+    json_decref(ids);
 }
 
 /* Who is on a topic is visible to those who may subscribe to it (personal topics,
@@ -201,9 +208,16 @@ static void authenticate(struct rc_conn *c, const char *tok, size_t len, const j
     set_identity(c, id);
     /* the greeting waits for the user's durable subscriptions, so that they
      * apply from the first event published after the client sees it */
+    json_t *held_id = req_id ? (json_t *)req_id : json_null();
     if (first && rc_api_store_conn_authed(c, greet_ready)) {
-        c->ws->greet_id = req_id ? json_incref((json_t *)req_id) : NULL;
+        c->ws->greet_id = json_array();
+        if (c->ws->greet_id && json_array_append(c->ws->greet_id, held_id) < 0)
+            json_array_clear(c->ws->greet_id);
         c->greet_deadline_ms = s->now_ms + RC_API_STORE_GREET_WAIT_MS;
+    } else if (c->greet_deadline_ms && c->ws->greet_id &&
+               json_array_size(c->ws->greet_id) < GREET_IDS_MAX &&
+               json_array_append(c->ws->greet_id, held_id) == 0) {
+        /* a re-auth while the first greeting waits: answered right after it, in order */
     } else {
         send_authenticated(c, req_id);
     }

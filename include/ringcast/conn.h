@@ -88,8 +88,9 @@ struct rc_ws_state {
     bool close_sent;
     bool close_received;
     /* greeting held back for the durable subscriptions (see api_store.h) */
-    bool greet_connected;    /* connected is owed too (token given at connect) */
-    struct json_t *greet_id; /* the auth action's id for authenticated (owned) */
+    bool greet_connected; /* connected is owed too (token given at connect) */
+    struct json_t
+        *greet_id; /* ids (null: none) of the auth actions owed authenticated (owned array) */
 };
 
 struct rc_conn {
