@@ -57,9 +57,14 @@ static struct {
 static struct {
     json_t *map;
     size_t adds;
-    uint64_t slow_logged_ms; /* last durable_load_slow line (shard clock) */
-    uint64_t slow_unlogged;  /* late greetings since that line */
+    /* lines a user can repeat on every connect: at most one per LIVE_LOG_MS
+     * per shard (shard clock), with a count */
+    struct rc_log_limit slow_log;    /* durable_load_slow */
+    struct rc_log_limit refused_log; /* durable_subscription_refused */
+    struct rc_log_limit failed_log;  /* durable_subscription_failed */
 } g_users[RC_MAX_SHARDS];
+
+#define LIVE_LOG_MS 10000u
 
 /* origin of the close barrier request (never a shard) */
 static char barrier_origin;
@@ -475,8 +480,9 @@ void rc_api_store_stop(struct rc_store *st)
         json_decref(g_users[i].map);
         g_users[i].map = NULL;
         g_users[i].adds = 0;
-        g_users[i].slow_logged_ms = 0;
-        g_users[i].slow_unlogged = 0;
+        g_users[i].slow_log = (struct rc_log_limit){0};
+        g_users[i].refused_log = (struct rc_log_limit){0};
+        g_users[i].failed_log = (struct rc_log_limit){0};
     }
 }
 
@@ -601,10 +607,15 @@ static bool durable_allowed(struct rc_conn *c, const char *id, const char *topic
     struct rc_err err = {0};
     if (rc_auth_check_subscribe(c->shard->srv->auth, c->identity, topic, strlen(topic), &err) == 0)
         return true;
-    c->shard->ctr.durable_refused++;
-    rc_log(RC_LOG_WARN, "durable_subscription_refused",
-           "id=%s user=\"%s\" conn=%016llx reason=\"%s\"", id, c->user_id,
-           (unsigned long long)c->id, err.msg);
+    struct rc_shard *s = c->shard;
+    uint64_t n;
+    s->ctr.durable_refused++;
+    if (s->id < RC_MAX_SHARDS &&
+        rc_log_limit_take(&g_users[s->id].refused_log, s->now_ms, LIVE_LOG_MS, &n))
+        rc_log(RC_LOG_WARN, "durable_subscription_refused",
+               "id=%s user=\"%s\" conn=%016llx refused=%llu reason=\"%s\" (at most one line "
+               "per 10 s per shard; counted in durable_refused)",
+               id, c->user_id, (unsigned long long)c->id, (unsigned long long)n, err.msg);
     char msg[sizeof(err.msg) + 160];
     snprintf(msg, sizeof(msg),
              "durable subscription %s is not applied to this connection: %s; delete it or "
@@ -635,8 +646,14 @@ static void apply_sub(struct rc_conn *c, const char *id, const char *topic, cons
     struct rc_err err = {0};
     struct rc_sub *sub = rc_broker_subscribe(c, topic, strlen(topic), filter, &err);
     if (!sub) {
-        rc_log(RC_LOG_WARN, "durable_subscription_failed", "id=%s user=\"%s\" reason=\"%s\"", id,
-               c->user_id, err.msg);
+        struct rc_shard *s = c->shard;
+        uint64_t n;
+        if (s->id < RC_MAX_SHARDS &&
+            rc_log_limit_take(&g_users[s->id].failed_log, s->now_ms, LIVE_LOG_MS, &n))
+            rc_log(RC_LOG_WARN, "durable_subscription_failed",
+                   "id=%s user=\"%s\" failed=%llu reason=\"%s\" (at most one line per 10 s "
+                   "per shard)",
+                   id, c->user_id, (unsigned long long)n, err.msg);
         return;
     }
     snprintf(sub->durable_id, sizeof(sub->durable_id), "%s", id);
@@ -796,26 +813,21 @@ bool rc_api_store_conn_authed(struct rc_conn *c, rc_api_store_ready_fn ready)
     return true;
 }
 
-#define SLOW_LOG_MS 10000u
-
 void rc_api_store_greet_late(struct rc_conn *c)
 {
     struct rc_shard *s = c->shard;
     s->ctr.durable_load_timeouts++;
     if (s->id >= RC_MAX_SHARDS)
         return;
-    g_users[s->id].slow_unlogged++;
-    uint64_t last = g_users[s->id].slow_logged_ms;
-    if (last && s->now_ms - last < SLOW_LOG_MS)
+    uint64_t late;
+    if (!rc_log_limit_take(&g_users[s->id].slow_log, s->now_ms, LIVE_LOG_MS, &late))
         return;
     rc_log(RC_LOG_WARN, "durable_load_slow",
            "shard=%u conn=%016llx user=\"%s\" late=%llu waited_ms=%u (greeted without their "
            "durable subscriptions, which apply when the store answers; is the disk of data_dir "
            "slow?)",
-           s->id, (unsigned long long)c->id, c->user_id,
-           (unsigned long long)g_users[s->id].slow_unlogged, RC_API_STORE_GREET_WAIT_MS);
-    g_users[s->id].slow_logged_ms = s->now_ms ? s->now_ms : 1;
-    g_users[s->id].slow_unlogged = 0;
+           s->id, (unsigned long long)c->id, c->user_id, (unsigned long long)late,
+           RC_API_STORE_GREET_WAIT_MS);
 }
 
 static void load_free(struct rc_api_store_wait *w)

@@ -180,3 +180,15 @@ void rc_log(enum rc_log_level level, const char *event, const char *kv_fmt, ...)
     ssize_t w = write(g_fd, line, pos);
     (void)w; /* nowhere to report a failing log write */
 }
+
+bool rc_log_limit_take(struct rc_log_limit *l, uint64_t now_ms, uint64_t interval_ms,
+                       uint64_t *count)
+{
+    l->unlogged++;
+    if (l->last_ms && now_ms - l->last_ms < interval_ms)
+        return false;
+    *count = l->unlogged;
+    l->unlogged = 0;
+    l->last_ms = now_ms ? now_ms : 1; /* 0 means "never" */
+    return true;
+}

@@ -125,9 +125,8 @@ struct rc_store {
     void *clock_ctx;
     uint32_t max_batch;
     uint64_t purge_interval_ms;
-    uint32_t max_user_subs;         /* 0 = unlimited */
-    uint64_t commit_fail_logged_ms; /* last store_commit_failed log line (monotonic) */
-    uint64_t commit_fail_unlogged;  /* commit failures since that line */
+    uint32_t max_user_subs;              /* 0 = unlimited */
+    struct rc_log_limit commit_fail_log; /* store_commit_failed lines (monotonic clock) */
     int efd;
     bool thread_started;
     bool stopped; /* the thread has processed a STOP; it exits */
@@ -500,17 +499,13 @@ static void execute(struct rc_store *s, struct rc_store_req *req, int64_t now)
 #define COMMIT_FAIL_LOG_MS 10000u
 static void log_commit_failure(struct rc_store *s, const struct rc_err *err)
 {
-    uint64_t now = (uint64_t)mono_ms();
-    s->commit_fail_unlogged++;
-    if (s->commit_fail_logged_ms && now - s->commit_fail_logged_ms < COMMIT_FAIL_LOG_MS)
+    uint64_t failures;
+    if (!rc_log_limit_take(&s->commit_fail_log, (uint64_t)mono_ms(), COMMIT_FAIL_LOG_MS, &failures))
         return;
     rc_log(RC_LOG_ERROR, "store_commit_failed",
            "failures=%llu total=%llu reason=\"%.160s\" (writes are answered 503 "
            "store_unavailable; check the disk of data_dir: space, permissions, errors)",
-           (unsigned long long)s->commit_fail_unlogged, (unsigned long long)s->st.commit_failures,
-           err->msg);
-    s->commit_fail_logged_ms = now ? now : 1;
-    s->commit_fail_unlogged = 0;
+           (unsigned long long)failures, (unsigned long long)s->st.commit_failures, err->msg);
 }
 
 size_t rc_store_poll(struct rc_store *s)

@@ -30,6 +30,21 @@ const char *rc_log_level_name(enum rc_log_level level);
  * they are converted to JSON members. A line is capped at 2 KiB. */
 void rc_log(enum rc_log_level level, const char *event, const char *kv_fmt, ...) RC_PRINTF(3, 4);
 
+/* A line whose cause a stranger can repeat at will (a refused subscription on
+ * every connect, a failing disk on every batch): written at most once per
+ * interval, saying how often it happened since the previous line.
+ * Owner: one thread (embed one per shard, or in a thread's own state). */
+struct rc_log_limit {
+    uint64_t last_ms;  /* when the last line was written (0 = never) */
+    uint64_t unlogged; /* occurrences since then */
+};
+
+/* Count one occurrence at now_ms (any monotonic clock in ms). True when the
+ * caller should write its line now; *count is then how many occurrences the
+ * line stands for (>= 1) and the count starts again. */
+bool rc_log_limit_take(struct rc_log_limit *l, uint64_t now_ms, uint64_t interval_ms,
+                       uint64_t *count);
+
 #define rc_log_debug(...)                                                                          \
     do {                                                                                           \
         if (rc_log_enabled(RC_LOG_DEBUG))                                                          \

@@ -159,3 +159,38 @@ def test_review_reauth_during_the_greeting_wait_is_answered_after_it():
         eq([(m["type"], m.get("id")) for m in got],
            [("connected", None), ("authenticated", None), ("authenticated", "a0"),
             ("authenticated", "a1"), ("authenticated", "a2")], "greeting, then the answers in order")
+
+
+def test_review_refused_durable_subscriptions_log_a_bounded_number_of_lines():
+    """A user whose durable subscriptions the rules refuse (rules changed over a
+    restart) reconnects again and again: every refusal is counted and told to the
+    connection, but the log gets at most one line per shard and 10 s, with a count."""
+    from test_access import counters, must_create, ws_user
+
+    with DataDir() as d:
+        with server(d) as srv:
+            for n in range(5):
+                must_create(srv, {"topic": f"admin.r{n}"}, token=tok("bob"))
+        with server(d, "--rules=admin.> subscribe=none") as srv:
+            rounds = 12
+
+            async def go():
+                for _ in range(rounds):
+                    ws = await ws_user(srv, "bob")
+                    refused = 0
+                    while refused < 5:
+                        m = json.loads(await asyncio.wait_for(ws.recv(), 10))
+                        if m["type"] == "error" and m["data"].get("durable_subscription"):
+                            refused += 1
+                    await ws.close()
+
+            t0 = time.monotonic()
+            run_async(go())
+            took = time.monotonic() - t0
+            eq(counters(srv)["durable_refused"], 5 * rounds, "every refusal counted")
+            lines = [ln for ln in srv.log().splitlines() if "durable_subscription_refused" in ln]
+            # two shards: at most one line each per started 10 s
+            if not 1 <= len(lines) <= 2 * (1 + int(took // 10)):
+                raise TestFailure(f"{len(lines)} log lines for {5 * rounds} refusals")
+            if "refused=" not in lines[0]:
+                raise TestFailure(f"the line carries no count: {lines[0]}")
