@@ -9,7 +9,8 @@
  *   op % 8 == 6     the client half-closes (EOF)
  *   op % 8 == 7     the shard starts draining
  * Routes are fake: a path starting /d is deferred, /b answers more than
- * max_pending_bytes, anything else is answered at once. While the session has
+ * max_pending_bytes, a GET of a path starting /s is a stream request (waits for
+ * every earlier answer), anything else is answered at once. While the session has
  * paused reading, only a bounded residual of bytes still arrives (what the
  * kernel had delivered). Checked: ASan/UBSan, at most 64 answers owed,
  * reading paused whenever 64 are owed, buffered input within its cap, and at
@@ -64,6 +65,12 @@ void rc_api_route(struct rc_http_ctx *x)
     } else {
         rc_http_json(x, 200, path.p, path.n);
     }
+}
+
+/* the router's part: which requests take the connection over */
+static bool fake_is_stream(const struct rc_http_request *req)
+{
+    return req->method == RC_HTTP_GET && req->path.n >= 2 && req->path.p[1] == 's';
 }
 
 void rc_shard_arm_timer(struct rc_shard *s, struct rc_conn *c, uint64_t deadline_ms)
@@ -147,6 +154,7 @@ static bool g_was_paused;
 
 static void setup(void)
 {
+    rc_http_set_stream_check(fake_is_stream);
     memset(&g_cfg, 0, sizeof(g_cfg));
     g_cfg.max_request_line = 256;
     g_cfg.max_header_bytes = 1024;

@@ -1,12 +1,12 @@
-/* api.c - HTTP routes: /healthz, the publish API, seed 001's events API,
- * stats, and the WebSocket / SSE entry points (see docs/API.md). */
-#include <arpa/inet.h>
+/* api.c - the route table (every HTTP path, run by api_router.c) and the handlers of
+ * /healthz, the publish API, the events API, stats, history, presence and the WebSocket /
+ * SSE entry points (see docs/API.md; the store's handlers are in api_store.c). */
 #include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
 
+#include "api_router.h"
 #include "ringcast/api.h"
-#include "ringcast/api_store.h"
 #include "ringcast/auth.h"
 #include "ringcast/broker.h"
 #include "ringcast/evbuf.h"
@@ -20,84 +20,6 @@
 #define MAX_RECIPIENTS 10000
 #define STATS_DEFAULT_LIMIT 100
 #define STATS_MAX_LIMIT 10000
-
-/* ---- access ------------------------------------------------------------------------ */
-
-bool rc_api_is_loopback(const struct rc_conn *c)
-{
-    const struct sockaddr *sa = (const struct sockaddr *)&c->peer;
-    if (sa->sa_family == AF_INET) {
-        const struct sockaddr_in *in4 = (const struct sockaddr_in *)sa;
-        return (ntohl(in4->sin_addr.s_addr) >> 24) == 127;
-    }
-    if (sa->sa_family == AF_INET6) {
-        const struct in6_addr *a = &c->peer.sin6_addr;
-        if (IN6_IS_ADDR_LOOPBACK(a))
-            return true;
-        return IN6_IS_ADDR_V4MAPPED(a) && a->s6_addr[12] == 127;
-    }
-    return false;
-}
-
-/* Backend access: an API key holding `scope`, or (with no key configured) a
- * loopback client. Answers 401/403 itself and returns false when refused. */
-static bool api_allowed(struct rc_http_ctx *x, unsigned scope)
-{
-    const struct rc_auth *auth = x->conn->shard->srv->auth;
-    struct rc_err err = {0};
-    if (rc_auth_api_key_count(auth) == 0) {
-        if (rc_api_is_loopback(x->conn))
-            return true;
-        rc_http_error(x, 403, "forbidden",
-                      "no api_keys are configured, so the HTTP API accepts only loopback "
-                      "clients; configure api_keys to call it from elsewhere");
-        return false;
-    }
-    struct rc_slice key = {0};
-    const struct rc_http_header *h = rc_http_find_header(x->req, "X-API-Key");
-    if (h) {
-        key = h->value;
-    } else if ((h = rc_http_find_header(x->req, "Authorization"))) {
-        if (rc_auth_token_from_header(h->value, &key, &err) < 0)
-            key = (struct rc_slice){0};
-    }
-    int rc = key.n ? rc_auth_check_api_key(auth, key, scope, &err) : -ENOENT;
-    if (rc == 0)
-        return true;
-    if (rc == -ENOENT || !key.n) {
-        static const char body[] =
-            "{\"error\":{\"code\":\"unauthorized\",\"message\":\"an API key is required: "
-            "send Authorization: Bearer <key> or X-API-Key\"}}";
-        rc_http_respond(x, 401, "application/json", "WWW-Authenticate: Bearer\r\n", body,
-                        sizeof(body) - 1);
-        return false;
-    }
-    rc_http_error(x, 403, "forbidden", "%s", err.msg);
-    return false;
-}
-
-/* ---- JSON bodies ------------------------------------------------------------------------ */
-
-json_t *rc_api_body_object(struct rc_http_ctx *x)
-{
-    json_error_t jerr;
-    if (x->body_len == 0) {
-        rc_http_error(x, 400, "bad_json", "the request body must be a JSON object");
-        return NULL;
-    }
-    json_t *j = json_loadb(x->body, x->body_len, JSON_REJECT_DUPLICATES, &jerr);
-    if (!j) {
-        rc_http_error(x, 400, "bad_json", "body is not valid JSON: %s (line %d, column %d)",
-                      jerr.text, jerr.line, jerr.column);
-        return NULL;
-    }
-    if (!json_is_object(j)) {
-        json_decref(j);
-        rc_http_error(x, 400, "bad_json", "the request body must be a JSON object");
-        return NULL;
-    }
-    return j;
-}
 
 /* Optional string field; false (answered) on a wrong type or length. */
 static bool opt_string(struct rc_http_ctx *x, json_t *obj, const char *name, size_t max,
@@ -148,8 +70,9 @@ static json_t *detach(json_t *obj, const char *name)
 
 /* ---- handlers ------------------------------------------------------------------------------ */
 
-static void h_healthz(struct rc_http_ctx *x)
+static void h_healthz(struct rc_http_ctx *x, struct rc_route_req *r)
 {
+    (void)r;
     if (x->conn->shard->draining) {
         static const char body[] = "{\"status\":\"draining\"}";
         rc_http_json(x, 503, body, sizeof(body) - 1);
@@ -198,13 +121,9 @@ static bool user_list(struct rc_http_ctx *x, json_t *j, const char *name, const 
     return true;
 }
 
-static void h_publish(struct rc_http_ctx *x)
+static void h_publish(struct rc_http_ctx *x, struct rc_route_req *r)
 {
-    if (!api_allowed(x, RC_AUTH_SCOPE_PUBLISH))
-        return;
-    json_t *j = rc_api_body_object(x);
-    if (!j)
-        return;
+    json_t *j = r->body;
     const char *topic, *type, *key, *exclude;
     const char **users = NULL, **targets = NULL;
     size_t nusers = 0, ntargets = 0;
@@ -260,7 +179,6 @@ static void h_publish(struct rc_http_ctx *x)
 out:
     free(users);
     free(targets);
-    json_decref(j);
 }
 
 /* Seed 001's event fields shared by /events and /events/broadcast. */
@@ -345,22 +263,18 @@ static struct rc_evbuf *broadcast_evbuf(struct rc_shard *s, const struct ev_fiel
     return ev;
 }
 
-static void h_events_create(struct rc_http_ctx *x)
+static void h_events_create(struct rc_http_ctx *x, struct rc_route_req *r)
 {
-    if (!api_allowed(x, RC_AUTH_SCOPE_PUBLISH))
-        return;
-    json_t *j = rc_api_body_object(x);
-    if (!j)
-        return;
+    json_t *j = r->body;
     struct ev_fields f;
     const char *topic;
     struct rc_err err = {0};
     if (!parse_ev_fields(x, j, &f) || !opt_string(x, j, "topic", RC_TOPIC_MAX_LEN, &topic))
-        goto out;
+        return;
     if (topic) {
         if (rc_topic_validate(topic, strlen(topic), RC_TOPIC_NAME, &err) < 0) {
             rc_http_error(x, 400, "bad_topic", "%s", err.msg);
-            goto out;
+            return;
         }
         json_t *echo = ev_echo(&f);
         json_object_set_new(echo, "topic", json_string(topic));
@@ -373,13 +287,13 @@ static void h_events_create(struct rc_http_ctx *x)
         };
         uint32_t serial = rc_http_defer(x);
         rc_broker_publish(x->conn, serial, RC_REPLY_HTTP, &pub);
-        goto out;
+        return;
     }
     /* no topic: every connected WebSocket/SSE client gets it */
     struct rc_evbuf *ev = broadcast_evbuf(x->conn->shard, &f);
     if (!ev) {
         rc_http_error(x, 503, "unavailable", "out of memory");
-        goto out;
+        return;
     }
     json_t *echo = ev_echo(&f);
     json_object_set_new(echo, "id", json_string(ev->id));
@@ -391,8 +305,6 @@ static void h_events_create(struct rc_http_ctx *x)
     else
         rc_http_error(x, 503, "unavailable", "out of memory");
     free(txt);
-out:
-    json_decref(j);
 }
 
 static int id_list(struct rc_http_ctx *x, json_t *j, const char *name, uint64_t **out, size_t *n)
@@ -434,13 +346,9 @@ static int id_list(struct rc_http_ctx *x, json_t *j, const char *name, uint64_t 
     return 0;
 }
 
-static void h_events_broadcast(struct rc_http_ctx *x)
+static void h_events_broadcast(struct rc_http_ctx *x, struct rc_route_req *r)
 {
-    if (!api_allowed(x, RC_AUTH_SCOPE_PUBLISH))
-        return;
-    json_t *j = rc_api_body_object(x);
-    if (!j)
-        return;
+    json_t *j = r->body;
     struct ev_fields f;
     uint64_t *rec = NULL, *exc = NULL;
     size_t nrec = 0, nexc = 0;
@@ -465,7 +373,6 @@ static void h_events_broadcast(struct rc_http_ctx *x)
 out:
     free(rec);
     free(exc);
-    json_decref(j);
 }
 
 /* A decimal query value within [lo, hi]; false (answered) otherwise. */
@@ -488,13 +395,11 @@ bad:
     return false;
 }
 
-/* The topic named by the path after prefix (percent-decoded) into topic[];
+/* The topic named by enc, the path after prefix (percent-decoded) into topic[];
  * its length, or 0 after answering 400 bad_topic. */
-static size_t path_topic(struct rc_http_ctx *x, const char *prefix,
+static size_t path_topic(struct rc_http_ctx *x, struct rc_slice enc, const char *prefix,
                          char topic[RC_TOPIC_MAX_LEN + 1])
 {
-    size_t pn = strlen(prefix);
-    struct rc_slice enc = {x->req->path.p + pn, x->req->path.n - pn};
     ssize_t tn = rc_http_url_decode(enc, topic, RC_TOPIC_MAX_LEN + 1, false);
     struct rc_err err = {0};
     if (tn <= 0) {
@@ -509,10 +414,9 @@ static size_t path_topic(struct rc_http_ctx *x, const char *prefix,
     return (size_t)tn;
 }
 
-static void h_stats(struct rc_http_ctx *x)
+static void h_stats(struct rc_http_ctx *x, struct rc_route_req *r)
 {
-    if (!api_allowed(x, RC_AUTH_SCOPE_ADMIN))
-        return;
+    (void)r;
     size_t limit = STATS_DEFAULT_LIMIT;
     struct rc_slice rest = x->req->query, k, v;
     while (rc_http_query_next(&rest, &k, &v))
@@ -528,12 +432,10 @@ static void h_stats(struct rc_http_ctx *x)
 #define HISTORY_MAX_LIMIT 10000
 
 /* GET /api/realtime/history/{topic}?since=<event id>&limit=N */
-static void h_history(struct rc_http_ctx *x)
+static void h_history(struct rc_http_ctx *x, struct rc_route_req *r)
 {
-    if (!api_allowed(x, RC_AUTH_SCOPE_PUBLISH))
-        return;
     char topic[RC_TOPIC_MAX_LEN + 1];
-    size_t tn = path_topic(x, HISTORY_PREFIX, topic);
+    size_t tn = path_topic(x, r->tail, HISTORY_PREFIX, topic);
     if (!tn)
         return;
     char since[RC_EVENT_ID_MAX + 1] = "";
@@ -557,12 +459,10 @@ static void h_history(struct rc_http_ctx *x)
 }
 
 /* GET /api/realtime/presence/{topic}?offset=&limit= */
-static void h_presence(struct rc_http_ctx *x)
+static void h_presence(struct rc_http_ctx *x, struct rc_route_req *r)
 {
-    if (!api_allowed(x, RC_AUTH_SCOPE_PUBLISH))
-        return;
     char topic[RC_TOPIC_MAX_LEN + 1];
-    size_t tn = path_topic(x, PRESENCE_PREFIX, topic);
+    size_t tn = path_topic(x, r->tail, PRESENCE_PREFIX, topic);
     if (!tn)
         return;
     if (!rc_broker_presence_enabled(x->conn->shard, topic, tn)) {
@@ -584,111 +484,61 @@ static void h_presence(struct rc_http_ctx *x)
     rc_broker_presence_list(x->conn, serial, RC_REPLY_HTTP, NULL, topic, tn, offset, limit);
 }
 
-/* ---- routing ----------------------------------------------------------------------------- */
+/* ---- the route table --------------------------------------------------------------------- */
 
-typedef void (*route_fn)(struct rc_http_ctx *x);
+static void h_ws(struct rc_http_ctx *x, struct rc_route_req *r)
+{
+    (void)r;
+    rc_ws_handle_upgrade(x);
+}
 
-struct route {
-    const char *path;
-    route_fn get; /* GET and HEAD */
-    route_fn post;
+static void h_sse(struct rc_http_ctx *x, struct rc_route_req *r)
+{
+    (void)r;
+    rc_sse_handle(x);
+}
+
+#define GET RC_ROUTE_GET
+#define POST RC_ROUTE_POST
+#define PATCH RC_ROUTE_PATCH
+#define DELETE RC_ROUTE_DELETE
+#define NOTIF "/api/realtime/notifications"
+#define SUBS "/api/realtime/subscriptions"
+
+/* Every HTTP path, in match order (see api_router.h): rows of one resource (same pattern)
+ * are its methods; within an id prefix a literal row must precede a {param} row it shadows. */
+const struct rc_route rc_api_routes[] = {
+    {GET, "/healthz", RC_SCOPE_PUBLIC, RC_BODY_NONE, 0, h_healthz},
+    {GET, "/api/realtime/ws", RC_SCOPE_PUBLIC, RC_BODY_NONE, RC_ROUTE_STREAM, h_ws},
+    {GET, "/api/v1/ws/realtime", RC_SCOPE_PUBLIC, RC_BODY_NONE, RC_ROUTE_STREAM, h_ws},
+    {GET, "/api/realtime/events", RC_SCOPE_PUBLIC, RC_BODY_NONE, RC_ROUTE_STREAM, h_sse},
+    {POST, "/api/realtime/events", RC_SCOPE_PUBLISH, RC_BODY_JSON, 0, h_events_create},
+    {POST, "/api/realtime/events/broadcast", RC_SCOPE_PUBLISH, RC_BODY_JSON, 0, h_events_broadcast},
+    {POST, "/api/realtime/publish", RC_SCOPE_PUBLISH, RC_BODY_JSON, 0, h_publish},
+    {GET, "/api/realtime/stats", RC_SCOPE_ADMIN, RC_BODY_NONE, 0, h_stats},
+    {GET, "/api/v1/stats", RC_SCOPE_ADMIN, RC_BODY_NONE, 0, h_stats},
+    {GET, HISTORY_PREFIX "{topic}", RC_SCOPE_PUBLISH, RC_BODY_NONE, RC_ROUTE_TAIL, h_history},
+    {GET, PRESENCE_PREFIX "{topic}", RC_SCOPE_PUBLISH, RC_BODY_NONE, RC_ROUTE_TAIL, h_presence},
+
+    {GET, NOTIF, RC_SCOPE_NOTIFY_OR_USER, RC_BODY_NONE, 0, rc_api_store_notif_list},
+    {POST, NOTIF, RC_SCOPE_NOTIFY, RC_BODY_JSON, 0, rc_api_store_notif_create},
+    {GET, NOTIF "/unread-count/{user_id}", RC_SCOPE_NOTIFY_OR_USER, RC_BODY_NONE, 0,
+     rc_api_store_notif_unread},
+    {GET, NOTIF "/{id}", RC_SCOPE_NOTIFY_OR_USER, RC_BODY_NONE, 0, rc_api_store_notif_get},
+    {POST, NOTIF "/{id}/mark-read", RC_SCOPE_NOTIFY_OR_USER, RC_BODY_NONE, 0,
+     rc_api_store_notif_mark_read},
+
+    {GET, SUBS, RC_SCOPE_NOTIFY_OR_USER, RC_BODY_NONE, 0, rc_api_store_sub_list},
+    {POST, SUBS "/resource", RC_SCOPE_NOTIFY_OR_USER, RC_BODY_JSON, 0,
+     rc_api_store_sub_create_resource},
+    {POST, SUBS "/topic", RC_SCOPE_NOTIFY_OR_USER, RC_BODY_JSON, 0, rc_api_store_sub_create_topic},
+    {GET, SUBS "/{id}", RC_SCOPE_NOTIFY_OR_USER, RC_BODY_NONE, 0, rc_api_store_sub_get},
+    {DELETE, SUBS "/{id}", RC_SCOPE_NOTIFY_OR_USER, RC_BODY_NONE, 0, rc_api_store_sub_delete},
+    {PATCH, SUBS "/{id}/status", RC_SCOPE_NOTIFY_OR_USER, RC_BODY_JSON, 0,
+     rc_api_store_sub_set_status},
 };
+const size_t rc_api_nroutes = RC_ARRAY_LEN(rc_api_routes);
 
-static const struct route routes[] = {
-    {"/healthz", h_healthz, NULL},
-    {"/api/realtime/ws", rc_ws_handle_upgrade, NULL},
-    {"/api/v1/ws/realtime", rc_ws_handle_upgrade, NULL},
-    {"/api/realtime/events", rc_sse_handle, h_events_create},
-    {"/api/realtime/events/broadcast", NULL, h_events_broadcast},
-    {"/api/realtime/publish", NULL, h_publish},
-    {"/api/realtime/stats", h_stats, NULL},
-    {"/api/v1/stats", h_stats, NULL},
-};
-
-/* A GET-only resource: run h, or answer 405 naming the path. */
-static void get_only(struct rc_http_ctx *x, const char *path, void (*h)(struct rc_http_ctx *))
-{
-    if (x->req->method == RC_HTTP_GET || x->req->method == RC_HTTP_HEAD) {
-        h(x);
-        return;
-    }
-    char body[200];
-    int n = snprintf(body, sizeof(body),
-                     "{\"error\":{\"code\":\"method_not_allowed\",\"message\":\"use GET on %s\"}}",
-                     path);
-    rc_http_respond(x, 405, "application/json", "Allow: GET, HEAD\r\n", body, (size_t)n);
-}
-
-/* With no api_keys every loopback client is a trusted backend, and a reverse
- * proxy on this host is a loopback client that forwards anybody. A loopback
- * request carrying X-Forwarded-For or Forwarded says such a proxy exists: warn
- * once per shard, count every one (forwarded_loopback). */
-static void note_forwarded(struct rc_http_ctx *x)
-{
-    struct rc_shard *s = x->conn->shard;
-    if (!s->srv->api_open || !rc_api_is_loopback(x->conn))
-        return;
-    const struct rc_http_header *h = rc_http_find_header(x->req, "X-Forwarded-For");
-    if (!h)
-        h = rc_http_find_header(x->req, "Forwarded");
-    if (!h)
-        return;
-    s->ctr.forwarded_loopback++;
-    if (s->forwarded_warned)
-        return;
-    s->forwarded_warned = true;
-    rc_log(RC_LOG_WARN, "forwarded_without_api_keys",
-           "shard=%u header=%.*s msg=\"a loopback client sent a forwarded request while no "
-           "api_keys are configured: every loopback client is trusted as a backend, so clients "
-           "of a reverse proxy on this host can publish, notify and read stats; configure "
-           "api_keys (counted in forwarded_loopback, logged once per shard)\"",
-           s->id, (int)h->name.n, h->name.p);
-}
-
-void rc_api_route(struct rc_http_ctx *x)
-{
-    const struct rc_http_request *req = x->req;
-    note_forwarded(x);
-    if (rc_api_store_route(x))
-        return;
-    if (req->path.n > sizeof(PRESENCE_PREFIX) - 1 &&
-        memcmp(req->path.p, PRESENCE_PREFIX, sizeof(PRESENCE_PREFIX) - 1) == 0) {
-        get_only(x, PRESENCE_PREFIX "{topic}", h_presence);
-        return;
-    }
-    if (req->path.n > sizeof(HISTORY_PREFIX) - 1 &&
-        memcmp(req->path.p, HISTORY_PREFIX, sizeof(HISTORY_PREFIX) - 1) == 0) {
-        get_only(x, HISTORY_PREFIX "{topic}", h_history);
-        return;
-    }
-    for (size_t i = 0; i < RC_ARRAY_LEN(routes); i++) {
-        const struct route *r = &routes[i];
-        if (!rc_slice_eq(req->path, r->path))
-            continue;
-        if ((req->method == RC_HTTP_GET || req->method == RC_HTTP_HEAD) && r->get) {
-            r->get(x);
-            return;
-        }
-        if (req->method == RC_HTTP_POST && r->post) {
-            r->post(x);
-            return;
-        }
-        char allow[64];
-        snprintf(allow, sizeof(allow), "Allow: %s%s%s\r\n", r->get ? "GET, HEAD" : "",
-                 r->get && r->post ? ", " : "", r->post ? "POST" : "");
-        char body[256];
-        int n = snprintf(body, sizeof(body),
-                         "{\"error\":{\"code\":\"method_not_allowed\",\"message\":\"%.*s is not "
-                         "allowed on %s; use %s%s%s\"}}",
-                         (int)(req->method_str.n > 16 ? 16 : req->method_str.n), req->method_str.p,
-                         r->path, r->get ? "GET" : "", r->get && r->post ? " or " : "",
-                         r->post ? "POST" : "");
-        rc_http_respond(x, 405, "application/json", allow, body, (size_t)n);
-        return;
-    }
-    char body[160];
-    int n = snprintf(body, sizeof(body),
-                     "{\"error\":{\"code\":\"not_found\",\"message\":\"no such endpoint; see "
-                     "docs/API.md\"}}");
-    rc_http_json(x, 404, body, (size_t)n);
-}
+/* Stored objects are named by id: their paths are split and percent-decoded. */
+const char *const rc_api_id_prefixes[] = {NOTIF, SUBS};
+const size_t rc_api_nid_prefixes = RC_ARRAY_LEN(rc_api_id_prefixes);

@@ -1,5 +1,6 @@
-/* api_store.c - notification and user subscription HTTP endpoints: routes,
- * access checks, building store requests and answering them (see
+/* api_store.c - notification and user subscription HTTP endpoints: the handlers of their
+ * rows in the route table (api.c; matching and access are api_router.c's), building store
+ * requests and answering them (see
  * api_store.h for threads and flow, docs/API.md ("Notifications and user subscriptions") for the
  * endpoints; the live side is in api_store_live.c). */
 #include <arpa/inet.h>
@@ -9,6 +10,7 @@
 #include <string.h>
 #include <time.h>
 
+#include "api_router.h"
 #include "api_store_internal.h"
 #include "ringcast/api.h"
 #include "ringcast/auth.h"
@@ -18,9 +20,6 @@
 #include "ringcast/store.h"
 
 #define SEG_MAX 256 /* one decoded path segment / query value, at most */
-
-static const char NOTIF_PREFIX[] = "/api/realtime/notifications";
-static const char SUBS_PREFIX[] = "/api/realtime/subscriptions";
 
 /* ---- inbox messages: a request's way back ---------------------------------------------- */
 
@@ -100,90 +99,6 @@ static void run_wait(struct rc_shard *s, struct rc_api_store_post *p)
         return;
     }
     rc_api_store_load_answered(s, w, c);
-}
-
-/* ---- access -----------------------------------------------------------------------------------
- */
-
-/* Who is calling: a backend (API key with the notify scope, or a loopback
- * client when no key is configured) -> user[0] == '\0'; a client with a JWT
- * -> its sub in user and, when idp is not NULL, its identity in *idp (the
- * caller frees it; NULL for a backend). false when refused (answered 401/403). */
-static bool caller_id(struct rc_http_ctx *x, char user[RC_API_STORE_USER_MAX + 1],
-                      struct rc_auth_identity **idp)
-{
-    const struct rc_auth *auth = x->conn->shard->srv->auth;
-    struct rc_err err = {0}, kerr = {0};
-    struct rc_slice key = {0}, bearer = {0};
-    user[0] = '\0';
-    if (idp)
-        *idp = NULL;
-    const struct rc_http_header *h = rc_http_find_header(x->req, "X-API-Key");
-    if (h)
-        key = h->value;
-    if ((h = rc_http_find_header(x->req, "Authorization")) &&
-        rc_auth_token_from_header(h->value, &bearer, &err) < 0)
-        bearer = (struct rc_slice){0};
-    size_t nkeys = rc_auth_api_key_count(auth);
-    int krc = -ENOENT;
-    if (nkeys && (key.n || bearer.n)) {
-        krc = rc_auth_check_api_key(auth, key.n ? key : bearer, RC_AUTH_SCOPE_NOTIFY, &kerr);
-        if (krc == 0)
-            return true;
-    }
-    if (!key.n && bearer.n) {
-        struct rc_auth_identity *id = NULL;
-        if (rc_auth_authenticate(auth, bearer.p, bearer.n, (int64_t)time(NULL), &id, &err) == 0) {
-            if (id->sub_len == 0 || id->sub_len > RC_API_STORE_USER_MAX) {
-                rc_auth_identity_free(id);
-                rc_http_error(x, 403, "forbidden", "the token's sub is not a valid user id");
-                return false;
-            }
-            memcpy(user, id->sub, id->sub_len + 1);
-            if (idp)
-                *idp = id;
-            else
-                rc_auth_identity_free(id);
-            return true;
-        }
-        if (krc == -EACCES && strstr(kerr.msg, "scope")) {
-            rc_http_error(x, 403, "forbidden", "%s", kerr.msg);
-            return false;
-        }
-        const char *rsn = err.msg[0] ? err.msg : "the token is not valid";
-        char hdr[] = "WWW-Authenticate: Bearer\r\n";
-        char body[400];
-        json_t *j = json_pack("{s:{s:s, s:s}}", "error", "code", "unauthorized", "message", rsn);
-        char *txt = j ? json_dumps(j, JSON_COMPACT) : NULL;
-        int n = snprintf(body, sizeof(body), "%s", txt ? txt : "{}");
-        free(txt);
-        json_decref(j);
-        rc_http_respond(x, 401, "application/json", hdr, body, (size_t)n);
-        return false;
-    }
-    if (krc == -EACCES) {
-        rc_http_error(x, 403, "forbidden", "%s", kerr.msg);
-        return false;
-    }
-    if (nkeys == 0 && rc_api_is_loopback(x->conn))
-        return true;
-    if (nkeys == 0) {
-        rc_http_error(x, 403, "forbidden",
-                      "no api_keys are configured, so the HTTP API accepts only loopback "
-                      "clients (or a client's JWT for its own notifications and subscriptions)");
-        return false;
-    }
-    static const char body[] =
-        "{\"error\":{\"code\":\"unauthorized\",\"message\":\"an API key (notify scope) or a "
-        "client JWT is required: send Authorization: Bearer <key or token> or X-API-Key\"}}";
-    rc_http_respond(x, 401, "application/json", "WWW-Authenticate: Bearer\r\n", body,
-                    sizeof(body) - 1);
-    return false;
-}
-
-static bool caller(struct rc_http_ctx *x, char user[RC_API_STORE_USER_MAX + 1])
-{
-    return caller_id(x, user, NULL);
 }
 
 /* ---- request helpers --------------------------------------------------------------------------
@@ -268,56 +183,6 @@ static void dispatch(struct rc_http_ctx *x, enum rc_store_op op, json_t *args, c
     }
 }
 
-static void method_not_allowed(struct rc_http_ctx *x, const char *allow)
-{
-    char hdr[96], body[256];
-    snprintf(hdr, sizeof(hdr), "Allow: %s\r\n", allow);
-    int n = snprintf(body, sizeof(body),
-                     "{\"error\":{\"code\":\"method_not_allowed\",\"message\":\"%.*s is not "
-                     "allowed here; use %s\"}}",
-                     (int)(x->req->method_str.n > 16 ? 16 : x->req->method_str.n),
-                     x->req->method_str.p, allow);
-    rc_http_respond(x, 405, "application/json", hdr, body, (size_t)n);
-}
-
-static bool is_get(const struct rc_http_ctx *x)
-{
-    return x->req->method == RC_HTTP_GET || x->req->method == RC_HTTP_HEAD;
-}
-
-/* Split rest ("" or "/a/b/c") into up to 3 decoded segments; false when
- * answered (400) or when it has more segments (404). */
-static bool segments(struct rc_http_ctx *x, struct rc_slice rest, char seg[3][SEG_MAX],
-                     size_t *nseg)
-{
-    *nseg = 0;
-    while (rest.n > 0) {
-        if (rest.p[0] != '/' || *nseg == 3) {
-            rc_http_error(x, 404, "not_found", "no such endpoint; see docs/API.md");
-            return false;
-        }
-        rest.p++;
-        rest.n--;
-        size_t len = 0;
-        while (len < rest.n && rest.p[len] != '/')
-            len++;
-        ssize_t n =
-            rc_http_url_decode((struct rc_slice){rest.p, len}, seg[*nseg], SEG_MAX - 1, false);
-        if (n <= 0) {
-            rc_http_error(x, n == 0 ? 404 : 400, n == 0 ? "not_found" : "bad_path",
-                          n == 0 ? "empty path segment; see docs/API.md"
-                                 : "a path segment is not valid percent-encoding or is longer "
-                                   "than 255 bytes");
-            return false;
-        }
-        seg[*nseg][n] = '\0';
-        (*nseg)++;
-        rest.p += len;
-        rest.n -= len;
-    }
-    return true;
-}
-
 /* ---- notifications ------------------------------------------------------------------------------
  */
 
@@ -326,10 +191,9 @@ static const char *const USER_KEY[] = {"user_id", NULL};
 
 /* GET notifications/{id} and POST notifications/{id}/mark-read: the caller
  * (a backend, or the user its JWT names) and the ?user_id= it acts for. */
-static void notif_by_id(struct rc_http_ctx *x, char *user, const char *id, enum rc_store_op op)
+static void notif_by_id(struct rc_http_ctx *x, const char *user, const char *id,
+                        enum rc_store_op op)
 {
-    if (!caller(x, user))
-        return;
     json_t *args = json_pack("{s:s}", "id", id);
     if (!query_into(x, args, USER_KEY) || !own_user(x, args, user)) {
         json_decref(args);
@@ -338,71 +202,44 @@ static void notif_by_id(struct rc_http_ctx *x, char *user, const char *id, enum 
     dispatch(x, op, args, NULL);
 }
 
-static void notifications(struct rc_http_ctx *x, struct rc_slice rest)
+/* GET notifications?user_id=&status=&page=&page_size= */
+void rc_api_store_notif_list(struct rc_http_ctx *x, struct rc_route_req *r)
 {
-    char seg[3][SEG_MAX];
-    size_t nseg;
-    char user[RC_API_STORE_USER_MAX + 1];
-    if (!segments(x, rest, seg, &nseg))
-        return;
-    if (nseg == 0) {
-        if (x->req->method == RC_HTTP_POST) {
-            if (!caller(x, user))
-                return;
-            if (user[0]) {
-                rc_http_error(x, 403, "forbidden",
-                              "creating notifications needs an API key with the notify scope");
-                return;
-            }
-            json_t *args = rc_api_body_object(x);
-            if (args)
-                dispatch(x, RC_STORE_NOTIF_CREATE, args, NULL);
-        } else if (is_get(x)) {
-            if (!caller(x, user))
-                return;
-            json_t *args = json_object();
-            if (!query_into(x, args, LIST_KEYS) || !own_user(x, args, user)) {
-                json_decref(args);
-                return;
-            }
-            dispatch(x, RC_STORE_NOTIF_LIST, args, NULL);
-        } else {
-            method_not_allowed(x, "GET, HEAD, POST");
-        }
+    json_t *args = json_object();
+    if (!query_into(x, args, LIST_KEYS) || !own_user(x, args, r->user)) {
+        json_decref(args);
         return;
     }
-    if (nseg == 2 && strcmp(seg[0], "unread-count") == 0) {
-        if (!is_get(x)) {
-            method_not_allowed(x, "GET, HEAD");
-            return;
-        }
-        if (!caller(x, user))
-            return;
-        json_t *args = json_pack("{s:s}", "user_id", seg[1]);
-        if (!own_user(x, args, user)) {
-            json_decref(args);
-            return;
-        }
-        dispatch(x, RC_STORE_NOTIF_UNREAD_COUNT, args, seg[1]);
+    dispatch(x, RC_STORE_NOTIF_LIST, args, NULL);
+}
+
+/* POST notifications (a backend only: RC_SCOPE_NOTIFY) */
+void rc_api_store_notif_create(struct rc_http_ctx *x, struct rc_route_req *r)
+{
+    dispatch(x, RC_STORE_NOTIF_CREATE, json_incref(r->body), NULL);
+}
+
+/* GET notifications/unread-count/{user_id} */
+void rc_api_store_notif_unread(struct rc_http_ctx *x, struct rc_route_req *r)
+{
+    json_t *args = json_pack("{s:s}", "user_id", r->param[0]);
+    if (!own_user(x, args, r->user)) {
+        json_decref(args);
         return;
     }
-    if (nseg == 1) {
-        if (!is_get(x)) {
-            method_not_allowed(x, "GET, HEAD");
-            return;
-        }
-        notif_by_id(x, user, seg[0], RC_STORE_NOTIF_GET);
-        return;
-    }
-    if (nseg == 2 && strcmp(seg[1], "mark-read") == 0) {
-        if (x->req->method != RC_HTTP_POST) {
-            method_not_allowed(x, "POST");
-            return;
-        }
-        notif_by_id(x, user, seg[0], RC_STORE_NOTIF_MARK_READ);
-        return;
-    }
-    rc_http_error(x, 404, "not_found", "no such endpoint; see docs/API.md");
+    dispatch(x, RC_STORE_NOTIF_UNREAD_COUNT, args, r->param[0]);
+}
+
+/* GET notifications/{id} */
+void rc_api_store_notif_get(struct rc_http_ctx *x, struct rc_route_req *r)
+{
+    notif_by_id(x, r->user, r->param[0], RC_STORE_NOTIF_GET);
+}
+
+/* POST notifications/{id}/mark-read */
+void rc_api_store_notif_mark_read(struct rc_http_ctx *x, struct rc_route_req *r)
+{
+    notif_by_id(x, r->user, r->param[0], RC_STORE_NOTIF_MARK_READ);
 }
 
 /* ---- subscriptions
@@ -475,107 +312,62 @@ static bool sub_allowed(struct rc_http_ctx *x, enum rc_store_op op, const json_t
     return true;
 }
 
-static void subscriptions(struct rc_http_ctx *x, struct rc_slice rest)
+/* GET subscriptions?user_id=&status=&page=&page_size= */
+void rc_api_store_sub_list(struct rc_http_ctx *x, struct rc_route_req *r)
 {
-    char seg[3][SEG_MAX];
-    size_t nseg;
-    char user[RC_API_STORE_USER_MAX + 1];
-    if (!segments(x, rest, seg, &nseg))
-        return;
-    if (nseg == 0) {
-        if (!is_get(x)) {
-            method_not_allowed(x, "GET, HEAD");
-            return;
-        }
-        if (!caller(x, user))
-            return;
-        json_t *args = json_object();
-        if (!query_into(x, args, LIST_KEYS) || !own_user(x, args, user)) {
-            json_decref(args);
-            return;
-        }
-        dispatch(x, RC_STORE_SUB_LIST, args, NULL);
+    json_t *args = json_object();
+    if (!query_into(x, args, LIST_KEYS) || !own_user(x, args, r->user)) {
+        json_decref(args);
         return;
     }
-    if (nseg == 1 && (strcmp(seg[0], "resource") == 0 || strcmp(seg[0], "topic") == 0)) {
-        if (x->req->method != RC_HTTP_POST) {
-            method_not_allowed(x, "POST");
-            return;
-        }
-        enum rc_store_op op =
-            seg[0][0] == 'r' ? RC_STORE_SUB_CREATE_RESOURCE : RC_STORE_SUB_CREATE_TOPIC;
-        struct rc_auth_identity *id = NULL;
-        if (!caller_id(x, user, &id))
-            return;
-        json_t *args = rc_api_body_object(x);
-        bool ok = args && own_user(x, args, user) && sub_allowed(x, op, args, id);
-        rc_auth_identity_free(id);
-        if (ok)
-            dispatch(x, op, args, NULL);
-        else
-            json_decref(args);
-        return;
-    }
-    if (nseg == 1) {
-        bool del = x->req->method == RC_HTTP_DELETE;
-        if (!is_get(x) && !del) {
-            method_not_allowed(x, "GET, HEAD, DELETE");
-            return;
-        }
-        if (!caller(x, user))
-            return;
-        json_t *args = json_pack("{s:s}", "id", seg[0]);
-        if (user[0])
-            json_object_set_new(args, "user_id", json_string(user));
-        dispatch(x, del ? RC_STORE_SUB_DELETE : RC_STORE_SUB_GET, args, NULL);
-        return;
-    }
-    if (nseg == 2 && strcmp(seg[1], "status") == 0) {
-        if (x->req->method != RC_HTTP_PATCH) {
-            method_not_allowed(x, "PATCH");
-            return;
-        }
-        if (!caller(x, user))
-            return;
-        json_t *body = rc_api_body_object(x);
-        if (!body)
-            return;
-        json_t *args = json_pack("{s:s}", "id", seg[0]);
-        json_t *st = json_object_get(body, "status");
-        if (st)
-            json_object_set_new(args, "status", json_deep_copy(st));
-        json_decref(body);
-        if (user[0])
-            json_object_set_new(args, "user_id", json_string(user));
-        dispatch(x, RC_STORE_SUB_SET_STATUS, args, NULL);
-        return;
-    }
-    rc_http_error(x, 404, "not_found", "no such endpoint; see docs/API.md");
+    dispatch(x, RC_STORE_SUB_LIST, args, NULL);
 }
 
-/* ---- routing
- * ---------------------------------------------------------------------------------------- */
-
-static bool under(struct rc_slice path, const char *prefix, size_t plen, struct rc_slice *rest)
+/* POST subscriptions/resource and subscriptions/topic: the body, for the caller's user,
+ * allowed as a live subscribe would be (the caller's token, or see backend_as_user). */
+static void sub_create(struct rc_http_ctx *x, struct rc_route_req *r, enum rc_store_op op)
 {
-    if (path.n < plen || memcmp(path.p, prefix, plen) != 0)
-        return false;
-    if (path.n > plen && path.p[plen] != '/')
-        return false;
-    *rest = (struct rc_slice){path.p + plen, path.n - plen};
-    return true;
+    if (own_user(x, r->body, r->user) && sub_allowed(x, op, r->body, r->identity))
+        dispatch(x, op, json_incref(r->body), NULL);
 }
 
-bool rc_api_store_route(struct rc_http_ctx *x)
+void rc_api_store_sub_create_resource(struct rc_http_ctx *x, struct rc_route_req *r)
 {
-    struct rc_slice rest;
-    if (under(x->req->path, NOTIF_PREFIX, sizeof(NOTIF_PREFIX) - 1, &rest)) {
-        notifications(x, rest);
-        return true;
-    }
-    if (under(x->req->path, SUBS_PREFIX, sizeof(SUBS_PREFIX) - 1, &rest)) {
-        subscriptions(x, rest);
-        return true;
-    }
-    return false;
+    sub_create(x, r, RC_STORE_SUB_CREATE_RESOURCE);
+}
+
+void rc_api_store_sub_create_topic(struct rc_http_ctx *x, struct rc_route_req *r)
+{
+    sub_create(x, r, RC_STORE_SUB_CREATE_TOPIC);
+}
+
+/* GET or DELETE subscriptions/{id}: a user reaches only its own */
+static void sub_by_id(struct rc_http_ctx *x, struct rc_route_req *r, enum rc_store_op op)
+{
+    json_t *args = json_pack("{s:s}", "id", r->param[0]);
+    if (r->user[0])
+        json_object_set_new(args, "user_id", json_string(r->user));
+    dispatch(x, op, args, NULL);
+}
+
+void rc_api_store_sub_get(struct rc_http_ctx *x, struct rc_route_req *r)
+{
+    sub_by_id(x, r, RC_STORE_SUB_GET);
+}
+
+void rc_api_store_sub_delete(struct rc_http_ctx *x, struct rc_route_req *r)
+{
+    sub_by_id(x, r, RC_STORE_SUB_DELETE);
+}
+
+/* PATCH subscriptions/{id}/status {"status": ...} */
+void rc_api_store_sub_set_status(struct rc_http_ctx *x, struct rc_route_req *r)
+{
+    json_t *args = json_pack("{s:s}", "id", r->param[0]);
+    json_t *st = json_object_get(r->body, "status");
+    if (st)
+        json_object_set_new(args, "status", json_deep_copy(st));
+    if (r->user[0])
+        json_object_set_new(args, "user_id", json_string(r->user));
+    dispatch(x, RC_STORE_SUB_SET_STATUS, args, NULL);
 }

@@ -498,15 +498,19 @@ static void send_continue(struct rc_conn *c)
         return; /* the connection is being closed */
 }
 
+/* Set once by main before the shards start, read-only after. */
+static rc_http_stream_fn stream_check;
+
+void rc_http_set_stream_check(rc_http_stream_fn fn)
+{
+    stream_check = fn;
+}
+
 /* WebSocket upgrades and SSE streams take the connection over: they must wait
- * until every earlier answer is written. */
+ * until every earlier answer is written. The router knows which they are. */
 static bool is_stream_request(const struct rc_http_request *req)
 {
-    if (req->method != RC_HTTP_GET)
-        return false;
-    return rc_slice_eq(req->path, "/api/realtime/ws") ||
-           rc_slice_eq(req->path, "/api/v1/ws/realtime") ||
-           rc_slice_eq(req->path, "/api/realtime/events");
+    return stream_check && stream_check(req);
 }
 
 static void dispatch(struct rc_conn *c, const struct rc_http_request *req, const char *body,

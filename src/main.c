@@ -16,6 +16,7 @@
 #include <sys/resource.h>
 
 #include "rc_build.h"
+#include "ringcast/api.h"
 #include "ringcast/api_store.h"
 #include "ringcast/auth.h"
 #include "ringcast/config.h"
@@ -127,6 +128,8 @@ int main(int argc, char **argv)
     pthread_sigmask(SIG_BLOCK, &set, NULL);
     signal(SIGPIPE, SIG_IGN);
 
+    /* the session asks the router which requests take the connection over */
+    rc_http_set_stream_check(rc_api_is_stream);
     int init_rc = rc_server_init(&srv, &cfg, &err);
     srv.auth = auth;
     srv.store = store;

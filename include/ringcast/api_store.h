@@ -4,8 +4,9 @@
  * to every live connection of their user (seed 004).
  *
  * Owners and threads:
- *   - rc_api_store_route / _conn_authed / the post handlers run on a shard
- *     thread and touch only that shard's connections.
+ *   - the HTTP handlers (rows of the route table, src/api_router.h),
+ *     _conn_authed and the post handlers run on a shard thread and touch
+ *     only that shard's connections.
  *   - The store's reply function (installed by rc_api_store_open) runs on the
  *     storage thread (or on the main thread inside rc_api_store_stop); it
  *     only builds and posts inbox messages (RC_POST_STORE) to shards.
@@ -81,10 +82,6 @@ RC_MUST_CHECK int rc_api_store_start(struct rc_store *st, struct rc_err *err);
 void rc_api_store_close(struct rc_store *st);
 /* Main thread, after rc_server_join: stop the threads, free the store. NULL ok. */
 void rc_api_store_stop(struct rc_store *st);
-
-/* Shard thread: answer a /api/realtime/notifications* or
- * /api/realtime/subscriptions* request; false when the path is neither. */
-bool rc_api_store_route(struct rc_http_ctx *x);
 
 /* How long a connection's greeting (WebSocket connected/authenticated, SSE
  * connection record) waits for its user's durable subscriptions; past it the

@@ -71,6 +71,14 @@ void rc_http_deferred_error(struct rc_conn *c, uint32_t serial, int status, cons
 void rc_http_deferred_respond(struct rc_conn *c, uint32_t serial, int status,
                               const char *extra_headers, const char *json, size_t len);
 
+/* Does a complete request take the connection over (a WebSocket upgrade, an SSE
+ * stream)? Such a request waits until every earlier answer is written. The
+ * session asks the function main registers (the API router's rc_api_is_stream)
+ * before the shards start; with none registered no request does. It runs on
+ * the shard thread for every request and must not allocate. */
+typedef bool (*rc_http_stream_fn)(const struct rc_http_request *req);
+void rc_http_set_stream_check(rc_http_stream_fn fn);
+
 /* Free pending answers (connection closing). */
 void rc_http_release(struct rc_conn *c);
 
