@@ -62,6 +62,7 @@ class Server:
 
     BINARY = None  # set by run.py
     TIMEOUT_SCALE = 1.0  # >1 under TSan (slower)
+    TSAN = False  # the TSan build: its allocator and shadow memory make RSS meaningless
 
     def __init__(self, *args, shards=2, env=None, config_text=None, tmpdir=None):
         self.args = list(args)

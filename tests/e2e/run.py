@@ -57,6 +57,7 @@ def main():
     harness.Server.BINARY = os.path.abspath(a.binary)
     if a.tsan:
         harness.Server.TIMEOUT_SCALE = 4.0
+        harness.Server.TSAN = True
     tests = discover(a.only)
     if a.tsan:
         tests = [t for t in tests if t[2]]

@@ -198,8 +198,12 @@ def test_presence_churn_from_an_anonymous_client_does_not_grow_memory():
             wait_topics(srv, 0, what=f"owned topics after churn round {r}")
             rss.append(rss_kib(srv))
         check(stats(srv)["counters"]["topics_evicted"] >= rounds * per_round, "evictions counted")
-        grow = rss[-1] - rss[1]
-        check(grow < 4096, f"RSS grew {grow} KiB from round 2 to round {rounds}: {rss}")
+        # TSan's allocator and shadow memory grow with every address touched
+        # (a release build stays within ~4 MiB, like ASan): under TSan this test
+        # checks the evictions and the threads, the other builds check the RSS
+        if not Server.TSAN:
+            grow = rss[-1] - rss[1]
+            check(grow < 4096, f"RSS grew {grow} KiB from round 2 to round {rounds}: {rss}")
 
 
 def read_sse(sock, want, timeout=10.0):
