@@ -8,6 +8,7 @@
 #include "api_router.h"
 #include "ringcast/api.h"
 #include "ringcast/auth.h"
+#include "ringcast/answer.h"
 #include "ringcast/broker.h"
 #include "ringcast/evbuf.h"
 #include "ringcast/shard.h"
@@ -146,8 +147,8 @@ static void h_publish(struct rc_http_ctx *x, struct rc_route_req *r)
             .nusers = nusers,
             .exclude_user = exclude,
         };
-        uint32_t serial = rc_http_defer(x);
-        rc_broker_publish_users(x->conn, serial, &up);
+        struct rc_ticket t = rc_ticket_http(x->conn, rc_http_defer(x));
+        rc_broker_publish_users(x->conn, &t, &up);
         goto out;
     }
     if (users) {
@@ -174,8 +175,8 @@ static void h_publish(struct rc_http_ctx *x, struct rc_route_req *r)
         .nusers = ntargets,
         .exclude_user = exclude,
     };
-    uint32_t serial = rc_http_defer(x);
-    rc_broker_publish(x->conn, serial, RC_REPLY_HTTP, &pub);
+    struct rc_ticket t = rc_ticket_http(x->conn, rc_http_defer(x));
+    rc_broker_publish(x->conn, &t, &pub);
 out:
     free(users);
     free(targets);
@@ -285,8 +286,8 @@ static void h_events_create(struct rc_http_ctx *x, struct rc_route_req *r)
             .data = f.data ? json_deep_copy(f.data) : json_null(),
             .echo = echo,
         };
-        uint32_t serial = rc_http_defer(x);
-        rc_broker_publish(x->conn, serial, RC_REPLY_HTTP, &pub);
+        struct rc_ticket t = rc_ticket_http(x->conn, rc_http_defer(x));
+        rc_broker_publish(x->conn, &t, &pub);
         return;
     }
     /* no topic: every connected WebSocket/SSE client gets it */
@@ -299,7 +300,8 @@ static void h_events_create(struct rc_http_ctx *x, struct rc_route_req *r)
     json_object_set_new(echo, "id", json_string(ev->id));
     char *txt = json_dumps(echo, JSON_COMPACT | JSON_PRESERVE_ORDER);
     json_decref(echo);
-    rc_broker_broadcast(x->conn, 0, ev); /* serial 0: nobody waits for the count */
+    struct rc_ticket none = {.conn_id = x->conn->id, .kind = RC_TICKET_NONE};
+    rc_broker_broadcast(x->conn, &none, ev); /* nobody waits for the count */
     if (txt)
         rc_http_json(x, 201, txt, strlen(txt));
     else
@@ -368,8 +370,8 @@ static void h_events_broadcast(struct rc_http_ctx *x, struct rc_route_req *r)
     ev->exclude = exc;
     ev->nexclude = nexc;
     exc = NULL;
-    uint32_t serial = rc_http_defer(x);
-    rc_broker_broadcast(x->conn, serial, ev);
+    struct rc_ticket t = rc_ticket_http(x->conn, rc_http_defer(x));
+    rc_broker_broadcast(x->conn, &t, ev);
 out:
     free(rec);
     free(exc);
@@ -422,8 +424,8 @@ static void h_stats(struct rc_http_ctx *x, struct rc_route_req *r)
     while (rc_http_query_next(&rest, &k, &v))
         if (rc_slice_eq(k, "limit") && !query_uint(x, v, "limit", 0, STATS_MAX_LIMIT, &limit))
             return;
-    uint32_t serial = rc_http_defer(x);
-    rc_broker_stats(x->conn, serial, limit);
+    struct rc_ticket t = rc_ticket_http(x->conn, rc_http_defer(x));
+    rc_broker_stats(x->conn, &t, limit);
 }
 
 #define HISTORY_PREFIX "/api/realtime/history/"
@@ -454,8 +456,8 @@ static void h_history(struct rc_http_ctx *x, struct rc_route_req *r)
             return;
         }
     }
-    uint32_t serial = rc_http_defer(x);
-    rc_broker_history(x->conn, serial, topic, tn, since[0] ? since : NULL, limit);
+    struct rc_ticket t = rc_ticket_http(x->conn, rc_http_defer(x));
+    rc_broker_history(x->conn, &t, topic, tn, since[0] ? since : NULL, limit);
 }
 
 /* GET /api/realtime/presence/{topic}?offset=&limit= */
@@ -480,8 +482,8 @@ static void h_presence(struct rc_http_ctx *x, struct rc_route_req *r)
         if (rc_slice_eq(k, "limit") && !query_uint(x, v, "limit", 1, 1000, &limit))
             return;
     }
-    uint32_t serial = rc_http_defer(x);
-    rc_broker_presence_list(x->conn, serial, RC_REPLY_HTTP, NULL, topic, tn, offset, limit);
+    struct rc_ticket t = rc_ticket_http(x->conn, rc_http_defer(x));
+    rc_broker_presence_list(x->conn, &t, topic, tn, offset, limit);
 }
 
 /* ---- the route table --------------------------------------------------------------------- */

@@ -23,9 +23,9 @@
 
 /* ---- inbox messages: a request's way back ---------------------------------------------- */
 
-static void run_wait(struct rc_shard *s, struct rc_api_store_post *p);
+static void run_wait(struct rc_shard *s, struct rc_post *p);
 
-static void discard_wait(struct rc_api_store_post *p)
+static void discard_wait(struct rc_post *p)
 {
     struct rc_api_store_wait *w = RC_CONTAINER_OF(p, struct rc_api_store_wait, base);
     rc_store_req_free(w->req);
@@ -39,7 +39,6 @@ struct rc_api_store_wait *rc_api_store_wait_new(enum rc_api_store_purpose purpos
     struct rc_api_store_wait *w = calloc(1, sizeof(*w));
     if (!w)
         return NULL;
-    w->base.post.kind = RC_POST_STORE;
     w->base.run = run_wait;
     w->base.discard = discard_wait;
     w->purpose = purpose;
@@ -88,7 +87,7 @@ static void answer_http(struct rc_conn *c, struct rc_api_store_wait *w)
     free(txt);
 }
 
-static void run_wait(struct rc_shard *s, struct rc_api_store_post *p)
+static void run_wait(struct rc_shard *s, struct rc_post *p)
 {
     struct rc_api_store_wait *w = RC_CONTAINER_OF(p, struct rc_api_store_wait, base);
     struct rc_conn *c = rc_shard_conn(s, w->conn_id);

@@ -3,6 +3,9 @@
  * (live delivery, durable subscriptions on connections, expiry thread,
  * lifecycle). Not part of the public API (see include/ringcast/api_store.h).
  *
+ * Files: api_store.c (routes, requests, answers), api_store_live.c (reply
+ *   function, expiry thread, lifecycle), api_store_conn.c (the shard side:
+ *   user index, durable subscriptions on connections, notification delivery).
  * Threads: struct rc_api_store_wait is allocated on a shard (rc_api_store_wait_new),
  *   owned by the store while submitted, filled and posted back by the reply
  *   function (storage thread), and run or discarded by that shard.
@@ -16,6 +19,7 @@
 #include <time.h>
 
 #include "ringcast/api_store.h"
+#include "ringcast/evbuf.h"
 #include "ringcast/store.h"
 
 #ifdef __cplusplus
@@ -36,7 +40,7 @@ enum rc_api_store_purpose { RC_API_STORE_P_HTTP, RC_API_STORE_P_LOAD };
 /* A request's way back: allocated by the shard at submit, filled and posted
  * by the reply function. */
 struct rc_api_store_wait {
-    struct rc_api_store_post base;
+    struct rc_post base;
     enum rc_api_store_purpose purpose;
     enum rc_store_op op;
     uint64_t conn_id;
@@ -51,6 +55,46 @@ struct rc_api_store_wait {
     json_t *acc;
 };
 
+/* ---- posts from the storage and expiry threads to every shard ---- */
+
+/* A stored notification (api_store_live.c posts it, api_store_conn.c runs it):
+ * the shared evbuf, delivered to its recipients' connections on each shard. */
+struct rc_api_store_notify_post {
+    struct rc_post base;
+    struct rc_evbuf *ev;
+};
+
+enum rc_api_store_change {
+    RC_API_STORE_CHG_APPLY,
+    RC_API_STORE_CHG_PAUSED,
+    RC_API_STORE_CHG_DELETED,
+    RC_API_STORE_CHG_EXPIRED,
+};
+
+/* A durable subscription change of one user, applied to that user's live
+ * connections on each shard. */
+struct rc_api_store_change_post {
+    struct rc_post base;
+    enum rc_api_store_change what;
+    char user[RC_API_STORE_USER_MAX + 1];
+    char id[RC_STORE_ID_MAX];
+    char *topic;        /* RC_API_STORE_CHG_APPLY */
+    char *filter;       /* RC_API_STORE_CHG_APPLY: payload_filter as JSON text, NULL = none */
+    int64_t expires_ms; /* 0 = never */
+};
+
+/* Their run and discard functions (api_store_conn.c). */
+void rc_api_store_run_notify(struct rc_shard *s, struct rc_post *p);
+void rc_api_store_run_change(struct rc_shard *s, struct rc_post *p);
+void rc_api_store_discard_notify(struct rc_post *p);
+void rc_api_store_discard_change(struct rc_post *p);
+
+/* A record's ISO 8601 time field key in ms since the epoch, 0 when absent. */
+int64_t rc_api_store_rec_time(const json_t *rec, const char *key);
+
+/* Main thread, after the shards joined: free every shard's user index. */
+void rc_api_store_index_reset(void);
+
 /* A new request's way back to c's shard (api_store.c); NULL when out of memory. */
 struct rc_api_store_wait *rc_api_store_wait_new(enum rc_api_store_purpose purpose,
                                                 enum rc_store_op op, struct rc_conn *c);
@@ -58,7 +102,7 @@ struct rc_api_store_wait *rc_api_store_wait_new(enum rc_api_store_purpose purpos
 /* Submit args (taken) to the store for w; false when out of memory (w not taken). */
 bool rc_api_store_submit(struct rc_shard *s, struct rc_api_store_wait *w, json_t *args);
 
-/* A load request's answer came back to s (api_store_live.c); frees or resubmits w. */
+/* A load request's answer came back to s (api_store_conn.c); frees or resubmits w. */
 void rc_api_store_load_answered(struct rc_shard *s, struct rc_api_store_wait *w, struct rc_conn *c);
 
 #ifdef __cplusplus

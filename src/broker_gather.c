@@ -8,18 +8,39 @@
 
 #include "ringcast/auth.h"
 #include "ringcast/broker.h"
-#include "ringcast/http.h"
 #include "ringcast/msg.h"
 #include "ringcast/presence.h"
 #include "ringcast/shard.h"
 #include "ringcast/topic.h"
-#include "ringcast/ws.h"
 
 #include "broker_internal.h"
 
 /* ---- presence -------------------------------------------------------------------------- */
 
-bool brk_presence_on(const struct rc_shard *s, const char *topic, size_t n)
+/* A presence message's trip: a subscriber shard tells the topic's owner of a
+ * join or leave (one hop); a listing goes origin -> owner (rendered) ->
+ * origin (answers the ticket). */
+enum pres_kind { PRES_JOIN, PRES_LEAVE, PRES_LIST };
+
+struct pres_post {
+    struct rc_post post;
+    bool done;
+    enum pres_kind kind;
+    struct rc_shard *origin;
+    uint64_t conn_id; /* JOIN/LEAVE: the member connection */
+    char topic[RC_TOPIC_MAX_LEN + 1];
+    size_t topic_len;
+    char user[129]; /* "" = anonymous */
+    /* LIST */
+    struct rc_ticket ticket;
+    size_t offset, limit;
+    char *json;
+};
+
+static void pres_run(struct rc_shard *s, struct rc_post *p);
+static void pres_discard(struct rc_post *p);
+
+static bool presence_on(const struct rc_shard *s, const char *topic, size_t n)
 {
     const struct rc_auth_rule *r = s->srv->auth ? rc_auth_rule_for(s->srv->auth, topic, n) : NULL;
     if (r && (r->set & RC_AUTH_RULE_PRESENCE))
@@ -27,21 +48,21 @@ bool brk_presence_on(const struct rc_shard *s, const char *topic, size_t n)
     return s->cfg->presence;
 }
 
-void brk_pres_free(struct pres_post *p)
+static void pres_free(struct pres_post *p)
 {
-    json_decref(p->req_id);
     free(p->json);
     free(p);
 }
 
 /* Subscriber shard: tell the owner that sub's connection joined or left. */
-void brk_presence_post(struct rc_shard *s, struct rc_sub *sub, struct rc_conn *c,
-                       enum pres_kind kind)
+static void presence_post(struct rc_shard *s, struct rc_sub *sub, struct rc_conn *c,
+                          enum pres_kind kind)
 {
     struct pres_post *p = calloc(1, sizeof(*p));
     if (!p)
         return; /* presence counts drift by one; nothing else breaks */
-    p->post.kind = RC_POST_PRESENCE;
+    p->post.run = pres_run;
+    p->post.discard = pres_discard;
     p->kind = kind;
     p->origin = s;
     p->conn_id = c->id;
@@ -74,7 +95,7 @@ static int list_user(void *ctx, const struct rc_presence_user *u)
 
 /* Owner shard: apply a join/leave (announcing the user's first/last
  * connection on the topic as an event) or render a listing. */
-void brk_owner_presence(struct rc_shard *s, struct pres_post *p)
+static void owner_presence(struct rc_shard *s, struct pres_post *p)
 {
     struct rc_broker *b = B(s);
     struct rc_slice topic = {p->topic, p->topic_len};
@@ -121,48 +142,62 @@ void brk_owner_presence(struct rc_shard *s, struct pres_post *p)
         json_decref(data);
 }
 
-void brk_presence_answer(struct rc_shard *s, struct pres_post *p)
+/* Origin shard: answer a listing, then free p. */
+static void presence_answer(struct rc_shard *s, struct pres_post *p)
 {
-    struct rc_conn *c = rc_shard_conn(s, p->conn_id);
-    if (c && p->to == RC_REPLY_HTTP) {
-        if (p->json)
-            rc_http_deferred_json(c, p->serial, 200, p->json, strlen(p->json));
-        else
-            rc_http_deferred_error(c, p->serial, 503, "unavailable", "out of memory");
-    } else if (c) {
-        json_t *data = p->json ? json_loads(p->json, 0, NULL) : NULL;
-        if (data)
-            rc_ws_send_reply(c, "presence", p->req_id, data);
-        else
-            rc_ws_send_error(c, p->req_id, "unavailable", "out of memory");
-        json_decref(data);
-    }
-    brk_pres_free(p);
+    struct rc_conn *c = rc_shard_conn(s, p->ticket.conn_id);
+    if (c && p->json)
+        rc_conn_answer(
+            c, &p->ticket,
+            &(struct rc_answer){
+                .status = 200, .type = "presence", .json = p->json, .len = strlen(p->json)});
+    else if (c)
+        rc_conn_answer(
+            c, &p->ticket,
+            &(struct rc_answer){.status = 503, .code = "unavailable", .msg = "out of memory"});
+    pres_free(p);
 }
 
-void rc_broker_presence_list(struct rc_conn *c, uint32_t serial, enum rc_reply_to to,
-                             const json_t *req_id, const char *topic, size_t n, size_t offset,
-                             size_t limit)
+static void pres_run(struct rc_shard *s, struct rc_post *post)
+{
+    struct pres_post *p = RC_CONTAINER_OF(post, struct pres_post, post);
+    if (p->kind != PRES_LIST) {
+        owner_presence(s, p);
+        pres_free(p);
+    } else if (p->done) {
+        presence_answer(s, p);
+    } else {
+        owner_presence(s, p);
+        p->done = true;
+        rc_shard_post(p->origin, &p->post);
+    }
+}
+
+static void pres_discard(struct rc_post *p)
+{
+    pres_free(RC_CONTAINER_OF(p, struct pres_post, post));
+}
+
+void brk_mem_presence_list(struct rc_conn *c, const struct rc_ticket *t, const char *topic,
+                           size_t n, size_t offset, size_t limit)
 {
     struct rc_shard *s = c->shard;
     struct pres_post *p = calloc(1, sizeof(*p));
     if (!p || n > RC_TOPIC_MAX_LEN) {
         free(p);
-        if (to == RC_REPLY_HTTP)
-            rc_http_deferred_error(c, serial, 503, "unavailable", "out of memory");
-        else
-            rc_ws_send_error(c, req_id, "unavailable", "out of memory");
+        rc_conn_answer(
+            c, t,
+            &(struct rc_answer){.status = 503, .code = "unavailable", .msg = "out of memory"});
         return;
     }
-    p->post.kind = RC_POST_PRESENCE;
+    p->post.run = pres_run;
+    p->post.discard = pres_discard;
     p->kind = PRES_LIST;
     p->origin = s;
     p->conn_id = c->id;
     memcpy(p->topic, topic, n);
     p->topic_len = n;
-    p->to = to;
-    p->serial = serial;
-    p->req_id = req_id ? json_deep_copy(req_id) : NULL;
+    p->ticket = *t;
     p->offset = offset;
     p->limit = limit;
     rc_shard_post(s->srv->shards[rc_topic_owner(s->srv, topic, n)], &p->post);
@@ -170,10 +205,54 @@ void rc_broker_presence_list(struct rc_conn *c, uint32_t serial, enum rc_reply_t
 
 bool rc_broker_presence_enabled(const struct rc_shard *s, const char *topic, size_t n)
 {
-    return brk_presence_on(s, topic, n);
+    return presence_on(s, topic, n);
 }
 
 /* ---- gathers (stats, broadcast) --------------------------------------------------------- */
+
+/* A request that needs every shard: the origin posts one job to each shard
+ * (itself included); each fills in its part and posts the job back; the
+ * origin merges the parts into the gather and answers once the last is in. */
+enum job_kind { JOB_STATS, JOB_BROADCAST };
+
+struct gather {
+    enum job_kind kind;
+    struct rc_ticket ticket;
+    unsigned pending;
+    size_t limit;
+    /* merged results */
+    uint64_t reached;
+    json_t *echo; /* broadcast: answer 202 with this object plus "connections" */
+    json_t *acc;  /* stats: the answer being built */
+    json_t *users;
+    size_t listed;
+};
+
+struct job_post {
+    struct rc_post post;
+    bool done;
+    struct rc_shard *origin;
+    struct gather *g;
+    struct rc_evbuf *ev; /* broadcast */
+    size_t limit;
+    /* results */
+    uint64_t reached;
+    json_t *part;
+};
+
+static void job_run(struct rc_shard *s, struct rc_post *p);
+
+/* A job whose origin is gone (shutdown): free the job; its gather is freed by
+ * the origin only when it completes, so at shutdown it may leak one small
+ * object by design. */
+static void job_discard(struct rc_post *p)
+{
+    struct job_post *j = RC_CONTAINER_OF(p, struct job_post, post);
+    if (j->ev)
+        rc_evbuf_unref(j->ev);
+    json_decref(j->part);
+    free(j);
+}
 
 static void gather_start(struct rc_conn *c, struct gather *g, struct rc_evbuf *ev)
 {
@@ -186,7 +265,8 @@ static void gather_start(struct rc_conn *c, struct gather *g, struct rc_evbuf *e
             g->pending--;
             continue;
         }
-        j->post.kind = RC_POST_STATS_REQ;
+        j->post.run = job_run;
+        j->post.discard = job_discard;
         j->origin = s;
         j->g = g;
         j->limit = g->limit;
@@ -278,7 +358,8 @@ static json_t *shard_stats_part(struct rc_shard *s, size_t limit)
     return part;
 }
 
-void brk_run_job(struct rc_shard *s, struct job_post *j)
+/* Any shard: run a gather's job and post it back to its origin. */
+static void run_job(struct rc_shard *s, struct job_post *j)
 {
     if (j->ev) {
         j->reached = brk_deliver_broadcast(s, j->ev);
@@ -335,24 +416,36 @@ static void stats_merge(struct gather *g, json_t *part)
                                     json_object_get(part, "counters")));
 }
 
+static void answer_json(struct rc_conn *c, const struct rc_ticket *t, int status, const char *txt,
+                        size_t len)
+{
+    rc_conn_answer(c, t, &(struct rc_answer){.status = status, .json = txt, .len = len});
+}
+
+static void answer_no_memory(struct rc_conn *c, const struct rc_ticket *t)
+{
+    rc_conn_answer(
+        c, t, &(struct rc_answer){.status = 503, .code = "unavailable", .msg = "out of memory"});
+}
+
 static void gather_finish(struct rc_shard *s, struct gather *g)
 {
-    struct rc_conn *c = rc_shard_conn(s, g->conn_id);
+    struct rc_conn *c = rc_shard_conn(s, g->ticket.conn_id);
     if (c && g->kind == JOB_BROADCAST && g->echo) {
         json_object_set_new(g->echo, "connections", json_integer((json_int_t)g->reached));
         char *txt = json_dumps(g->echo, JSON_COMPACT);
         if (txt)
-            rc_http_deferred_json(c, g->serial, 202, txt, strlen(txt));
+            answer_json(c, &g->ticket, 202, txt, strlen(txt));
         free(txt);
     } else if (c && g->kind == JOB_BROADCAST) {
         char txt[32];
         int n = snprintf(txt, sizeof(txt), "%llu", (unsigned long long)g->reached);
-        rc_http_deferred_json(c, g->serial, 200, txt, (size_t)n);
+        answer_json(c, &g->ticket, 200, txt, (size_t)n);
     } else if (c) {
         json_t *acc = g->acc ? g->acc : json_object();
         json_object_set_new(acc, "unique_users",
                             json_integer((json_int_t)(g->users ? json_object_size(g->users) : 0)));
-        json_object_set_new(acc, "pubsub_backend", json_string("memory"));
+        json_object_set_new(acc, "pubsub_backend", json_string(B(s)->engine->name));
         json_object_set_new(acc, "shard_count", json_integer((json_int_t)s->srv->nshards));
         json_object_set_new(
             acc, "uptime_seconds",
@@ -360,9 +453,9 @@ static void gather_finish(struct rc_shard *s, struct gather *g)
         json_object_set_new(acc, "subscriptions_limit", json_integer((json_int_t)g->limit));
         char *txt = json_dumps(acc, JSON_COMPACT);
         if (txt)
-            rc_http_deferred_json(c, g->serial, 200, txt, strlen(txt));
+            answer_json(c, &g->ticket, 200, txt, strlen(txt));
         else
-            rc_http_deferred_error(c, g->serial, 503, "unavailable", "out of memory");
+            answer_no_memory(c, &g->ticket);
         free(txt);
         if (!g->acc)
             json_decref(acc);
@@ -373,7 +466,8 @@ static void gather_finish(struct rc_shard *s, struct gather *g)
     free(g);
 }
 
-void brk_job_done(struct rc_shard *s, struct job_post *j)
+/* Origin shard: merge a finished job, answering once the last is in. */
+static void job_done(struct rc_shard *s, struct job_post *j)
 {
     struct gather *g = j->g;
     if (g->kind == JOB_BROADCAST)
@@ -386,24 +480,32 @@ void brk_job_done(struct rc_shard *s, struct job_post *j)
         gather_finish(s, g);
 }
 
-void rc_broker_broadcast(struct rc_conn *c, uint32_t serial, struct rc_evbuf *ev)
+static void job_run(struct rc_shard *s, struct rc_post *p)
+{
+    struct job_post *j = RC_CONTAINER_OF(p, struct job_post, post);
+    if (j->done)
+        job_done(s, j);
+    else
+        run_job(s, j);
+}
+
+void brk_mem_broadcast(struct rc_conn *c, const struct rc_ticket *t, struct rc_evbuf *ev)
 {
     struct gather *g = calloc(1, sizeof(*g));
     if (!g) {
         rc_evbuf_unref(ev);
-        rc_http_deferred_error(c, serial, 503, "unavailable", "out of memory");
+        answer_no_memory(c, t);
         return;
     }
     g->kind = JOB_BROADCAST;
-    g->conn_id = c->id;
-    g->serial = serial;
+    g->ticket = *t;
     gather_start(c, g, ev);
     rc_evbuf_unref(ev);
     if (g->pending == 0)
         gather_finish(c->shard, g);
 }
 
-void rc_broker_publish_users(struct rc_conn *c, uint32_t serial, struct rc_publish *pub)
+void brk_mem_publish_users(struct rc_conn *c, const struct rc_ticket *t, struct rc_publish *pub)
 {
     static _Thread_local uint64_t counter;
     struct rc_shard *s = c->shard;
@@ -422,14 +524,13 @@ void rc_broker_publish_users(struct rc_conn *c, uint32_t serial, struct rc_publi
         free(g);
         json_decref(pub->data);
         pub->data = NULL;
-        rc_http_deferred_error(c, serial, 503, "unavailable", "out of memory");
+        answer_no_memory(c, t);
         return;
     }
     json_decref(pub->data); /* encoded; user events are not filtered */
     pub->data = NULL;
     g->kind = JOB_BROADCAST;
-    g->conn_id = c->id;
-    g->serial = serial;
+    g->ticket = *t;
     g->echo = json_pack("{s:s}", "id", ev->id);
     json_t *arr = json_array();
     for (size_t i = 0; i < pub->nusers; i++)
@@ -441,24 +542,33 @@ void rc_broker_publish_users(struct rc_conn *c, uint32_t serial, struct rc_publi
         gather_finish(s, g);
 }
 
-void rc_broker_stats(struct rc_conn *c, uint32_t serial, size_t limit)
+void brk_mem_stats(struct rc_conn *c, const struct rc_ticket *t, size_t limit)
 {
     struct gather *g = calloc(1, sizeof(*g));
     if (!g) {
-        rc_http_deferred_error(c, serial, 503, "unavailable", "out of memory");
+        answer_no_memory(c, t);
         return;
     }
     g->kind = JOB_STATS;
-    g->conn_id = c->id;
-    g->serial = serial;
+    g->ticket = *t;
     g->limit = limit;
     gather_start(c, g, NULL);
     if (g->pending == 0)
         gather_finish(c->shard, g);
 }
 
-/* ---- max_subscribers: subscription slots counted at the owner ----------------- */
+/* ---- max_subscribers and holds: counted at the topic's owner ------------------------- */
 
+/* Claims of a subscription slot at the owner (max_subscribers), and holds. */
+enum claim_kind {
+    CLAIM_TAKE,    /* max_subscribers: ask for a slot (answered) */
+    CLAIM_RELEASE, /* give a slot back */
+    CLAIM_HOLD,    /* an exact-topic subscription keeps the topic from eviction */
+    CLAIM_UNHOLD,  /* ... no longer */
+};
+
+/* A claim's trip: subscriber shard -> owner; a CLAIM_TAKE goes back with the
+ * owner's answer (done). */
 struct claim_post {
     struct rc_post post;
     bool done;
@@ -472,13 +582,22 @@ struct claim_post {
     uint32_t limit;
 };
 
-uint32_t brk_max_subscribers(const struct rc_shard *s, const char *pattern, size_t n)
+static void claim_run(struct rc_shard *s, struct rc_post *post);
+
+static void claim_discard(struct rc_post *p)
+{
+    free(RC_CONTAINER_OF(p, struct claim_post, post));
+}
+
+/* max_subscribers of the rule covering pattern, 0 = unlimited */
+static uint32_t max_subscribers(const struct rc_shard *s, const char *pattern, size_t n)
 {
     const struct rc_auth_rule *r = s->srv->auth ? rc_auth_rule_for(s->srv->auth, pattern, n) : NULL;
     return r && (r->set & RC_AUTH_RULE_MAX_SUBSCRIBERS) ? r->max_subscribers : 0;
 }
 
-void brk_claim_post(struct rc_shard *s, struct rc_sub *sub, struct rc_conn *c, enum claim_kind kind)
+static void claim_post(struct rc_shard *s, struct rc_sub *sub, struct rc_conn *c,
+                       enum claim_kind kind)
 {
     struct claim_post *p = calloc(1, sizeof(*p));
     if (!p) {
@@ -486,20 +605,16 @@ void brk_claim_post(struct rc_shard *s, struct rc_sub *sub, struct rc_conn *c, e
             sub->claim_pending = false; /* cannot ask: admit rather than block forever */
         return;
     }
-    p->post.kind = RC_POST_CLAIM;
+    p->post.run = claim_run;
+    p->post.discard = claim_discard;
     p->kind = kind;
     p->origin = s;
     p->conn_id = c->id;
     memcpy(p->sub_id, sub->id, sizeof(p->sub_id));
     memcpy(p->topic, sub->pattern, sub->pattern_len);
     p->topic_len = sub->pattern_len;
-    p->limit = brk_max_subscribers(s, sub->pattern, sub->pattern_len);
+    p->limit = max_subscribers(s, sub->pattern, sub->pattern_len);
     rc_shard_post(s->srv->shards[rc_topic_owner(s->srv, p->topic, p->topic_len)], &p->post);
-}
-
-void brk_claim_free(struct rc_post *p)
-{
-    free(RC_CONTAINER_OF(p, struct claim_post, post));
 }
 
 /* Subscriber shard: the owner's answer to a claim. */
@@ -522,14 +637,18 @@ static void claim_answer(struct rc_shard *s, struct claim_post *p)
         return;
     }
     sub->claim_pending = false;
-    json_t *reply = sub->pending_reply, *req_id = sub->pending_req_id;
-    sub->pending_reply = sub->pending_req_id = NULL;
+    char *reply = sub->pending_reply;
+    sub->pending_reply = NULL;
+    struct rc_ticket t = brk_sub_ticket(sub, c);
+    brk_sub_ticket_done(sub);
     if (p->allowed) {
         sub->claimed = true;
         if (reply)
-            rc_ws_send_reply(c, "subscribed", req_id, reply);
-        json_decref(reply);
-        json_decref(req_id);
+            rc_conn_answer(
+                c, &t,
+                &(struct rc_answer){
+                    .status = 200, .type = "subscribed", .json = reply, .len = strlen(reply)});
+        free(reply);
         free(p);
         return;
     }
@@ -539,14 +658,14 @@ static void claim_answer(struct rc_shard *s, struct claim_post *p)
              "(max_subscribers)",
              sub->id, (int)p->topic_len, p->topic, p->limit);
     s->ctr.forbidden++;
-    rc_conn_send_error(c, req_id, "too_many_subscribers", msg, sub->id);
-    json_decref(reply);
-    json_decref(req_id);
+    rc_conn_answer(c, &t,
+                   &(struct rc_answer){.status = 403, .code = "too_many_subscribers", .msg = msg});
+    free(reply);
     rc_broker_unsubscribe_id(c, p->sub_id);
     free(p);
 }
 
-void brk_claim_on_post(struct rc_shard *s, struct rc_post *post)
+static void claim_run(struct rc_shard *s, struct rc_post *post)
 {
     struct claim_post *p = RC_CONTAINER_OF(post, struct claim_post, post);
     if (p->done) {
@@ -578,4 +697,40 @@ void brk_claim_on_post(struct rc_shard *s, struct rc_post *post)
         t->subscribers++;
     p->done = true;
     rc_shard_post(p->origin, &p->post);
+}
+
+/* ---- the memory engine's subscription hooks -------------------------------------------- */
+
+/* sub entered this shard's trie: tell the topic's owner (hold an exact
+ * topic, join its presence, claim a max_subscribers slot). */
+void brk_mem_subscribed(struct rc_conn *c, struct rc_sub *sub)
+{
+    struct rc_shard *s = c->shard;
+    bool exact = !rc_topic_is_pattern(sub->pattern, sub->pattern_len);
+    if (exact) {
+        /* keeps the topic's state (seq, history) from the idle sweep */
+        sub->held = true;
+        claim_post(s, sub, c, CLAIM_HOLD);
+    }
+    if (exact && presence_on(s, sub->pattern, sub->pattern_len)) {
+        sub->presence = true;
+        presence_post(s, sub, c, PRES_JOIN);
+    }
+    if (max_subscribers(s, sub->pattern, sub->pattern_len)) {
+        /* the owner decides; nothing is delivered until it says yes */
+        sub->claim_pending = true;
+        claim_post(s, sub, c, CLAIM_TAKE);
+    }
+}
+
+/* sub is leaving this shard's trie: undo what brk_mem_subscribed told the owner. */
+void brk_mem_unsubscribed(struct rc_conn *c, struct rc_sub *sub)
+{
+    struct rc_shard *s = c->shard;
+    if (sub->presence)
+        presence_post(s, sub, c, PRES_LEAVE);
+    if (sub->claimed)
+        claim_post(s, sub, c, CLAIM_RELEASE);
+    if (sub->held)
+        claim_post(s, sub, c, CLAIM_UNHOLD);
 }

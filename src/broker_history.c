@@ -9,19 +9,50 @@
 #include "ringcast/broker.h"
 #include "ringcast/filter.h"
 #include "ringcast/history.h"
-#include "ringcast/http.h"
 #include "ringcast/msg.h"
 #include "ringcast/shard.h"
 #include "ringcast/topic.h"
 #include "ringcast/trie.h"
-#include "ringcast/ws.h"
 #include "ringcast/ws_frame.h"
 
 #include "broker_internal.h"
 
 /* ---- history, resume and initial state --------------------------------------------------- */
 
-void brk_hist_free(struct hist_post *h)
+/* A history request's trip: origin -> owner (fills in the answer) -> origin.
+ *   HIST_SINCE    a subscription's resume from a cursor (one owner)
+ *   HIST_INITIAL  a pattern's retained events (every shard)
+ *   HIST_API      GET /api/realtime/history (one owner; ticket waits) */
+enum hist_kind { HIST_SINCE, HIST_INITIAL, HIST_API };
+
+struct hist_post {
+    struct rc_post post;
+    bool done;
+    enum hist_kind kind;
+    struct rc_shard *origin;
+    uint64_t conn_id;
+    char sub_id[RC_SUB_ID_LEN + 1];
+    struct rc_ticket ticket; /* HIST_API: who waits for the page */
+    char *topic;             /* topic (SINCE, API) or pattern (INITIAL) */
+    size_t topic_len;
+    uint64_t after_seq;
+    char cursor[RC_EVENT_ID_MAX]; /* the client's event id ("" = none): the owner
+                                     compares its epoch with the topic's */
+    bool from_now; /* SINCE without a cursor: answer S only (SSE multi-topic start) */
+    size_t limit;
+    /* answer */
+    enum rc_history_result res;
+    struct rc_resume_item *items;
+    size_t nitems;
+    uint64_t cur_seq;
+    char *json; /* HIST_API: the rendered answer */
+    int status;
+};
+
+static void hist_run(struct rc_shard *s, struct rc_post *p);
+static void hist_discard(struct rc_post *p);
+
+static void hist_free(struct hist_post *h)
 {
     rc_resume_items_release(h->items, h->nitems);
     free(h->items);
@@ -45,7 +76,8 @@ static void send_gap(struct rc_sub *sub, enum rc_resume_gap reason)
     char msg[300];
     snprintf(msg, sizeof(msg), "subscription %s: %s; fetch the current state again", sub->id,
              (unsigned)reason < RC_ARRAY_LEN(why) && why[reason] ? why[reason] : why[0]);
-    rc_conn_send_error(c, sub->resume_req_id, "history_gap", msg, sub->id);
+    struct rc_ticket t = brk_sub_ticket(sub, c);
+    rc_conn_answer(c, &t, &(struct rc_answer){.status = 400, .code = "history_gap", .msg = msg});
 }
 
 /* An initial (retained) event: the same event object with "initial":true, so
@@ -53,40 +85,36 @@ static void send_gap(struct rc_sub *sub, enum rc_resume_gap reason)
 static void queue_initial(struct rc_conn *c, struct rc_sub *sub, struct rc_evbuf *ev)
 {
     static const char mark[] = "\"initial\":true,\"subscription\":";
-    const uint8_t *body;
-    size_t body_len;
-    if (c->proto == RC_PROTO_WS) {
+    struct rc_image im = rc_event_image(c, ev, sub);
+    const uint8_t *body = im.p;
+    size_t body_len = im.len;
+    if (im.ws) {
         /* skip the shared frame header (2, 4 or 10 bytes) */
-        size_t hl = ev->ws[1] == 126 ? 4 : ev->ws[1] == 127 ? 10 : 2;
-        body = ev->ws + hl;
-        body_len = ev->ws_len - hl;
-    } else {
-        body = ev->sse;
-        body_len = ev->sse_len;
+        size_t hl = body[1] == 126 ? 4 : body[1] == 127 ? 10 : 2;
+        body += hl;
+        body_len -= hl;
     }
     /* body ends with "\"subscription\":"; replace that key by mark */
     static const char key[] = "\"subscription\":";
     if (body_len < sizeof(key) - 1)
         return;
     size_t keep = body_len - (sizeof(key) - 1);
-    size_t suffix = c->proto == RC_PROTO_WS ? RC_WS_SUFFIX_LEN : RC_SSE_SUFFIX_LEN;
-    const uint8_t *suf = c->proto == RC_PROTO_WS ? sub->ws_suffix : sub->sse_suffix;
-    size_t payload = keep + sizeof(mark) - 1 + suffix;
+    size_t payload = keep + sizeof(mark) - 1 + im.suffix_len;
     uint8_t *out = malloc(payload + 10);
     if (!out)
         return;
     size_t pos = 0;
-    if (c->proto == RC_PROTO_WS)
+    if (im.ws)
         pos = rc_ws_frame_header(out, 1, payload, true);
     memcpy(out + pos, body, keep);
     pos += keep;
     memcpy(out + pos, mark, sizeof(mark) - 1);
     pos += sizeof(mark) - 1;
-    memcpy(out + pos, suf, suffix);
-    pos += suffix;
+    memcpy(out + pos, im.suffix, im.suffix_len);
+    pos += im.suffix_len;
     if (rc_conn_queue_owned(c, out, pos) < 0)
         return;
-    if (c->proto == RC_PROTO_SSE && c->sse_cursor) {
+    if (!im.ws && c->sse_cursor) {
         /* the record's own id line moved Last-Event-ID: put the stream id back */
         if (sub->stream_slot && sub->stream_slot <= c->sse_cursor->n)
             memcpy(c->sse_cursor->pos[sub->stream_slot - 1].id, ev->id, RC_EVENT_ID_MAX);
@@ -131,9 +159,8 @@ void brk_resume_finish(struct rc_sub *sub)
     rc_resume_fini(sub->resume);
     free(sub->resume);
     sub->resume = NULL;
-    json_decref(sub->resume_req_id);
-    sub->resume_req_id = NULL;
     sub->resume_done = false;
+    brk_sub_ticket_done(sub);
 }
 
 static struct rc_sub *find_sub(struct rc_conn *c, const char *id)
@@ -175,8 +202,8 @@ int rc_broker_resume_check(struct rc_shard *s, const char *pattern, size_t n,
                : 0;
 }
 
-int rc_broker_resume(struct rc_conn *c, struct rc_sub *sub, const struct rc_sub_opts *o,
-                     struct rc_err *err)
+int brk_mem_resume(struct rc_conn *c, struct rc_sub *sub, const struct rc_sub_opts *o,
+                   struct rc_err *err)
 {
     struct rc_shard *s = c->shard;
     struct rc_resume_cfg rcfg = {0};
@@ -206,7 +233,8 @@ int rc_broker_resume(struct rc_conn *c, struct rc_sub *sub, const struct rc_sub_
         return -ENOMEM;
     }
     sub->resume = r;
-    sub->resume_req_id = o->req_id ? json_deep_copy(o->req_id) : NULL;
+    if (o->ticket)
+        (void)brk_sub_keep_ticket(sub, o->ticket); /* out of memory: a gap names no id */
 
     /* the subscription is already in the trie: post the request(s) now */
     unsigned first = 0, last = s->srv->nshards;
@@ -225,7 +253,8 @@ int rc_broker_resume(struct rc_conn *c, struct rc_sub *sub, const struct rc_sub_
             brk_resume_finish(sub);
             return 0;
         }
-        h->post.kind = RC_POST_HISTORY;
+        h->post.run = hist_run;
+        h->post.discard = hist_discard;
         h->kind = rcfg.mode == RC_RESUME_SINCE ? HIST_SINCE : HIST_INITIAL;
         h->origin = s;
         h->conn_id = c->id;
@@ -241,8 +270,8 @@ int rc_broker_resume(struct rc_conn *c, struct rc_sub *sub, const struct rc_sub_
     return 0;
 }
 
-void rc_broker_history(struct rc_conn *c, uint32_t serial, const char *topic, size_t n,
-                       const char *since, size_t limit)
+void brk_mem_history(struct rc_conn *c, const struct rc_ticket *t, const char *topic, size_t n,
+                     const char *since, size_t limit)
 {
     struct rc_shard *s = c->shard;
     struct rc_err err = {0};
@@ -251,7 +280,8 @@ void rc_broker_history(struct rc_conn *c, uint32_t serial, const char *topic, si
     if (since) {
         char epoch[RC_EPOCH_MAX];
         if (rc_event_id_parse(since, strlen(since), epoch, sizeof(epoch), &after, &err) < 0) {
-            rc_http_deferred_error(c, serial, 400, "bad_event_id", err.msg);
+            rc_conn_answer(
+                c, t, &(struct rc_answer){.status = 400, .code = "bad_event_id", .msg = err.msg});
             return;
         }
     }
@@ -260,14 +290,17 @@ void rc_broker_history(struct rc_conn *c, uint32_t serial, const char *topic, si
         h->topic = strndup(topic, n);
     if (!h || !h->topic) {
         free(h);
-        rc_http_deferred_error(c, serial, 503, "unavailable", "out of memory");
+        rc_conn_answer(
+            c, t,
+            &(struct rc_answer){.status = 503, .code = "unavailable", .msg = "out of memory"});
         return;
     }
-    h->post.kind = RC_POST_HISTORY;
+    h->post.run = hist_run;
+    h->post.discard = hist_discard;
     h->kind = HIST_API;
     h->origin = s;
     h->conn_id = c->id;
-    h->serial = serial;
+    h->ticket = *t;
     h->topic_len = n;
     h->after_seq = have_since ? after : UINT64_MAX; /* MAX: the last `limit` */
     if (since)
@@ -303,7 +336,7 @@ static bool cursor_is_stale(const struct topic_state *t, const struct hist_post 
 }
 
 /* Owner shard: answer a history request. */
-void brk_owner_history(struct rc_shard *s, struct hist_post *h)
+static void owner_history(struct rc_shard *s, struct hist_post *h)
 {
     struct rc_broker *b = B(s);
     uint64_t now = rc_now_ms();
@@ -411,14 +444,18 @@ static void from_now_answer(struct rc_conn *c, struct rc_sub *sub, struct hist_p
 }
 
 /* Origin shard: hand the answer to the waiting subscription or request. */
-void brk_history_answer(struct rc_shard *s, struct hist_post *h)
+static void history_answer(struct rc_shard *s, struct hist_post *h)
 {
     struct rc_conn *c = rc_shard_conn(s, h->conn_id);
     if (c && h->kind == HIST_API) {
         if (h->json)
-            rc_http_deferred_json(c, h->serial, h->status, h->json, strlen(h->json));
+            rc_conn_answer(
+                c, &h->ticket,
+                &(struct rc_answer){.status = h->status, .json = h->json, .len = strlen(h->json)});
         else
-            rc_http_deferred_error(c, h->serial, 503, "unavailable", "out of memory");
+            rc_conn_answer(
+                c, &h->ticket,
+                &(struct rc_answer){.status = 503, .code = "unavailable", .msg = "out of memory"});
     } else if (c) {
         struct rc_sub *sub = find_sub(c, h->sub_id);
         if (sub && sub->resume) {
@@ -432,5 +469,22 @@ void brk_history_answer(struct rc_shard *s, struct hist_post *h)
                 brk_resume_finish(sub);
         }
     }
-    brk_hist_free(h);
+    hist_free(h);
+}
+
+static void hist_run(struct rc_shard *s, struct rc_post *p)
+{
+    struct hist_post *h = RC_CONTAINER_OF(p, struct hist_post, post);
+    if (h->done) {
+        history_answer(s, h);
+        return;
+    }
+    owner_history(s, h);
+    h->done = true;
+    rc_shard_post(h->origin, &h->post);
+}
+
+static void hist_discard(struct rc_post *p)
+{
+    hist_free(RC_CONTAINER_OF(p, struct hist_post, post));
 }

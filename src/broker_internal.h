@@ -1,10 +1,13 @@
-/* broker_internal.h - private to src/broker.c, src/broker_history.c and
- * src/broker_gather.c: the broker's per-shard state, the inbox messages it
- * exchanges between shards, and the helpers the three files share.
- * broker.c holds subscriptions, owned topic state, publish and fan-out,
- * delivery, inbox dispatch and the lifecycle; broker_history.c holds history,
- * resume and include_initial; broker_gather.c holds presence and the
- * cross-shard gathers (stats, broadcast, user-targeted publish).
+/* broker_internal.h - private to the broker's files: the per-shard state,
+ * the inbox messages it exchanges between shards, and the helpers the files
+ * share.
+ *   broker.c          lifecycle, the engine table and the public entry points
+ *   broker_sub.c      subscriptions, SSE stream ids and delivery on a shard
+ *   broker_topic.c    owned topics (table, epochs, idle sweep) and publish
+ *   broker_history.c  history, resume and include_initial
+ *   broker_gather.c   presence, max_subscribers claims and the cross-shard
+ *                     gathers (stats, broadcast, user-targeted publish)
+ * The memory engine (broker.h) is the brk_mem_* functions of these files.
  * Owner: struct rc_broker and the topics in it belong to one shard's thread;
  * a post is owned by whichever shard's inbox it is in (origin -> owner ->
  * origin), never by two at once.
@@ -14,7 +17,7 @@
  *   claimed subscribers, no presence, no kept history, idle for
  *   topic_idle_timeout) or rc_broker_fini; posts name topics, never point at
  *   a topic_state, so freeing one leaves nothing dangling; each post is freed by
- *   the shard that handles its last hop (or by rc_broker_discard_post). */
+ *   the shard that runs its last hop, or by its discard function. */
 #ifndef RINGCAST_BROKER_INTERNAL_H
 #define RINGCAST_BROKER_INTERNAL_H
 
@@ -22,10 +25,12 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "ringcast/answer.h"
 #include "ringcast/broker.h"
 #include "ringcast/history.h"
 #include "ringcast/msg.h"
 #include "ringcast/shard.h"
+#include "ringcast/ticket.h"
 
 #ifdef __cplusplus
 extern "C" {
@@ -51,6 +56,7 @@ struct topic_state {
 
 struct rc_broker {
     struct rc_shard *shard;
+    const struct rc_broker_engine_ops *engine; /* chosen at rc_broker_init */
     struct rc_trie *trie;
     struct rc_pool sub_pool;
     uint64_t next_sub;
@@ -66,126 +72,15 @@ struct rc_broker {
     size_t cur_delivered;
 };
 
-/* ---- inbox messages ---------------------------------------------------------- */
-
-enum pub_state { PUB_TO_OWNER, PUB_DONE };
-
-struct pub_post {
-    struct rc_post post;
-    enum pub_state state;
-    struct rc_shard *origin;
-    uint64_t conn_id;
-    uint32_t serial;
-    enum rc_reply_to to;
-    char *topic;
-    size_t topic_len;
-    char *type;
-    json_t *data;
-    char *client_key;
-    json_t *req_id;
-    json_t *echo;
-    char **users;
-    size_t nusers;
-    char *exclude_user;
-    /* answer */
-    int status;
-    char event_id[RC_EVENT_ID_MAX];
-    bool duplicate;
-};
-
-enum job_kind { JOB_STATS, JOB_BROADCAST };
-
-struct gather {
-    enum job_kind kind;
-    uint64_t conn_id;
-    uint32_t serial;
-    unsigned pending;
-    size_t limit;
-    /* merged results */
-    uint64_t reached;
-    json_t *echo; /* broadcast: answer 202 with this object plus "connections" */
-    json_t *acc;  /* stats: the answer being built */
-    json_t *users;
-    size_t listed;
-};
-
-struct job_post {
-    struct rc_post post;
-    bool done;
-    struct rc_shard *origin;
-    struct gather *g;
-    struct rc_evbuf *ev; /* broadcast */
-    size_t limit;
-    /* results */
-    uint64_t reached;
-    json_t *part;
-};
-
-enum pres_kind { PRES_JOIN, PRES_LEAVE, PRES_LIST };
-
-struct pres_post {
-    struct rc_post post;
-    bool done;
-    enum pres_kind kind;
-    struct rc_shard *origin;
-    uint64_t conn_id;
-    char topic[RC_TOPIC_MAX_LEN + 1];
-    size_t topic_len;
-    char user[129]; /* "" = anonymous */
-    /* LIST */
-    enum rc_reply_to to;
-    uint32_t serial;
-    json_t *req_id;
-    size_t offset, limit;
-    char *json;
-};
-
-enum hist_kind { HIST_SINCE, HIST_INITIAL, HIST_API };
-
-struct hist_post {
-    struct rc_post post;
-    bool done;
-    enum hist_kind kind;
-    struct rc_shard *origin;
-    uint64_t conn_id;
-    char sub_id[RC_SUB_ID_LEN + 1];
-    uint32_t serial;
-    char *topic; /* topic (SINCE, API) or pattern (INITIAL) */
-    size_t topic_len;
-    uint64_t after_seq;
-    char cursor[RC_EVENT_ID_MAX]; /* the client's event id ("" = none): the owner
-                                     compares its epoch with the topic's */
-    bool from_now; /* SINCE without a cursor: answer S only (SSE multi-topic start) */
-    size_t limit;
-    /* answer */
-    enum rc_history_result res;
-    struct rc_resume_item *items;
-    size_t nitems;
-    uint64_t cur_seq;
-    char *json; /* HIST_API: the rendered answer */
-    int status;
-};
-
 static inline struct rc_broker *B(struct rc_shard *s)
 {
     return s->broker;
 }
 
-/* ---- broker.c ---- */
+/* ---- broker_sub.c ---- */
 
-/* Owned topic name[0..len) of this shard, or NULL. */
-struct topic_state *brk_topic_find(struct rc_broker *b, const char *name, size_t len);
-/* Owned topic name[0..len), created (with its history config) when new; NULL
- * when out of memory. */
-struct topic_state *brk_topic_get(struct rc_broker *b, const char *name, size_t len);
-/* "<epoch>-<seq>" of topic t into out. */
-void brk_event_id_format(const struct topic_state *t, uint64_t seq, char out[RC_EVENT_ID_MAX]);
-/* Owner shard: give the next event of t an id, keep it in history, post it to
- * every shard; *data is moved in on success. Returns its seq, 0 when out of
- * memory (*data is then still the caller's). */
-uint64_t brk_owner_fanout(struct rc_shard *s, struct topic_state *t, const char *type,
-                          json_t **data, char **users, size_t nusers, const char *exclude,
-                          char id_out[RC_EVENT_ID_MAX]);
+/* Run function of an evbuf's posts (rc_evbuf_post): deliver, drop the reference. */
+void brk_event_run(struct rc_shard *s, struct rc_post *p);
 /* SSE stream of several topics: queue an id-only record with its current
  * stream id (after a record whose own id would move Last-Event-ID). 0 when c
  * has no stream id, or -errno. */
@@ -195,46 +90,52 @@ int brk_queue_event(struct rc_conn *c, struct rc_sub *sub, struct rc_evbuf *ev);
 /* Queue a broadcast event to this shard's matching connections; returns how
  * many it reached. */
 uint64_t brk_deliver_broadcast(struct rc_shard *s, struct rc_evbuf *ev);
+/* Where answers about sub go: its subscribe request's ticket, else the
+ * connection's stream (naming sub). */
+struct rc_ticket brk_sub_ticket(const struct rc_sub *sub, const struct rc_conn *c);
+/* Keep a copy of t as sub's ticket (once: a subscribe's resume and admission
+ * share it). false when out of memory. */
+bool brk_sub_keep_ticket(struct rc_sub *sub, const struct rc_ticket *t);
+/* Free sub's ticket once neither a resume nor an admission can answer it. */
+void brk_sub_ticket_done(struct rc_sub *sub);
+
+/* ---- broker_topic.c ---- */
+
+/* Owned topic name[0..len) of this shard, or NULL. */
+struct topic_state *brk_topic_find(struct rc_broker *b, const char *name, size_t len);
+/* Owned topic name[0..len), created (with its history config) when new; NULL
+ * when out of memory. */
+struct topic_state *brk_topic_get(struct rc_broker *b, const char *name, size_t len);
+/* Free every owned topic (rc_broker_fini). */
+void brk_topics_fini(struct rc_broker *b);
+/* "<epoch>-<seq>" of topic t into out. */
+void brk_event_id_format(const struct topic_state *t, uint64_t seq, char out[RC_EVENT_ID_MAX]);
+/* Owner shard: give the next event of t an id, keep it in history, post it to
+ * every shard; *data is moved in on success. Returns its seq, 0 when out of
+ * memory (*data is then still the caller's). */
+uint64_t brk_owner_fanout(struct rc_shard *s, struct topic_state *t, const char *type,
+                          json_t **data, char **users, size_t nusers, const char *exclude,
+                          char id_out[RC_EVENT_ID_MAX]);
+void brk_mem_publish(struct rc_conn *c, const struct rc_ticket *t, struct rc_publish *pub);
 
 /* ---- broker_history.c ---- */
 
 /* End sub's resume (if any) and free its state. */
 void brk_resume_finish(struct rc_sub *sub);
-void brk_hist_free(struct hist_post *h);
-/* Owner shard: fill in the answer to h. */
-void brk_owner_history(struct rc_shard *s, struct hist_post *h);
-/* Origin shard: deliver h's answer, then free h. */
-void brk_history_answer(struct rc_shard *s, struct hist_post *h);
+int brk_mem_resume(struct rc_conn *c, struct rc_sub *sub, const struct rc_sub_opts *o,
+                   struct rc_err *err);
+void brk_mem_history(struct rc_conn *c, const struct rc_ticket *t, const char *topic, size_t n,
+                     const char *since, size_t limit);
 
 /* ---- broker_gather.c ---- */
 
-/* Whether presence is tracked for topic[0..n). */
-bool brk_presence_on(const struct rc_shard *s, const char *topic, size_t n);
-/* max_subscribers of the rule covering pattern, 0 = unlimited */
-uint32_t brk_max_subscribers(const struct rc_shard *s, const char *pattern, size_t n);
-/* Claims of a subscription slot at the owner (max_subscribers). */
-enum claim_kind {
-    CLAIM_TAKE,    /* max_subscribers: ask for a slot (answered) */
-    CLAIM_RELEASE, /* give a slot back */
-    CLAIM_HOLD,    /* an exact-topic subscription keeps the topic from eviction */
-    CLAIM_UNHOLD,  /* ... no longer */
-};
-void brk_claim_post(struct rc_shard *s, struct rc_sub *sub, struct rc_conn *c,
-                    enum claim_kind kind);
-void brk_claim_on_post(struct rc_shard *s, struct rc_post *p);
-void brk_claim_free(struct rc_post *p);
-/* Subscriber shard: tell the owner that sub's connection joined or left. */
-void brk_presence_post(struct rc_shard *s, struct rc_sub *sub, struct rc_conn *c,
-                       enum pres_kind kind);
-void brk_pres_free(struct pres_post *p);
-/* Owner shard: apply a join/leave or render a listing. */
-void brk_owner_presence(struct rc_shard *s, struct pres_post *p);
-/* Origin shard: answer a listing, then free p. */
-void brk_presence_answer(struct rc_shard *s, struct pres_post *p);
-/* Any shard: run a gather's job and post it back to its origin. */
-void brk_run_job(struct rc_shard *s, struct job_post *j);
-/* Origin shard: merge a finished job, answering once the last is in. */
-void brk_job_done(struct rc_shard *s, struct job_post *j);
+void brk_mem_subscribed(struct rc_conn *c, struct rc_sub *sub);
+void brk_mem_unsubscribed(struct rc_conn *c, struct rc_sub *sub);
+void brk_mem_presence_list(struct rc_conn *c, const struct rc_ticket *t, const char *topic,
+                           size_t n, size_t offset, size_t limit);
+void brk_mem_publish_users(struct rc_conn *c, const struct rc_ticket *t, struct rc_publish *pub);
+void brk_mem_broadcast(struct rc_conn *c, const struct rc_ticket *t, struct rc_evbuf *ev);
+void brk_mem_stats(struct rc_conn *c, const struct rc_ticket *t, size_t limit);
 
 #ifdef __cplusplus
 }

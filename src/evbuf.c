@@ -7,6 +7,12 @@
 #include "ringcast/evbuf.h"
 #include "ringcast/ws_frame.h"
 
+/* A post left in an inbox at shutdown: drop its reference. */
+static void discard_post(struct rc_post *p)
+{
+    rc_evbuf_unref(RC_CONTAINER_OF(p, struct rc_evbuf_post, post)->ev);
+}
+
 struct rc_evbuf *rc_evbuf_new(uint32_t nposts)
 {
     struct rc_evbuf *ev = calloc(1, sizeof(*ev) + nposts * sizeof(ev->posts[0]));
@@ -15,7 +21,7 @@ struct rc_evbuf *rc_evbuf_new(uint32_t nposts)
     atomic_init(&ev->refs, 1);
     ev->nposts = nposts;
     for (uint32_t i = 0; i < nposts; i++) {
-        ev->posts[i].post.kind = RC_POST_EVENT;
+        ev->posts[i].post.discard = discard_post;
         ev->posts[i].ev = ev;
     }
     return ev;

@@ -15,7 +15,6 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
-#include "ringcast/broker.h"
 #include "ringcast/limits.h"
 #include "ringcast/log.h"
 #include "ringcast/shard.h"
@@ -366,6 +365,12 @@ int rc_server_start(struct rc_server *srv, struct rc_err *err)
     return 0;
 }
 
+/* The drain and stop posts are embedded in struct rc_shard: never freed. */
+static void discard_embedded(struct rc_post *p)
+{
+    (void)p;
+}
+
 void rc_server_drain(struct rc_server *srv)
 {
     for (unsigned i = 0; i < srv->nshards; i++) {
@@ -373,7 +378,8 @@ void rc_server_drain(struct rc_server *srv)
         if (!s || s->drain_posted)
             continue;
         s->drain_posted = true; /* main thread only */
-        s->drain_post.kind = RC_POST_DRAIN;
+        s->drain_post.run = rc_shard_run_drain;
+        s->drain_post.discard = discard_embedded;
         rc_shard_post(s, &s->drain_post);
     }
 }
@@ -393,7 +399,8 @@ void rc_server_join(struct rc_server *srv)
         struct rc_shard *s = srv->shards[i];
         if (!s || !s->thread)
             continue;
-        s->stop_post.kind = RC_POST_STOP;
+        s->stop_post.run = rc_shard_run_stop;
+        s->stop_post.discard = discard_embedded;
         rc_shard_post(s, &s->stop_post);
     }
     for (unsigned i = 0; i < srv->nshards; i++)
@@ -407,8 +414,7 @@ void rc_server_join(struct rc_server *srv)
         struct rc_mpsc_node *n;
         while ((n = rc_mpsc_pop(&s->inbox))) {
             struct rc_post *p = RC_CONTAINER_OF(n, struct rc_post, node);
-            if (p != &s->drain_post && p != &s->stop_post)
-                rc_broker_discard_post(p);
+            p->discard(p);
         }
         if (s->ring_ready)
             io_uring_queue_exit(&s->ring);

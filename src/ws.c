@@ -9,6 +9,7 @@
 #include "ringcast/api_store.h"
 #include "ringcast/jwt.h"
 
+#include "ringcast/answer.h"
 #include "ringcast/auth.h"
 #include "ringcast/broker.h"
 #include "ringcast/log.h"
@@ -288,8 +289,8 @@ void rc_ws_on_drain(struct rc_conn *c)
 static void do_subscribe(struct rc_conn *c, struct rc_client_msg *m)
 {
     struct rc_err err = {0};
-    struct rc_sub_opts o = {
-        .since = m->since, .include_initial = m->include_initial, .req_id = m->id};
+    struct rc_ticket t = rc_ticket_ws(c, m->id);
+    struct rc_sub_opts o = {.since = m->since, .include_initial = m->include_initial, .ticket = &t};
     uint64_t after;
     bool stale;
     if (rc_auth_check_subscribe(c->shard->srv->auth, c->identity, m->topic, m->topic_len, &err) <
@@ -321,8 +322,7 @@ static void do_subscribe(struct rc_conn *c, struct rc_client_msg *m)
         json_object_set_new(data, "include_initial", json_true());
     if (sub->claim_pending) {
         /* max_subscribers: answer once the topic's owner admits it */
-        sub->pending_reply = data;
-        sub->pending_req_id = m->id ? json_deep_copy(m->id) : NULL;
+        rc_broker_hold_reply(sub, &t, data);
     } else {
         /* the answer goes first: replayed / initial events follow it */
         rc_ws_send_reply(c, "subscribed", m->id, data);
@@ -379,9 +379,9 @@ static void do_publish(struct rc_conn *c, struct rc_client_msg *m)
         .type = m->type,
         /* a private copy: m->root is freed here while the owner shard works */
         .data = m->data ? json_deep_copy(m->data) : NULL,
-        .req_id = m->id,
     };
-    rc_broker_publish(c, 0, RC_REPLY_WS, &pub);
+    struct rc_ticket t = rc_ticket_ws(c, m->id);
+    rc_broker_publish(c, &t, &pub);
 }
 
 /* Count one rate-limited message; true when the connection has had rate_limit_close_after
@@ -457,7 +457,7 @@ static void handle_message(struct rc_conn *c, const uint8_t *p, size_t n)
     case RC_ACT_AUTH:
         authenticate(c, m.token, strlen(m.token), m.id);
         break;
-    case RC_ACT_PRESENCE:
+    case RC_ACT_PRESENCE: {
         if (!presence_allowed(c, &m))
             break;
         if (!rc_broker_presence_enabled(c->shard, m.topic, m.topic_len)) {
@@ -466,8 +466,10 @@ static void handle_message(struct rc_conn *c, const uint8_t *p, size_t n)
                              "true or a rule with presence=true");
             break;
         }
-        rc_broker_presence_list(c, 0, RC_REPLY_WS, m.id, m.topic, m.topic_len, 0, 100);
+        struct rc_ticket t = rc_ticket_ws(c, m.id);
+        rc_broker_presence_list(c, &t, m.topic, m.topic_len, 0, 100);
         break;
+    }
     case RC_ACT_MESSAGE: {
         char msg[128];
         snprintf(msg, sizeof(msg), "action \"%s\" is not supported by this server yet",

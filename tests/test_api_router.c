@@ -98,16 +98,16 @@ static void h(struct rc_http_ctx *x, struct rc_route_req *r)
 }
 
 const struct rc_route rc_api_routes[] = {
-    {RC_ROUTE_GET, "/a", RC_SCOPE_PUBLIC, RC_BODY_NONE, 0, h},                    /* 0 */
-    {RC_ROUTE_DELETE, "/a", RC_SCOPE_PUBLIC, RC_BODY_NONE, 0, h},                 /* 1 */
-    {RC_ROUTE_GET, "/ws", RC_SCOPE_PUBLIC, RC_BODY_NONE, RC_ROUTE_STREAM, h},     /* 2 */
-    {RC_ROUTE_POST, "/ws", RC_SCOPE_PUBLIC, RC_BODY_JSON, 0, h},                  /* 3 */
-    {RC_ROUTE_POST, "/pub", RC_SCOPE_PUBLISH, RC_BODY_JSON, 0, h},                /* 4 */
+    {RC_ROUTE_GET, "/a", RC_SCOPE_PUBLIC, RC_BODY_NONE, 0, h},                     /* 0 */
+    {RC_ROUTE_DELETE, "/a", RC_SCOPE_PUBLIC, RC_BODY_NONE, 0, h},                  /* 1 */
+    {RC_ROUTE_GET, "/ws", RC_SCOPE_PUBLIC, RC_BODY_NONE, RC_ROUTE_STREAM, h},      /* 2 */
+    {RC_ROUTE_POST, "/ws", RC_SCOPE_PUBLIC, RC_BODY_JSON, 0, h},                   /* 3 */
+    {RC_ROUTE_POST, "/pub", RC_SCOPE_PUBLISH, RC_BODY_JSON, 0, h},                 /* 4 */
     {RC_ROUTE_GET, "/t/{topic}", RC_SCOPE_PUBLIC, RC_BODY_NONE, RC_ROUTE_TAIL, h}, /* 5 */
-    {RC_ROUTE_GET, "/s", RC_SCOPE_PUBLIC, RC_BODY_NONE, 0, h},                    /* 6 */
-    {RC_ROUTE_GET, "/s/lit/{x}", RC_SCOPE_PUBLIC, RC_BODY_NONE, 0, h},            /* 7 */
-    {RC_ROUTE_GET, "/s/{id}", RC_SCOPE_PUBLIC, RC_BODY_NONE, 0, h},               /* 8 */
-    {RC_ROUTE_POST, "/s/{id}/x", RC_SCOPE_PUBLIC, RC_BODY_NONE, 0, h},            /* 9 */
+    {RC_ROUTE_GET, "/s", RC_SCOPE_PUBLIC, RC_BODY_NONE, 0, h},                     /* 6 */
+    {RC_ROUTE_GET, "/s/lit/{x}", RC_SCOPE_PUBLIC, RC_BODY_NONE, 0, h},             /* 7 */
+    {RC_ROUTE_GET, "/s/{id}", RC_SCOPE_PUBLIC, RC_BODY_NONE, 0, h},                /* 8 */
+    {RC_ROUTE_POST, "/s/{id}/x", RC_SCOPE_PUBLIC, RC_BODY_NONE, 0, h},             /* 9 */
 };
 const size_t rc_api_nroutes = RC_ARRAY_LEN(rc_api_routes);
 const char *const rc_api_id_prefixes[] = {"/s"};

@@ -9,7 +9,8 @@
  *     only that shard's connections.
  *   - The store's reply function (installed by rc_api_store_open) runs on the
  *     storage thread (or on the main thread inside rc_api_store_stop); it
- *     only builds and posts inbox messages (RC_POST_STORE) to shards.
+ *     only builds and posts inbox messages (struct rc_post, each with its own
+ *     run and discard functions) to shards.
  *   - One expiry thread (started by rc_api_store_start) sleeps until the next
  *     durable subscription's expires_at and then posts its removal to every
  *     shard. The reply function and the expiry thread share one mutex (the
@@ -21,8 +22,8 @@
  *   evbuf (delivered to its recipients' WebSocket/SSE connections) or a user
  *   subscription change (subscribe/unsubscribe that user's connections).
  *   Both come from the storage thread, so each shard sees them in commit order.
- * Lifetimes: every post is freed by the shard that runs it, or by
- *   rc_api_store_discard_post at shutdown.
+ * Lifetimes: every post is freed by the shard that runs it, or by its
+ *   discard function at shutdown.
  * Shutdown: rc_api_store_close() (after the drain starts, before
  *   rc_server_join) waits until no shard submits any more and every answer
  *   in flight has reached its shard, then stops all posting to shards;
@@ -45,26 +46,6 @@ struct rc_shard;
 struct rc_server;
 struct rc_store;
 struct rc_conn;
-
-/* An RC_POST_STORE inbox message: it carries its own handlers, so the broker
- * dispatches it without linking this module. */
-struct rc_api_store_post {
-    struct rc_post post;
-    void (*run)(struct rc_shard *s, struct rc_api_store_post *p); /* frees p */
-    void (*discard)(struct rc_api_store_post *p);                 /* frees p */
-};
-
-static inline void rc_api_store_on_post(struct rc_shard *s, struct rc_post *p)
-{
-    struct rc_api_store_post *sp = RC_CONTAINER_OF(p, struct rc_api_store_post, post);
-    sp->run(s, sp);
-}
-
-static inline void rc_api_store_discard_post(struct rc_post *p)
-{
-    struct rc_api_store_post *sp = RC_CONTAINER_OF(p, struct rc_api_store_post, post);
-    sp->discard(sp);
-}
 
 /* Main thread, before the shards start: open the store of cfg (data_dir,
  * store_synchronous, store_max_batch, store_purge_interval) with srv as the

@@ -9,17 +9,28 @@
  *   kept history) and that saw no publish for topic_idle_timeout is freed by
  *   a bounded periodic sweep (rc_broker_tick); a later use starts a new
  *   incarnation whose event ids carry a new epoch, so an old cursor is a gap.
- * A publish travels: origin shard -> (RC_POST_PUBLISH) -> owner shard, which
+ * A publish travels: origin shard -> (a publish post) -> owner shard, which
  *   assigns the event id, encodes an evbuf once and posts it to every shard
- *   (RC_POST_EVENT, per-topic order = the owner's posting order, each inbox
- *   being FIFO per producer) -> each shard matches its trie and queues iovecs.
- *   The owner answers the origin (RC_POST_REPLY) once the event is accepted.
+ *   (the evbuf's own posts, per-topic order = the owner's posting order, each
+ *   inbox being FIFO per producer) -> each shard matches its trie and queues
+ *   iovecs. The same publish post goes back to the origin once the event is
+ *   accepted, which answers the client's ticket (ticket.h).
+ * Every post carries its own run and discard functions (evbuf.h), set where
+ *   it is created, so the shard loop dispatches none of them by kind.
  * Requests that need every shard (stats, broadcasts) are gathered: the origin
  *   posts a job to each shard; each fills its part and posts it back; the
  *   origin answers when all parts are in. Ownership of a job moves with it.
  * Subscriptions: struct rc_sub comes from the shard's pool; it is referenced
  *   by its connection and by queued output segments (its pre-encoded suffix),
- *   with a shard-local (non-atomic) count. */
+ *   with a shard-local (non-atomic) count.
+ * Engines: what needs the topic's order point (publish, history, presence,
+ *   max_subscribers and hold claims) goes through the shard's engine table
+ *   (struct rc_broker_engine_ops, chosen at rc_broker_init); the memory engine
+ *   (topic owner shards of this process) is today's only one. Matching and
+ *   delivery on a shard are the engine's callers, not part of it.
+ * Answers: every entry point that answers later takes a ticket (ticket.h)
+ *   and answers through rc_conn_answer (answer.h); the broker formats no HTTP,
+ *   WebSocket or SSE. */
 #ifndef RINGCAST_BROKER_H
 #define RINGCAST_BROKER_H
 
@@ -29,6 +40,7 @@
 #include "ringcast/conn.h"
 #include "ringcast/evbuf.h"
 #include "ringcast/history.h"
+#include "ringcast/ticket.h"
 
 #ifdef __cplusplus
 extern "C" {
@@ -51,26 +63,23 @@ struct rc_sub {
     char *pattern;
     char *filter_text;        /* canonical filter, NULL = none */
     struct rc_resume *resume; /* while replaying history / initial state */
-    json_t *resume_req_id;    /* request id of the subscribe, for gap errors */
+    struct rc_ticket *ticket; /* the subscribe request's ticket (its WebSocket id),
+                                 while a resume or the owner's admission may still
+                                 answer it; NULL = rc_ticket_stream */
     bool resume_done;         /* caught up: free resume after the current call */
     bool presence;            /* counted in the topic's presence at its owner */
     bool claim_pending;       /* max_subscribers: waiting for the owner's yes */
     bool claimed;             /* max_subscribers: holds a slot at the owner */
     bool held;                /* an exact topic: counted in the owner's holds */
     uint8_t stream_slot;      /* SSE stream id: 1 + the topic's index in the stream, 0 = none */
-    json_t *pending_reply;    /* WS "subscribed" answer held until the owner admits */
-    json_t *pending_req_id;
-    char presence_user[129]; /* the user id the presence join used */
-    char durable_id[64];     /* a durable user subscription (store.h, RC_STORE_ID_MAX)
-                                applied to this connection; "" = a client's own */
+    char *pending_reply;      /* "subscribed" data (JSON text) held until the owner admits */
+    char presence_user[129];  /* the user id the presence join used */
+    char durable_id[64];      /* a durable user subscription (store.h, RC_STORE_ID_MAX)
+                                 applied to this connection; "" = a client's own */
 };
-
-/* Who waits for the answer of a publish/gather. */
-enum rc_reply_to { RC_REPLY_HTTP, RC_REPLY_WS };
 
 int rc_broker_init(struct rc_shard *s) RC_MUST_CHECK;
 void rc_broker_fini(struct rc_shard *s);
-void rc_broker_on_post(struct rc_shard *s, struct rc_post *p);
 /* Deliver a topic event to this shard's matching subscriptions; returns how
  * many deliveries were queued. The caller keeps its reference to ev. */
 size_t rc_broker_deliver(struct rc_shard *s, struct rc_evbuf *ev);
@@ -83,8 +92,6 @@ size_t rc_broker_deliver(struct rc_shard *s, struct rc_evbuf *ev);
 void rc_broker_tick(struct rc_shard *s);
 /* Topics this shard owns now. */
 size_t rc_broker_owned_topics(const struct rc_shard *s);
-/* Free a post left in an inbox at shutdown. */
-void rc_broker_discard_post(struct rc_post *p);
 void rc_broker_conn_gone(struct rc_conn *c);
 
 /* Subscribe c to pattern with an optional filter (JSON object or NULL).
@@ -99,41 +106,77 @@ size_t rc_broker_unsubscribe_pattern(struct rc_conn *c, const char *pattern, siz
 void rc_sub_ref(struct rc_sub *sub);
 void rc_sub_unref(struct rc_sub *sub);
 
+/* max_subscribers (sub->claim_pending): hold sub's "subscribed" answer (data,
+ * taken; NULL = none) until the topic's owner admits it; it then goes to t, or
+ * t gets a too_many_subscribers error and sub is removed. */
+void rc_broker_hold_reply(struct rc_sub *sub, const struct rc_ticket *t, json_t *data);
+
+/* Which encoded image of an event a connection gets, by its wire format: the
+ * WebSocket text frame or the SSE record (the one place this is decided).
+ * For a topic event the image is the prefix that sub's suffix completes;
+ * sub NULL (broadcasts, notifications): the whole image, no suffix. */
+struct rc_image {
+    const uint8_t *p;
+    size_t len;
+    const uint8_t *suffix; /* NULL without sub */
+    size_t suffix_len;
+    bool ws; /* a WebSocket frame (p starts with its frame header) */
+};
+static inline struct rc_image rc_event_image(const struct rc_conn *c, const struct rc_evbuf *ev,
+                                             const struct rc_sub *sub)
+{
+    struct rc_image im = {0};
+    if (c->proto == RC_PROTO_WS) {
+        im = (struct rc_image){ev->ws, ev->ws_len, NULL, 0, true};
+        if (sub) {
+            im.suffix = sub->ws_suffix;
+            im.suffix_len = RC_WS_SUFFIX_LEN;
+        }
+    } else {
+        im = (struct rc_image){ev->sse, ev->sse_len, NULL, 0, false};
+        if (sub) {
+            im.suffix = sub->sse_suffix;
+            im.suffix_len = RC_SSE_SUFFIX_LEN;
+        }
+    }
+    return im;
+}
+
 /* A publication on its way to the topic's owner. data: owned (may be NULL).
- * client_key: optional idempotency key. req_id: echoed to a WS publisher. */
+ * client_key: optional idempotency key. */
 struct rc_publish {
     const char *topic;
     size_t topic_len;
     const char *type;
     json_t *data;
     const char *client_key;
-    json_t *req_id;
     json_t *echo; /* owned, optional: answer 201 with this object plus "id"
                      (seed 001's POST /events) instead of 202 {"id","topic"} */
     char **users; /* borrowed: only these users' connections (NULL = all) */
     size_t nusers;
     const char *exclude_user; /* borrowed: never this user's connections */
 };
-/* Send a publication to the topic's owner; the answer comes back to c as a
- * deferred HTTP response (202 {"id","topic"}) or a WS "published" message.
- * Ownership of pub->data passes to the broker in every case. */
-void rc_broker_publish(struct rc_conn *c, uint32_t serial, enum rc_reply_to to,
-                       struct rc_publish *pub);
+/* Send a publication to the topic's owner; the answer comes back to t:
+ * type "published", status 202 {"id","topic"} (200 for a repeated idempotency
+ * key; 201 with pub->echo plus "id" when given), or a 503 error.
+ * Ownership of pub->data (and pub->echo) passes to the broker in every case. */
+void rc_broker_publish(struct rc_conn *c, const struct rc_ticket *t, struct rc_publish *pub);
 
-/* Deliver an event to every connection of pub->users (no topic): answers c
+/* Deliver an event to every connection of pub->users (no topic): answers t
  * with 202 {"id","user_ids","connections"} once every shard has delivered. */
-void rc_broker_publish_users(struct rc_conn *c, uint32_t serial, struct rc_publish *pub);
+void rc_broker_publish_users(struct rc_conn *c, const struct rc_ticket *t, struct rc_publish *pub);
 
 /* Deliver an already encoded broadcast evbuf (takes the caller's reference)
- * to the connections it names (or to all); answer c with the number reached. */
-void rc_broker_broadcast(struct rc_conn *c, uint32_t serial, struct rc_evbuf *ev);
+ * to the connections it names (or to all); answer t with the number reached. */
+void rc_broker_broadcast(struct rc_conn *c, const struct rc_ticket *t, struct rc_evbuf *ev);
 
 /* Resume options of a subscribe. since: an event id ("<epoch>-<seq>") or NULL. */
 struct rc_sub_opts {
     const char *since;
     bool include_initial;
-    bool from_now;  /* no since: learn the topic's position from its owner (SSE stream ids) */
-    json_t *req_id; /* borrowed; echoed in a later history_gap error */
+    bool from_now; /* no since: learn the topic's position from its owner (SSE stream ids) */
+    const struct rc_ticket *ticket; /* the subscribe's: a later history_gap error goes
+                                       there (NULL: rc_ticket_stream naming the sub) */
 };
 /* Validate resume options before subscribing (since on an exact topic, a
  * well-formed event id). *stale: the id is from another run (answered later
@@ -162,20 +205,51 @@ struct rc_sse_cursor {
 int rc_broker_stream_start(struct rc_conn *c, size_t ntopics, const struct rc_stream_pos *pos);
 
 /* GET /api/realtime/history/{topic}: events after `since` (or the last
- * `limit`) from the topic's owner; answers c as a deferred JSON response. */
-void rc_broker_history(struct rc_conn *c, uint32_t serial, const char *topic, size_t n,
+ * `limit`) from the topic's owner; answers t with the JSON page. */
+void rc_broker_history(struct rc_conn *c, const struct rc_ticket *t, const char *topic, size_t n,
                        const char *since, size_t limit);
 
-/* Presence of an exact topic (from its owner): answers c with the users and
- * their connection counts, paged; as a deferred HTTP response or a WS
- * "presence" message. */
-void rc_broker_presence_list(struct rc_conn *c, uint32_t serial, enum rc_reply_to to,
-                             const json_t *req_id, const char *topic, size_t n, size_t offset,
-                             size_t limit);
+/* Presence of an exact topic (from its owner): answers t with the users and
+ * their connection counts, paged (type "presence"). */
+void rc_broker_presence_list(struct rc_conn *c, const struct rc_ticket *t, const char *topic,
+                             size_t n, size_t offset, size_t limit);
 bool rc_broker_presence_enabled(const struct rc_shard *s, const char *topic, size_t n);
 
-/* Gather stats from every shard and answer c (seed 003's shape). */
-void rc_broker_stats(struct rc_conn *c, uint32_t serial, size_t limit);
+/* Gather stats from every shard and answer t (seed 003's shape). */
+void rc_broker_stats(struct rc_conn *c, const struct rc_ticket *t, size_t limit);
+
+/* ---- engines ------------------------------------------------------------------ */
+
+/* A broker engine: where a topic's order point is and how the shards reach it.
+ * Chosen once per shard at rc_broker_init (s->broker->engine) and read-only
+ * afterwards; called on the shard thread of c / s. The memory engine
+ * (rc_broker_memory_engine: topic owner shards inside this process, messages
+ * through the inboxes) is today's only one; a cluster engine (Redis) keeps the
+ * same entry points and answers through the same tickets.
+ *   publish ... stats: the public entry points of the same name route here
+ *     unchanged (same ownership rules, same answers).
+ *   subscribed / unsubscribed: sub entered / is leaving this shard's trie
+ *     (after the local checks; the engine tells the topic's order point:
+ *     hold, presence, max_subscribers claims; a cluster engine subscribes its
+ *     channel). unsubscribed runs before sub's handle and conn are cleared.
+ *   resume: start sub's replay (since) or initial state; 0 or -errno with err. */
+struct rc_broker_engine_ops {
+    const char *name; /* stats' "pubsub_backend" */
+    void (*publish)(struct rc_conn *c, const struct rc_ticket *t, struct rc_publish *pub);
+    void (*publish_users)(struct rc_conn *c, const struct rc_ticket *t, struct rc_publish *pub);
+    void (*broadcast)(struct rc_conn *c, const struct rc_ticket *t, struct rc_evbuf *ev);
+    void (*subscribed)(struct rc_conn *c, struct rc_sub *sub);
+    void (*unsubscribed)(struct rc_conn *c, struct rc_sub *sub);
+    int (*resume)(struct rc_conn *c, struct rc_sub *sub, const struct rc_sub_opts *o,
+                  struct rc_err *err);
+    void (*history)(struct rc_conn *c, const struct rc_ticket *t, const char *topic, size_t n,
+                    const char *since, size_t limit);
+    void (*presence_list)(struct rc_conn *c, const struct rc_ticket *t, const char *topic, size_t n,
+                          size_t offset, size_t limit);
+    void (*stats)(struct rc_conn *c, const struct rc_ticket *t, size_t limit);
+};
+
+extern const struct rc_broker_engine_ops rc_broker_memory_engine;
 
 #ifdef __cplusplus
 }

@@ -16,7 +16,8 @@
  *       header, which carries the length, is shared too)
  *     SSE: [id: ..\nevent: ..\ndata: {...,"subscription":] suffix ["s..."}\n\n]
  * Cross-shard delivery: posts[i] is the inbox node for shard i, so fan-out to
- *   N shards allocates nothing beyond the evbuf itself. */
+ *   N shards allocates nothing beyond the evbuf itself. rc_evbuf_new sets each
+ *   post's discard (drop the reference); whoever posts them sets run. */
 #ifndef RINGCAST_EVBUF_H
 #define RINGCAST_EVBUF_H
 
@@ -35,24 +36,25 @@ extern "C" {
 #define RC_WS_SUFFIX_LEN (1 + RC_SUB_ID_LEN + 3)  /* "s..."}} */
 #define RC_SSE_SUFFIX_LEN (1 + RC_SUB_ID_LEN + 4) /* "s..."}\n\n */
 
-enum rc_post_kind {
-    RC_POST_EVENT,     /* an evbuf to match and deliver (evbuf.posts[i]) */
-    RC_POST_PUBLISH,   /* to the owner shard: assign an id and fan out */
-    RC_POST_REPLY,     /* an answer for a waiting HTTP request (conn id) */
-    RC_POST_DRAIN,     /* main thread: start draining */
-    RC_POST_STATS_REQ, /* gather this shard's counters */
-    RC_POST_DIRECT,    /* deliver an evbuf to listed connection ids of this shard */
-    RC_POST_STOP,      /* main thread: every shard has drained; leave the loop */
-    RC_POST_HISTORY,   /* history/initial request to an owner shard, and its answer */
-    RC_POST_PRESENCE,  /* presence join/leave/list at a topic's owner shard */
-    RC_POST_CLAIM,     /* max_subscribers slot claim/release at a topic's owner */
-    RC_POST_STORE,     /* store answers, notifications, user subscription changes (api_store.h) */
-};
+struct rc_shard;
+struct rc_post;
 
-/* An inbox message. Embedded in a larger struct; kind says which. */
+/* Runs p on the shard s whose inbox it came out of. Takes p: frees it, keeps
+ * it, or posts it on (to the next hop of its trip). */
+typedef void (*rc_post_run_fn)(struct rc_shard *s, struct rc_post *p);
+/* Frees p without running it (left in an inbox at shutdown, after the shard
+ * threads are gone). */
+typedef void (*rc_post_discard_fn)(struct rc_post *p);
+
+/* An inbox message, embedded in a larger struct that its run and discard
+ * functions know (RC_CONTAINER_OF). The shard's loop knows nothing else of
+ * it: whoever creates a post sets both functions, so adding a kind of
+ * message touches only the module that sends and runs it. Owned by whoever
+ * holds it; pushing it into an inbox (rc_shard_post) hands it over. */
 struct rc_post {
     struct rc_mpsc_node node;
-    enum rc_post_kind kind;
+    rc_post_run_fn run;
+    rc_post_discard_fn discard;
 };
 
 /* The event kinds a delivery can be. */

@@ -162,7 +162,7 @@ struct rc_shard {
     bool drain_posted;         /* main thread only */
     struct rc_post drain_post; /* preallocated: drain/stop never fail to post */
     struct rc_post stop_post;
-    bool stop; /* main thread said stop (RC_POST_STOP) */
+    bool stop; /* main thread said stop (stop_post) */
     uint64_t drain_deadline_ms;
     struct rc_counters ctr;
     struct rc_broker *broker;
@@ -195,6 +195,10 @@ void *rc_shard_main(void *arg);
  * failed, and that their connections are drained. */
 void rc_server_report_started(void);
 void rc_server_report_drained(void);
+
+/* The run functions of drain_post and stop_post (main thread -> shard). */
+void rc_shard_run_drain(struct rc_shard *s, struct rc_post *p);
+void rc_shard_run_stop(struct rc_shard *s, struct rc_post *p);
 
 /* Any thread: post a message into shard's inbox. */
 void rc_shard_post(struct rc_shard *s, struct rc_post *p);
