@@ -25,19 +25,24 @@
 
 /* ---- subscriptions -------------------------------------------------------------- */
 
-void rc_sub_ref(struct rc_sub *sub)
+/* rc_segref free: the last reference (the connection's or a queued suffix's) went */
+static void sub_free(struct rc_segref *r)
 {
-    sub->refs++;
-}
-
-void rc_sub_unref(struct rc_sub *sub)
-{
-    if (--sub->refs > 0)
-        return;
+    struct rc_sub *sub = RC_CONTAINER_OF(r, struct rc_sub, ref);
     free(sub->pattern);
     free(sub->filter_text);
     /* subs never leave their shard, so this runs on the pool's thread */
     rc_pool_put(&sub->broker->sub_pool, sub);
+}
+
+void rc_sub_ref(struct rc_sub *sub)
+{
+    rc_segref_ref(&sub->ref);
+}
+
+void rc_sub_unref(struct rc_sub *sub)
+{
+    rc_segref_unref(&sub->ref);
 }
 
 static void sub_id_make(struct rc_broker *b, char out[RC_SUB_ID_LEN + 1])
@@ -98,7 +103,8 @@ struct rc_sub *rc_broker_subscribe(struct rc_conn *c, const char *pattern, size_
     sub->handle = h;
     sub->broker = b;
     sub->conn = c;
-    sub->refs = 1;
+    sub->ref.refs = 1;
+    sub->ref.free = sub_free;
     sub->pattern_len = (uint16_t)n;
     sub_id_make(b, sub->id);
     /* pre-encoded per-subscriber tails of the shared event frame */
@@ -602,7 +608,7 @@ void rc_broker_publish(struct rc_conn *c, uint32_t serial, enum rc_reply_to to,
     p->echo = pub->echo;
     pub->echo = NULL;
     pub->data = NULL;
-    unsigned owner = rc_topic_owner(s->srv, p->topic, p->topic_len);
+    unsigned owner = rc_topic_owner(s->srv->nshards, p->topic, p->topic_len);
     rc_shard_post(s->srv->shards[owner], &p->post);
 }
 
@@ -614,7 +620,7 @@ int brk_queue_event(struct rc_conn *c, struct rc_sub *sub, struct rc_evbuf *ev)
 {
     if (c->proto == RC_PROTO_WS) {
         if (rc_conn_queue_evbuf(c, ev, ev->ws, ev->ws_len) < 0 ||
-            rc_conn_queue_sub(c, sub, sub->ws_suffix, RC_WS_SUFFIX_LEN) < 0)
+            rc_conn_queue_sub(c, &sub->ref, sub->ws_suffix, RC_WS_SUFFIX_LEN) < 0)
             return -EPIPE;
     } else if (RC_UNLIKELY(c->sse_cursor != NULL)) {
         /* a stream of several topics: the record ends with its stream id, which
@@ -622,12 +628,12 @@ int brk_queue_event(struct rc_conn *c, struct rc_sub *sub, struct rc_evbuf *ev)
         if (sub->stream_slot && sub->stream_slot <= c->sse_cursor->n)
             memcpy(c->sse_cursor->pos[sub->stream_slot - 1].id, ev->id, RC_EVENT_ID_MAX);
         if (rc_conn_queue_evbuf(c, ev, ev->sse, ev->sse_len) < 0 ||
-            rc_conn_queue_sub(c, sub, sub->sse_suffix, RC_SSE_SUFFIX_LEN - 1) < 0 ||
+            rc_conn_queue_sub(c, &sub->ref, sub->sse_suffix, RC_SSE_SUFFIX_LEN - 1) < 0 ||
             queue_stream_id(c, "\n\n") < 0)
             return -EPIPE;
     } else {
         if (rc_conn_queue_evbuf(c, ev, ev->sse, ev->sse_len) < 0 ||
-            rc_conn_queue_sub(c, sub, sub->sse_suffix, RC_SSE_SUFFIX_LEN) < 0)
+            rc_conn_queue_sub(c, &sub->ref, sub->sse_suffix, RC_SSE_SUFFIX_LEN) < 0)
             return -EPIPE;
     }
     return 0;

@@ -52,7 +52,8 @@ void brk_presence_post(struct rc_shard *s, struct rc_sub *sub, struct rc_conn *c
     if (kind == PRES_JOIN)
         memcpy(sub->presence_user, c->user_id, sizeof(sub->presence_user));
     memcpy(p->user, sub->presence_user, sizeof(p->user));
-    rc_shard_post(s->srv->shards[rc_topic_owner(s->srv, p->topic, p->topic_len)], &p->post);
+    rc_shard_post(s->srv->shards[rc_topic_owner(s->srv->nshards, p->topic, p->topic_len)],
+                  &p->post);
 }
 
 static int list_user(void *ctx, const struct rc_presence_user *u)
@@ -165,7 +166,7 @@ void rc_broker_presence_list(struct rc_conn *c, uint32_t serial, enum rc_reply_t
     p->req_id = req_id ? json_deep_copy(req_id) : NULL;
     p->offset = offset;
     p->limit = limit;
-    rc_shard_post(s->srv->shards[rc_topic_owner(s->srv, topic, n)], &p->post);
+    rc_shard_post(s->srv->shards[rc_topic_owner(s->srv->nshards, topic, n)], &p->post);
 }
 
 bool rc_broker_presence_enabled(const struct rc_shard *s, const char *topic, size_t n)
@@ -494,7 +495,8 @@ void brk_claim_post(struct rc_shard *s, struct rc_sub *sub, struct rc_conn *c, e
     memcpy(p->topic, sub->pattern, sub->pattern_len);
     p->topic_len = sub->pattern_len;
     p->limit = brk_max_subscribers(s, sub->pattern, sub->pattern_len);
-    rc_shard_post(s->srv->shards[rc_topic_owner(s->srv, p->topic, p->topic_len)], &p->post);
+    rc_shard_post(s->srv->shards[rc_topic_owner(s->srv->nshards, p->topic, p->topic_len)],
+                  &p->post);
 }
 
 void brk_claim_free(struct rc_post *p)
@@ -515,7 +517,8 @@ static void claim_answer(struct rc_shard *s, struct claim_post *p)
         if (p->allowed) {
             p->kind = CLAIM_RELEASE;
             p->done = false;
-            rc_shard_post(s->srv->shards[rc_topic_owner(s->srv, p->topic, p->topic_len)], &p->post);
+            rc_shard_post(s->srv->shards[rc_topic_owner(s->srv->nshards, p->topic, p->topic_len)],
+                          &p->post);
             return;
         }
         free(p);

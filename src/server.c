@@ -15,9 +15,9 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
-#include "ringcast/broker.h"
 #include "ringcast/limits.h"
 #include "ringcast/log.h"
+#include "ringcast/server.h"
 #include "ringcast/shard.h"
 
 /* Start-up and shutdown handshakes with the main thread (never on a request
@@ -407,8 +407,9 @@ void rc_server_join(struct rc_server *srv)
         struct rc_mpsc_node *n;
         while ((n = rc_mpsc_pop(&s->inbox))) {
             struct rc_post *p = RC_CONTAINER_OF(n, struct rc_post, node);
-            if (p != &s->drain_post && p != &s->stop_post)
-                rc_broker_discard_post(p);
+            if (p != &s->drain_post && p != &s->stop_post && srv->shard_hooks &&
+                srv->shard_hooks->discard_post)
+                srv->shard_hooks->discard_post(p);
         }
         if (s->ring_ready)
             io_uring_queue_exit(&s->ring);

@@ -13,10 +13,7 @@
 #include <sys/socket.h>
 #include <sys/utsname.h>
 #include <unistd.h>
-#include <xxhash.h>
 
-#include "ringcast/broker.h"
-#include "ringcast/http.h"
 #include "ringcast/log.h"
 #include "ringcast/shard.h"
 
@@ -149,6 +146,7 @@ static struct rc_conn *conn_new(struct rc_shard *s, int fd)
     c->fd = fd;
     c->id = rc_conn_id_make(s->id, s->gens[slot], slot);
     c->proto = RC_PROTO_HTTP;
+    c->ops = s->srv->conn_ops;
     c->state = RC_CONN_OPEN;
     c->last_rx_ms = s->now_ms;
     c->all_next = s->all;
@@ -585,18 +583,15 @@ static void drain_inbox(struct rc_shard *s)
             s->stop = true;
             continue;
         }
-        rc_broker_on_post(s, p);
+        const struct rc_shard_hooks *h = s->srv->shard_hooks;
+        if (h && h->on_post)
+            h->on_post(s, p);
     }
 }
 
 void rc_shard_post(struct rc_shard *s, struct rc_post *p)
 {
     rc_mpsc_push(&s->inbox, &p->node);
-}
-
-unsigned rc_topic_owner(const struct rc_server *srv, const char *topic, size_t n)
-{
-    return (unsigned)(XXH3_64bits(topic, n) % srv->nshards);
 }
 
 /* ---- ring setup ------------------------------------------------------------- */
@@ -743,8 +738,9 @@ static void close_all(struct rc_shard *s)
  * Owns: s->ring, s->br/bufs, s->listen_fd, every rc_conn in s->slots, s->timers,
  *   s->conn_pool, s->broker (owned topics + the trie of local subscriptions),
  *   s->ctr.
- * Drains: s->inbox (events to deliver, publishes for owned topics, replies for
- *   waiting HTTP requests, stats requests, drain).
+ * Drains: s->inbox: drain and stop itself, everything else through the
+ *   shard_hooks' on_post (events to deliver, publishes for owned topics,
+ *   replies for waiting HTTP requests, stats requests).
  * Posts to: other shards' inboxes (publish -> owner, owner -> every shard,
  *   replies -> the requesting shard). */
 void *rc_shard_main(void *arg)
@@ -757,9 +753,10 @@ void *rc_shard_main(void *arg)
 
     s->now_ms = rc_now_ms();
     rc_timer_wheel_init(&s->timers, s->now_ms);
+    const struct rc_shard_hooks *hooks = s->srv->shard_hooks;
     int rc = setup_ring(s);
-    if (rc == 0 && !s->startup_msg[0]) {
-        rc = rc_broker_init(s);
+    if (rc == 0 && !s->startup_msg[0] && hooks && hooks->init) {
+        rc = hooks->init(s);
         if (rc < 0)
             snprintf(s->startup_msg, sizeof(s->startup_msg), "broker init failed: %s",
                      strerror(-rc));
@@ -788,7 +785,8 @@ void *rc_shard_main(void *arg)
         drain_inbox(s);
         s->now_ms = rc_now_ms();
         rc_timer_advance(&s->timers, s->now_ms, on_timer, s);
-        rc_broker_tick(s); /* bounded idle-topic sweep */
+        if (hooks && hooks->tick)
+            hooks->tick(s); /* bounded work: the broker's idle-topic sweep */
         if (s->ip_handshakes && s->now_ms >= s->next_sweep_ms) {
             rc_iptable_rate_sweep(s->ip_handshakes, (int64_t)s->now_ms);
             s->next_sweep_ms = s->now_ms + 1000;
@@ -824,7 +822,8 @@ void *rc_shard_main(void *arg)
     }
     /* teardown: everything this thread owns */
     close_all(s);
-    rc_broker_fini(s);
+    if (hooks && hooks->fini)
+        hooks->fini(s);
     rc_iptable_free(s->ip_conns);
     rc_iptable_free(s->ip_handshakes);
     return NULL;

@@ -6,13 +6,13 @@
 #include <stdlib.h>
 #include <time.h>
 
-#include "ringcast/api_store.h"
 #include "ringcast/jwt.h"
 
 #include "ringcast/auth.h"
 #include "ringcast/broker.h"
 #include "ringcast/log.h"
 #include "ringcast/msg.h"
+#include "ringcast/session.h"
 #include "ringcast/shard.h"
 #include "ringcast/ws.h"
 #include "ringcast/ws_frame.h"
@@ -147,7 +147,7 @@ static void send_authenticated(struct rc_conn *c, const json_t *req_id)
     json_decref(data);
 }
 
-/* rc_api_store_ready_fn: the user's durable subscriptions are in (or the wait is
+/* rc_session_ready_fn: the user's durable subscriptions are in (or the wait is
  * over): send the greeting held back for them, once. */
 static void greet_ready(struct rc_conn *c)
 {
@@ -201,16 +201,17 @@ static void authenticate(struct rc_conn *c, const char *tok, size_t len, const j
     set_identity(c, id);
     /* the greeting waits for the user's durable subscriptions, so that they
      * apply from the first event published after the client sees it */
-    if (first && rc_api_store_conn_authed(c, greet_ready)) {
+    const struct rc_session_hooks *h = rc_session_hooks();
+    if (first && h->after_auth && h->after_auth(c, greet_ready)) {
         c->ws->greet_id = req_id ? json_incref((json_t *)req_id) : NULL;
-        c->greet_deadline_ms = s->now_ms + RC_API_STORE_GREET_WAIT_MS;
+        c->greet_deadline_ms = s->now_ms + h->greet_wait_ms;
     } else {
         send_authenticated(c, req_id);
     }
     arm_heartbeat(c);
 }
 
-void rc_ws_on_timer(struct rc_conn *c)
+static void ws_on_timer(struct rc_conn *c)
 {
     struct rc_shard *s = c->shard;
     if (c->state != RC_CONN_OPEN) {
@@ -218,7 +219,8 @@ void rc_ws_on_timer(struct rc_conn *c)
         return;
     }
     if (c->greet_deadline_ms && s->now_ms >= c->greet_deadline_ms) {
-        rc_api_store_greet_late(c);
+        if (rc_session_hooks()->greet_late)
+            rc_session_hooks()->greet_late(c);
         greet_ready(c);
     }
     if (c->auth_deadline_ms && s->now_ms >= c->auth_deadline_ms) {
@@ -264,7 +266,7 @@ void rc_ws_on_timer(struct rc_conn *c)
     arm_heartbeat(c);
 }
 
-void rc_ws_on_drain(struct rc_conn *c)
+static void ws_on_drain(struct rc_conn *c)
 {
     rc_ws_close(c, 1001, "server is shutting down");
 }
@@ -535,7 +537,7 @@ static void on_chunk(struct rc_conn *c, const struct rc_ws_chunk *ch)
     }
 }
 
-void rc_ws_on_data(struct rc_conn *c, char *buf, size_t len)
+static void ws_on_data(struct rc_conn *c, char *buf, size_t len)
 {
     struct rc_ws_state *ws = c->ws;
     uint8_t *p = (uint8_t *)buf;
@@ -560,6 +562,68 @@ void rc_ws_on_data(struct rc_conn *c, char *buf, size_t len)
         on_chunk(c, &ch);
     }
 }
+
+static void ws_on_eof(struct rc_conn *c)
+{
+    rc_conn_close_soon(c);
+}
+
+void rc_ws_ticket(struct rc_ticket *t, const struct rc_conn *c, const json_t *id)
+{
+    memset(t, 0, sizeof(*t));
+    t->conn_id = c->id;
+    t->kind = RC_TICKET_WS;
+    if (json_is_string(id) && json_string_length(id) <= sizeof(t->req_id)) {
+        t->id_kind = RC_TICKET_ID_STRING;
+        t->req_id_len = (uint8_t)json_string_length(id);
+        memcpy(t->req_id, json_string_value(id), t->req_id_len);
+    } else if (json_is_integer(id)) {
+        int n =
+            snprintf(t->req_id, sizeof(t->req_id), "%" JSON_INTEGER_FORMAT, json_integer_value(id));
+        t->id_kind = RC_TICKET_ID_INT;
+        t->req_id_len = (uint8_t)n;
+    }
+}
+
+/* The request id of a ticket as the client sent it (NULL = none). */
+static json_t *ticket_id(const struct rc_ticket *t)
+{
+    size_t n = t->req_id_len < sizeof(t->req_id) ? t->req_id_len : sizeof(t->req_id);
+    if (t->id_kind == RC_TICKET_ID_STRING)
+        return json_stringn(t->req_id, n);
+    if (t->id_kind != RC_TICKET_ID_INT)
+        return NULL;
+    char digits[sizeof(t->req_id) + 1];
+    memcpy(digits, t->req_id, n);
+    digits[n] = '\0';
+    return json_integer(strtoll(digits, NULL, 10));
+}
+
+/* An answer (ticket.h) as {"type":"error",...} or {"type":T,"id":ID,"data":DATA}. */
+static void ws_answer(struct rc_conn *c, const struct rc_ticket *t, const struct rc_answer *a)
+{
+    if (t->kind != RC_TICKET_WS)
+        return;
+    json_t *id = ticket_id(t);
+    if (a->code) {
+        rc_ws_send_error(c, id, a->code, a->msg ? a->msg : "");
+    } else {
+        json_t *data = a->json ? json_loadb(a->json, a->len, 0, NULL) : NULL;
+        rc_ws_send_reply(c, a->type, id, data);
+        json_decref(data);
+    }
+    json_decref(id);
+}
+
+static const struct rc_conn_ops ws_ops = {
+    .name = "ws",
+    .on_data = ws_on_data,
+    .on_eof = ws_on_eof,
+    .on_timer = ws_on_timer,
+    .on_drain = ws_on_drain,
+    .release = rc_session_release,
+    .answer = ws_answer,
+};
 
 /* ---- opening handshake (RFC 6455 section 4.2) ------------------------------------------------ */
 
@@ -670,7 +734,7 @@ void rc_ws_handle_upgrade(struct rc_http_ctx *x)
         return;
     }
     c->ws = ws;
-    rc_http_switch(c, RC_PROTO_WS);
+    rc_http_switch(c, RC_PROTO_WS, &ws_ops);
     c->shard->ctr.ws_upgrades++;
     c->last_rx_ms = c->shard->now_ms;
     c->last_ping_ms = c->shard->now_ms;

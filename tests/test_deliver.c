@@ -100,12 +100,6 @@ struct rc_conn *rc_shard_conn(struct rc_shard *s, uint64_t id)
     return NULL;
 }
 
-unsigned rc_topic_owner(const struct rc_server *srv, const char *topic, size_t n)
-{
-    (void)srv, (void)topic, (void)n;
-    return 0;
-}
-
 void rc_shard_arm_timer(struct rc_shard *s, struct rc_conn *c, uint64_t deadline_ms)
 {
     rc_timer_arm(&s->timers, &c->timer, deadline_ms);

@@ -18,9 +18,9 @@ extern "C" {
  * WebSocket (101), or answer with the right 4xx. */
 void rc_ws_handle_upgrade(struct rc_http_ctx *x);
 
-void rc_ws_on_data(struct rc_conn *c, char *buf, size_t len);
-void rc_ws_on_timer(struct rc_conn *c);
-void rc_ws_on_drain(struct rc_conn *c);
+/* A ticket (ticket.h) for the answer to c's request with this id (a string
+ * or an integer json_t, or NULL); the WebSocket ops' answer echoes it. */
+void rc_ws_ticket(struct rc_ticket *t, const struct rc_conn *c, const json_t *id);
 
 /* Queue one text frame. 0 or -errno (the connection may have been closed). */
 int rc_ws_send_text(struct rc_conn *c, const char *txt, size_t len);
