@@ -90,7 +90,8 @@ struct rc_counters {
     uint64_t user_subscription_refusals; /* creates past max_user_subscriptions (409) */
     uint64_t accept_fd_exhausted;        /* accepts failed for want of fds/memory (then paused) */
     uint64_t forwarded_loopback;         /* trusted loopback requests carrying X-Forwarded-For */
-    uint64_t topics_evicted; /* owned topics freed by the idle sweep (topic_idle_timeout) */
+    uint64_t topics_evicted;  /* owned topics freed by the idle sweep (topic_idle_timeout) */
+    uint64_t rearms_deferred; /* accept/recv/wake re-arms retried a loop turn later (SQ full) */
 };
 
 /* User data: | op:8 | gen:24 | slot:32 |; gen drops CQEs meant for a reused slot. */
@@ -158,7 +159,11 @@ struct rc_shard {
     uint64_t accept_resume_ms;
     uint64_t accept_log_ms;        /* no accept_paused log line before this */
     uint64_t accept_fail_unlogged; /* failures since the last log line */
-    bool forwarded_warned;         /* the X-Forwarded-For warning was logged */
+    /* an accept or wake-up read that found the SQ ring full: armed next turn */
+    bool accept_rearm;
+    bool wake_rearm;
+    uint64_t rearm_log_ms; /* no rearm_deferred log line before this */
+    bool forwarded_warned; /* the X-Forwarded-For warning was logged */
     bool draining;
     bool drained;              /* reported to the main thread */
     bool drain_posted;         /* main thread only */
