@@ -26,6 +26,7 @@
 #include "ringcast/broker.h"
 #include "ringcast/config.h"
 #include "ringcast/http.h"
+#include "ringcast/session.h"
 #include "ringcast/shard.h"
 #include "ringcast/sse.h"
 #include "ringcast/ws.h"
@@ -72,6 +73,8 @@ static bool fake_is_stream(const struct rc_http_request *req)
 {
     return req->method == RC_HTTP_GET && req->path.n >= 2 && req->path.p[1] == 's';
 }
+/* the session reaches the fake router through its route hook, as main wires the real one */
+static const struct rc_session_hooks g_hooks = {.route = rc_api_route, .is_stream = fake_is_stream};
 
 void rc_shard_arm_timer(struct rc_shard *s, struct rc_conn *c, uint64_t deadline_ms)
 {
@@ -94,32 +97,6 @@ void rc_shard_recv_resume(struct rc_shard *s, struct rc_conn *c)
 void rc_shard_conn_closed(struct rc_shard *s, struct rc_conn *c)
 {
     (void)s, (void)c;
-}
-
-void rc_ws_on_data(struct rc_conn *c, char *buf, size_t len)
-{
-    (void)c, (void)buf, (void)len;
-    __builtin_trap(); /* no fake route switches protocols */
-}
-
-void rc_ws_on_timer(struct rc_conn *c)
-{
-    (void)c;
-}
-
-void rc_ws_on_drain(struct rc_conn *c)
-{
-    (void)c;
-}
-
-void rc_sse_on_timer(struct rc_conn *c)
-{
-    (void)c;
-}
-
-void rc_sse_on_drain(struct rc_conn *c)
-{
-    (void)c;
 }
 
 void rc_ws_send_error(struct rc_conn *c, const json_t *id, const char *code, const char *msg)
@@ -154,7 +131,6 @@ static bool g_was_paused;
 
 static void setup(void)
 {
-    rc_http_set_stream_check(fake_is_stream);
     memset(&g_cfg, 0, sizeof(g_cfg));
     g_cfg.max_request_line = 256;
     g_cfg.max_header_bytes = 1024;
@@ -170,10 +146,12 @@ static void setup(void)
     g_shard.cfg = &g_cfg;
     g_shard.now_ms = 1;
     rc_timer_wheel_init(&g_shard.timers, 1);
+    rc_session_set_hooks(&g_hooks);
     memset(&g_conn, 0, sizeof(g_conn));
     g_conn.shard = &g_shard;
     g_conn.fd = -1;
     g_conn.proto = RC_PROTO_HTTP;
+    g_conn.ops = &rc_http_conn_ops;
     g_conn.state = RC_CONN_OPEN;
     g_conn.recv_armed = true;
     g_nowed = 0;

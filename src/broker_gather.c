@@ -73,7 +73,8 @@ static void presence_post(struct rc_shard *s, struct rc_sub *sub, struct rc_conn
     if (kind == PRES_JOIN)
         memcpy(sub->presence_user, c->user_id, sizeof(sub->presence_user));
     memcpy(p->user, sub->presence_user, sizeof(p->user));
-    rc_shard_post(s->srv->shards[rc_topic_owner(s->srv, p->topic, p->topic_len)], &p->post);
+    rc_shard_post(s->srv->shards[rc_topic_owner(s->srv->nshards, p->topic, p->topic_len)],
+                  &p->post);
 }
 
 static int list_user(void *ctx, const struct rc_presence_user *u)
@@ -200,7 +201,7 @@ void brk_mem_presence_list(struct rc_conn *c, const struct rc_ticket *t, const c
     p->ticket = *t;
     p->offset = offset;
     p->limit = limit;
-    rc_shard_post(s->srv->shards[rc_topic_owner(s->srv, topic, n)], &p->post);
+    rc_shard_post(s->srv->shards[rc_topic_owner(s->srv->nshards, topic, n)], &p->post);
 }
 
 bool rc_broker_presence_enabled(const struct rc_shard *s, const char *topic, size_t n)
@@ -343,6 +344,7 @@ static json_t *shard_stats_part(struct rc_shard *s, size_t limit)
         {"accept_fd_exhausted", k->accept_fd_exhausted},
         {"forwarded_loopback", k->forwarded_loopback},
         {"topics_evicted", k->topics_evicted},
+        {"rearms_deferred", k->rearms_deferred},
     };
     json_t *ctr = json_object();
     for (size_t i = 0; i < RC_ARRAY_LEN(counters); i++)
@@ -614,7 +616,8 @@ static void claim_post(struct rc_shard *s, struct rc_sub *sub, struct rc_conn *c
     memcpy(p->topic, sub->pattern, sub->pattern_len);
     p->topic_len = sub->pattern_len;
     p->limit = max_subscribers(s, sub->pattern, sub->pattern_len);
-    rc_shard_post(s->srv->shards[rc_topic_owner(s->srv, p->topic, p->topic_len)], &p->post);
+    rc_shard_post(s->srv->shards[rc_topic_owner(s->srv->nshards, p->topic, p->topic_len)],
+                  &p->post);
 }
 
 /* Subscriber shard: the owner's answer to a claim. */
@@ -630,7 +633,8 @@ static void claim_answer(struct rc_shard *s, struct claim_post *p)
         if (p->allowed) {
             p->kind = CLAIM_RELEASE;
             p->done = false;
-            rc_shard_post(s->srv->shards[rc_topic_owner(s->srv, p->topic, p->topic_len)], &p->post);
+            rc_shard_post(s->srv->shards[rc_topic_owner(s->srv->nshards, p->topic, p->topic_len)],
+                          &p->post);
             return;
         }
         free(p);

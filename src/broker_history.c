@@ -239,7 +239,7 @@ int brk_mem_resume(struct rc_conn *c, struct rc_sub *sub, const struct rc_sub_op
     /* the subscription is already in the trie: post the request(s) now */
     unsigned first = 0, last = s->srv->nshards;
     if (rcfg.mode == RC_RESUME_SINCE) {
-        first = rc_topic_owner(s->srv, sub->pattern, sub->pattern_len);
+        first = rc_topic_owner(s->srv->nshards, sub->pattern, sub->pattern_len);
         last = first + 1;
     }
     for (unsigned i = first; i < last; i++) {
@@ -306,7 +306,7 @@ void brk_mem_history(struct rc_conn *c, const struct rc_ticket *t, const char *t
     if (since)
         snprintf(h->cursor, sizeof(h->cursor), "%s", since);
     h->limit = limit;
-    rc_shard_post(s->srv->shards[rc_topic_owner(s->srv, topic, n)], &h->post);
+    rc_shard_post(s->srv->shards[rc_topic_owner(s->srv->nshards, topic, n)], &h->post);
 }
 
 static int api_item(void *ctx, uint64_t seq, struct rc_evbuf *ev, uint64_t at_ms)

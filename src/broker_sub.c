@@ -17,19 +17,24 @@
 
 /* ---- subscriptions -------------------------------------------------------------- */
 
-void rc_sub_ref(struct rc_sub *sub)
+/* rc_segref free: the last reference (the connection's or a queued suffix's) went */
+static void sub_free(struct rc_segref *r)
 {
-    sub->refs++;
-}
-
-void rc_sub_unref(struct rc_sub *sub)
-{
-    if (--sub->refs > 0)
-        return;
+    struct rc_sub *sub = RC_CONTAINER_OF(r, struct rc_sub, ref);
     free(sub->pattern);
     free(sub->filter_text);
     /* subs never leave their shard, so this runs on the pool's thread */
     rc_pool_put(&sub->broker->sub_pool, sub);
+}
+
+void rc_sub_ref(struct rc_sub *sub)
+{
+    rc_segref_ref(&sub->ref);
+}
+
+void rc_sub_unref(struct rc_sub *sub)
+{
+    rc_segref_unref(&sub->ref);
 }
 
 static void sub_id_make(struct rc_broker *b, char out[RC_SUB_ID_LEN + 1])
@@ -90,7 +95,8 @@ struct rc_sub *rc_broker_subscribe(struct rc_conn *c, const char *pattern, size_
     sub->handle = h;
     sub->broker = b;
     sub->conn = c;
-    sub->refs = 1;
+    sub->ref.refs = 1;
+    sub->ref.free = sub_free;
     sub->pattern_len = (uint16_t)n;
     sub_id_make(b, sub->id);
     /* pre-encoded per-subscriber tails of the shared event frame */
@@ -253,13 +259,13 @@ int brk_queue_event(struct rc_conn *c, struct rc_sub *sub, struct rc_evbuf *ev)
         if (sub->stream_slot && sub->stream_slot <= c->sse_cursor->n)
             memcpy(c->sse_cursor->pos[sub->stream_slot - 1].id, ev->id, RC_EVENT_ID_MAX);
         if (rc_conn_queue_evbuf(c, ev, im.p, im.len) < 0 ||
-            rc_conn_queue_sub(c, sub, im.suffix, im.suffix_len - 1) < 0 ||
+            rc_conn_queue_sub(c, &sub->ref, im.suffix, im.suffix_len - 1) < 0 ||
             queue_stream_id(c, "\n\n") < 0)
             return -EPIPE;
         return 0;
     }
     if (rc_conn_queue_evbuf(c, ev, im.p, im.len) < 0 ||
-        rc_conn_queue_sub(c, sub, im.suffix, im.suffix_len) < 0)
+        rc_conn_queue_sub(c, &sub->ref, im.suffix, im.suffix_len) < 0)
         return -EPIPE;
     return 0;
 }

@@ -443,6 +443,6 @@ void brk_mem_publish(struct rc_conn *c, const struct rc_ticket *t, struct rc_pub
     p->echo = pub->echo;
     pub->echo = NULL;
     pub->data = NULL;
-    unsigned owner = rc_topic_owner(s->srv, p->topic, p->topic_len);
+    unsigned owner = rc_topic_owner(s->srv->nshards, p->topic, p->topic_len);
     rc_shard_post(s->srv->shards[owner], &p->post);
 }

@@ -1,16 +1,12 @@
 /* conn.c - connection output queue, input buffer and close paths.
  * Runs on the owning shard's thread only (see conn.h). */
 #include <errno.h>
-#include <jansson.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <sys/socket.h>
 #include <unistd.h>
 
-#include "ringcast/auth.h"
-#include "ringcast/broker.h"
 #include "ringcast/conn.h"
-#include "ringcast/http.h"
 #include "ringcast/log.h"
 #include "ringcast/shard.h"
 #include "ringcast/ws_frame.h"
@@ -67,7 +63,7 @@ static void release_ref(uintptr_t ref)
         rc_evbuf_unref(p);
         break;
     case RC_SEG_SUB:
-        rc_sub_unref(p);
+        rc_segref_unref(p);
         break;
     }
 }
@@ -235,11 +231,11 @@ int rc_conn_queue_evbuf(struct rc_conn *c, struct rc_evbuf *ev, const uint8_t *p
     return rc;
 }
 
-int rc_conn_queue_sub(struct rc_conn *c, struct rc_sub *sub, const uint8_t *p, size_t n)
+int rc_conn_queue_sub(struct rc_conn *c, struct rc_segref *ref, const uint8_t *p, size_t n)
 {
-    int rc = queue_seg(c, p, n, (uintptr_t)sub | RC_SEG_SUB);
+    int rc = queue_seg(c, p, n, (uintptr_t)ref | RC_SEG_SUB);
     if (rc == 0)
-        rc_sub_ref(sub);
+        rc_segref_ref(ref);
     return rc;
 }
 
@@ -291,32 +287,18 @@ void rc_conn_in_consume(struct rc_conn *c, size_t n)
 
 /* ---- closing ---------------------------------------------------------------- */
 
-static void release_session(struct rc_conn *c)
-{
-    rc_broker_conn_gone(c);
-    rc_auth_identity_free(c->identity);
-    c->identity = NULL;
-    json_decref(c->durable_changes);
-    c->durable_changes = NULL;
-    rc_http_release(c);
-    if (c->ws) {
-        free(c->ws->msg);
-        json_decref(c->ws->greet_id);
-        free(c->ws);
-        c->ws = NULL;
-    }
-    free(c->in);
-    c->in = NULL;
-    c->in_len = c->in_cap = 0;
-}
-
 void rc_conn_close_now(struct rc_conn *c)
 {
     if (c->state == RC_CONN_CLOSED)
         return;
     c->state = RC_CONN_CLOSED;
     rc_timer_cancel(&c->shard->timers, &c->timer);
-    release_session(c);
+    /* the session frees what it holds (subscriptions, identity, answers) */
+    if (c->ops && c->ops->release)
+        c->ops->release(c);
+    free(c->in);
+    c->in = NULL;
+    c->in_len = c->in_cap = 0;
     /* completes the multishot recv (EOF) and any send in flight (EPIPE) */
     shutdown(c->fd, SHUT_RDWR);
     rc_shard_conn_closed(c->shard, c);
@@ -392,6 +374,21 @@ void rc_conn_close_after_flush(struct rc_conn *c)
     c->state = RC_CONN_FLUSHING;
     rc_shard_arm_timer(c->shard, c, c->shard->now_ms + FLUSH_DEADLINE_MS);
     rc_conn_mark_dirty(c);
+}
+
+void rc_conn_close_soon(struct rc_conn *c)
+{
+    if (c->out.bytes)
+        rc_conn_close_after_flush(c);
+    else
+        rc_conn_close_now(c);
+}
+
+void rc_conn_answer(struct rc_conn *c, const struct rc_ticket *t, const struct rc_answer *a)
+{
+    if (t->conn_id != c->id || !c->ops || !c->ops->answer)
+        return;
+    c->ops->answer(c, t, a);
 }
 
 void rc_conn_flushed(struct rc_conn *c)

@@ -1,17 +1,35 @@
 /* http.c - the HTTP/1.1 session: request framing (head, Content-Length or
  * chunked body, 100-continue), ordered answers for pipelined requests,
- * deadlines, and protocol dispatch for a connection's bytes. Parsing itself is
- * http_parse.c; routing is api.c. */
+ * deadlines, and the connection ops of an HTTP connection (rc_http_conn_ops).
+ * Parsing itself is http_parse.c; routing is the route hook main registers
+ * (session.h). */
 #include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
 
-#include "ringcast/api.h"
+#include "ringcast/auth.h"
+#include "ringcast/broker.h"
 #include "ringcast/http.h"
 #include "ringcast/log.h"
+#include "ringcast/session.h"
+#include "ringcast/ticket.h"
 #include "ringcast/shard.h"
-#include "ringcast/sse.h"
 #include "ringcast/ws.h"
+
+/* ---- session hooks (session.h) --------------------------------------------------- */
+
+static const struct rc_session_hooks no_hooks;
+static const struct rc_session_hooks *g_hooks = &no_hooks;
+
+void rc_session_set_hooks(const struct rc_session_hooks *h)
+{
+    g_hooks = h ? h : &no_hooks;
+}
+
+const struct rc_session_hooks *rc_session_hooks(void)
+{
+    return g_hooks;
+}
 
 /* what process_one reports besides DONE/MORE/FAIL */
 struct step {
@@ -477,10 +495,11 @@ void rc_http_deferred_error(struct rc_conn *c, uint32_t serial, int status, cons
     fill_deferred(c, sl, status, NULL, body, n);
 }
 
-void rc_http_switch(struct rc_conn *c, enum rc_conn_proto proto)
+void rc_http_switch(struct rc_conn *c, enum rc_conn_proto proto, const struct rc_conn_ops *ops)
 {
     reset_request(c);
     c->proto = (uint8_t)proto;
+    c->ops = ops;
 }
 
 /* ---- request framing ---------------------------------------------------------------- */
@@ -498,19 +517,12 @@ static void send_continue(struct rc_conn *c)
         return; /* the connection is being closed */
 }
 
-/* Set once by main before the shards start, read-only after. */
-static rc_http_stream_fn stream_check;
-
-void rc_http_set_stream_check(rc_http_stream_fn fn)
-{
-    stream_check = fn;
-}
-
 /* WebSocket upgrades and SSE streams take the connection over: they must wait
  * until every earlier answer is written. The router knows which they are. */
 static bool is_stream_request(const struct rc_http_request *req)
 {
-    return stream_check && stream_check(req);
+    const struct rc_session_hooks *h = rc_session_hooks();
+    return h->is_stream && h->is_stream(req);
 }
 
 static void dispatch(struct rc_conn *c, const struct rc_http_request *req, const char *body,
@@ -526,7 +538,10 @@ static void dispatch(struct rc_conn *c, const struct rc_http_request *req, const
     };
     c->shard->ctr.http_requests++;
     c->served = true;
-    rc_api_route(&x);
+    if (g_hooks->route)
+        g_hooks->route(&x);
+    else
+        rc_http_error(&x, 404, "not_found", "no route for this path");
 }
 
 /* One request from p[0..n): DONE (answered or deferred), MORE or FAIL. */
@@ -712,24 +727,15 @@ static void resume_buffered(struct rc_conn *c)
 
 /* ---- connection events ------------------------------------------------------------ */
 
-void rc_conn_on_open(struct rc_conn *c)
+static void http_on_open(struct rc_conn *c)
 {
     /* the first request must arrive within request_timeout (slowloris) */
     arm_request(c);
 }
 
-void rc_conn_on_data(struct rc_conn *c, char *buf, size_t len)
+static void http_on_data(struct rc_conn *c, char *buf, size_t len)
 {
-    switch ((enum rc_conn_proto)c->proto) {
-    case RC_PROTO_HTTP:
-        http_feed(c, buf, len);
-        break;
-    case RC_PROTO_WS:
-        rc_ws_on_data(c, buf, len);
-        break;
-    case RC_PROTO_SSE:
-        break; /* an SSE client has nothing more to say; discard */
-    }
+    http_feed(c, buf, len);
 }
 
 /* The client half-closed (sent FIN) after complete requests: answer every
@@ -770,20 +776,13 @@ void rc_conn_send_error(struct rc_conn *c, const json_t *req_id, const char *cod
     free(txt);
 }
 
-void rc_conn_on_eof(struct rc_conn *c)
+static void http_on_eof(struct rc_conn *c)
 {
-    if (c->proto == RC_PROTO_HTTP) {
-        c->peer_closed = true;
-        finish_half_closed(c); /* waits while an answer is deferred */
-        return;
-    }
-    if (c->out.bytes)
-        rc_conn_close_after_flush(c);
-    else
-        rc_conn_close_now(c);
+    c->peer_closed = true;
+    finish_half_closed(c); /* waits while an answer is deferred */
 }
 
-void rc_conn_on_sent(struct rc_conn *c)
+static void http_on_sent(struct rc_conn *c)
 {
     /* the client read some answers: a session paused on max_pending_bytes of
      * them may take requests again; a waiting one re-arms its re-check */
@@ -795,19 +794,9 @@ void rc_conn_on_sent(struct rc_conn *c)
         arm_deadline(c);
 }
 
-void rc_conn_on_timer(struct rc_conn *c)
+static void http_on_timer(struct rc_conn *c)
 {
     struct rc_shard *s = c->shard;
-    switch ((enum rc_conn_proto)c->proto) {
-    case RC_PROTO_WS:
-        rc_ws_on_timer(c);
-        return;
-    case RC_PROTO_SSE:
-        rc_sse_on_timer(c);
-        return;
-    case RC_PROTO_HTTP:
-        break;
-    }
     if (c->http.in_request && !paused(c)) {
         /* one request's bytes did not all come in time (slowloris) */
         struct rc_err err;
@@ -844,23 +833,48 @@ void rc_conn_on_timer(struct rc_conn *c)
     rc_conn_close_now(c); /* keep-alive timeout on an idle connection */
 }
 
-void rc_conn_on_drain(struct rc_conn *c)
+static void http_on_drain(struct rc_conn *c)
 {
-    switch ((enum rc_conn_proto)c->proto) {
-    case RC_PROTO_WS:
-        rc_ws_on_drain(c);
-        return;
-    case RC_PROTO_SSE:
-        rc_sse_on_drain(c);
-        return;
-    case RC_PROTO_HTTP:
-        break;
-    }
     /* a request in progress is answered with Connection: close; idle ones go */
-    if (!c->http.in_request && !has_pending(c) && c->in_len == 0) {
-        if (c->out.bytes)
-            rc_conn_close_after_flush(c);
-        else
-            rc_conn_close_now(c);
+    if (!c->http.in_request && !has_pending(c) && c->in_len == 0)
+        rc_conn_close_soon(c);
+}
+
+void rc_session_release(struct rc_conn *c)
+{
+    rc_broker_conn_gone(c);
+    rc_auth_identity_free(c->identity);
+    c->identity = NULL;
+    json_decref(c->durable_changes);
+    c->durable_changes = NULL;
+    rc_http_release(c);
+    if (c->ws) {
+        free(c->ws->msg);
+        json_decref(c->ws->greet_id);
+        free(c->ws);
+        c->ws = NULL;
     }
 }
+
+/* The http ops' answer: a deferred answer into its slot (rc_http_defer's
+ * serial); take_deferred drops one for a request no longer waited for. */
+static void answer_http(struct rc_conn *c, const struct rc_ticket *t, const struct rc_answer *a)
+{
+    if (a->code)
+        rc_http_deferred_error(c, t->serial, a->status, a->code, a->msg);
+    else
+        rc_http_deferred_respond(c, t->serial, a->status, a->extra_headers, a->json ? a->json : "",
+                                 a->json ? a->len : 0);
+}
+
+const struct rc_conn_ops rc_http_conn_ops = {
+    .name = "http",
+    .on_open = http_on_open,
+    .on_data = http_on_data,
+    .on_eof = http_on_eof,
+    .on_timer = http_on_timer,
+    .on_drain = http_on_drain,
+    .on_sent = http_on_sent,
+    .release = rc_session_release,
+    .answer = answer_http,
+};

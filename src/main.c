@@ -19,8 +19,12 @@
 #include "ringcast/api.h"
 #include "ringcast/api_store.h"
 #include "ringcast/auth.h"
+#include "ringcast/broker.h"
 #include "ringcast/config.h"
+#include "ringcast/http.h"
 #include "ringcast/log.h"
+#include "ringcast/server.h"
+#include "ringcast/session.h"
 #include "ringcast/shard.h"
 
 #if RC_HAVE_MIMALLOC
@@ -30,6 +34,23 @@
 #define EXIT_CONFIG 2
 
 extern char **environ;
+
+/* What the lower layers call up through (never by name): the shard loop runs
+ * the broker's per-shard part, a new connection speaks HTTP, and the sessions
+ * hand requests to the router and authenticated clients to the store glue. */
+static const struct rc_shard_hooks shard_hooks = {
+    .init = rc_broker_init,
+    .fini = rc_broker_fini,
+    .tick = rc_broker_tick,
+};
+
+static const struct rc_session_hooks session_hooks = {
+    .route = rc_api_route,
+    .is_stream = rc_api_is_stream,
+    .after_auth = rc_api_store_conn_authed,
+    .greet_late = rc_api_store_greet_late,
+    .greet_wait_ms = RC_API_STORE_GREET_WAIT_MS,
+};
 
 /* File descriptors ringcast needs besides client connections: per shard a
  * listener, an eventfd and an io_uring; for the process stdio, the log, the
@@ -128,11 +149,12 @@ int main(int argc, char **argv)
     pthread_sigmask(SIG_BLOCK, &set, NULL);
     signal(SIGPIPE, SIG_IGN);
 
-    /* the session asks the router which requests take the connection over */
-    rc_http_set_stream_check(rc_api_is_stream);
+    rc_session_set_hooks(&session_hooks);
     int init_rc = rc_server_init(&srv, &cfg, &err);
     srv.auth = auth;
     srv.store = store;
+    srv.conn_ops = &rc_http_conn_ops;
+    srv.shard_hooks = &shard_hooks;
     if (init_rc < 0) {
         rc_log(RC_LOG_ERROR, "start_failed", "reason=\"%s\"", err.msg);
         fprintf(stderr, "ringcast: %s\n", err.msg);

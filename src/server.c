@@ -17,6 +17,7 @@
 
 #include "ringcast/limits.h"
 #include "ringcast/log.h"
+#include "ringcast/server.h"
 #include "ringcast/shard.h"
 
 /* Start-up and shutdown handshakes with the main thread (never on a request

@@ -13,10 +13,7 @@
 #include <sys/socket.h>
 #include <sys/utsname.h>
 #include <unistd.h>
-#include <xxhash.h>
 
-#include "ringcast/broker.h"
-#include "ringcast/http.h"
 #include "ringcast/log.h"
 #include "ringcast/shard.h"
 
@@ -149,6 +146,7 @@ static struct rc_conn *conn_new(struct rc_shard *s, int fd)
     c->fd = fd;
     c->id = rc_conn_id_make(s->id, s->gens[slot], slot);
     c->proto = RC_PROTO_HTTP;
+    c->ops = s->srv->conn_ops;
     c->state = RC_CONN_OPEN;
     c->last_rx_ms = s->now_ms;
     c->all_next = s->all;
@@ -287,14 +285,55 @@ static void accept_pause(struct rc_shard *s, int err)
     s->accept_log_ms = s->now_ms + ACCEPT_LOG_INTERVAL_MS;
 }
 
-/* Loop turn: re-arm an accept paused by accept_pause once its time came. */
+/* The SQ ring was full even after a submit, so a multishot (accept, recv)
+ * or the wake-up read could not be re-armed: it is retried at the end of the
+ * loop turn (the caller set its re-arm flag). Counted; logged at most once
+ * per ACCEPT_LOG_INTERVAL_MS. */
+static void rearm_deferred(struct rc_shard *s, const char *what)
+{
+    s->ctr.rearms_deferred++;
+    if (s->now_ms < s->rearm_log_ms)
+        return;
+    rc_log(RC_LOG_WARN, "rearm_deferred",
+           "shard=%u op=%s count=%llu msg=\"submission queue full; retrying next loop turn "
+           "(raise ring_entries if this repeats)\"",
+           s->id, what, (unsigned long long)s->ctr.rearms_deferred);
+    s->rearm_log_ms = s->now_ms + ACCEPT_LOG_INTERVAL_MS;
+}
+
+static void arm_accept(struct rc_shard *s)
+{
+    s->accept_rearm = false;
+    if (rc_ring_prep_accept(s) < 0) {
+        s->accept_rearm = true;
+        rearm_deferred(s, "accept");
+    }
+}
+
+static void arm_wake(struct rc_shard *s)
+{
+    s->wake_rearm = false;
+    if (rc_ring_prep_wake(s) < 0) {
+        s->wake_rearm = true;
+        rearm_deferred(s, "wake");
+    }
+}
+
+/* Loop turn: re-arm an accept paused by accept_pause once its time came, or
+ * one that could not be armed for want of an SQE. */
 static void accept_maybe_resume(struct rc_shard *s)
 {
+    if (s->accept_rearm && !s->accept_armed && !s->accept_paused) {
+        if (s->accepting && !s->draining)
+            arm_accept(s);
+        else
+            s->accept_rearm = false;
+    }
     if (!s->accept_paused || s->now_ms < s->accept_resume_ms || s->accept_armed)
         return;
     s->accept_paused = false;
     if (s->accepting && !s->draining)
-        rc_ring_prep_accept(s);
+        arm_accept(s);
 }
 
 static bool accept_out_of_resources(int res)
@@ -308,7 +347,7 @@ static void on_accept(struct rc_shard *s, struct io_uring_cqe *cqe)
         s->accept_armed = false;
         if (s->accepting && !s->draining && !s->accept_paused && cqe->res != -ECANCELED &&
             !accept_out_of_resources(cqe->res))
-            rc_ring_prep_accept(s); /* the multishot ended: re-arm */
+            arm_accept(s); /* the multishot ended: re-arm */
     }
     if (cqe->res < 0) {
         if (accept_out_of_resources(cqe->res))
@@ -364,8 +403,10 @@ static void on_accept(struct rc_shard *s, struct io_uring_cqe *cqe)
     c->counted_ip = have_key && s->ip_conns;
     s->ctr.accepted++;
     if (rc_ring_prep_recv(s, c) < 0) {
-        rc_conn_close_now(c);
-        return;
+        /* no SQE: the flush at the end of this loop turn arms it */
+        c->recv_rearm = true;
+        rc_conn_mark_dirty(c);
+        rearm_deferred(s, "recv");
     }
     rc_conn_on_open(c);
 }
@@ -513,8 +554,12 @@ void rc_shard_flush(struct rc_shard *s)
             c->recv_rearm = true;
         }
         if (c->recv_rearm && !c->recv_armed && !c->recv_paused) {
-            c->recv_rearm = false;
-            rc_ring_prep_recv(s, c);
+            if (rc_ring_prep_recv(s, c) == 0) {
+                c->recv_rearm = false;
+            } else {
+                rc_conn_mark_dirty(c); /* still recv_rearm: the next flush retries */
+                rearm_deferred(s, "recv");
+            }
         }
         if (!c->send_inflight) {
             struct rc_outq *q = &c->out;
@@ -599,11 +644,6 @@ void rc_shard_post(struct rc_shard *s, struct rc_post *p)
     rc_mpsc_push(&s->inbox, &p->node);
 }
 
-unsigned rc_topic_owner(const struct rc_server *srv, const char *topic, size_t n)
-{
-    return (unsigned)(XXH3_64bits(topic, n) % srv->nshards);
-}
-
 /* ---- ring setup ------------------------------------------------------------- */
 
 static int setup_ring(struct rc_shard *s)
@@ -686,6 +726,24 @@ static int setup_ring(struct rc_shard *s)
     return 0;
 }
 
+/* The per-IP tables (connections, handshake rates); 0 or -ENOMEM with
+ * startup_msg set: a limit the operator configured is never silently off. */
+static int setup_iptables(struct rc_shard *s)
+{
+    struct rc_err err = {0};
+    uint32_t bound = s->cfg->max_connections < RC_IPTABLE_MAX_BOUND ? s->cfg->max_connections
+                                                                    : RC_IPTABLE_MAX_BOUND;
+    if (s->cfg->max_connections_per_ip && !(s->ip_conns = rc_iptable_new(bound, &err))) {
+        snprintf(s->startup_msg, sizeof(s->startup_msg), "max_connections_per_ip: %s", err.msg);
+        return -ENOMEM;
+    }
+    if (s->cfg->handshake_rate_per_ip && !(s->ip_handshakes = rc_iptable_new(bound, &err))) {
+        snprintf(s->startup_msg, sizeof(s->startup_msg), "handshake_rate_per_ip: %s", err.msg);
+        return -ENOMEM;
+    }
+    return 0;
+}
+
 static void pin_cpu(struct rc_shard *s)
 {
     cpu_set_t online;
@@ -725,7 +783,7 @@ static void dispatch_cqe(struct rc_shard *s, struct io_uring_cqe *cqe)
     case RC_OP_WAKE:
         s->ctr.wakeups++;
         if (!s->stop)
-            rc_ring_prep_wake(s);
+            arm_wake(s);
         break;
     case RC_OP_CANCEL:
     case RC_OP_CLOSE:
@@ -748,8 +806,9 @@ static void close_all(struct rc_shard *s)
  * Owns: s->ring, s->br/bufs, s->listen_fd, every rc_conn in s->slots, s->timers,
  *   s->conn_pool, s->broker (owned topics + the trie of local subscriptions),
  *   s->ctr.
- * Drains: s->inbox (events to deliver, publishes for owned topics, replies for
- *   waiting HTTP requests, stats requests, drain).
+ * Drains: s->inbox: drain and stop itself, everything else through the
+ *   shard_hooks' on_post (events to deliver, publishes for owned topics,
+ *   replies for waiting HTTP requests, stats requests).
  * Posts to: other shards' inboxes (publish -> owner, owner -> every shard,
  *   replies -> the requesting shard). */
 void *rc_shard_main(void *arg)
@@ -762,30 +821,33 @@ void *rc_shard_main(void *arg)
 
     s->now_ms = rc_now_ms();
     rc_timer_wheel_init(&s->timers, s->now_ms);
+    const struct rc_shard_hooks *hooks = s->srv->shard_hooks;
+    bool hooks_up = false;
     int rc = setup_ring(s);
-    if (rc == 0 && !s->startup_msg[0]) {
-        rc = rc_broker_init(s);
+    if (rc == 0 && !s->startup_msg[0] && hooks && hooks->init) {
+        rc = hooks->init(s);
         if (rc < 0)
             snprintf(s->startup_msg, sizeof(s->startup_msg), "broker init failed: %s",
                      strerror(-rc));
     }
+    hooks_up = rc == 0 && !s->startup_msg[0];
+    if (hooks_up)
+        rc = setup_iptables(s);
     if (rc < 0 || s->startup_msg[0]) {
         s->startup_error = rc < 0 ? rc : -ENOTSUP;
+        if (hooks_up && hooks && hooks->fini)
+            hooks->fini(s);
+        rc_iptable_free(s->ip_conns);
+        rc_iptable_free(s->ip_handshakes);
+        s->ip_conns = s->ip_handshakes = NULL;
         s->drained = true;
         rc_server_report_started();
         rc_server_report_drained();
         return NULL;
     }
-    struct rc_err terr = {0};
-    uint32_t bound = s->cfg->max_connections < RC_IPTABLE_MAX_BOUND ? s->cfg->max_connections
-                                                                    : RC_IPTABLE_MAX_BOUND;
-    if (s->cfg->max_connections_per_ip)
-        s->ip_conns = rc_iptable_new(bound, &terr);
-    if (s->cfg->handshake_rate_per_ip)
-        s->ip_handshakes = rc_iptable_new(bound, &terr);
     s->accepting = true;
-    rc_ring_prep_accept(s);
-    rc_ring_prep_wake(s);
+    arm_accept(s);
+    arm_wake(s);
     rc_server_report_started();
 
     while (!s->stop) {
@@ -793,7 +855,8 @@ void *rc_shard_main(void *arg)
         drain_inbox(s);
         s->now_ms = rc_now_ms();
         rc_timer_advance(&s->timers, s->now_ms, on_timer, s);
-        rc_broker_tick(s); /* bounded idle-topic sweep */
+        if (hooks && hooks->tick)
+            hooks->tick(s); /* bounded work: the broker's idle-topic sweep */
         if (s->ip_handshakes && s->now_ms >= s->next_sweep_ms) {
             rc_iptable_rate_sweep(s->ip_handshakes, (int64_t)s->now_ms);
             s->next_sweep_ms = s->now_ms + 1000;
@@ -807,6 +870,8 @@ void *rc_shard_main(void *arg)
             }
         }
         accept_maybe_resume(s);
+        if (s->wake_rearm && !s->stop)
+            arm_wake(s);
         rc_shard_flush(s);
         buf_publish(s);
 
@@ -829,7 +894,8 @@ void *rc_shard_main(void *arg)
     }
     /* teardown: everything this thread owns */
     close_all(s);
-    rc_broker_fini(s);
+    if (hooks && hooks->fini)
+        hooks->fini(s);
     rc_iptable_free(s->ip_conns);
     rc_iptable_free(s->ip_handshakes);
     return NULL;

@@ -7,15 +7,16 @@
 #include <string.h>
 #include <time.h>
 
-#include "ringcast/api_store.h"
 #include "ringcast/auth.h"
 #include "ringcast/broker.h"
 #include "ringcast/jwt.h"
 #include "ringcast/filter.h"
 #include "ringcast/history.h"
 #include "ringcast/log.h"
+#include "ringcast/session.h"
 #include "ringcast/shard.h"
 #include "ringcast/sse.h"
+#include "ringcast/ticket.h"
 #include "ringcast/topic.h"
 
 #define MAX_QUERY_VALUE 16384
@@ -40,7 +41,7 @@ static void send_connection_record(struct rc_conn *c)
     (void)!rc_conn_queue_copy(c, rec, (size_t)n); /* fails only when closing */
 }
 
-/* rc_api_store_ready_fn: the durable subscriptions are in (or the wait is over):
+/* rc_session_ready_fn: the durable subscriptions are in (or the wait is over):
  * send the connection record held back for them, once. */
 static void greet_ready(struct rc_conn *c)
 {
@@ -50,7 +51,7 @@ static void greet_ready(struct rc_conn *c)
     send_connection_record(c);
 }
 
-void rc_sse_on_timer(struct rc_conn *c)
+static void sse_on_timer(struct rc_conn *c)
 {
     struct rc_shard *s = c->shard;
     if (c->state != RC_CONN_OPEN) {
@@ -58,7 +59,8 @@ void rc_sse_on_timer(struct rc_conn *c)
         return;
     }
     if (c->greet_deadline_ms && s->now_ms >= c->greet_deadline_ms) {
-        rc_api_store_greet_late(c);
+        if (rc_session_hooks()->greet_late)
+            rc_session_hooks()->greet_late(c);
         greet_ready(c);
     }
     if (c->expire_ms && s->now_ms >= c->expire_ms) {
@@ -91,12 +93,53 @@ void rc_sse_on_timer(struct rc_conn *c)
     arm_ping(c);
 }
 
-void rc_sse_on_drain(struct rc_conn *c)
+static void sse_on_drain(struct rc_conn *c)
 {
     static const char bye[] = ": server is shutting down; reconnect later\n\n";
     if (rc_conn_queue_static(c, bye, sizeof(bye) - 1) == 0)
         rc_conn_close_after_flush(c);
 }
+
+static void sse_on_data(struct rc_conn *c, char *buf, size_t len)
+{
+    (void)c, (void)buf, (void)len; /* an SSE client has nothing more to say; discard */
+}
+
+static void sse_on_eof(struct rc_conn *c)
+{
+    rc_conn_close_soon(c);
+}
+
+/* The sse ops' answer: an error record naming the subscription, or a record
+ * of the answer's type. */
+static void answer_sse(struct rc_conn *c, const struct rc_ticket *t, const struct rc_answer *a)
+{
+    if (c->proto != RC_PROTO_SSE)
+        return;
+    if (a->code) {
+        char sub[sizeof(t->req_id) + 1];
+        size_t n = t->req_id_len < sizeof(t->req_id) ? t->req_id_len : 0;
+        memcpy(sub, t->req_id, n);
+        sub[n] = '\0';
+        rc_conn_send_error(c, NULL, a->code, a->msg, n ? sub : NULL);
+        return;
+    }
+    char rec[2048];
+    int n = snprintf(rec, sizeof(rec), "event: %s\ndata: %.*s\n\n", a->type,
+                     a->json ? (int)a->len : 2, a->json ? a->json : "{}");
+    if (n > 0 && (size_t)n < sizeof(rec) && rc_conn_queue_copy(c, rec, (size_t)n) < 0)
+        rc_log(RC_LOG_DEBUG, "sse_queue_failed", "type=%s", a->type);
+}
+
+static const struct rc_conn_ops sse_ops = {
+    .name = "sse",
+    .on_data = sse_on_data,
+    .on_eof = sse_on_eof,
+    .on_timer = sse_on_timer,
+    .on_drain = sse_on_drain,
+    .release = rc_session_release,
+    .answer = answer_sse,
+};
 
 /* Decode one query value into a fresh NUL-terminated string. */
 static char *query_value(struct rc_slice v, struct rc_http_ctx *x, const char *name)
@@ -399,13 +442,14 @@ void rc_sse_handle(struct rc_http_ctx *x)
         sse_req_fini(&r);
         return;
     }
-    rc_http_switch(c, RC_PROTO_SSE);
+    rc_http_switch(c, RC_PROTO_SSE, &sse_ops);
     s->ctr.sse_streams++;
     /* an authenticated stream's connection record waits for the user's durable
-     * subscriptions (see api_store.h), so they apply from the first event
+     * subscriptions (the after_auth hook, session.h), so they apply from the first event
      * published after the client sees it */
-    if (c->authenticated && rc_api_store_conn_authed(c, greet_ready))
-        c->greet_deadline_ms = s->now_ms + RC_API_STORE_GREET_WAIT_MS;
+    const struct rc_session_hooks *h = rc_session_hooks();
+    if (c->authenticated && h->after_auth && h->after_auth(c, greet_ready))
+        c->greet_deadline_ms = s->now_ms + h->greet_wait_ms;
     else
         send_connection_record(c);
     if (stream_has_id(&r)) {

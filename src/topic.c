@@ -1,5 +1,6 @@
-/* topic.c - topic and pattern syntax, tokenising, naive matching. */
+/* topic.c - topic and pattern syntax, tokenising, naive matching, owner shard. */
 #include <errno.h>
+#include <xxhash.h>
 
 #include "ringcast/topic.h"
 
@@ -131,4 +132,9 @@ bool rc_topic_match(const char *pat, size_t pn, const char *topic, size_t tn)
         if (a.n != b.n || memcmp(a.p, b.p, a.n) != 0)
             return false;
     }
+}
+
+unsigned rc_topic_owner(unsigned nshards, const char *s, size_t n)
+{
+    return (unsigned)(XXH3_64bits(s, n) % nshards);
 }

@@ -6,7 +6,6 @@
 #include <stdlib.h>
 #include <time.h>
 
-#include "ringcast/api_store.h"
 #include "ringcast/jwt.h"
 
 #include "ringcast/answer.h"
@@ -14,6 +13,7 @@
 #include "ringcast/broker.h"
 #include "ringcast/log.h"
 #include "ringcast/msg.h"
+#include "ringcast/session.h"
 #include "ringcast/shard.h"
 #include "ringcast/ws.h"
 #include "ringcast/ws_frame.h"
@@ -151,7 +151,7 @@ static void send_authenticated(struct rc_conn *c, const json_t *req_id)
 /* auth actions answered after a held greeting, at most (then answered at once) */
 #define GREET_IDS_MAX 16
 
-/* rc_api_store_ready_fn: the user's durable subscriptions are in (or the wait is
+/* rc_session_ready_fn: the user's durable subscriptions are in (or the wait is
  * over): send the greeting held back for them, once. */
 static void greet_ready(struct rc_conn *c)
 {
@@ -210,11 +210,12 @@ static void authenticate(struct rc_conn *c, const char *tok, size_t len, const j
     /* the greeting waits for the user's durable subscriptions, so that they
      * apply from the first event published after the client sees it */
     json_t *held_id = req_id ? (json_t *)req_id : json_null();
-    if (first && rc_api_store_conn_authed(c, greet_ready)) {
+    const struct rc_session_hooks *h = rc_session_hooks();
+    if (first && h->after_auth && h->after_auth(c, greet_ready)) {
         c->ws->greet_id = json_array();
         if (c->ws->greet_id && json_array_append(c->ws->greet_id, held_id) < 0)
             json_array_clear(c->ws->greet_id);
-        c->greet_deadline_ms = s->now_ms + RC_API_STORE_GREET_WAIT_MS;
+        c->greet_deadline_ms = s->now_ms + h->greet_wait_ms;
     } else if (c->greet_deadline_ms && c->ws->greet_id &&
                json_array_size(c->ws->greet_id) < GREET_IDS_MAX &&
                json_array_append(c->ws->greet_id, held_id) == 0) {
@@ -225,7 +226,7 @@ static void authenticate(struct rc_conn *c, const char *tok, size_t len, const j
     arm_heartbeat(c);
 }
 
-void rc_ws_on_timer(struct rc_conn *c)
+static void ws_on_timer(struct rc_conn *c)
 {
     struct rc_shard *s = c->shard;
     if (c->state != RC_CONN_OPEN) {
@@ -233,7 +234,8 @@ void rc_ws_on_timer(struct rc_conn *c)
         return;
     }
     if (c->greet_deadline_ms && s->now_ms >= c->greet_deadline_ms) {
-        rc_api_store_greet_late(c);
+        if (rc_session_hooks()->greet_late)
+            rc_session_hooks()->greet_late(c);
         greet_ready(c);
     }
     if (c->auth_deadline_ms && s->now_ms >= c->auth_deadline_ms) {
@@ -279,7 +281,7 @@ void rc_ws_on_timer(struct rc_conn *c)
     arm_heartbeat(c);
 }
 
-void rc_ws_on_drain(struct rc_conn *c)
+static void ws_on_drain(struct rc_conn *c)
 {
     rc_ws_close(c, 1001, "server is shutting down");
 }
@@ -551,7 +553,7 @@ static void on_chunk(struct rc_conn *c, const struct rc_ws_chunk *ch)
     }
 }
 
-void rc_ws_on_data(struct rc_conn *c, char *buf, size_t len)
+static void ws_on_data(struct rc_conn *c, char *buf, size_t len)
 {
     struct rc_ws_state *ws = c->ws;
     uint8_t *p = (uint8_t *)buf;
@@ -576,6 +578,52 @@ void rc_ws_on_data(struct rc_conn *c, char *buf, size_t len)
         on_chunk(c, &ch);
     }
 }
+
+static void ws_on_eof(struct rc_conn *c)
+{
+    rc_conn_close_soon(c);
+}
+
+/* The request id of a WebSocket ticket as a json_t (NULL = none). */
+static json_t *ticket_id(const struct rc_ticket *t)
+{
+    if (!t->req_id_len || t->req_id_len > sizeof(t->req_id))
+        return NULL;
+    if (t->req_id[0] == '"')
+        return json_stringn(t->req_id + 1, t->req_id_len - 1u);
+    char num[sizeof(t->req_id) + 1];
+    memcpy(num, t->req_id, t->req_id_len);
+    num[t->req_id_len] = '\0';
+    return json_integer((json_int_t)strtoll(num, NULL, 10));
+}
+
+/* The ws ops' answer: {"type":"error",...} or {"type":T,"id":ID,"data":DATA}. */
+static void answer_ws(struct rc_conn *c, const struct rc_ticket *t, const struct rc_answer *a)
+{
+    json_t *id = ticket_id(t);
+    if (a->code) {
+        rc_ws_send_error(c, id, a->code, a->msg);
+        json_decref(id);
+        return;
+    }
+    json_t *data = a->json ? json_loadb(a->json, a->len, JSON_DECODE_ANY, NULL) : NULL;
+    if (a->json && !data)
+        rc_ws_send_error(c, id, "unavailable", "out of memory");
+    else
+        rc_ws_send_reply(c, a->type, id, data);
+    json_decref(data);
+    json_decref(id);
+}
+
+static const struct rc_conn_ops ws_ops = {
+    .name = "ws",
+    .on_data = ws_on_data,
+    .on_eof = ws_on_eof,
+    .on_timer = ws_on_timer,
+    .on_drain = ws_on_drain,
+    .release = rc_session_release,
+    .answer = answer_ws,
+};
 
 /* ---- opening handshake (RFC 6455 section 4.2) ------------------------------------------------ */
 
@@ -686,7 +734,7 @@ void rc_ws_handle_upgrade(struct rc_http_ctx *x)
         return;
     }
     c->ws = ws;
-    rc_http_switch(c, RC_PROTO_WS);
+    rc_http_switch(c, RC_PROTO_WS, &ws_ops);
     c->shard->ctr.ws_upgrades++;
     c->last_rx_ms = c->shard->now_ms;
     c->last_ping_ms = c->shard->now_ms;

@@ -17,7 +17,6 @@
 #include "ringcast/answer.h"
 #include "ringcast/broker.h"
 #include "ringcast/config.h"
-#include "ringcast/http.h" /* rc_http_release, which conn.c calls */
 #include "ringcast/shard.h"
 
 /* ---- allocation counting ----------------------------------------------------- */
@@ -51,12 +50,15 @@ void *__wrap_realloc(void *p, size_t n)
 
 /* ---- what the delivery path must not reach ----------------------------------------- */
 
-/* Answers go through the connection (answer.h); delivery answers nothing. */
-void rc_conn_answer(struct rc_conn *c, const struct rc_ticket *t, const struct rc_answer *a)
+/* Answers go through the connection's ops (conn.h); delivery answers nothing.
+ * These connections have only that op: the broker needs no session here. */
+static void answer_fails(struct rc_conn *c, const struct rc_ticket *t, const struct rc_answer *a)
 {
     (void)c, (void)t, (void)a;
     fail_msg("delivery answered a request");
 }
+
+static const struct rc_conn_ops test_ops = {.name = "test", .answer = answer_fails};
 
 /* Posts on other paths (a subscribe's hold on its exact topic) are dropped
  * as an inbox left at shutdown drops them; delivery posts nothing. */
@@ -84,12 +86,6 @@ struct rc_conn *rc_shard_conn(struct rc_shard *s, uint64_t id)
     return NULL;
 }
 
-unsigned rc_topic_owner(const struct rc_server *srv, const char *topic, size_t n)
-{
-    (void)srv, (void)topic, (void)n;
-    return 0;
-}
-
 void rc_shard_arm_timer(struct rc_shard *s, struct rc_conn *c, uint64_t deadline_ms)
 {
     rc_timer_arm(&s->timers, &c->timer, deadline_ms);
@@ -98,11 +94,6 @@ void rc_shard_arm_timer(struct rc_shard *s, struct rc_conn *c, uint64_t deadline
 void rc_shard_conn_closed(struct rc_shard *s, struct rc_conn *c)
 {
     (void)s, (void)c;
-}
-
-void rc_http_release(struct rc_conn *c)
-{
-    (void)c; /* no HTTP requests here */
 }
 
 /* ---- fixture ---------------------------------------------------------------------- */
@@ -136,6 +127,7 @@ static int setup(void **state)
         c->fd = -1;
         c->proto = i % 2 ? RC_PROTO_WS : RC_PROTO_SSE;
         c->state = RC_CONN_OPEN;
+        c->ops = &test_ops;
     }
     *state = f;
     return 0;

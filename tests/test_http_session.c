@@ -26,6 +26,7 @@
 #include "ringcast/broker.h"
 #include "ringcast/config.h"
 #include "ringcast/http.h"
+#include "ringcast/session.h"
 #include "ringcast/shard.h"
 #include "ringcast/sse.h"
 #include "ringcast/ws.h"
@@ -92,6 +93,9 @@ void rc_api_route(struct rc_http_ctx *x)
     }
 }
 
+/* the session reaches the fake router through its route hook, as main wires the real one */
+static const struct rc_session_hooks g_hooks = {.route = rc_api_route};
+
 void rc_shard_arm_timer(struct rc_shard *s, struct rc_conn *c, uint64_t deadline_ms)
 {
     (void)s, (void)c;
@@ -114,32 +118,6 @@ void rc_shard_conn_closed(struct rc_shard *s, struct rc_conn *c)
 {
     (void)s, (void)c;
     g_closed = true;
-}
-
-void rc_ws_on_data(struct rc_conn *c, char *buf, size_t len)
-{
-    (void)c, (void)buf, (void)len;
-    fail_msg("the session handed bytes to WebSocket");
-}
-
-void rc_ws_on_timer(struct rc_conn *c)
-{
-    (void)c;
-}
-
-void rc_ws_on_drain(struct rc_conn *c)
-{
-    (void)c;
-}
-
-void rc_sse_on_timer(struct rc_conn *c)
-{
-    (void)c;
-}
-
-void rc_sse_on_drain(struct rc_conn *c)
-{
-    (void)c;
 }
 
 void rc_ws_send_error(struct rc_conn *c, const json_t *id, const char *code, const char *msg)
@@ -196,10 +174,12 @@ static void setup_conn(void)
     g_shard.cfg = &g_cfg;
     g_shard.now_ms = 1;
     rc_timer_wheel_init(&g_shard.timers, 1);
+    rc_session_set_hooks(&g_hooks);
     memset(&g_conn, 0, sizeof(g_conn));
     g_conn.shard = &g_shard;
     g_conn.fd = -1;
     g_conn.proto = RC_PROTO_HTTP;
+    g_conn.ops = &rc_http_conn_ops;
     g_conn.state = RC_CONN_OPEN;
     g_conn.recv_armed = true;
     g_nowed = g_max_owed = 0;

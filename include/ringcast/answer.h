@@ -6,9 +6,8 @@
  *   connection that switched protocol) drops the answer.
  * The ticket builders below are the only place that turns a connection and a
  *   request (HTTP serial, WebSocket request id) into a ticket.
- * rc_conn_answer lives in the session layer (src/answer.c) for now; it is the
- *   connection's `answer` operation, and moves into the connection ops table
- *   (conn.h) with it. */
+ * rc_conn_answer (conn.h) writes the answer through the connection's `answer`
+ *   op: each session (http.c, ws.c, sse.c) formats the answers for its wire. */
 #ifndef RINGCAST_ANSWER_H
 #define RINGCAST_ANSWER_H
 
@@ -65,10 +64,6 @@ static inline struct rc_ticket rc_ticket_stream(const struct rc_conn *c, const c
     }
     return t;
 }
-
-/* Write answer a to ticket t on c (c's shard thread; c = rc_shard_conn(s,
- * t->conn_id), not NULL). See ticket.h for what each kind does with it. */
-void rc_conn_answer(struct rc_conn *c, const struct rc_ticket *t, const struct rc_answer *a);
 
 #ifdef __cplusplus
 }

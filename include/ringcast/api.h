@@ -2,8 +2,8 @@
  * Owner: runs on the shard thread of the connection that made the request.
  * Every path is one row of one table (src/api.c), run by one router (src/api_router.c,
  *   rules in src/api_router.h). The session hands it each request (rc_api_route) and asks it
- *   which requests take the connection over (rc_api_is_stream, which main registers with
- *   rc_http_set_stream_check, so the session names no API function for it). */
+ *   which requests take the connection over (rc_api_is_stream); main registers both in the
+ *   session hooks (session.h), so the session names no API function. */
 #ifndef RINGCAST_API_H
 #define RINGCAST_API_H
 
@@ -18,7 +18,7 @@ extern "C" {
 /* Answer (or defer, or upgrade) one complete request. */
 void rc_api_route(struct rc_http_ctx *x);
 /* Does req take the connection over (a GET of a WebSocket or SSE path)? Allocates nothing;
- * the session's stream check (rc_http_set_stream_check). */
+ * the session hooks' is_stream. */
 bool rc_api_is_stream(const struct rc_http_request *req);
 
 /* Shared request helpers (api.c, api_store.c). */

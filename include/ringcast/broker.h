@@ -55,7 +55,7 @@ struct rc_sub {
     struct rc_sub *next_in_conn;
     struct rc_trie_sub *handle; /* NULL once unsubscribed */
     struct rc_broker *broker;   /* whose pool it came from */
-    uint32_t refs;
+    struct rc_segref ref;       /* the connection's, plus one per queued suffix (conn.h) */
     uint16_t pattern_len;
     char id[RC_SUB_ID_LEN + 1];
     uint8_t ws_suffix[RC_WS_SUFFIX_LEN];

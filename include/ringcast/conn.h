@@ -16,6 +16,9 @@
  * Input: data is parsed straight from the provided recv buffer; only a
  *   partial unit (request head, frame) is copied into `in`, which is freed
  *   when it empties, so an idle connection holds no receive memory.
+ * Events: the shard calls up only through c->ops (struct rc_conn_ops below):
+ *   the ops registered at start (the HTTP session's) are installed at accept;
+ *   an upgrade replaces them (WebSocket, SSE). The loop knows no protocol.
  * Lifetime: shard conn pool; released once closed and no SQE is in flight. */
 #ifndef RINGCAST_CONN_H
 #define RINGCAST_CONN_H
@@ -28,6 +31,7 @@
 #include "ringcast/evbuf.h"
 #include "ringcast/http_parse.h"
 #include "ringcast/limits.h"
+#include "ringcast/ticket.h"
 #include "ringcast/timer.h"
 #include "ringcast/ws_frame.h"
 
@@ -36,7 +40,7 @@ extern "C" {
 #endif
 
 struct rc_shard;
-struct rc_sub;
+struct rc_conn;
 struct rc_auth_identity;
 struct rc_http_pending;
 struct rc_sse_cursor;
@@ -52,6 +56,51 @@ enum rc_conn_state {
 
 /* how a segment's bytes are kept alive (low bits of out.ref[i]) */
 enum rc_seg_kind { RC_SEG_STATIC = 0, RC_SEG_OWNED = 1, RC_SEG_EVBUF = 2, RC_SEG_SUB = 3 };
+
+/* What an RC_SEG_SUB segment points into: a shard-local object (a
+ * subscription, which keeps its pre-encoded frame suffixes) counted by the
+ * segments that reference it. Embedded in the owner; free() runs on the
+ * shard's thread when the last reference goes. Not atomic: it never leaves
+ * its shard. */
+struct rc_segref {
+    uint32_t refs;
+    void (*free)(struct rc_segref *r);
+};
+
+static inline void rc_segref_ref(struct rc_segref *r)
+{
+    r->refs++;
+}
+static inline void rc_segref_unref(struct rc_segref *r)
+{
+    if (--r->refs == 0)
+        r->free(r);
+}
+
+/* What the loop calls on a connection: the session's (HTTP, WebSocket, SSE)
+ * event handlers. One const table per protocol, installed at accept (the
+ * server's conn_ops) and replaced on an upgrade. Every member is called on
+ * the connection's shard thread and may close the connection.
+ *   on_open:   after accept (only on the ops installed at accept)
+ *   on_data:   bytes received; buf is writable and not kept after the call
+ *   on_eof:    the peer closed its side (FIN) while the connection was open
+ *   on_timer:  the connection's deadline (rc_shard_arm_timer) passed
+ *   on_drain:  the server drains (SIGTERM): finish or close
+ *   on_sent:   some queued output was written; may be NULL
+ *   release:   the connection is closing: free the session's state (called
+ *              once, from rc_conn_close_now, before the socket shuts down)
+ *   answer:    write the answer of a request (ticket.h); may be NULL (dropped) */
+struct rc_conn_ops {
+    const char *name; /* "http", "ws", "sse": for logs */
+    void (*on_open)(struct rc_conn *c);
+    void (*on_data)(struct rc_conn *c, char *buf, size_t len);
+    void (*on_eof)(struct rc_conn *c);
+    void (*on_timer)(struct rc_conn *c);
+    void (*on_drain)(struct rc_conn *c);
+    void (*on_sent)(struct rc_conn *c);
+    void (*release)(struct rc_conn *c);
+    void (*answer)(struct rc_conn *c, const struct rc_ticket *t, const struct rc_answer *a);
+};
 
 struct rc_outq {
     struct iovec *iov;
@@ -95,6 +144,7 @@ struct rc_ws_state {
 
 struct rc_conn {
     struct rc_shard *shard;
+    const struct rc_conn_ops *ops; /* the session's events (never NULL once accepted) */
     uint64_t id;
     uint32_t slot;
     int fd;
@@ -176,8 +226,8 @@ int rc_conn_queue_copy(struct rc_conn *c, const void *p, size_t n) RC_MUST_CHECK
 int rc_conn_queue_evbuf(struct rc_conn *c, struct rc_evbuf *ev, const uint8_t *p,
                         size_t n) RC_MUST_CHECK;
 
-/* takes a local reference on sub for the segment */
-int rc_conn_queue_sub(struct rc_conn *c, struct rc_sub *sub, const uint8_t *p,
+/* takes a reference on ref (a subscription's, whose suffix p points into) for the segment */
+int rc_conn_queue_sub(struct rc_conn *c, struct rc_segref *ref, const uint8_t *p,
                       size_t n) RC_MUST_CHECK;
 
 /* Send what is queued, then close. */
@@ -186,10 +236,44 @@ void rc_conn_close_after_flush(struct rc_conn *c);
 void rc_conn_close_now(struct rc_conn *c);
 /* Output over its cap: close and drop (the counter is bumped by the caller). */
 void rc_conn_close_slow(struct rc_conn *c);
+/* Close once the queued output is written (now if nothing is queued). */
+void rc_conn_close_soon(struct rc_conn *c);
 /* Shard send path: a FLUSHING connection's queue is empty. */
 void rc_conn_flushed(struct rc_conn *c);
 /* Mark that the connection has output to flush this loop turn. */
 void rc_conn_mark_dirty(struct rc_conn *c);
+
+/* Connection events, through c->ops (the shard's loop, and a session handing
+ * bytes to the protocol it switched to). */
+static inline void rc_conn_on_open(struct rc_conn *c)
+{
+    c->ops->on_open(c);
+}
+static inline void rc_conn_on_data(struct rc_conn *c, char *buf, size_t len)
+{
+    c->ops->on_data(c, buf, len);
+}
+static inline void rc_conn_on_eof(struct rc_conn *c)
+{
+    c->ops->on_eof(c);
+}
+static inline void rc_conn_on_timer(struct rc_conn *c)
+{
+    c->ops->on_timer(c);
+}
+static inline void rc_conn_on_drain(struct rc_conn *c)
+{
+    c->ops->on_drain(c);
+}
+static inline void rc_conn_on_sent(struct rc_conn *c)
+{
+    if (c->ops->on_sent)
+        c->ops->on_sent(c);
+}
+/* Write the answer for ticket t on c (c->ops->answer). Nothing is written when
+ * t was made for another connection (t->conn_id != c->id) or the ops have no
+ * answer. Shard thread of c. */
+void rc_conn_answer(struct rc_conn *c, const struct rc_ticket *t, const struct rc_answer *a);
 
 /* Output-queue internals used by the shard's send path. */
 size_t rc_outq_pending_iovs(const struct rc_outq *q);

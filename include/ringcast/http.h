@@ -10,8 +10,10 @@
  *   are written. One answer may be larger than max_pending_bytes.
  * Deadlines: request_timeout bounds one partly received request (408); a
  *   connection that keeps completing requests never meets it.
- * Protocol dispatch lives here too: rc_conn_on_data() hands bytes to the
- *   HTTP parser, the WebSocket session or the SSE session. */
+ * Connection ops: rc_http_conn_ops are the events of a connection until an
+ *   upgrade (main registers them as the server's conn_ops); rc_http_switch
+ *   installs the WebSocket or SSE session's ops. Requests go to the route
+ *   hook (session.h). */
 #ifndef RINGCAST_HTTP_H
 #define RINGCAST_HTTP_H
 
@@ -35,15 +37,10 @@ struct rc_http_ctx {
     bool head_only;
 };
 
-/* Connection events from the shard. */
-void rc_conn_on_open(struct rc_conn *c);
-/* buf is writable (provided recv buffer or the conn's own); it is not kept. */
-void rc_conn_on_data(struct rc_conn *c, char *buf, size_t len);
-void rc_conn_on_eof(struct rc_conn *c);
-void rc_conn_on_timer(struct rc_conn *c);
-void rc_conn_on_drain(struct rc_conn *c);
-/* Some queued output was written (the HTTP session's backpressure). */
-void rc_conn_on_sent(struct rc_conn *c);
+/* The HTTP session's connection ops (conn.h). on_sent drives the
+ * backpressure above; answer writes a deferred answer (RC_TICKET_HTTP). */
+extern const struct rc_conn_ops rc_http_conn_ops;
+
 /* Tell a WebSocket client ({"type":"error",...} echoing req_id) or an SSE
  * client (an "event: error" record naming sub_id) that something failed. */
 void rc_conn_send_error(struct rc_conn *c, const json_t *req_id, const char *code, const char *msg,
@@ -71,21 +68,13 @@ void rc_http_deferred_error(struct rc_conn *c, uint32_t serial, int status, cons
 void rc_http_deferred_respond(struct rc_conn *c, uint32_t serial, int status,
                               const char *extra_headers, const char *json, size_t len);
 
-/* Does a complete request take the connection over (a WebSocket upgrade, an SSE
- * stream)? Such a request waits until every earlier answer is written. The
- * session asks the function main registers (the API router's rc_api_is_stream)
- * before the shards start; with none registered no request does. It runs on
- * the shard thread for every request and must not allocate. */
-typedef bool (*rc_http_stream_fn)(const struct rc_http_request *req);
-void rc_http_set_stream_check(rc_http_stream_fn fn);
-
 /* Free pending answers (connection closing). */
 void rc_http_release(struct rc_conn *c);
 
 /* Hand the connection over to another protocol after the current request
- * (WebSocket upgrade, SSE stream): the HTTP state is reset and remaining
- * input is passed to the new protocol. */
-void rc_http_switch(struct rc_conn *c, enum rc_conn_proto proto);
+ * (WebSocket upgrade, SSE stream): the HTTP state is reset, ops (the new
+ * protocol's) are installed, and remaining input is passed to them. */
+void rc_http_switch(struct rc_conn *c, enum rc_conn_proto proto, const struct rc_conn_ops *ops);
 
 #ifdef __cplusplus
 }

@@ -10,7 +10,10 @@
  *   other shards' inboxes. Nothing else is shared: struct rc_server is
  *   immutable after start, evbufs are frozen before they are posted.
  * Every SQE is prepared here, one rc_ring_prep_<op>() per op type, which also
- *   packs user_data. */
+ *   packs user_data.
+ * Layering: the loop knows no protocol and no broker. It calls a connection's
+ *   session through c->ops (conn.h) and the broker's per-shard half through
+ *   srv->shard_hooks (below), both registered by main (server.h). */
 #ifndef RINGCAST_SHARD_H
 #define RINGCAST_SHARD_H
 
@@ -24,34 +27,29 @@
 #include "ringcast/limits.h"
 #include "ringcast/mpsc.h"
 #include "ringcast/pool.h"
+#include "ringcast/server.h"
 #include "ringcast/timer.h"
 
 #ifdef __cplusplus
 extern "C" {
 #endif
 
-#define RC_MAX_SHARDS 256
-
 struct rc_shard;
 struct rc_broker;
-struct rc_auth;
 struct rc_iptable;
-struct rc_store;
 
-/* Process-wide, immutable once the shards start (but for the connection budget). */
-struct rc_server {
-    const struct rc_config *cfg;
-    unsigned nshards;
-    struct rc_shard **shards;
-    uint64_t epoch_ms;          /* start time; part of event ids */
-    char epoch_str[16];         /* base-36 epoch */
-    uint64_t start_mono_ms;     /* for uptime */
-    bool api_open;              /* no api_keys: the HTTP API accepts loopback clients only */
-    const struct rc_auth *auth; /* identity, API keys, topic rules (immutable, shared) */
-    struct rc_store *store;     /* durable notifications and user subscriptions (store.h);
-                                   shards only rc_store_submit() to it */
-    /* the one mutable member: max_connections across every shard (limits.h) */
-    struct rc_connbudget conns;
+/* What the shard loop runs for the layers above it (the broker), registered
+ * by main in rc_server.shard_hooks before the shards start; immutable after.
+ * Every member runs on the shard's own thread.
+ *   init:         once, after the ring is set up; 0 or -errno (start fails)
+ *   fini:         once, at teardown, after every connection is closed
+ *   tick:         every loop turn (bounded work: sweeps)
+ * Any member may be NULL (nothing to do). Inbox messages need no hook: each
+ * post carries its own run and discard functions (evbuf.h). */
+struct rc_shard_hooks {
+    int (*init)(struct rc_shard *s);
+    void (*fini)(struct rc_shard *s);
+    void (*tick)(struct rc_shard *s);
 };
 
 /* Per-shard counters; owned by the shard, copied out on a stats request. */
@@ -88,7 +86,8 @@ struct rc_counters {
     uint64_t user_subscription_refusals; /* creates past max_user_subscriptions (409) */
     uint64_t accept_fd_exhausted;        /* accepts failed for want of fds/memory (then paused) */
     uint64_t forwarded_loopback;         /* trusted loopback requests carrying X-Forwarded-For */
-    uint64_t topics_evicted; /* owned topics freed by the idle sweep (topic_idle_timeout) */
+    uint64_t topics_evicted;  /* owned topics freed by the idle sweep (topic_idle_timeout) */
+    uint64_t rearms_deferred; /* accept/recv/wake re-arms retried a loop turn later (SQ full) */
 };
 
 /* User data: | op:8 | gen:24 | slot:32 |; gen drops CQEs meant for a reused slot. */
@@ -156,7 +155,11 @@ struct rc_shard {
     uint64_t accept_resume_ms;
     uint64_t accept_log_ms;        /* no accept_paused log line before this */
     uint64_t accept_fail_unlogged; /* failures since the last log line */
-    bool forwarded_warned;         /* the X-Forwarded-For warning was logged */
+    /* an accept or wake-up read that found the SQ ring full: armed next turn */
+    bool accept_rearm;
+    bool wake_rearm;
+    uint64_t rearm_log_ms; /* no rearm_deferred log line before this */
+    bool forwarded_warned; /* the X-Forwarded-For warning was logged */
     bool draining;
     bool drained;              /* reported to the main thread */
     bool drain_posted;         /* main thread only */
@@ -174,36 +177,14 @@ struct rc_shard {
     char startup_msg[256];
 };
 
-/* Main thread, before start: allocate shards and create the listeners
- * (SO_REUSEPORT, one per shard, same port; port 0 picks one for all).
- * 0 or -errno with err naming the failing step. */
-int rc_server_init(struct rc_server *srv, const struct rc_config *cfg,
-                   struct rc_err *err) RC_MUST_CHECK;
-/* The port actually bound. */
-uint16_t rc_server_port(const struct rc_server *srv);
-/* Start every shard thread; waits until each has set up its ring (or failed:
- * then err names the missing kernel feature). */
-int rc_server_start(struct rc_server *srv, struct rc_err *err) RC_MUST_CHECK;
-/* Ask every shard to drain (SIGTERM). */
-void rc_server_drain(struct rc_server *srv);
-/* Join the shards and free everything. */
-void rc_server_join(struct rc_server *srv);
-
 /* Shard thread entry (see the comment at its definition in shard.c). */
 void *rc_shard_main(void *arg);
-/* Shard threads tell the main thread (server.c) that their ring is ready or
- * failed, and that their connections are drained. */
-void rc_server_report_started(void);
-void rc_server_report_drained(void);
-
 /* The run functions of drain_post and stop_post (main thread -> shard). */
 void rc_shard_run_drain(struct rc_shard *s, struct rc_post *p);
 void rc_shard_run_stop(struct rc_shard *s, struct rc_post *p);
 
 /* Any thread: post a message into shard's inbox. */
 void rc_shard_post(struct rc_shard *s, struct rc_post *p);
-/* Owner shard of a topic. */
-unsigned rc_topic_owner(const struct rc_server *srv, const char *topic, size_t n);
 
 /* Shard thread: the live connection with this id, or NULL. */
 struct rc_conn *rc_shard_conn(struct rc_shard *s, uint64_t id);
@@ -212,7 +193,7 @@ void rc_shard_flush(struct rc_shard *s);
 /* Shard thread: (re)arm a connection's deadline. */
 void rc_shard_arm_timer(struct rc_shard *s, struct rc_conn *c, uint64_t deadline_ms);
 /* Backpressure: stop reading c (its multishot recv is cancelled; bytes the
- * kernel already delivered still arrive through rc_conn_on_data), and read
+ * kernel already delivered still arrive through c->ops->on_data), and read
  * again. Both are idempotent. A connection that leaves RC_CONN_OPEN reads
  * again by itself (a lingering close must see the peer's FIN). */
 void rc_shard_recv_pause(struct rc_shard *s, struct rc_conn *c);

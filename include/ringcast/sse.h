@@ -14,8 +14,6 @@ extern "C" {
 
 /* Route handler for GET /api/realtime/events. */
 void rc_sse_handle(struct rc_http_ctx *x);
-void rc_sse_on_timer(struct rc_conn *c);
-void rc_sse_on_drain(struct rc_conn *c);
 
 #ifdef __cplusplus
 }

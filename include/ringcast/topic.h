@@ -42,6 +42,10 @@ size_t rc_topic_split(const char *s, size_t n, struct rc_slice *tok, size_t cap)
  * baseline of bench_trie; the shard matches through the trie instead. */
 bool rc_topic_match(const char *pat, size_t pn, const char *topic, size_t tn);
 
+/* The shard that owns topic s[0..n) (its sequence numbers, history,
+ * presence): xxh3(topic) % nshards. nshards > 0. */
+unsigned rc_topic_owner(unsigned nshards, const char *s, size_t n);
+
 #ifdef __cplusplus
 }
 #endif

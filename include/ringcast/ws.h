@@ -18,10 +18,6 @@ extern "C" {
  * WebSocket (101), or answer with the right 4xx. */
 void rc_ws_handle_upgrade(struct rc_http_ctx *x);
 
-void rc_ws_on_data(struct rc_conn *c, char *buf, size_t len);
-void rc_ws_on_timer(struct rc_conn *c);
-void rc_ws_on_drain(struct rc_conn *c);
-
 /* Queue one text frame. 0 or -errno (the connection may have been closed). */
 int rc_ws_send_text(struct rc_conn *c, const char *txt, size_t len);
 /* {"type":"error","data":{"code","message","id"}} */

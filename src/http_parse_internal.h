@@ -1,4 +1,4 @@
-/* http_internal.h - private to src/http_parse.c and src/http_body.c: the
+/* http_parse_internal.h - private to src/http_parse.c and src/http_body.c: the
  * RFC 9110 character classes that the head parser and the chunked decoder
  * (trailer fields, chunk extensions) both check bytes against.
  * http_parse.c owns the tables (rc_http_tchar_tab, rc_http_vchar_tab);
@@ -8,8 +8,8 @@
  *   otherwise, so any unsigned char indexes it safely.
  * Lifetimes: static storage. Not part of the public API (see
  *   include/ringcast/http_parse.h). */
-#ifndef RINGCAST_HTTP_INTERNAL_H
-#define RINGCAST_HTTP_INTERNAL_H
+#ifndef RINGCAST_HTTP_PARSE_INTERNAL_H
+#define RINGCAST_HTTP_PARSE_INTERNAL_H
 
 #include <stdbool.h>
 
@@ -37,4 +37,4 @@ static inline bool rc_http_is_ows(char c)
 }
 #endif
 
-#endif /* RINGCAST_HTTP_INTERNAL_H */
+#endif /* RINGCAST_HTTP_PARSE_INTERNAL_H */
