@@ -7,29 +7,12 @@
 #include <stdio.h>
 #include <stdlib.h>
 
-#include "ringcast/auth.h"
-#include "ringcast/broker.h"
 #include "ringcast/http.h"
 #include "ringcast/log.h"
 #include "ringcast/session.h"
 #include "ringcast/ticket.h"
 #include "ringcast/shard.h"
 #include "ringcast/ws.h"
-
-/* ---- session hooks (session.h) --------------------------------------------------- */
-
-static const struct rc_session_hooks no_hooks;
-static const struct rc_session_hooks *g_hooks = &no_hooks;
-
-void rc_session_set_hooks(const struct rc_session_hooks *h)
-{
-    g_hooks = h ? h : &no_hooks;
-}
-
-const struct rc_session_hooks *rc_session_hooks(void)
-{
-    return g_hooks;
-}
 
 /* what process_one reports besides DONE/MORE/FAIL */
 struct step {
@@ -538,8 +521,9 @@ static void dispatch(struct rc_conn *c, const struct rc_http_request *req, const
     };
     c->shard->ctr.http_requests++;
     c->served = true;
-    if (g_hooks->route)
-        g_hooks->route(&x);
+    const struct rc_session_hooks *h = rc_session_hooks();
+    if (h->route)
+        h->route(&x);
     else
         rc_http_error(&x, 404, "not_found", "no route for this path");
 }
@@ -750,32 +734,6 @@ static void finish_half_closed(struct rc_conn *c)
         rc_conn_close_now(c);
 }
 
-void rc_conn_send_error(struct rc_conn *c, const json_t *req_id, const char *code, const char *msg,
-                        const char *sub_id)
-{
-    if (c->proto == RC_PROTO_WS) {
-        rc_ws_send_error(c, req_id, code, msg);
-        return;
-    }
-    if (c->proto != RC_PROTO_SSE)
-        return;
-    json_t *j = json_pack("{s:s, s:s}", "code", code, "message", msg);
-    if (j && sub_id)
-        json_object_set_new(j, "subscription", json_string(sub_id));
-    char *txt = j ? json_dumps(j, JSON_COMPACT) : NULL;
-    json_decref(j);
-    if (!txt)
-        return;
-    size_t n = strlen(txt) + 32;
-    char *rec = malloc(n);
-    if (rec) {
-        int k = snprintf(rec, n, "event: error\ndata: %s\n\n", txt);
-        /* on failure the connection is closing: nothing more to say */
-        (void)!rc_conn_queue_owned(c, rec, (size_t)k);
-    }
-    free(txt);
-}
-
 static void http_on_eof(struct rc_conn *c)
 {
     c->peer_closed = true;
@@ -838,22 +796,6 @@ static void http_on_drain(struct rc_conn *c)
     /* a request in progress is answered with Connection: close; idle ones go */
     if (!c->http.in_request && !has_pending(c) && c->in_len == 0)
         rc_conn_close_soon(c);
-}
-
-void rc_session_release(struct rc_conn *c)
-{
-    rc_broker_conn_gone(c);
-    rc_auth_identity_free(c->identity);
-    c->identity = NULL;
-    json_decref(c->durable_changes);
-    c->durable_changes = NULL;
-    rc_http_release(c);
-    if (c->ws) {
-        free(c->ws->msg);
-        json_decref(c->ws->greet_id);
-        free(c->ws);
-        c->ws = NULL;
-    }
 }
 
 /* The http ops' answer: a deferred answer into its slot (rc_http_defer's

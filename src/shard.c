@@ -1,6 +1,6 @@
-/* shard.c - shard threads: io_uring ring, listener, connection table, the
- * event loop, and the SQE preparation for every op (see shard.h for what a
- * shard owns). */
+/* shard.c - shard threads: listener, connection table, the event loop, and
+ * the SQE preparation for every op (see shard.h for what a shard owns). The
+ * ring and the resources it needs are set up in shard_setup.c. */
 #include <arpa/inet.h>
 #include <errno.h>
 #include <netinet/in.h>
@@ -16,8 +16,8 @@
 
 #include "ringcast/log.h"
 #include "ringcast/shard.h"
+#include "shard_internal.h"
 
-#define BUF_GROUP 0
 #define MAX_SEND_IOVS 1024 /* IOV_MAX */
 #define SLOW_WAIT_MS 1000
 
@@ -52,7 +52,7 @@ static int rc_ring_prep_recv(struct rc_shard *s, struct rc_conn *c)
         return -EBUSY;
     io_uring_prep_recv_multishot(sqe, c->fd, NULL, 0, 0);
     sqe->flags |= IOSQE_BUFFER_SELECT;
-    sqe->buf_group = BUF_GROUP;
+    sqe->buf_group = RC_SHARD_BUF_GROUP;
     io_uring_sqe_set_data64(sqe, rc_ud_pack(RC_OP_RECV, s->gens[c->slot], c->slot));
     c->recv_armed = true;
     c->inflight++;
@@ -411,21 +411,6 @@ static void on_accept(struct rc_shard *s, struct io_uring_cqe *cqe)
     rc_conn_on_open(c);
 }
 
-static void buf_return(struct rc_shard *s, uint32_t bid)
-{
-    io_uring_buf_ring_add(s->br, s->bufs + (size_t)bid * s->buf_size, s->buf_size, (uint16_t)bid,
-                          io_uring_buf_ring_mask(s->nbufs), (int)s->br_pending);
-    s->br_pending++;
-}
-
-static void buf_publish(struct rc_shard *s)
-{
-    if (s->br_pending) {
-        io_uring_buf_ring_advance(s->br, (int)s->br_pending);
-        s->br_pending = 0;
-    }
-}
-
 static void on_recv(struct rc_shard *s, struct io_uring_cqe *cqe)
 {
     struct rc_conn *c = conn_from_ud(s, cqe->user_data);
@@ -442,7 +427,7 @@ static void on_recv(struct rc_shard *s, struct io_uring_cqe *cqe)
             else
                 rc_conn_on_data(c, data, (size_t)res);
         }
-        buf_return(s, bid);
+        rc_shard_buf_return(s, bid);
     }
     if (!c)
         return;
@@ -644,128 +629,6 @@ void rc_shard_post(struct rc_shard *s, struct rc_post *p)
     rc_mpsc_push(&s->inbox, &p->node);
 }
 
-/* ---- ring setup ------------------------------------------------------------- */
-
-static int setup_ring(struct rc_shard *s)
-{
-    struct io_uring_params p;
-    memset(&p, 0, sizeof(p));
-    p.flags = IORING_SETUP_SINGLE_ISSUER | IORING_SETUP_DEFER_TASKRUN | IORING_SETUP_COOP_TASKRUN |
-              IORING_SETUP_CQSIZE;
-    p.cq_entries = s->cfg->ring_entries * 4;
-    int rc = io_uring_queue_init_params(s->cfg->ring_entries, &s->ring, &p);
-    if (rc < 0) {
-        if (rc == -EINVAL)
-            snprintf(s->startup_msg, sizeof(s->startup_msg),
-                     "io_uring_setup refused IORING_SETUP_SINGLE_ISSUER|DEFER_TASKRUN "
-                     "(EINVAL): ringcast needs Linux >= 6.1");
-        else if (rc == -EPERM || rc == -ENOSYS)
-            snprintf(s->startup_msg, sizeof(s->startup_msg),
-                     "io_uring is not available (%s): it may be disabled by the "
-                     "kernel.io_uring_disabled sysctl or blocked by a container's seccomp "
-                     "profile; ringcast needs io_uring",
-                     strerror(-rc));
-        else
-            snprintf(s->startup_msg, sizeof(s->startup_msg), "io_uring_queue_init failed: %s",
-                     strerror(-rc));
-        return rc;
-    }
-    s->ring_ready = true;
-    if (!(p.features & IORING_FEAT_EXT_ARG) || !(p.features & IORING_FEAT_FAST_POLL)) {
-        snprintf(s->startup_msg, sizeof(s->startup_msg),
-                 "io_uring lacks IORING_FEAT_EXT_ARG/FAST_POLL: ringcast needs Linux >= 6.1");
-        return -ENOTSUP;
-    }
-    struct io_uring_probe *probe = io_uring_get_probe_ring(&s->ring);
-    static const struct {
-        int op;
-        const char *name;
-    } need[] = {{IORING_OP_ACCEPT, "ACCEPT"},       {IORING_OP_RECV, "RECV"},
-                {IORING_OP_SENDMSG, "SENDMSG"},     {IORING_OP_READ, "READ"},
-                {IORING_OP_ASYNC_CANCEL, "CANCEL"}, {IORING_OP_PROVIDE_BUFFERS, "PROVIDE_BUFFERS"}};
-    for (size_t i = 0; probe && i < RC_ARRAY_LEN(need); i++) {
-        if (!io_uring_opcode_supported(probe, need[i].op)) {
-            snprintf(s->startup_msg, sizeof(s->startup_msg),
-                     "io_uring lacks IORING_OP_%s: ringcast needs Linux >= 6.1", need[i].name);
-            io_uring_free_probe(probe);
-            return -ENOTSUP;
-        }
-    }
-    if (probe)
-        io_uring_free_probe(probe);
-
-    /* provided-buffer ring (liburing 2.3 has no io_uring_setup_buf_ring) */
-    s->nbufs = s->cfg->recv_buffers;
-    s->buf_size = (uint32_t)s->cfg->recv_buffer_size;
-    size_t ring_bytes = s->nbufs * sizeof(struct io_uring_buf);
-    void *mem = NULL;
-    if (posix_memalign(&mem, 4096, (ring_bytes + 4095) & ~(size_t)4095))
-        return -ENOMEM;
-    memset(mem, 0, ring_bytes);
-    s->br = mem;
-    s->bufs = malloc((size_t)s->nbufs * s->buf_size);
-    if (!s->bufs)
-        return -ENOMEM;
-    struct io_uring_buf_reg reg;
-    memset(&reg, 0, sizeof(reg));
-    reg.ring_addr = (uint64_t)(uintptr_t)s->br;
-    reg.ring_entries = s->nbufs;
-    reg.bgid = BUF_GROUP;
-    rc = io_uring_register_buf_ring(&s->ring, &reg, 0);
-    if (rc < 0) {
-        snprintf(s->startup_msg, sizeof(s->startup_msg),
-                 "io_uring_register_buf_ring failed (%s): ringcast needs Linux >= 5.19 "
-                 "provided-buffer rings",
-                 strerror(-rc));
-        return rc;
-    }
-    io_uring_buf_ring_init(s->br);
-    for (uint32_t i = 0; i < s->nbufs; i++)
-        buf_return(s, i);
-    buf_publish(s);
-    return 0;
-}
-
-/* The per-IP tables (connections, handshake rates); 0 or -ENOMEM with
- * startup_msg set: a limit the operator configured is never silently off. */
-static int setup_iptables(struct rc_shard *s)
-{
-    struct rc_err err = {0};
-    uint32_t bound = s->cfg->max_connections < RC_IPTABLE_MAX_BOUND ? s->cfg->max_connections
-                                                                    : RC_IPTABLE_MAX_BOUND;
-    if (s->cfg->max_connections_per_ip && !(s->ip_conns = rc_iptable_new(bound, &err))) {
-        snprintf(s->startup_msg, sizeof(s->startup_msg), "max_connections_per_ip: %s", err.msg);
-        return -ENOMEM;
-    }
-    if (s->cfg->handshake_rate_per_ip && !(s->ip_handshakes = rc_iptable_new(bound, &err))) {
-        snprintf(s->startup_msg, sizeof(s->startup_msg), "handshake_rate_per_ip: %s", err.msg);
-        return -ENOMEM;
-    }
-    return 0;
-}
-
-static void pin_cpu(struct rc_shard *s)
-{
-    cpu_set_t online;
-    if (sched_getaffinity(0, sizeof(online), &online) < 0)
-        return;
-    int n = CPU_COUNT(&online);
-    if (n <= 0)
-        return;
-    int want = (int)(s->id % (unsigned)n), seen = 0;
-    for (int cpu = 0; cpu < CPU_SETSIZE; cpu++) {
-        if (!CPU_ISSET(cpu, &online))
-            continue;
-        if (seen++ == want) {
-            cpu_set_t one;
-            CPU_ZERO(&one);
-            CPU_SET(cpu, &one);
-            pthread_setaffinity_np(pthread_self(), sizeof(one), &one);
-            return;
-        }
-    }
-}
-
 /* ---- the loop ----------------------------------------------------------------- */
 
 static void dispatch_cqe(struct rc_shard *s, struct io_uring_cqe *cqe)
@@ -817,13 +680,13 @@ void *rc_shard_main(void *arg)
     char name[16];
     snprintf(name, sizeof(name), "rc-shard-%u", s->id);
     pthread_setname_np(pthread_self(), name);
-    pin_cpu(s);
+    rc_shard_pin_cpu(s);
 
     s->now_ms = rc_now_ms();
     rc_timer_wheel_init(&s->timers, s->now_ms);
     const struct rc_shard_hooks *hooks = s->srv->shard_hooks;
     bool hooks_up = false;
-    int rc = setup_ring(s);
+    int rc = rc_shard_setup_ring(s);
     if (rc == 0 && !s->startup_msg[0] && hooks && hooks->init) {
         rc = hooks->init(s);
         if (rc < 0)
@@ -832,7 +695,7 @@ void *rc_shard_main(void *arg)
     }
     hooks_up = rc == 0 && !s->startup_msg[0];
     if (hooks_up)
-        rc = setup_iptables(s);
+        rc = rc_shard_setup_iptables(s);
     if (rc < 0 || s->startup_msg[0]) {
         s->startup_error = rc < 0 ? rc : -ENOTSUP;
         if (hooks_up && hooks && hooks->fini)
@@ -873,7 +736,7 @@ void *rc_shard_main(void *arg)
         if (s->wake_rearm && !s->stop)
             arm_wake(s);
         rc_shard_flush(s);
-        buf_publish(s);
+        rc_shard_buf_publish(s);
 
         struct __kernel_timespec ts = {.tv_sec = 0, .tv_nsec = RC_TIMER_TICK_MS * 1000000L};
         struct io_uring_cqe *cqe = NULL;
