@@ -130,4 +130,3 @@ void rc_shard_pin_cpu(struct rc_shard *s)
         }
     }
 }
-
