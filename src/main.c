@@ -19,6 +19,7 @@
 #include "ringcast/api.h"
 #include "ringcast/api_store.h"
 #include "ringcast/auth.h"
+#include "ringcast/client.h"
 #include "ringcast/config.h"
 #include "ringcast/log.h"
 #include "ringcast/shard.h"
@@ -130,6 +131,12 @@ int main(int argc, char **argv)
 
     /* the session asks the router which requests take the connection over */
     rc_http_set_stream_check(rc_api_is_stream);
+    /* a connection that authenticates loads its user's durable subscriptions */
+    static const struct rc_client_durable durable = {
+        .authed = rc_api_store_conn_authed,
+        .late = rc_api_store_greet_late,
+    };
+    rc_client_set_durable(&durable);
     int init_rc = rc_server_init(&srv, &cfg, &err);
     srv.auth = auth;
     srv.store = store;

@@ -35,6 +35,7 @@
 
 #include "ringcast/common.h"
 #include "ringcast/config.h"
+#include "ringcast/client.h"
 #include "ringcast/evbuf.h"
 #include "ringcast/http.h"
 
@@ -68,10 +69,10 @@ void rc_api_store_stop(struct rc_store *st);
  * connection record) waits for its user's durable subscriptions; past it the
  * greeting goes out anyway (counted durable_load_timeouts, logged) and the
  * subscriptions are applied when they arrive. */
-#define RC_API_STORE_GREET_WAIT_MS 2000u
+#define RC_API_STORE_GREET_WAIT_MS RC_CLIENT_GREET_WAIT_MS
 
 /* Sends the connection's greeting; called at most once per load. */
-typedef void (*rc_api_store_ready_fn)(struct rc_conn *c);
+typedef rc_client_ready_fn rc_api_store_ready_fn;
 
 /* Shard thread: c (WebSocket or SSE) has just authenticated: load its user's
  * active durable subscriptions (each checked against the topic rules with c's
