@@ -26,7 +26,8 @@
 extern "C" {
 #endif
 
-/* How long a greeting may wait for the durable subscriptions (see api_store.h). */
+/* How long a greeting may wait for the durable subscriptions; past it the
+ * greeting goes out anyway and they are applied when they arrive. */
 #define RC_CLIENT_GREET_WAIT_MS 2000u
 
 /* Sends the connection's greeting; called at most once per load. */
