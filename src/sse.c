@@ -5,11 +5,10 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <time.h>
 
 #include "ringcast/auth.h"
 #include "ringcast/broker.h"
-#include "ringcast/jwt.h"
+#include "ringcast/client.h"
 #include "ringcast/filter.h"
 #include "ringcast/history.h"
 #include "ringcast/log.h"
@@ -58,11 +57,7 @@ static void sse_on_timer(struct rc_conn *c)
         rc_conn_close_now(c);
         return;
     }
-    if (c->greet_deadline_ms && s->now_ms >= c->greet_deadline_ms) {
-        if (rc_session_hooks()->greet_late)
-            rc_session_hooks()->greet_late(c);
-        greet_ready(c);
-    }
+    rc_client_greet_timer(c, greet_ready);
     if (c->expire_ms && s->now_ms >= c->expire_ms) {
         /* an SSE client cannot re-auth on the stream: tell it, then end it */
         if (!c->expired_notified) {
@@ -371,10 +366,7 @@ void rc_sse_handle(struct rc_http_ctx *x)
          * reported on the stream instead: a browser cannot act on a 400) */
         struct rc_sub_opts o = {.since = r.since};
         struct rc_err serr = {0};
-        uint64_t after;
-        bool stale;
-        if (rc_broker_resume_check(s, r.topics[0], strlen(r.topics[0]), &o, &after, &stale, &serr) <
-            0) {
+        if (rc_client_resume_check(c, r.topics[0], strlen(r.topics[0]), &o, &serr) < 0) {
             rc_http_error(x, 400, serr.code ? serr.code : "bad_query", "%s", serr.msg);
             sse_req_fini(&r);
             return;
@@ -382,23 +374,9 @@ void rc_sse_handle(struct rc_http_ctx *x)
     }
     /* identity: ?token= or Authorization: Bearer; an SSE client cannot send an
      * auth message later, so a bad or missing token is answered here */
-    char tokbuf[RC_JWT_MAX_TOKEN + 1];
-    size_t toklen = 0;
     struct rc_err terr = {0};
-    struct rc_slice hv = {0};
-    const struct rc_http_header *ah = rc_http_find_header(x->req, "Authorization");
-    int trc = rc_auth_token_from_query(x->req->query, tokbuf, sizeof(tokbuf), &toklen, &terr);
-    if (trc == -ENOENT && ah && rc_auth_token_from_header(ah->value, &hv, &terr) == 0) {
-        memcpy(tokbuf, hv.p, hv.n);
-        toklen = hv.n;
-        trc = 0;
-    }
     struct rc_auth_identity *id = NULL;
-    if (trc == 0 &&
-        rc_auth_authenticate(s->srv->auth, tokbuf, toklen, (int64_t)time(NULL), &id, &terr) < 0)
-        trc = -EINVAL;
-    if (trc == -EINVAL) {
-        s->ctr.auth_failures++;
+    if (rc_client_connect_identity(c, x->req, &id, &terr) < 0) {
         rc_http_error(x, 401, terr.code ? terr.code : "unauthorized", "%s", terr.msg);
         sse_req_fini(&r);
         return;
@@ -412,9 +390,7 @@ void rc_sse_handle(struct rc_http_ctx *x)
     }
     for (size_t i = 0; i < r.ntopics; i++) {
         struct rc_err perr = {0};
-        if (rc_auth_check_subscribe(s->srv->auth, id, r.topics[i], strlen(r.topics[i]), &perr) <
-            0) {
-            s->ctr.forbidden++;
+        if (rc_client_may_subscribe(c, id, r.topics[i], strlen(r.topics[i]), &perr) < 0) {
             rc_http_error(x, perr.status ? perr.status : 403, perr.code ? perr.code : "forbidden",
                           "%s", perr.msg);
             rc_auth_identity_free(id);
@@ -422,15 +398,8 @@ void rc_sse_handle(struct rc_http_ctx *x)
             return;
         }
     }
-    if (id) {
-        c->identity = id;
-        c->authenticated = true;
-        snprintf(c->user_id, sizeof(c->user_id), "%s", id->sub);
-        if (id->expires_at != INT64_MAX) {
-            int64_t left = id->expires_at - (int64_t)time(NULL);
-            c->expire_ms = s->now_ms + (uint64_t)(left > 0 ? left * 1000 : 0) + 1;
-        }
-    }
+    if (id)
+        rc_client_set_identity(c, id);
     char head[512];
     int hn = snprintf(head, sizeof(head),
                       "HTTP/1.1 200 OK\r\nContent-Type: text/event-stream\r\n"
@@ -447,10 +416,7 @@ void rc_sse_handle(struct rc_http_ctx *x)
     /* an authenticated stream's connection record waits for the user's durable
      * subscriptions (the after_auth hook, session.h), so they apply from the first event
      * published after the client sees it */
-    const struct rc_session_hooks *h = rc_session_hooks();
-    if (c->authenticated && h->after_auth && h->after_auth(c, greet_ready))
-        c->greet_deadline_ms = s->now_ms + h->greet_wait_ms;
-    else
+    if (!c->authenticated || !rc_client_hold_greeting(c, greet_ready))
         send_connection_record(c);
     if (stream_has_id(&r)) {
         start_multi(c, &r);

@@ -4,13 +4,11 @@
 #include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
-#include <time.h>
-
-#include "ringcast/jwt.h"
 
 #include "ringcast/answer.h"
 #include "ringcast/auth.h"
 #include "ringcast/broker.h"
+#include "ringcast/client.h"
 #include "ringcast/log.h"
 #include "ringcast/msg.h"
 #include "ringcast/session.h"
@@ -96,27 +94,6 @@ static void arm_heartbeat(struct rc_conn *c)
     rc_shard_arm_timer(s, c, at);
 }
 
-static int64_t unix_now(void)
-{
-    return (int64_t)time(NULL);
-}
-
-/* Adopt a verified identity: user id, expiry deadline. */
-static void set_identity(struct rc_conn *c, struct rc_auth_identity *id)
-{
-    rc_auth_identity_free(c->identity);
-    c->identity = id;
-    c->authenticated = true;
-    c->auth_deadline_ms = 0;
-    c->expired_notified = false;
-    snprintf(c->user_id, sizeof(c->user_id), "%s", id->sub);
-    c->expire_ms = 0;
-    if (id->expires_at != INT64_MAX) {
-        int64_t left = id->expires_at - unix_now();
-        c->expire_ms = c->shard->now_ms + (uint64_t)(left > 0 ? left * 1000 : 0) + 1;
-    }
-}
-
 static void send_connected(struct rc_conn *c)
 {
     char idbuf[RC_CONN_ID_HEX + 1], ts[32], msg[160];
@@ -173,30 +150,27 @@ static void greet_ready(struct rc_conn *c)
 static bool presence_allowed(struct rc_conn *c, const struct rc_client_msg *m)
 {
     struct rc_err err = {0};
-    if (rc_auth_check_subscribe(c->shard->srv->auth, c->identity, m->topic, m->topic_len, &err) ==
-        0)
+    if (rc_client_may_subscribe(c, c->identity, m->topic, m->topic_len, &err) == 0)
         return true;
-    c->shard->ctr.forbidden++;
     char msg[sizeof(err.msg) + 48];
     snprintf(msg, sizeof(msg), "presence needs the right to subscribe: %s", err.msg);
     rc_ws_send_error(c, m->id, err.code ? err.code : "forbidden", msg);
     return false;
 }
 
-/* Verify a token for this connection (handshake or auth action). */
-static void authenticate(struct rc_conn *c, const char *tok, size_t len, const json_t *req_id)
+/* A token failed (verify counted it): say so; a connection that must
+ * authenticate and is not closes. */
+static void auth_failed(struct rc_conn *c, const json_t *req_id, const struct rc_err *err)
 {
-    struct rc_shard *s = c->shard;
-    struct rc_auth_identity *id = NULL;
-    struct rc_err err = {0};
-    if (rc_auth_authenticate(s->srv->auth, tok, len, unix_now(), &id, &err) < 0) {
-        s->ctr.auth_failures++;
-        send_owed_connected(c);
-        rc_ws_send_error(c, req_id, err.code ? err.code : "unauthorized", err.msg);
-        if (s->cfg->auth_required && !c->authenticated)
-            rc_ws_close(c, 1008, "authentication failed");
-        return;
-    }
+    send_owed_connected(c);
+    rc_ws_send_error(c, req_id, err->code ? err->code : "unauthorized", err->msg);
+    if (c->shard->cfg->auth_required && !c->authenticated)
+        rc_ws_close(c, 1008, "authentication failed");
+}
+
+/* Adopt a verified identity (handshake or auth action) and answer. */
+static void authenticated(struct rc_conn *c, struct rc_auth_identity *id, const json_t *req_id)
+{
     if (c->identity && strcmp(c->identity->sub, id->sub) != 0) {
         rc_auth_identity_free(id);
         send_owed_connected(c);
@@ -206,16 +180,14 @@ static void authenticate(struct rc_conn *c, const char *tok, size_t len, const j
         return;
     }
     bool first = !c->authenticated;
-    set_identity(c, id);
+    rc_client_set_identity(c, id);
     /* the greeting waits for the user's durable subscriptions, so that they
      * apply from the first event published after the client sees it */
     json_t *held_id = req_id ? (json_t *)req_id : json_null();
-    const struct rc_session_hooks *h = rc_session_hooks();
-    if (first && h->after_auth && h->after_auth(c, greet_ready)) {
+    if (first && rc_client_hold_greeting(c, greet_ready)) {
         c->ws->greet_id = json_array();
         if (c->ws->greet_id && json_array_append(c->ws->greet_id, held_id) < 0)
             json_array_clear(c->ws->greet_id);
-        c->greet_deadline_ms = s->now_ms + h->greet_wait_ms;
     } else if (c->greet_deadline_ms && c->ws->greet_id &&
                json_array_size(c->ws->greet_id) < GREET_IDS_MAX &&
                json_array_append(c->ws->greet_id, held_id) == 0) {
@@ -226,6 +198,17 @@ static void authenticate(struct rc_conn *c, const char *tok, size_t len, const j
     arm_heartbeat(c);
 }
 
+/* The auth action: verify its token for this connection. */
+static void authenticate(struct rc_conn *c, const char *tok, size_t len, const json_t *req_id)
+{
+    struct rc_auth_identity *id = NULL;
+    struct rc_err err = {0};
+    if (rc_client_verify(c, tok, len, &id, &err) < 0)
+        auth_failed(c, req_id, &err);
+    else
+        authenticated(c, id, req_id);
+}
+
 static void ws_on_timer(struct rc_conn *c)
 {
     struct rc_shard *s = c->shard;
@@ -233,11 +216,7 @@ static void ws_on_timer(struct rc_conn *c)
         rc_conn_close_now(c); /* close handshake or flush took too long */
         return;
     }
-    if (c->greet_deadline_ms && s->now_ms >= c->greet_deadline_ms) {
-        if (rc_session_hooks()->greet_late)
-            rc_session_hooks()->greet_late(c);
-        greet_ready(c);
-    }
+    rc_client_greet_timer(c, greet_ready);
     if (c->auth_deadline_ms && s->now_ms >= c->auth_deadline_ms) {
         s->ctr.auth_timeouts++;
         rc_ws_send_error(c, NULL, "unauthorized",
@@ -293,15 +272,11 @@ static void do_subscribe(struct rc_conn *c, struct rc_client_msg *m)
     struct rc_err err = {0};
     struct rc_ticket t = rc_ticket_ws(c, m->id);
     struct rc_sub_opts o = {.since = m->since, .include_initial = m->include_initial, .ticket = &t};
-    uint64_t after;
-    bool stale;
-    if (rc_auth_check_subscribe(c->shard->srv->auth, c->identity, m->topic, m->topic_len, &err) <
-        0) {
-        c->shard->ctr.forbidden++;
+    if (rc_client_may_subscribe(c, c->identity, m->topic, m->topic_len, &err) < 0) {
         rc_ws_send_error(c, m->id, err.code ? err.code : "forbidden", err.msg);
         return;
     }
-    if (rc_broker_resume_check(c->shard, m->topic, m->topic_len, &o, &after, &stale, &err) < 0) {
+    if (rc_client_resume_check(c, m->topic, m->topic_len, &o, &err) < 0) {
         rc_ws_send_error(c, m->id, err.code ? err.code : "bad_request", err.msg);
         return;
     }
@@ -702,20 +677,6 @@ void rc_ws_handle_upgrade(struct rc_http_ctx *x)
                       s->cfg->handshake_rate_per_ip);
         return;
     }
-    /* a token in the URL (?token=) or an Authorization: Bearer header */
-    char tokbuf[RC_JWT_MAX_TOKEN + 1];
-    const char *tok = NULL;
-    size_t toklen = 0;
-    struct rc_err terr = {0};
-    struct rc_slice hv;
-    const struct rc_http_header *ah = rc_http_find_header(req, "Authorization");
-    int trc = rc_auth_token_from_query(req->query, tokbuf, sizeof(tokbuf), &toklen, &terr);
-    if (trc == 0) {
-        tok = tokbuf;
-    } else if (trc == -ENOENT && ah && rc_auth_token_from_header(ah->value, &hv, &terr) == 0) {
-        tok = hv.p;
-        toklen = hv.n;
-    }
     struct rc_ws_state *ws = calloc(1, sizeof(*ws));
     if (!ws) {
         rc_http_error(x, 503, "unavailable", "out of memory");
@@ -742,16 +703,15 @@ void rc_ws_handle_upgrade(struct rc_http_ctx *x)
     rc_bucket_init(&c->bucket, s->cfg->message_rate, s->cfg->message_burst, (int64_t)s->now_ms);
     if (s->cfg->auth_required)
         c->auth_deadline_ms = s->now_ms + s->cfg->auth_timeout;
-    if (trc == -EINVAL) {
-        /* a malformed token parameter: say so like a failed token */
-        send_connected(c);
-        s->ctr.auth_failures++;
-        rc_ws_send_error(c, NULL, terr.code ? terr.code : "unauthorized", terr.msg);
-        if (s->cfg->auth_required)
-            rc_ws_close(c, 1008, "authentication failed");
-    } else if (tok) {
-        c->ws->greet_connected = true; /* sent with authenticated, or before the error */
-        authenticate(c, tok, toklen, NULL);
+    /* the token of the request (?token= or Authorization: Bearer), verified */
+    struct rc_auth_identity *id = NULL;
+    struct rc_err terr = {0};
+    if (rc_client_connect_identity(c, req, &id, &terr) < 0) {
+        c->ws->greet_connected = true; /* sent before the error */
+        auth_failed(c, NULL, &terr);
+    } else if (id) {
+        c->ws->greet_connected = true; /* sent with authenticated */
+        authenticated(c, id, NULL);
     } else {
         send_connected(c);
     }

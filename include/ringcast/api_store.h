@@ -35,6 +35,7 @@
 
 #include "ringcast/common.h"
 #include "ringcast/config.h"
+#include "ringcast/session.h"
 #include "ringcast/evbuf.h"
 #include "ringcast/http.h"
 
@@ -71,7 +72,7 @@ void rc_api_store_stop(struct rc_store *st);
 #define RC_API_STORE_GREET_WAIT_MS 2000u
 
 /* Sends the connection's greeting; called at most once per load. */
-typedef void (*rc_api_store_ready_fn)(struct rc_conn *c);
+typedef rc_session_ready_fn rc_api_store_ready_fn;
 
 /* Shard thread: c (WebSocket or SSE) has just authenticated: load its user's
  * active durable subscriptions (each checked against the topic rules with c's
