@@ -6,7 +6,7 @@
  *   connection that switched protocol) drops the answer.
  * The ticket builders below are the only place that turns a connection and a
  *   request (HTTP serial, WebSocket request id) into a ticket.
- * rc_conn_answer lives in the session layer (src/answer.c) for now; it is the
+ * rc_conn_answer lives in the session layer (src/session/answer.c) for now; it is the
  *   connection's `answer` operation, and moves into the connection ops table
  *   (conn.h) with it. */
 #ifndef RINGCAST_ANSWER_H

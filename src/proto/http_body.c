@@ -1,12 +1,12 @@
 /* http_body.c - chunked transfer-coding decoder (RFC 9112 §7.1), query-string
  * splitting and percent-decoding (RFC 3986 §2.1) for HTTP/1.1 requests.
  * Contract in include/ringcast/http_parse.h; the request head parser is in
- * http_parse.c, and the character classes both use are in http_internal.h. */
+ * http_parse.c, and the character classes both use are in http_parse_internal.h. */
 #include <errno.h>
 #include <stdint.h>
 
 #include "ringcast/http_parse.h"
-#include "http_internal.h"
+#include "http_parse_internal.h"
 
 static bool is_ctl(char c)
 {

@@ -7,7 +7,7 @@
 #include <stdio.h>
 
 #include "ringcast/http_parse.h"
-#include "http_internal.h"
+#include "http_parse_internal.h"
 
 /* RFC 9110 §5.6.2 tchar: "!#$%&'*+-.^_`|~" / DIGIT / ALPHA. */
 const unsigned char rc_http_tchar_tab[256] = {
