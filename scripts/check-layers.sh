@@ -5,7 +5,8 @@
 # `#include "ringcast/X.h"` must name a header of the same layer or a lower
 # one. A header's layer is the folder of its module's .c (src/<layer>/X.c);
 # header-only headers are mapped in header_only below. Siblings (proto and
-# match; auth and store) may not include each other.
+# match; auth and store) may not include each other. A private header
+# (src/<layer>/*.h) is included from its own folder only.
 #
 # scripts/layers-allow.txt lists the inversions still tolerated, one
 # `file header` pair per line (`#` starts a comment: say which change removes
@@ -63,29 +64,39 @@ for f in $files; do
         bad=1
         continue
     fi
-    for h in $(grep -oE '^[[:space:]]*#[[:space:]]*include[[:space:]]+"ringcast/[A-Za-z0-9_]+\.h"' "$f" |
-        sed -E 's/.*"ringcast\/(.*)"/\1/'); do
-        hl=$(layer_of_header "$h")
+    # ringcast/X.h, and private headers of another folder ("../L/X.h", or
+    # "L/X.h" from src/main.c): the latter are named by their path
+    for h in $(grep -oE '^[[:space:]]*#[[:space:]]*include[[:space:]]+"(ringcast|\.\./[a-z]+|[a-z]+)/[A-Za-z0-9_]+\.h"' "$f" |
+        sed -E 's/.*"(.*)"/\1/; s#^\.\./##; s#^ringcast/##'); do
+        if [[ $h == */* ]]; then
+            hl=${h%%/*}
+            [ -n "${rank[$hl]:-}" ] || continue # not a layer folder
+            name="src/$h"
+        else
+            hl=$(layer_of_header "$h")
+            name="ringcast/$h"
+        fi
         if [ -z "$hl" ]; then
             echo "$f includes ringcast/$h (no layer: no src/*/${h%.h}.c; map it in scripts/check-layers.sh)"
             bad=1
             continue
         fi
         [ "$hl" = "$fl" ] && continue
-        if [ "${rank[$hl]}" -lt "${rank[$fl]}" ]; then
+        if [[ $name == src/* ]]; then
+            why="private to $hl" # a private header stays in its folder
+        elif [ "${rank[$hl]}" -lt "${rank[$fl]}" ]; then
             continue
-        fi
-        if [ "${rank[$hl]}" -eq "${rank[$fl]}" ]; then
+        elif [ "${rank[$hl]}" -eq "${rank[$fl]}" ]; then
             why="$hl and $fl are siblings"
         else
             why="$hl > $fl"
         fi
-        if [ -n "${allowed["$f ringcast/$h"]:-}" ]; then
-            seen["$f ringcast/$h"]=1
+        if [ -n "${allowed["$f $name"]:-}" ]; then
+            seen["$f $name"]=1
             tolerated=$((tolerated + 1))
             continue
         fi
-        echo "$f includes ringcast/$h ($why)"
+        echo "$f includes $name ($why)"
         bad=1
     done
 done
