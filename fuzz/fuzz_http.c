@@ -1,4 +1,4 @@
-/* fuzz_http.c - libFuzzer harness for src/http_parse.c.
+/* fuzz_http.c - libFuzzer harness for src/proto/http_parse.c.
  * Parses the input as a request head with small limits, whole and in two calls
  * (prefix, then all with last_len), and checks that the results agree and that
  * every slice lies inside the consumed head. When the head is DONE and chunked,

@@ -1,4 +1,4 @@
-/* fuzz_http_session.c - libFuzzer harness for the HTTP session (src/http.c
+/* fuzz_http_session.c - libFuzzer harness for the HTTP session (src/session/http.c
  * with the real conn.c output queue and the real parser), not only the parser:
  * the input is a script of connection events. Each record is one op byte and,
  * for input, a length byte and that many bytes sent by the client:

@@ -1,4 +1,4 @@
-/* fuzz_jwt.c - libFuzzer harness for rc_jwt_verify (src/jwt.c).
+/* fuzz_jwt.c - libFuzzer harness for rc_jwt_verify (src/auth/jwt.c).
  *
  * The first input byte picks a mode, the rest is the input:
  *   0: the bytes are a token, verified with an HS256 secret;

@@ -14,7 +14,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "../src/api_router.h"
+#include "../src/api/api_router.h"
 #include "ringcast/api.h"
 #include "ringcast/shard.h"
 

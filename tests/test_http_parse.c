@@ -1,4 +1,4 @@
-/* test_http_parse.c - unit tests for the HTTP/1.1 request parser (src/http_parse.c).
+/* test_http_parse.c - unit tests for the HTTP/1.1 request parser (src/proto/http_parse.c).
  * Parsers are tested whole, at every prefix (in exact-size heap copies so that
  * ASan sees any read past the end) and byte by byte. */
 #include <errno.h>

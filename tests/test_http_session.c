@@ -1,4 +1,4 @@
-/* test_http_session.c - the HTTP session (src/http.c with the real conn.c
+/* test_http_session.c - the HTTP session (src/session/http.c with the real conn.c
  * output queue and the real parser) under randomized pipelines: requests
  * answered at once or deferred, deferred answers completing in random order,
  * input split at random points, the client reading its answers in random

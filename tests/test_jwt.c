@@ -1,4 +1,4 @@
-/* test_jwt.c - unit tests for the JWT verifier (src/jwt.c).
+/* test_jwt.c - unit tests for the JWT verifier (src/auth/jwt.c).
  *
  * Keys and tokens come from tests/jwt_vectors.py (Python standard library + the openssl
  * command), run once in the group setup into a fresh mkdtemp directory: ringcast never signs

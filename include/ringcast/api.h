@@ -1,7 +1,7 @@
 /* api.h - the HTTP routes: /healthz and the /api/realtime/ API.
  * Owner: runs on the shard thread of the connection that made the request.
- * Every path is one row of one table (src/api.c), run by one router (src/api_router.c,
- *   rules in src/api_router.h). The session hands it each request (rc_api_route) and asks it
+ * Every path is one row of one table (src/api/api.c), run by one router (src/api/api_router.c,
+ *   rules in src/api/api_router.h). The session hands it each request (rc_api_route) and asks it
  *   which requests take the connection over (rc_api_is_stream); main registers both in the
  *   session hooks (session.h), so the session names no API function. */
 #ifndef RINGCAST_API_H

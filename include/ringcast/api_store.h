@@ -4,7 +4,7 @@
  * to every live connection of their user (seed 004).
  *
  * Owners and threads:
- *   - the HTTP handlers (rows of the route table, src/api_router.h),
+ *   - the HTTP handlers (rows of the route table, src/api/api_router.h),
  *     _conn_authed and the post handlers run on a shard thread and touch
  *     only that shard's connections.
  *   - The store's reply function (installed by rc_api_store_open) runs on the

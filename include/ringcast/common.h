@@ -1,5 +1,5 @@
 /* common.h - small shared vocabulary: error reports, parse results, slices.
- * Owner: none (header-only helpers plus rc_err_set in src/common.c).
+ * Owner: none (header-only helpers plus rc_err_set in src/core/common.c).
  * Every module includes this; it must stay tiny and dependency-free.
  * Invariant: an rc_err's msg is always NUL-terminated and says what was wrong
  *   and, where possible, what to do instead. */

@@ -11,7 +11,7 @@
  *   Every other field is inline, so a struct may be copied only before lists
  *   are set or after fini (copying shares the list arrays).
  * The file format and the value syntax are documented at the top of
- * src/config.c and printed by rc_config_usage(). */
+ * src/core/config.c and printed by rc_config_usage(). */
 #ifndef RINGCAST_CONFIG_H
 #define RINGCAST_CONFIG_H
 

@@ -1,5 +1,5 @@
-/* store_sqlite_internal.h - private to src/store_sqlite.c and
- * src/store_sqlite_open.c: the layout of the SQLite engine and the few
+/* store_sqlite_internal.h - private to src/store/store_sqlite.c and
+ * src/store/store_sqlite_open.c: the layout of the SQLite engine and the few
  * functions the two files share.
  * store_sqlite.c owns the SQL text of the prepared statements (enum st) and
  * the operations; store_sqlite_open.c opens, migrates, describes and closes

@@ -1,6 +1,6 @@
 /* auth_rules.c - topic patterns and access rules: coverage and overlap of patterns, and
  * parsing one configured rule. Contract in include/ringcast/auth.h; the token helpers
- * shared with auth.c in src/auth_internal.h.
+ * shared with auth.c in src/auth/auth_internal.h.
  *
  * Patterns are compared token by token (at most RC_TOPIC_MAX_TOKENS each, split onto the
  * stack): no recursion, no allocation, O(tokens). */

@@ -1,4 +1,4 @@
-/* store_internal.h - private to src/store.c and src/store_check.c: the one
+/* store_internal.h - private to src/store/store.c and src/store/store_check.c: the one
  * helper both halves of the engine-independent store use.
  * store_check.c holds the pure, stateless parts (payload validation, ISO 8601
  * times, the store_synchronous names); store.c holds the request lifecycle,

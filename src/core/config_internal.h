@@ -1,5 +1,5 @@
-/* config_internal.h - private to src/config.c, src/config_value.c and
- * src/config_load.c: the key table and the value parsers/formatters they share.
+/* config_internal.h - private to src/core/config.c, src/core/config_value.c and
+ * src/core/config_load.c: the key table and the value parsers/formatters they share.
  * config.c owns the table (rc_config_keys), defaults and validation;
  * config_value.c turns one value's text into a field (rc_config_apply) or a
  * field into text (rc_config_fmt_*); config_load.c finds keys by the names

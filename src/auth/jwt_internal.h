@@ -1,4 +1,4 @@
-/* jwt_internal.h - private to src/jwt.c and src/jwt_key.c: the layout of struct
+/* jwt_internal.h - private to src/auth/jwt.c and src/auth/jwt_key.c: the layout of struct
  * rc_jwt_verifier and the HTTP statuses both files put in struct rc_err.
  * jwt_key.c builds the verifier (rc_jwt_verifier_new, the HS256 secret, PEM keys, the
  * iss/aud/leeway checks) and frees it; jwt.c only reads it to verify tokens.

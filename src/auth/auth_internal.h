@@ -1,4 +1,4 @@
-/* auth_internal.h - private to src/auth.c and src/auth_rules.c: topic patterns split into
+/* auth_internal.h - private to src/auth/auth.c and src/auth/auth_rules.c: topic patterns split into
  * tokens and the token-by-token coverage and intersection both files use.
  * auth_rules.c holds the pattern logic (coverage, intersection, rc_auth_pattern_covers,
  * rc_auth_patterns_overlap) and the rule parser (rc_auth_rule_parse); auth.c holds the

@@ -57,7 +57,7 @@
 #include <string.h>
 
 #include "config_internal.h"
-#include "ringcast/auth.h" /* rc_auth_api_key_split (inline; no link dependency) */
+#include "ringcast/api_key.h"
 #include "ringcast/config.h"
 
 /* The word lists below index the log enums directly. */

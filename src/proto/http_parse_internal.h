@@ -1,4 +1,4 @@
-/* http_parse_internal.h - private to src/http_parse.c and src/http_body.c: the
+/* http_parse_internal.h - private to src/proto/http_parse.c and src/proto/http_body.c: the
  * RFC 9110 character classes that the head parser and the chunked decoder
  * (trailer fields, chunk extensions) both check bytes against.
  * http_parse.c owns the tables (rc_http_tchar_tab, rc_http_vchar_tab);
