@@ -90,9 +90,12 @@ def test_idle_topics_are_evicted_and_their_memory_is_reused():
         eq(st["counters"]["topics_evicted"], rounds * per_round, "evictions counted")
         eq(sum(sh["topics"] for sh in st["shards"]), 0, "per-shard topic counts")
         # the first rounds warm up allocator caches; after that, no growth
-        # beyond noise (a leak would add ~10 MiB per round of 3000 topics)
-        grow = rss[-1] - rss[1]
-        check(grow < 4096, f"RSS grew {grow} KiB from round 2 to round {rounds}: {rss}")
+        # beyond noise (a leak would add ~10 MiB per round of 3000 topics); under
+        # TSan, whose shadow memory grows with every address touched, the rounds
+        # check the evictions and the threads, and the other builds the RSS
+        if not Server.TSAN:
+            grow = rss[-1] - rss[1]
+            check(grow < 4096, f"RSS grew {grow} KiB from round 2 to round {rounds}: {rss}")
 
 
 def test_resume_with_an_id_from_before_eviction_is_a_history_gap():
