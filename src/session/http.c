@@ -14,6 +14,8 @@
 #include "ringcast/shard.h"
 #include "ringcast/ws.h"
 
+#include "http_response.h"
+
 /* what process_one reports besides DONE/MORE/FAIL */
 struct step {
     size_t used; /* DONE: bytes of this request */
@@ -277,51 +279,14 @@ static void emit(struct rc_conn *c, char *out, size_t total, bool keep_alive)
         rc_conn_close_after_flush(c);
 }
 
-static char *build_response(struct rc_conn *c, int status, const char *ctype, const char *extra,
-                            const char *body, size_t blen, bool keep_alive, bool head_only,
-                            size_t *total_out)
-{
-    struct rc_shard *s = c->shard;
-    char head[512];
-    int hn;
-    if (status == 204) {
-        /* RFC 9110 8.6: no Content-Length (and no body) on a 204 */
-        blen = 0;
-        hn = snprintf(head, sizeof(head),
-                      "HTTP/1.1 204 No Content\r\nCache-Control: no-store\r\nConnection: %s\r\n",
-                      keep_alive ? "keep-alive" : "close");
-    } else {
-        hn = snprintf(head, sizeof(head),
-                      "HTTP/1.1 %d %s\r\nContent-Type: %s\r\nContent-Length: %zu\r\n"
-                      "Cache-Control: no-store\r\nConnection: %s\r\n",
-                      status, rc_http_reason(status), ctype, blen,
-                      keep_alive ? "keep-alive" : "close");
-    }
-    size_t elen = extra ? strlen(extra) : 0;
-    size_t send_body = head_only ? 0 : blen;
-    size_t total = (size_t)hn + elen + 2 + send_body;
-    char *out = malloc(total);
-    if (!out)
-        return NULL;
-    memcpy(out, head, (size_t)hn);
-    if (elen)
-        memcpy(out + hn, extra, elen);
-    memcpy(out + (size_t)hn + elen, "\r\n", 2);
-    if (send_body)
-        memcpy(out + (size_t)hn + elen + 2, body, send_body);
-    if (status >= 400)
-        s->ctr.http_errors++;
-    *total_out = total;
-    return out;
-}
-
 static void respond(struct rc_conn *c, int status, const char *ctype, const char *extra,
                     const char *body, size_t blen, bool keep_alive, bool head_only)
 {
     if (c->shard->draining)
         keep_alive = false;
     size_t total;
-    char *out = build_response(c, status, ctype, extra, body, blen, keep_alive, head_only, &total);
+    char *out =
+        rc_http_build_response(c, status, ctype, extra, body, blen, keep_alive, head_only, &total);
     if (!out) {
         rc_conn_close_now(c);
         return;
@@ -341,19 +306,6 @@ void rc_http_json(struct rc_http_ctx *x, int status, const char *json, size_t le
     rc_http_respond(x, status, "application/json", NULL, json, len);
 }
 
-static size_t error_json(char *out, size_t cap, const char *code, const char *msg)
-{
-    json_t *j = json_pack("{s:{s:s, s:s}}", "error", "code", code, "message", msg);
-    size_t n = j ? json_dumpb(j, out, cap, JSON_COMPACT) : 0;
-    json_decref(j);
-    if (n == 0 || n > cap) {
-        static const char fallback[] = "{\"error\":{\"code\":\"internal\",\"message\":\"\"}}";
-        memcpy(out, fallback, sizeof(fallback) - 1);
-        return sizeof(fallback) - 1;
-    }
-    return n;
-}
-
 void rc_http_error(struct rc_http_ctx *x, int status, const char *code, const char *fmt, ...)
 {
     char msg[512], body[1024];
@@ -361,7 +313,7 @@ void rc_http_error(struct rc_http_ctx *x, int status, const char *code, const ch
     va_start(ap, fmt);
     vsnprintf(msg, sizeof(msg), fmt, ap);
     va_end(ap);
-    size_t n = error_json(body, sizeof(body), code, msg);
+    size_t n = rc_http_error_json(body, sizeof(body), code, msg);
     rc_http_respond(x, status, "application/json", NULL, body, n);
 }
 
@@ -371,7 +323,8 @@ static void fatal_error(struct rc_conn *c, const struct rc_err *err)
 {
     char body[1024];
     char extra[64] = "";
-    size_t n = error_json(body, sizeof(body), err->code ? err->code : "bad_request", err->msg);
+    size_t n =
+        rc_http_error_json(body, sizeof(body), err->code ? err->code : "bad_request", err->msg);
     if (err->status == 405)
         snprintf(extra, sizeof(extra), "Allow: GET, POST\r\n");
     /* Connection: close; written (and the connection closed) after any
@@ -434,8 +387,8 @@ static void fill_deferred(struct rc_conn *c, struct http_slot *sl, int status, c
     size_t total;
     bool was_paused = paused(c);
     c->pend->waiting--;
-    char *out = build_response(c, status, "application/json", extra, json, len, sl->keep_alive,
-                               sl->head_only, &total);
+    char *out = rc_http_build_response(c, status, "application/json", extra, json, len,
+                                       sl->keep_alive, sl->head_only, &total);
     if (!out) {
         rc_conn_close_now(c);
         return;
@@ -474,7 +427,7 @@ void rc_http_deferred_error(struct rc_conn *c, uint32_t serial, int status, cons
     struct http_slot *sl = take_deferred(c, serial);
     if (!sl)
         return;
-    size_t n = error_json(body, sizeof(body), code, msg);
+    size_t n = rc_http_error_json(body, sizeof(body), code, msg);
     fill_deferred(c, sl, status, NULL, body, n);
 }
 
