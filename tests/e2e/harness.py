@@ -230,6 +230,29 @@ def publish(srv, topic, data=None, type_="message", **extra):
     return r.json()["id"]
 
 
+def sse_record(fp, sock, timeout=10.0):
+    """The next SSE record read from fp (a response's buffered stream over sock)
+    as a dict of field -> value; comment lines are skipped."""
+    sock.settimeout(timeout * Server.TIMEOUT_SCALE)
+    rec = {}
+    while True:
+        try:
+            line = fp.readline()
+        except socket.timeout:
+            raise TestFailure(f"no SSE record within {timeout}s")
+        if not line:
+            raise TestFailure("SSE stream ended")
+        line = line.decode().rstrip("\n")
+        if line == "":
+            if rec:
+                return rec
+            continue
+        if line.startswith(":"):
+            continue
+        k, _, v = line.partition(":")
+        rec[k] = v[1:] if v.startswith(" ") else v
+
+
 def raw_connect(srv, timeout=10.0):
     s = socket.create_connection(("127.0.0.1", srv.port), timeout=timeout * Server.TIMEOUT_SCALE)
     s.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)

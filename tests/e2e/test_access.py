@@ -11,13 +11,12 @@ import hmac
 import http.client as httpclient
 import json
 import shutil
-import socket
 import tempfile
 import time
 import urllib.parse
 
 from harness import (Server, TestFailure, eq, http, publish, run_async, wait_for, ws_connect,
-                     ws_next, ws_request)
+                     ws_next, ws_request, sse_record)
 
 SECRET = "e2e-access-hs256-secret-0123456789abcdef"  # >= 32 bytes
 KEY = "access-backend-key-0123456789abcdef"
@@ -115,24 +114,7 @@ class SSE:
         eq(self.r.status, 200, "SSE status")
 
     def record(self, timeout=10.0):
-        self.sock.settimeout(timeout * Server.TIMEOUT_SCALE)
-        rec = {}
-        while True:
-            try:
-                line = self.r.fp.readline()
-            except socket.timeout:
-                raise TestFailure(f"no SSE record within {timeout}s")
-            if not line:
-                raise TestFailure("SSE stream ended")
-            line = line.decode().rstrip("\n")
-            if line == "":
-                if rec:
-                    return rec
-                continue
-            if line.startswith(":"):
-                continue
-            k, _, v = line.partition(":")
-            rec[k] = v[1:] if v.startswith(" ") else v
+        return sse_record(self.r.fp, self.sock, timeout)
 
     def close(self):
         self.r.close()

@@ -15,14 +15,13 @@ import http.client as httpclient
 import json
 import shutil
 import signal
-import socket
 import tempfile
 import threading
 import time
 import urllib.parse
 
 from harness import (Server, TestFailure, check, eq, http, publish, run_async, shard_of,
-                     wait_for, ws_connect, ws_next, ws_request)
+                     wait_for, ws_connect, ws_next, ws_request, sse_record)
 
 SECRET = "e2e-notifications-hs256-secret-0123456789"  # >= 32 bytes
 NOTIFY_KEY = "notify-key-0123456789abcdef0123"
@@ -135,24 +134,7 @@ class SSE:
         self.connection_id = json.loads(rec["data"])["connection_id"]
 
     def record(self, timeout=10.0):
-        self.sock.settimeout(timeout * Server.TIMEOUT_SCALE)
-        rec = {}
-        while True:
-            try:
-                line = self.r.fp.readline()
-            except socket.timeout:
-                raise TestFailure(f"no SSE record within {timeout}s")
-            if not line:
-                raise TestFailure("SSE stream ended")
-            line = line.decode().rstrip("\n")
-            if line == "":
-                if rec:
-                    return rec
-                continue
-            if line.startswith(":"):
-                continue
-            k, _, v = line.partition(":")
-            rec[k] = v[1:] if v.startswith(" ") else v
+        return sse_record(self.r.fp, self.sock, timeout)
 
     def event(self, name, timeout=10.0):
         while True:
