@@ -12,7 +12,8 @@
  *                   expiry) the next publish makes a new epoch and deletes any
  *                   stale history, so an old cursor is a gap, never replayed wrong
  *   rc:h:T   stream one entry per retained event, id "0-<seq>", fields
- *                   t (type), d (data JSON), u (targeting JSON or ""), at (ms)
+ *                   e (epoch), t (type), d (data JSON), u (targeting JSON or
+ *                   ""), at (publish time, ms)
  *   rc:k:T:K string  seq of an idempotency key K (expires after RC_REDIS_IDEM_TTL_S)
  *   rc:e:T   channel every event of T, as rc_redis_event (below)
  * Both keys expire key_ttl_ms after the topic's last publish (0 = never).
@@ -42,6 +43,7 @@ extern "C" {
 #define RC_REDIS_PASSWORD_MAX 256
 #define RC_REDIS_INSTANCES_MAX 64
 #define RC_REDIS_IDEM_TTL_S 300
+#define RC_TOPIC_KEY_MAX (5 + 255 + 1) /* "rc:x:" + a topic (topic.h RC_TOPIC_MAX_LEN) */
 
 /* One redis_url: redis://[:password@]host:port[/db] */
 struct rc_redis_endpoint {

@@ -146,7 +146,7 @@ static void start_handshake(struct rc_redis_conn *c, uint64_t now)
             c->handshake_left++;
     }
     if (c->ep.db) {
-        char db[8];
+        char db[12];
         snprintf(db, sizeof(db), "%u", c->ep.db);
         const char *argv[] = {"SELECT", db};
         if (redisAppendCommandArgv(c->ctx, 2, argv, NULL) == REDIS_OK)

@@ -1,0 +1,687 @@
+/* redis_bridge.c - the node's Redis thread: publishes, channel subscriptions,
+ * ordered de-duplicated delivery and gap closing (see redis_bridge.h). */
+#include <errno.h>
+#include <hiredis/hiredis.h>
+#include <openssl/sha.h>
+#include <poll.h>
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/eventfd.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "ringcast/redis_bridge.h"
+#include "ringcast/redis_conn.h"
+#include "ringcast/redis_topics.h"
+
+#define SUBSCRIBE_BATCH 256 /* channels per SUBSCRIBE after a reconnect */
+
+struct instance {
+    struct rc_redis_bridge *b;
+    uint32_t index;
+    struct rc_redis_conn cmd, sub;
+    struct rc_redis_topics topics;
+    bool resubscribe; /* the subscriber connection came (back) up */
+    bool script_loaded;
+};
+
+struct rc_redis_bridge {
+    struct rc_redis_bridge_cfg cfg;
+    struct rc_redis_endpoint *ep;
+    struct rc_redis_bridge_cb cb;
+    struct instance *inst;
+    struct rc_mpsc q;
+    int efd;
+    pthread_t thread;
+    bool started;
+    atomic_int stop;                       /* main -> bridge: leave the loop */
+    atomic_int down;                       /* bridge -> anyone: 1 + the first instance whose command
+                                              connection is not ready, 0 = all ready */
+    char sha[41];                          /* of rc_redis_publish_script */
+    char (*names)[RC_REDIS_HOST_MAX + 16]; /* "host:port/db" per instance, immutable */
+    struct rc_redis_counters ctr;
+};
+
+static uint64_t mono_ms(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (uint64_t)ts.tv_sec * 1000u + (uint64_t)ts.tv_nsec / 1000000u;
+}
+
+/* A command that could not be appended (out of memory, or the connection
+ * went down meanwhile: the resubscription sends it again). */
+static void sent(struct rc_redis_bridge *b, int rc)
+{
+    if (rc < 0)
+        b->ctr.send_failed++;
+}
+
+/* ---- requests ---------------------------------------------------------------------------- */
+
+struct rc_redis_req *rc_redis_req_new(enum rc_redis_op op, const char *topic, size_t len)
+{
+    struct rc_redis_req *r = calloc(1, sizeof(*r));
+    if (!r)
+        return NULL;
+    r->op = op;
+    r->topic = malloc(len + 1);
+    if (!r->topic) {
+        free(r);
+        return NULL;
+    }
+    memcpy(r->topic, topic, len);
+    r->topic[len] = '\0';
+    r->topic_len = len;
+    return r;
+}
+
+void rc_redis_req_free(struct rc_redis_req *req)
+{
+    if (!req)
+        return;
+    free(req->topic);
+    free(req->type);
+    free(req->data);
+    free(req->targeting);
+    free(req->key);
+    free(req);
+}
+
+static void answer(struct rc_redis_bridge *b, struct rc_redis_req *req, int status,
+                   const char *code, const char *why)
+{
+    req->status = status;
+    req->code = code;
+    snprintf(req->why, sizeof(req->why), "%.150s", why ? why : "");
+    if (status >= 400)
+        b->ctr.publish_refused++;
+    else
+        b->ctr.published++;
+    b->cb.done(b->cb.arg, req);
+}
+
+/* ---- delivery ------------------------------------------------------------------------------ */
+
+static void deliver(struct instance *in, struct rc_redis_topic *e, const char *topic, size_t len,
+                    const struct rc_redis_event *ev)
+{
+    struct rc_redis_bridge *b = in->b;
+    b->cb.event(b->cb.arg, topic, len, ev);
+    rc_redis_topics_delivered(&in->topics, e, ev->epoch, ev->seq);
+}
+
+/* A history read to close a gap: the entries after `after`, then the
+ * message that showed the gap (if any; delivered when the history did not
+ * cover it). */
+struct catchup {
+    struct instance *in;
+    char *topic;
+    size_t len;
+    char epoch[RC_EPOCH_MAX];
+    uint64_t after;
+    char *msg; /* the message that showed the gap (owned), or NULL */
+    size_t msg_len;
+};
+
+static void catchup_free(struct catchup *k)
+{
+    free(k->topic);
+    free(k->msg);
+    free(k);
+}
+
+static const redisReply *field(const redisReply *fields, const char *name)
+{
+    for (size_t i = 0; i + 1 < fields->elements; i += 2)
+        if (fields->element[i]->type == REDIS_REPLY_STRING &&
+            strcmp(fields->element[i]->str, name) == 0)
+            return fields->element[i + 1];
+    return NULL;
+}
+
+/* One stream entry as an event (views into the reply). false if malformed. */
+static bool entry_event(const redisReply *entry, struct rc_redis_event *ev)
+{
+    memset(ev, 0, sizeof(*ev));
+    if (entry->type != REDIS_REPLY_ARRAY || entry->elements != 2 ||
+        entry->element[0]->type != REDIS_REPLY_STRING ||
+        entry->element[1]->type != REDIS_REPLY_ARRAY)
+        return false;
+    ev->seq = rc_redis_entry_seq(entry->element[0]->str, entry->element[0]->len);
+    const redisReply *f = entry->element[1];
+    const redisReply *e = field(f, "e"), *t = field(f, "t"), *d = field(f, "d"), *u = field(f, "u");
+    if (!ev->seq || !e || !t || !d || e->type != REDIS_REPLY_STRING || e->len == 0 ||
+        e->len >= sizeof(ev->epoch) || t->type != REDIS_REPLY_STRING ||
+        d->type != REDIS_REPLY_STRING)
+        return false;
+    memcpy(ev->epoch, e->str, e->len);
+    ev->type = (struct rc_slice){t->str, t->len};
+    ev->data = (struct rc_slice){d->str, d->len};
+    if (u && u->type == REDIS_REPLY_STRING)
+        ev->targeting = (struct rc_slice){u->str, u->len};
+    return true;
+}
+
+static void on_message(struct instance *in, const char *topic, size_t len, const char *msg,
+                       size_t n);
+
+static void catchup_reply(void *arg, struct redisReply *r, const char *why)
+{
+    struct catchup *k = arg;
+    struct instance *in = k->in;
+    struct rc_redis_bridge *b = in->b;
+    (void)why;
+    struct rc_redis_topic *e = rc_redis_topics_find(&in->topics, k->topic, k->len);
+    if (r && r->type == REDIS_REPLY_ARRAY && e) {
+        for (size_t i = 0; i < r->elements; i++) {
+            struct rc_redis_event ev;
+            if (!entry_event(r->element[i], &ev)) {
+                b->ctr.malformed++;
+                continue;
+            }
+            struct rc_redis_topic *e2;
+            enum rc_redis_seen s =
+                rc_redis_topics_seen(&in->topics, k->topic, k->len, ev.epoch, ev.seq, &e2);
+            if (s == RC_REDIS_SEEN_DUP)
+                continue;
+            if (s == RC_REDIS_SEEN_GAP && e2)
+                b->ctr.gap_lost += ev.seq - e2->last - 1; /* trimmed before we read */
+            if (s == RC_REDIS_SEEN_EPOCH)
+                b->ctr.epochs++;
+            b->ctr.gap_filled++;
+            deliver(in, e2, k->topic, k->len, &ev);
+        }
+    }
+    /* the message that showed the gap: a duplicate now, unless the history
+     * did not hold it (no history kept, or the read failed) */
+    if (k->msg) {
+        struct rc_redis_event ev;
+        struct rc_redis_topic *e2;
+        if (rc_redis_event_parse(k->msg, k->msg_len, &ev) == 0) {
+            enum rc_redis_seen s =
+                rc_redis_topics_seen(&in->topics, k->topic, k->len, ev.epoch, ev.seq, &e2);
+            if (s == RC_REDIS_SEEN_GAP) {
+                b->ctr.gap_lost += ev.seq - e2->last - 1;
+                deliver(in, e2, k->topic, k->len, &ev);
+            } else if (s != RC_REDIS_SEEN_DUP) {
+                deliver(in, e2, k->topic, k->len, &ev);
+            }
+        }
+    }
+    catchup_free(k);
+}
+
+/* Read the history of topic after `after` (then handle msg). false when the
+ * read could not be sent (the caller delivers msg itself). */
+static bool catchup_start(struct instance *in, const char *topic, size_t len, uint64_t after,
+                          const char *msg, size_t msg_len)
+{
+    struct catchup *k = calloc(1, sizeof(*k));
+    if (!k)
+        return false;
+    k->in = in;
+    k->len = len;
+    k->after = after;
+    k->topic = strndup(topic, len);
+    if (msg) {
+        k->msg = malloc(msg_len ? msg_len : 1);
+        if (k->msg)
+            memcpy(k->msg, msg, msg_len);
+        k->msg_len = msg_len;
+    }
+    char key[RC_TOPIC_KEY_MAX], start[32], count[16];
+    if (!k->topic || (msg && !k->msg) || rc_redis_key(key, sizeof(key), 'h', topic, len) < 0) {
+        catchup_free(k);
+        return false;
+    }
+    snprintf(start, sizeof(start), "(0-%llu", (unsigned long long)after);
+    snprintf(count, sizeof(count), "%u", in->b->cfg.catchup_max);
+    const char *argv[] = {"XRANGE", key, start, "+", "COUNT", count};
+    if (rc_redis_conn_command(&in->cmd, 6, argv, NULL, catchup_reply, k) < 0) {
+        catchup_free(k);
+        return false;
+    }
+    in->b->ctr.gaps++;
+    return true;
+}
+
+static void on_message(struct instance *in, const char *topic, size_t len, const char *msg,
+                       size_t n)
+{
+    struct rc_redis_bridge *b = in->b;
+    struct rc_redis_event ev;
+    b->ctr.received++;
+    if (rc_redis_event_parse(msg, n, &ev) < 0) {
+        b->ctr.malformed++;
+        return;
+    }
+    struct rc_redis_topic *e;
+    switch (rc_redis_topics_seen(&in->topics, topic, len, ev.epoch, ev.seq, &e)) {
+    case RC_REDIS_SEEN_DUP:
+        b->ctr.duplicates++;
+        return;
+    case RC_REDIS_SEEN_GAP:
+        if (catchup_start(in, topic, len, e->last, msg, n))
+            return;
+        b->ctr.gap_lost += ev.seq - e->last - 1;
+        break;
+    case RC_REDIS_SEEN_EPOCH:
+        b->ctr.epochs++;
+        break;
+    case RC_REDIS_SEEN_NEW:
+    case RC_REDIS_SEEN_NEXT:
+        break;
+    }
+    deliver(in, e, topic, len, &ev);
+}
+
+static void on_push(void *arg, struct redisReply *r, const char *why)
+{
+    struct instance *in = arg;
+    (void)why;
+    if (!r || r->type != REDIS_REPLY_ARRAY || r->elements < 3 ||
+        r->element[0]->type != REDIS_REPLY_STRING)
+        return;
+    const redisReply *ch = NULL, *msg = NULL;
+    if (strcmp(r->element[0]->str, "message") == 0) {
+        ch = r->element[1];
+        msg = r->element[2];
+    } else if (strcmp(r->element[0]->str, "pmessage") == 0 && r->elements == 4) {
+        ch = r->element[2];
+        msg = r->element[3];
+    } else {
+        return; /* subscribe / unsubscribe confirmations */
+    }
+    if (ch->type != REDIS_REPLY_STRING || msg->type != REDIS_REPLY_STRING || ch->len <= 5 ||
+        memcmp(ch->str, "rc:e:", 5) != 0) {
+        in->b->ctr.malformed++;
+        return;
+    }
+    on_message(in, ch->str + 5, ch->len - 5, msg->str, msg->len);
+}
+
+/* ---- subscriptions -------------------------------------------------------------------------- */
+
+static void channel_command(struct instance *in, const char *verb, const char *topic, size_t len)
+{
+    char ch[RC_TOPIC_KEY_MAX];
+    if (!rc_redis_conn_ready(&in->sub) || rc_redis_key(ch, sizeof(ch), 'e', topic, len) < 0)
+        return; /* sent again by the resubscription once it is up */
+    const char *argv[] = {verb, ch};
+    sent(in->b, rc_redis_conn_command(&in->sub, 2, argv, NULL, NULL, NULL));
+}
+
+struct resub {
+    struct instance *in;
+    const char *argv[SUBSCRIBE_BATCH + 1];
+    char *names[SUBSCRIBE_BATCH];
+    int n;
+};
+
+static void resub_flush(struct resub *rs)
+{
+    if (rs->n)
+        sent(rs->in->b, rc_redis_conn_command(&rs->in->sub, rs->n + 1, rs->argv, NULL, NULL, NULL));
+    for (int i = 0; i < rs->n; i++)
+        free(rs->names[i]);
+    rs->n = 0;
+}
+
+static void resub_one(void *arg, const struct rc_redis_topic *e)
+{
+    struct resub *rs = arg;
+    if (!e->refs)
+        return;
+    size_t cap = e->len + 6;
+    char *ch = malloc(cap);
+    if (!ch || rc_redis_key(ch, cap, 'e', e->name, e->len) < 0) {
+        free(ch);
+        return;
+    }
+    rs->names[rs->n] = ch;
+    rs->argv[++rs->n] = ch;
+    if (rs->n == SUBSCRIBE_BATCH)
+        resub_flush(rs);
+}
+
+static void catchup_one(void *arg, const struct rc_redis_topic *e)
+{
+    struct instance *in = arg;
+    if (e->refs && e->known)
+        (void)catchup_start(in, e->name, e->len, e->last, NULL, 0);
+}
+
+/* Both connections of in are up after a (re)connect: subscribe every
+ * referenced channel again (batched), then read what was missed. */
+static void resubscribe(struct instance *in)
+{
+    if (!rc_redis_conn_ready(&in->sub) || !rc_redis_conn_ready(&in->cmd) || !in->resubscribe)
+        return;
+    in->resubscribe = false;
+    struct resub rs = {.in = in};
+    rs.argv[0] = "SUBSCRIBE";
+    rc_redis_topics_each(&in->topics, resub_one, &rs);
+    resub_flush(&rs);
+    /* the subscriptions are sent before the reads, and Redis answers the
+     * reads after it has started sending the channels' new messages, so
+     * nothing falls between the two */
+    rc_redis_topics_each(&in->topics, catchup_one, in);
+}
+
+static void sub_ready(void *arg)
+{
+    struct instance *in = arg;
+    in->resubscribe = true;
+    if (in->sub.connects > 1)
+        in->b->ctr.reconnects++;
+    resubscribe(in);
+}
+
+static void script_loaded(void *arg, struct redisReply *r, const char *why)
+{
+    struct instance *in = arg;
+    (void)why;
+    in->script_loaded = r && r->type == REDIS_REPLY_STRING;
+}
+
+static void update_up(struct rc_redis_bridge *b)
+{
+    int down = 0;
+    for (uint32_t i = 0; i < b->cfg.nep && !down; i++)
+        if (!rc_redis_conn_ready(&b->inst[i].cmd))
+            down = (int)i + 1;
+    atomic_store_explicit(&b->down, down, memory_order_relaxed);
+}
+
+static void cmd_ready(void *arg)
+{
+    struct instance *in = arg;
+    const char *argv[] = {"SCRIPT", "LOAD", rc_redis_publish_script};
+    sent(in->b, rc_redis_conn_command(&in->cmd, 3, argv, NULL, script_loaded, in));
+    update_up(in->b);
+    resubscribe(in);
+}
+
+static void cmd_down(void *arg)
+{
+    struct instance *in = arg;
+    in->script_loaded = false;
+    update_up(in->b);
+}
+
+/* ---- publishes ---------------------------------------------------------------------------------
+ */
+
+static void publish_reply(void *arg, struct redisReply *r, const char *why)
+{
+    struct rc_redis_req *req = arg;
+    struct rc_redis_bridge *br = req->bridge_;
+    req->bridge_ = NULL;
+    if (!r) {
+        answer(br, req, 503, "broker_unavailable", why);
+        return;
+    }
+    if (r->type == REDIS_REPLY_ERROR) {
+        answer(br, req, 503, "broker_unavailable", r->str);
+        return;
+    }
+    if (r->type != REDIS_REPLY_ARRAY || r->elements != 3 ||
+        r->element[0]->type != REDIS_REPLY_STRING || r->element[0]->len == 0 ||
+        r->element[0]->len >= sizeof(req->epoch) || r->element[1]->type != REDIS_REPLY_INTEGER ||
+        r->element[2]->type != REDIS_REPLY_INTEGER) {
+        answer(br, req, 503, "broker_unavailable", "an unexpected answer from redis");
+        return;
+    }
+    memcpy(req->epoch, r->element[0]->str, r->element[0]->len);
+    req->epoch[r->element[0]->len] = '\0';
+    req->seq = (uint64_t)r->element[1]->integer;
+    answer(br, req, r->element[2]->integer ? 200 : 202, NULL, NULL);
+}
+
+static void publish(struct rc_redis_bridge *b, struct rc_redis_req *req)
+{
+    uint32_t i = rc_redis_instance_for(req->topic, req->topic_len, b->cfg.nep);
+    struct instance *in = &b->inst[i];
+    if (!rc_redis_conn_ready(&in->cmd)) {
+        char why[200];
+        snprintf(why, sizeof(why), "redis %.60s is not connected (%.100s)", b->names[i],
+                 in->cmd.last_error[0] ? in->cmd.last_error : "connecting");
+        answer(b, req, 503, "broker_unavailable", why);
+        return;
+    }
+    char m[RC_TOPIC_KEY_MAX], h[RC_TOPIC_KEY_MAX], ch[RC_TOPIC_KEY_MAX];
+    char maxlen[16], ttl[24], now[24];
+    if (rc_redis_key(m, sizeof(m), 't', req->topic, req->topic_len) < 0 ||
+        rc_redis_key(h, sizeof(h), 'h', req->topic, req->topic_len) < 0 ||
+        rc_redis_key(ch, sizeof(ch), 'e', req->topic, req->topic_len) < 0) {
+        answer(b, req, 503, "broker_unavailable", "topic name too long for a redis key");
+        return;
+    }
+    snprintf(maxlen, sizeof(maxlen), "%u", req->maxlen);
+    snprintf(ttl, sizeof(ttl), "%llu", (unsigned long long)req->key_ttl_ms);
+    struct timespec ts;
+    clock_gettime(CLOCK_REALTIME, &ts);
+    snprintf(now, sizeof(now), "%llu",
+             (unsigned long long)ts.tv_sec * 1000ull + (unsigned long long)ts.tv_nsec / 1000000ull);
+    const char *argv[] = {"EVALSHA",
+                          b->sha,
+                          "2",
+                          m,
+                          h,
+                          ch,
+                          maxlen,
+                          req->type ? req->type : "message",
+                          req->data ? req->data : "null",
+                          req->targeting ? req->targeting : "",
+                          req->key ? req->key : "",
+                          ttl,
+                          now};
+    req->bridge_ = b;
+    int rc = rc_redis_conn_command(&in->cmd, 13, argv, NULL, publish_reply, req);
+    if (rc < 0) {
+        req->bridge_ = NULL;
+        answer(b, req, 503, "broker_unavailable",
+               rc == -ENOBUFS ? "too many publishes in flight to redis" : "out of memory");
+    }
+}
+
+static void handle(struct rc_redis_bridge *b, struct rc_redis_req *req)
+{
+    uint32_t i = rc_redis_instance_for(req->topic, req->topic_len, b->cfg.nep);
+    struct instance *in = &b->inst[i];
+    bool edge = false;
+    switch (req->op) {
+    case RC_REDIS_PUBLISH:
+        publish(b, req);
+        return;
+    case RC_REDIS_SUBSCRIBE:
+        if (rc_redis_topics_ref(&in->topics, req->topic, req->topic_len, &edge) == 0 && edge)
+            channel_command(in, "SUBSCRIBE", req->topic, req->topic_len);
+        break;
+    case RC_REDIS_UNSUBSCRIBE:
+        if (rc_redis_topics_unref(&in->topics, req->topic, req->topic_len, &edge) == 0 && edge)
+            channel_command(in, "UNSUBSCRIBE", req->topic, req->topic_len);
+        break;
+    }
+    rc_redis_req_free(req);
+}
+
+/* ---- the thread ---------------------------------------------------------------------------------
+ */
+
+/* Thread: the bridge. Owns: its instances (connections, topic tables),
+ * every request it has popped until handed back. Drains: b->q. Calls: cb. */
+static void *bridge_main(void *arg)
+{
+    struct rc_redis_bridge *b = arg;
+    size_t nfds = 1 + 2 * (size_t)b->cfg.nep;
+    struct pollfd *p = calloc(nfds, sizeof(*p));
+    if (!p)
+        return NULL;
+    while (!atomic_load_explicit(&b->stop, memory_order_acquire)) {
+        struct rc_mpsc_node *node;
+        while ((node = rc_mpsc_pop(&b->q)))
+            handle(b, RC_CONTAINER_OF(node, struct rc_redis_req, node));
+        uint64_t now = mono_ms(), wake = now + 1000;
+        p[0] = (struct pollfd){.fd = b->efd, .events = POLLIN};
+        for (uint32_t i = 0; i < b->cfg.nep; i++) {
+            struct rc_redis_conn *cs[2] = {&b->inst[i].cmd, &b->inst[i].sub};
+            for (int k = 0; k < 2; k++) {
+                p[1 + 2 * i + (uint32_t)k] = (struct pollfd){.fd = rc_redis_conn_fd(cs[k]),
+                                                             .events = rc_redis_conn_events(cs[k])};
+                uint64_t w = rc_redis_conn_wake_ms(cs[k]);
+                if (w < wake)
+                    wake = w;
+            }
+        }
+        int timeout = wake <= now ? 0 : (int)(wake - now);
+        bool sleep_ok = rc_mpsc_prepare_sleep(&b->q);
+        int n = poll(p, nfds, sleep_ok ? timeout : 0);
+        rc_mpsc_awake(&b->q);
+        if (n > 0 && (p[0].revents & POLLIN)) {
+            uint64_t v;
+            (void)!read(b->efd, &v, sizeof(v));
+        }
+        now = mono_ms();
+        for (uint32_t i = 0; i < b->cfg.nep; i++) {
+            struct instance *in = &b->inst[i];
+            rc_redis_conn_step(&in->cmd, n > 0 ? p[1 + 2 * i].revents : 0, now);
+            rc_redis_conn_step(&in->sub, n > 0 ? p[2 + 2 * i].revents : 0, now);
+            /* what step appended leaves now rather than after the next poll */
+            rc_redis_conn_step(&in->cmd, 0, now);
+            rc_redis_conn_step(&in->sub, 0, now);
+        }
+    }
+    free(p);
+    return NULL;
+}
+
+int rc_redis_bridge_open(struct rc_redis_bridge **out, const struct rc_redis_bridge_cfg *cfg,
+                         const struct rc_redis_bridge_cb *cb, struct rc_err *err)
+{
+    *out = NULL;
+    if (!cfg->nep || cfg->nep > RC_REDIS_INSTANCES_MAX) {
+        rc_err_set(err, 400, "bad_value", "redis_url: give 1..%d instances",
+                   RC_REDIS_INSTANCES_MAX);
+        return -EINVAL;
+    }
+    struct rc_redis_bridge *b = calloc(1, sizeof(*b));
+    if (!b)
+        goto nomem;
+    b->efd = -1;
+    b->cfg = *cfg;
+    b->cb = *cb;
+    if (!b->cfg.catchup_max)
+        b->cfg.catchup_max = 10000;
+    b->ep = calloc(cfg->nep, sizeof(*b->ep));
+    b->inst = calloc(cfg->nep, sizeof(*b->inst));
+    if (!b->ep || !b->inst)
+        goto nomem;
+    memcpy(b->ep, cfg->ep, cfg->nep * sizeof(*b->ep));
+    b->names = calloc(cfg->nep, sizeof(*b->names));
+    if (!b->names)
+        goto nomem;
+    for (uint32_t i = 0; i < cfg->nep; i++)
+        rc_redis_endpoint_name(&b->ep[i], b->names[i], sizeof(b->names[i]));
+    atomic_init(&b->down, 1);
+    unsigned char d[SHA_DIGEST_LENGTH];
+    SHA1((const unsigned char *)rc_redis_publish_script, strlen(rc_redis_publish_script), d);
+    for (int i = 0; i < SHA_DIGEST_LENGTH; i++)
+        snprintf(b->sha + 2 * i, 3, "%02x", d[i]);
+    for (uint32_t i = 0; i < cfg->nep; i++) {
+        struct instance *in = &b->inst[i];
+        in->b = b;
+        in->index = i;
+        if (rc_redis_conn_init(&in->cmd, &b->ep[i], cfg->timeout_ms, cfg->max_pending) < 0 ||
+            rc_redis_conn_init(&in->sub, &b->ep[i], cfg->timeout_ms, cfg->max_pending) < 0 ||
+            rc_redis_topics_init(&in->topics, cfg->seen_max) < 0)
+            goto nomem;
+        in->cmd.on_ready = cmd_ready;
+        in->cmd.on_down = cmd_down;
+        in->cmd.cb_arg = in;
+        in->sub.push = on_push;
+        in->sub.push_arg = in;
+        in->sub.on_ready = sub_ready;
+        in->sub.cb_arg = in;
+    }
+    b->efd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
+    if (b->efd < 0)
+        goto nomem;
+    rc_mpsc_init(&b->q, b->efd);
+    *out = b;
+    return 0;
+nomem:
+    if (b)
+        rc_redis_bridge_stop(b);
+    rc_err_set(err, 500, "start", "redis bridge: out of memory or descriptors");
+    return -ENOMEM;
+}
+
+int rc_redis_bridge_start(struct rc_redis_bridge *b, struct rc_err *err)
+{
+    int rc = pthread_create(&b->thread, NULL, bridge_main, b);
+    if (rc) {
+        rc_err_set(err, 500, "start", "redis bridge: pthread_create failed: %s", strerror(rc));
+        return -rc;
+    }
+    b->started = true;
+    return 0;
+}
+
+void rc_redis_bridge_submit(struct rc_redis_bridge *b, struct rc_redis_req *req)
+{
+    rc_mpsc_push(&b->q, &req->node);
+}
+
+bool rc_redis_bridge_up(struct rc_redis_bridge *b, char *why, size_t cap)
+{
+    int down = atomic_load_explicit(&b->down, memory_order_relaxed);
+    if (down && why)
+        snprintf(why, cap, "redis %s is not connected", b->names[down - 1]);
+    return down == 0;
+}
+
+void rc_redis_bridge_stop(struct rc_redis_bridge *b)
+{
+    rc_redis_bridge_stop_counters(b, NULL);
+}
+
+void rc_redis_bridge_stop_counters(struct rc_redis_bridge *b, struct rc_redis_counters *out)
+{
+    if (!b)
+        return;
+    if (b->started) {
+        atomic_store_explicit(&b->stop, 1, memory_order_release);
+        uint64_t one = 1;
+        (void)!write(b->efd, &one, sizeof(one));
+        pthread_join(b->thread, NULL);
+    }
+    /* requests still queued: publishes get their answer, the rest are freed */
+    if (b->efd >= 0) {
+        struct rc_mpsc_node *node;
+        while ((node = rc_mpsc_pop(&b->q))) {
+            struct rc_redis_req *req = RC_CONTAINER_OF(node, struct rc_redis_req, node);
+            if (req->op == RC_REDIS_PUBLISH)
+                answer(b, req, 503, "broker_unavailable", "shutting down");
+            else
+                rc_redis_req_free(req);
+        }
+        close(b->efd);
+    }
+    for (uint32_t i = 0; b->inst && i < b->cfg.nep; i++) {
+        rc_redis_conn_fini(&b->inst[i].cmd);
+        rc_redis_conn_fini(&b->inst[i].sub);
+        if (b->inst[i].topics.slots)
+            rc_redis_topics_free(&b->inst[i].topics);
+    }
+    if (out)
+        *out = b->ctr;
+    free(b->inst);
+    free(b->ep);
+    free(b->names);
+    free(b);
+}
