@@ -11,8 +11,9 @@
  *   when it is running again (awake). A producer writes the eventfd only when
  *   it is the first to push after the consumer said it would sleep, so a
  *   burst of N messages costs at most one write(2).
- * All atomics of the project live here, in the refcount helpers and in the
- * connection budget (limits.h); each states its memory order and why. */
+ * All atomics of the project live here, in the refcount helpers, in the
+ * connection budget (limits.h) and in the Redis bridge's stop and up flags
+ * (redis_bridge.c); each states its memory order and why. */
 #ifndef RINGCAST_MPSC_H
 #define RINGCAST_MPSC_H
 

@@ -39,7 +39,8 @@ struct rc_redis_bridge {
     bool started;
     atomic_int stop;                       /* main -> bridge: leave the loop */
     atomic_int down;                       /* bridge -> anyone: 1 + the first instance whose command
-                                              connection is not ready, 0 = all ready */
+                                              connection is not ready, 0 = all ready (relaxed: a
+                        hint for /healthz and the logs, orders nothing) */
     char sha[41];                          /* of rc_redis_publish_script */
     char (*names)[RC_REDIS_HOST_MAX + 16]; /* "host:port/db" per instance, immutable */
     struct rc_redis_counters ctr;
