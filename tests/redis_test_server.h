@@ -7,6 +7,7 @@
 
 #include <hiredis/hiredis.h>
 #include <signal.h>
+#include <sys/prctl.h>
 #include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -52,6 +53,8 @@ static inline bool rts_spawn(struct redis_test_server *r)
     snprintf(port, sizeof(port), "%d", r->port);
     r->pid = fork();
     if (r->pid == 0) {
+        /* dies with the test, even when a failed assertion skips the stop */
+        prctl(PR_SET_PDEATHSIG, SIGKILL);
         if (r->password[0])
             execlp("redis-server", "redis-server", "--port", port, "--bind", "127.0.0.1", "--save",
                    "", "--appendonly", "no", "--dir", r->dir, "--loglevel", "warning",
