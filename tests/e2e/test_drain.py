@@ -45,3 +45,12 @@ def test_drain_spread_zero_closes_all_at_once():
     check({c for _, c in res} == {1012}, "close code 1012")
     ts = sorted(t for t, _ in res)
     check(ts[-1] - ts[0] < 1.0, f"close times span {ts[-1] - ts[0]:.2f}s, want < 1s")
+
+
+def test_drain_spread_bad_values_refused_by_check_config():
+    import subprocess
+    for bad, want in (("2h", "out of range"), ("abc", "not a duration"), ("-1s", "drain-spread")):
+        p = subprocess.run([Server.BINARY, "--check-config", f"--drain-spread={bad}"],
+                           capture_output=True, text=True, timeout=20)
+        check(p.returncode == 2, f"--drain-spread={bad}: exit {p.returncode}, want 2")
+        check(want in p.stderr, f"--drain-spread={bad}: stderr {p.stderr!r} lacks {want!r}")
