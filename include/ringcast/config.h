@@ -74,6 +74,7 @@ struct rc_config {
     uint64_t keepalive_timeout;
     uint64_t handshake_timeout;
     uint64_t drain_timeout;
+    uint64_t drain_spread;
     /* WebSocket / SSE */
     size_t ws_max_message;
     uint64_t heartbeat_interval;

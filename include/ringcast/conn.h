@@ -159,6 +159,7 @@ struct rc_conn {
     bool authenticated;
     bool served;        /* a first request was answered (handshake_timeout is over) */
     bool peer_closed;   /* FIN received: answer what is buffered, then close */
+    bool drain_told;    /* on_drain was called (drain_spread) */
     uint32_t inflight;  /* SQEs in flight that reference this conn */
     uint32_t send_iovs; /* iovecs of the send in flight */
     struct rc_conn *dirty_next;

@@ -167,6 +167,13 @@ struct rc_shard {
     struct rc_post stop_post;
     bool stop; /* main thread said stop (stop_post) */
     uint64_t drain_deadline_ms;
+    /* drain_spread: the k-th of drain_streams long-lived (WebSocket, SSE)
+     * connections is told to go at drain_start_ms + k * drain_spread_ms /
+     * drain_streams; drain_told of them were told so far */
+    uint64_t drain_start_ms;
+    uint64_t drain_spread_ms;
+    uint32_t drain_streams;
+    uint32_t drain_told;
     struct rc_counters ctr;
     struct rc_broker *broker;
     /* per-IP connection counts and handshake rates, shard-local */

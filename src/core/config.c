@@ -187,6 +187,9 @@ const struct rc_config_key rc_config_keys[] = {
                  "a WebSocket or SSE handshake must complete within it"),
     KEY_DURATION(drain_timeout, "10s", 0, HOUR, NULL,
                  "on SIGTERM, time open connections get before they are closed"),
+    KEY_DURATION(drain_spread, "30s", 0, HOUR, "0 = close all at once",
+                 "on SIGTERM, WebSocket and SSE clients are closed spread evenly over it; "
+                 "drain_timeout counts after it"),
     KEY_SIZE(ws_max_message, "64KiB", 125, 64 * MIB, NULL, "largest WebSocket message accepted"),
     KEY_DURATION(heartbeat_interval, "30s", SEC, HOUR, NULL, "ping/heartbeat sent this often"),
     KEY_DURATION(heartbeat_timeout, "90s", SEC, 24 * HOUR, NULL,

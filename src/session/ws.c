@@ -262,7 +262,8 @@ static void ws_on_timer(struct rc_conn *c)
 
 static void ws_on_drain(struct rc_conn *c)
 {
-    rc_ws_close(c, 1001, "server is shutting down");
+    /* RFC 6455 §7.4.1 / IANA: 1012 = service restart; reconnect with backoff */
+    rc_ws_close(c, 1012, "server restart; reconnect with backoff");
 }
 
 /* ---- client actions ------------------------------------------------------------------- */

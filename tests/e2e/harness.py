@@ -79,6 +79,9 @@ class Server:
 
             self.data_dir = tempfile.mkdtemp(prefix="ringcast-e2e-")
             self.args.append(f"--data-dir={self.data_dir}")
+        if not any(str(a).startswith("--drain-spread") for a in self.args):
+            # tests stop servers with clients open: close them at once (test_drain.py spreads)
+            self.args.append("--drain-spread=0")
         self.env = dict(os.environ)
         # the server refuses unknown RINGCAST_* variables; keep ours out
         for k in list(self.env):

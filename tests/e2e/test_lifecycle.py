@@ -267,7 +267,7 @@ def test_healthz_503_while_draining():
 
 
 def test_drain_timeout_is_honoured():
-    with Server("--drain-timeout=2s", "--request-timeout=60s") as srv:
+    with Server("--drain-timeout=2s", "--drain-spread=0", "--request-timeout=60s") as srv:
         s = raw_connect(srv)
         try:
             # a request that never completes
@@ -303,7 +303,7 @@ def test_sigint_drains_like_sigterm():
 
 
 def test_drain_timeout_zero_exits_at_once():
-    with Server("--drain-timeout=0", "--request-timeout=60s") as srv:
+    with Server("--drain-timeout=0", "--drain-spread=0", "--request-timeout=60s") as srv:
         s = raw_connect(srv)
         try:
             s.sendall(b"GET /healthz HTTP/1.1\r\n")
