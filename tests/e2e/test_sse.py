@@ -296,6 +296,6 @@ def test_sse_stream_ends_cleanly_on_sigterm():
                     await ws.recv()
             except Exception:  # noqa: BLE001 - ConnectionClosed
                 pass
-            eq(ws.close_code, 1001, "WS close code at drain")
+            eq(ws.close_code, 1012, "WS close code at drain (service restart)")
         run_async(go())
         eq(srv.stop(), 0, "exit code after SIGTERM")
