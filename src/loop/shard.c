@@ -582,71 +582,15 @@ static void on_timer(void *ctx, struct rc_timer *t)
 
 /* ---- inbox ------------------------------------------------------------------ */
 
-static bool is_stream(const struct rc_conn *c)
-{
-    return c->proto == RC_PROTO_WS || c->proto == RC_PROTO_SSE;
-}
-
-/* Loop turn while draining: tell the long-lived connections whose time came
- * (the k-th of n at start + k * spread / n) to go. One walk of s->all per
- * turn at most, and only when one is due; no allocation. */
-static void drain_spread_step(struct rc_shard *s)
-{
-    if (s->drain_told >= s->drain_streams)
-        return;
-    uint64_t due = s->drain_streams;
-    if (s->drain_spread_ms) {
-        uint64_t el = s->now_ms - s->drain_start_ms;
-        due = el >= s->drain_spread_ms ? s->drain_streams
-                                       : el * s->drain_streams / s->drain_spread_ms + 1;
-    }
-    if (due <= s->drain_told)
-        return;
-    struct rc_conn *c = s->all;
-    while (c && s->drain_told < due) {
-        struct rc_conn *next = c->all_next;
-        if (c->state == RC_CONN_OPEN && is_stream(c) && !c->drain_told) {
-            c->drain_told = true;
-            s->drain_told++;
-            rc_conn_on_drain(c);
-        }
-        c = next;
-    }
-    if (!c && s->drain_told < due)
-        s->drain_told = s->drain_streams; /* the rest went by themselves */
-}
-
-static void start_drain(struct rc_shard *s)
-{
-    if (s->draining)
-        return;
-    s->draining = true;
-    s->accepting = false;
-    s->drain_start_ms = s->now_ms;
-    s->drain_spread_ms = s->cfg->drain_spread;
-    /* drain_timeout counts after the spread (docs/OPERATIONS.md) */
-    s->drain_deadline_ms = s->now_ms + s->cfg->drain_spread + s->cfg->drain_timeout;
-    if (s->accept_armed)
-        rc_ring_prep_cancel_accept(s);
-    shutdown(s->listen_fd, SHUT_RDWR);
-    s->drain_streams = 0;
-    s->drain_told = 0;
-    struct rc_conn *c = s->all;
-    while (c) {
-        struct rc_conn *next = c->all_next;
-        if (c->state != RC_CONN_CLOSED && is_stream(c))
-            s->drain_streams++;
-        else if (c->state != RC_CONN_CLOSED)
-            rc_conn_on_drain(c); /* HTTP: finish the request in flight or go */
-        c = next;
-    }
-    drain_spread_step(s);
-}
-
 void rc_shard_run_drain(struct rc_shard *s, struct rc_post *p)
 {
     (void)p; /* embedded in struct rc_shard: nothing to free */
-    start_drain(s);
+    if (s->draining)
+        return;
+    rc_shard_drain_start(s); /* shard_drain.c */
+    if (s->accept_armed)
+        rc_ring_prep_cancel_accept(s);
+    shutdown(s->listen_fd, SHUT_RDWR);
 }
 
 void rc_shard_run_stop(struct rc_shard *s, struct rc_post *p)
@@ -767,7 +711,7 @@ void *rc_shard_main(void *arg)
             s->next_sweep_ms = s->now_ms + 1000;
         }
         if (s->draining && !s->drained)
-            drain_spread_step(s);
+            rc_shard_drain_step(s);
         if (s->draining && !s->drained && (s->nconns == 0 || s->now_ms >= s->drain_deadline_ms)) {
             if (s->nconns)
                 close_all(s);

@@ -1,4 +1,4 @@
-/* shard_internal.h - what shard.c and shard_setup.c share: the provided-buffer
+/* shard_internal.h - what shard.c, shard_setup.c and shard_drain.c share: the provided-buffer
  * ring's helpers and the set-up steps rc_shard_main runs before its loop.
  * Owner: the shard's own thread (everything here touches only struct rc_shard
  *   of the calling shard). Private to src/loop/. */
@@ -34,6 +34,11 @@ int rc_shard_setup_ring(struct rc_shard *s);
 /* The per-IP tables; 0 or -ENOMEM with s->startup_msg set: a limit the
  * operator configured is never silently off. */
 int rc_shard_setup_iptables(struct rc_shard *s);
+/* Drain (shard_drain.c): start it (flags, deadline, the streams to spread;
+ * the caller closes the listener), then once per loop turn tell the streams
+ * whose time came to go. */
+void rc_shard_drain_start(struct rc_shard *s);
+void rc_shard_drain_step(struct rc_shard *s);
 /* Pin the calling thread to the shard's CPU (id modulo the CPUs it may use). */
 void rc_shard_pin_cpu(struct rc_shard *s);
 
