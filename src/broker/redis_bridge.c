@@ -69,13 +69,11 @@ struct rc_redis_req *rc_redis_req_new(enum rc_redis_op op, const char *topic, si
     if (!r)
         return NULL;
     r->op = op;
-    r->topic = malloc(len + 1);
+    r->topic = strndup(topic, len);
     if (!r->topic) {
         free(r);
         return NULL;
     }
-    memcpy(r->topic, topic, len);
-    r->topic[len] = '\0';
     r->topic_len = len;
     return r;
 }
@@ -122,8 +120,6 @@ struct catchup {
     struct instance *in;
     char *topic;
     size_t len;
-    char epoch[RC_EPOCH_MAX];
-    uint64_t after;
     char *msg; /* the message that showed the gap (owned), or NULL */
     size_t msg_len;
 };
@@ -167,17 +163,13 @@ static bool entry_event(const redisReply *entry, struct rc_redis_event *ev)
     return true;
 }
 
-static void on_message(struct instance *in, const char *topic, size_t len, const char *msg,
-                       size_t n);
-
 static void catchup_reply(void *arg, struct redisReply *r, const char *why)
 {
     struct catchup *k = arg;
     struct instance *in = k->in;
     struct rc_redis_bridge *b = in->b;
     (void)why;
-    struct rc_redis_topic *e = rc_redis_topics_find(&in->topics, k->topic, k->len);
-    if (r && r->type == REDIS_REPLY_ARRAY && e) {
+    if (r && r->type == REDIS_REPLY_ARRAY && rc_redis_topics_find(&in->topics, k->topic, k->len)) {
         for (size_t i = 0; i < r->elements; i++) {
             struct rc_redis_event ev;
             if (!entry_event(r->element[i], &ev)) {
@@ -226,7 +218,6 @@ static bool catchup_start(struct instance *in, const char *topic, size_t len, ui
         return false;
     k->in = in;
     k->len = len;
-    k->after = after;
     k->topic = strndup(topic, len);
     if (msg) {
         k->msg = malloc(msg_len ? msg_len : 1);

@@ -136,6 +136,15 @@ uint64_t rc_redis_conn_wake_ms(const struct rc_redis_conn *c)
     return UINT64_MAX;
 }
 
+static void became_ready(struct rc_redis_conn *c)
+{
+    c->state = RC_REDIS_READY;
+    c->backoff_ms = RC_REDIS_BACKOFF_MIN_MS;
+    c->connects++;
+    if (c->on_ready)
+        c->on_ready(c->cb_arg);
+}
+
 /* Connected: send AUTH and SELECT first; ready when both are answered. */
 static void start_handshake(struct rc_redis_conn *c, uint64_t now)
 {
@@ -157,11 +166,7 @@ static void start_handshake(struct rc_redis_conn *c, uint64_t now)
         c->state = RC_REDIS_HANDSHAKE;
         return;
     }
-    c->state = RC_REDIS_READY;
-    c->backoff_ms = RC_REDIS_BACKOFF_MIN_MS;
-    c->connects++;
-    if (c->on_ready)
-        c->on_ready(c->cb_arg);
+    became_ready(c);
 }
 
 static void try_connect(struct rc_redis_conn *c, uint64_t now)
@@ -196,13 +201,8 @@ static bool dispatch(struct rc_redis_conn *c, redisReply *r, uint64_t now)
             conn_fail(c, now, "handshake refused: ", r->str);
             return false;
         }
-        if (--c->handshake_left == 0) {
-            c->state = RC_REDIS_READY;
-            c->backoff_ms = RC_REDIS_BACKOFF_MIN_MS;
-            c->connects++;
-            if (c->on_ready)
-                c->on_ready(c->cb_arg);
-        }
+        if (--c->handshake_left == 0)
+            became_ready(c);
         return true;
     }
     if (c->push) {

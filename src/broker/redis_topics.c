@@ -139,13 +139,11 @@ static struct rc_redis_topic *get(struct rc_redis_topics *t, const char *name, s
     struct rc_redis_topic *e = calloc(1, sizeof(*e));
     if (!e)
         return NULL;
-    e->name = malloc(len + 1);
+    e->name = strndup(name, len);
     if (!e->name) {
         free(e);
         return NULL;
     }
-    memcpy(e->name, name, len);
-    e->name[len] = '\0';
     e->len = len;
     e->hash = h;
     t->slots[k] = e;
