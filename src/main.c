@@ -166,12 +166,24 @@ int main(int argc, char **argv)
         return 1;
     }
     raise_fd_limit(&cfg, srv.nshards);
-    if (rc_server_start(&srv, &err) < 0 || rc_api_store_start(store, &err) < 0) {
+    if (rc_broker_cluster_open(&srv, rc_server_port(&srv), &err) < 0) {
+        fprintf(stderr, "ringcast: %s\n", err.msg);
+        rc_api_store_close(NULL);
+        rc_server_join(&srv);
+        rc_api_store_stop(store);
+        rc_auth_free(auth);
+        rc_config_fini(&cfg);
+        return EXIT_CONFIG;
+    }
+    if (rc_server_start(&srv, &err) < 0 || rc_broker_cluster_start(&srv, &err) < 0 ||
+        rc_api_store_start(store, &err) < 0) {
         rc_log(RC_LOG_ERROR, "start_failed", "reason=\"%s\"", err.msg);
         fprintf(stderr, "ringcast: %s\n", err.msg);
         rc_server_drain(&srv);
         rc_api_store_close(NULL);
+        rc_broker_cluster_halt(&srv);
         rc_server_join(&srv);
+        rc_broker_cluster_close(&srv);
         rc_api_store_stop(store);
         rc_auth_free(auth);
         rc_config_fini(&cfg);
@@ -203,7 +215,10 @@ int main(int argc, char **argv)
     }
     rc_server_drain(&srv);
     rc_api_store_close(store); /* shards stop submitting; answers in flight reach them */
+    rc_server_wait_drained(&srv);
+    rc_broker_cluster_halt(&srv); /* the bridge posts to the shards no more */
     rc_server_join(&srv);
+    rc_broker_cluster_close(&srv);
     rc_api_store_stop(store);
     rc_log(RC_LOG_INFO, "stopped", "exit_code=0");
     rc_auth_free(auth);

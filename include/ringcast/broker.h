@@ -49,6 +49,7 @@ extern "C" {
 struct rc_shard;
 struct rc_trie_sub;
 struct rc_broker;
+struct rc_server;
 
 struct rc_sub {
     struct rc_conn *conn; /* NULL once the connection is gone */
@@ -250,6 +251,27 @@ struct rc_broker_engine_ops {
 };
 
 extern const struct rc_broker_engine_ops rc_broker_memory_engine;
+/* The cluster engine (broker = redis, broker_redis.c): a topic's order point
+ * is Redis (redis_bridge.h). Publishes, history reads and channel
+ * subscriptions go to the node's bridge thread; received events are encoded
+ * once and posted to every shard like the memory engine's. Presence,
+ * max_subscribers claims, broadcasts and user-targeted publishes without a
+ * topic stay node-local (docs/ARCHITECTURE.md, "The cluster engine"). */
+extern const struct rc_broker_engine_ops rc_broker_redis_engine;
+
+/* Main thread. With broker = redis: open the bridge (srv->cluster) before the
+ * shards start; start it once they run; halt it once they are drained, and
+ * free it after rc_server_join. No-ops with broker = memory. 0 or -errno with
+ * err. */
+int rc_broker_cluster_open(struct rc_server *srv, uint16_t port, struct rc_err *err) RC_MUST_CHECK;
+int rc_broker_cluster_start(struct rc_server *srv, struct rc_err *err) RC_MUST_CHECK;
+void rc_broker_cluster_halt(struct rc_server *srv);
+void rc_broker_cluster_close(struct rc_server *srv);
+/* Any shard: whether the broker cannot do its work now (Redis not reached);
+ * why gets the reason. */
+bool rc_broker_degraded(const struct rc_shard *s, char *why, size_t cap);
+/* This node's name (node_name, else hostname:port). */
+const char *rc_broker_node_name(const struct rc_server *srv);
 
 #ifdef __cplusplus
 }

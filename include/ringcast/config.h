@@ -53,6 +53,9 @@ struct rc_config_list {
 /* Indexes the store_synchronous words; matches enum rc_store_sync. */
 enum rc_config_store_sync { RC_CONFIG_STORE_SYNC_FULL, RC_CONFIG_STORE_SYNC_NORMAL };
 
+/* Indexes the broker words. */
+enum rc_config_broker { RC_CONFIG_BROKER_MEMORY, RC_CONFIG_BROKER_REDIS };
+
 struct rc_config {
     /* listening */
     char listen_address[RC_CONFIG_ADDR_MAX]; /* IPv4/IPv6 literal or "localhost" */
@@ -116,6 +119,13 @@ struct rc_config {
     uint32_t store_max_batch;      /* requests per group commit */
     /* durable subscriptions per user (active and paused); 0 = unlimited */
     uint32_t max_user_subscriptions;
+    /* several nodes (broker = redis) */
+    enum rc_config_broker broker;
+    struct rc_config_list redis_url;     /* secret: may hold passwords */
+    uint64_t redis_timeout;              /* ms */
+    uint32_t redis_max_pending;          /* commands in flight per instance */
+    char node_name[RC_CONFIG_CLAIM_MAX]; /* "" = hostname:port */
+    bool proxy_protocol;                 /* a PROXY v1/v2 header must open every connection */
     /* io_uring */
     size_t recv_buffer_size;
     uint32_t recv_buffers; /* per shard */

@@ -11,8 +11,8 @@
  *   push and an eventfd write); the callbacks run on the bridge thread and
  *   must hand their data on (a post to a shard) rather than block.
  * Requests: struct rc_redis_req, allocated by the submitter; ownership passes
- *   to the bridge at submit and back through cb.done (publishes, once, with
- *   status set) or is freed by the bridge (subscribe and unsubscribe).
+ *   to the bridge at submit and back through cb.done (publishes and reads,
+ *   once, with status set) or is freed by the bridge (the subscriptions).
  * Order: events of one topic reach cb.event in seq order with no duplicate:
  *   messages at or below the last delivered seq are dropped; a message
  *   beyond last + 1 (missed while a connection was down) first reads the
@@ -34,7 +34,20 @@ extern "C" {
 
 struct rc_redis_bridge;
 
-enum rc_redis_op { RC_REDIS_PUBLISH, RC_REDIS_SUBSCRIBE, RC_REDIS_UNSUBSCRIBE };
+enum rc_redis_op {
+    RC_REDIS_PUBLISH,
+    RC_REDIS_SUBSCRIBE, /* topic's channel, reference-counted */
+    RC_REDIS_UNSUBSCRIBE,
+    RC_REDIS_PSUBSCRIBE, /* topic is a pattern: its glob on every instance, reference-counted */
+    RC_REDIS_PUNSUBSCRIBE,
+    RC_REDIS_READ, /* the topic's position and history (answered through cb.done) */
+};
+
+/* One history entry of a read (owned by its request). */
+struct rc_redis_entry {
+    uint64_t seq, at_ms;
+    char *type, *data, *targeting; /* targeting: "" = none */
+};
 
 struct rc_redis_req {
     struct rc_mpsc_node node;
@@ -45,20 +58,32 @@ struct rc_redis_req {
     char *type, *data, *targeting, *key; /* owned; targeting / key may be NULL */
     uint32_t maxlen;                     /* history kept (0 = none) */
     uint64_t key_ttl_ms;                 /* the topic's keys expire after this (0 = never) */
-    /* answer (publish) */
-    int status; /* 202, 200 (a repeated key), 503 */
+    /* read: the entries after `after` (UINT64_MAX: the last `count` ones), at
+     * most count (0 = the position only); wait_subscribed: not before this
+     * node's SUBSCRIBE of the topic's channel is confirmed, so that every
+     * later event arrives live (resume) */
+    uint64_t after;
+    uint32_t count;
+    bool wait_subscribed;
+    struct rc_redis_entry *entries;
+    size_t nentries;
+    /* answer (publish, read): status 202, 200 (a repeated key; a read), 503;
+     * epoch and seq: the event's id (publish), the topic's position (read;
+     * epoch "" = the topic has no state in Redis) */
+    int status;
     const char *code;
     char why[160];
     char epoch[RC_EPOCH_MAX];
     uint64_t seq;
-    void *user;                      /* the submitter's */
-    struct rc_redis_bridge *bridge_; /* the bridge's, while the command is in flight */
+    void *user;                       /* the submitter's */
+    struct rc_redis_bridge *bridge_;  /* the bridge's, while the command is in flight */
+    struct rc_redis_req *parked_next; /* the bridge's: reads waiting for a confirmation */
 };
 
 struct rc_redis_bridge_cb {
     /* An event to deliver, in order per topic; the views live for the call. */
     void (*event)(void *arg, const char *topic, size_t len, const struct rc_redis_event *ev);
-    /* A publish's answer; takes req. */
+    /* A publish's or a read's answer; takes req. */
     void (*done)(void *arg, struct rc_redis_req *req);
     void *arg;
 };
@@ -76,7 +101,7 @@ struct rc_redis_bridge_cfg {
  * through the queue is the way to read them live). */
 struct rc_redis_counters {
     uint64_t published, publish_refused, received, duplicates, gaps, gap_filled, gap_lost,
-        malformed, epochs, reconnects, send_failed;
+        malformed, epochs, reconnects, send_failed, reads;
 };
 
 struct rc_redis_req *rc_redis_req_new(enum rc_redis_op op, const char *topic, size_t len);
@@ -85,12 +110,21 @@ void rc_redis_req_free(struct rc_redis_req *req);
 int rc_redis_bridge_open(struct rc_redis_bridge **out, const struct rc_redis_bridge_cfg *cfg,
                          const struct rc_redis_bridge_cb *cb, struct rc_err *err) RC_MUST_CHECK;
 int rc_redis_bridge_start(struct rc_redis_bridge *b, struct rc_err *err) RC_MUST_CHECK;
+/* The Redis glob of a ringcast pattern: "rc:e:" + the pattern with '*'
+ * and '>' tokens as '*' and glob specials escaped (Redis's '*' also matches
+ * dots: the glob over-matches and the trie decides). Length or -ENOSPC. */
+int rc_redis_pattern_glob(char *out, size_t cap, const char *pattern, size_t len);
+#define RC_REDIS_GLOB_MAX (5 + 2 * 255 + 1)
+
 /* Any thread: hand req over. */
 void rc_redis_bridge_submit(struct rc_redis_bridge *b, struct rc_redis_req *req);
 /* Whether every instance's command connection is up (any thread; a relaxed
  * atomic read, for /healthz); why gets "redis <host:port/db> is not connected"
  * for the first one that is not. */
 bool rc_redis_bridge_up(struct rc_redis_bridge *b, char *why, size_t cap);
+/* Stop the thread and wait for it; cb runs no more on it (requests still
+ * queued are answered by rc_redis_bridge_stop, on the caller's thread). */
+void rc_redis_bridge_halt(struct rc_redis_bridge *b);
 /* Stop the thread (pending publishes get 503), free everything; the
  * variant copies the final counters first (out may be NULL). */
 void rc_redis_bridge_stop(struct rc_redis_bridge *b);

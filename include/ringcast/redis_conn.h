@@ -68,6 +68,7 @@ struct rc_redis_conn {
     rc_redis_event_fn on_ready, on_down; /* optional */
     void *cb_arg;
     /* counters */
+    uint64_t now_ms; /* the clock of the last step (commands appended between steps) */
     uint64_t connects, failures, timeouts, replies;
     char last_error[160];
 };

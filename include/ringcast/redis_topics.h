@@ -29,8 +29,9 @@ struct rc_redis_topic {
     char *name;
     size_t len;
     uint64_t hash;
-    uint32_t refs; /* exact subscriptions on this node (the channel's SUBSCRIBE) */
-    bool known;    /* a message (or a history read) set epoch and last */
+    uint32_t refs;  /* exact subscriptions on this node (the channel's SUBSCRIBE) */
+    bool known;     /* a message (or a history read) set epoch and last */
+    bool confirmed; /* Redis confirmed the channel's SUBSCRIBE (reset when it is sent) */
     char epoch[RC_EPOCH_MAX];
     uint64_t last;                              /* last seq delivered */
     bool in_lru;                                /* unreferenced: in the recency list */

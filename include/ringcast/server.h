@@ -27,6 +27,7 @@ struct rc_auth;
 struct rc_store;
 struct rc_conn_ops;
 struct rc_shard_hooks;
+struct rc_broker_cluster;
 
 /* Process-wide, immutable once the shards start (but for the connection budget). */
 struct rc_server {
@@ -42,6 +43,8 @@ struct rc_server {
                                    shards only rc_store_submit() to it */
     const struct rc_conn_ops *conn_ops;       /* installed on every accepted connection */
     const struct rc_shard_hooks *shard_hooks; /* the broker's per-shard part (shard.h) */
+    struct rc_broker_cluster *cluster;        /* broker = redis: the node's bridge (broker.h);
+                                                 shards only submit to it */
     /* the one mutable member: max_connections across every shard (limits.h) */
     struct rc_connbudget conns;
 };
@@ -58,6 +61,9 @@ uint16_t rc_server_port(const struct rc_server *srv);
 int rc_server_start(struct rc_server *srv, struct rc_err *err) RC_MUST_CHECK;
 /* Ask every shard to drain (SIGTERM). */
 void rc_server_drain(struct rc_server *srv);
+/* Wait until every running shard has drained its connections (after
+ * rc_server_drain); they still serve their inboxes. */
+void rc_server_wait_drained(struct rc_server *srv);
 /* Join the shards and free everything. */
 void rc_server_join(struct rc_server *srv);
 /* Shard threads tell the main thread (server.c) that their ring is ready or

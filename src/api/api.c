@@ -79,6 +79,18 @@ static void h_healthz(struct rc_http_ctx *x, struct rc_route_req *r)
         rc_http_json(x, 503, body, sizeof(body) - 1);
         return;
     }
+    char why[200];
+    if (rc_broker_degraded(x->conn->shard, why, sizeof(why))) {
+        /* still serving: connections stay, publishes answer 503 until it is back */
+        json_t *j = json_pack("{s:s, s:s}", "status", "degraded", "reason", why);
+        char *txt = j ? json_dumps(j, JSON_COMPACT) : NULL;
+        json_decref(j);
+        if (txt) {
+            rc_http_json(x, 200, txt, strlen(txt));
+            free(txt);
+            return;
+        }
+    }
     static const char body[] = "{\"status\":\"ok\"}";
     rc_http_json(x, 200, body, sizeof(body) - 1);
 }

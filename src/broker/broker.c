@@ -80,8 +80,8 @@ int rc_broker_init(struct rc_shard *s)
     if (!b)
         return -ENOMEM;
     b->shard = s;
-    /* the only engine today; a cluster engine is chosen here from the config */
-    b->engine = &rc_broker_memory_engine;
+    /* broker = redis: rc_broker_cluster_open made the node's bridge */
+    b->engine = s->srv->cluster ? &rc_broker_redis_engine : &rc_broker_memory_engine;
     b->trie = rc_trie_new();
     if (!b->trie) {
         free(b);

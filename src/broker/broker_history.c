@@ -61,7 +61,7 @@ static void hist_free(struct hist_post *h)
     free(h);
 }
 
-static void send_gap(struct rc_sub *sub, enum rc_resume_gap reason)
+void brk_resume_gap(struct rc_sub *sub, enum rc_resume_gap reason)
 {
     struct rc_conn *c = sub->conn;
     static const char *const why[] = {
@@ -144,7 +144,7 @@ static void resume_emit(void *ctx, const struct rc_resume_out *out)
         (void)brk_queue_event(c, sub, out->ev);
         return;
     case RC_RESUME_OUT_GAP:
-        send_gap(sub, out->reason);
+        brk_resume_gap(sub, out->reason);
         return;
     case RC_RESUME_OUT_CAUGHT_UP:
         sub->resume_done = true;
@@ -163,7 +163,7 @@ void brk_resume_finish(struct rc_sub *sub)
     brk_sub_ticket_done(sub);
 }
 
-static struct rc_sub *find_sub(struct rc_conn *c, const char *id)
+struct rc_sub *brk_find_sub(struct rc_conn *c, const char *id)
 {
     for (struct rc_sub *sub = c->subs; sub; sub = sub->next_in_conn)
         if (strcmp(sub->id, id) == 0)
@@ -202,27 +202,27 @@ int rc_broker_resume_check(struct rc_shard *s, const char *pattern, size_t n,
                : 0;
 }
 
-int brk_mem_resume(struct rc_conn *c, struct rc_sub *sub, const struct rc_sub_opts *o,
-                   struct rc_err *err)
+int brk_resume_setup(struct rc_conn *c, struct rc_sub *sub, const struct rc_sub_opts *o,
+                     uint32_t initial_answers, struct brk_resume_plan *plan, struct rc_err *err)
 {
     struct rc_shard *s = c->shard;
     struct rc_resume_cfg rcfg = {0};
-    uint64_t after = 0;
     bool stale = false;
 
-    bool from_now = o->from_now && !o->since && !o->include_initial &&
-                    !rc_topic_is_pattern(sub->pattern, sub->pattern_len);
-    if (!o->since && !o->include_initial && !from_now)
+    memset(plan, 0, sizeof(*plan));
+    plan->from_now = o->from_now && !o->since && !o->include_initial &&
+                     !rc_topic_is_pattern(sub->pattern, sub->pattern_len);
+    if (!o->since && !o->include_initial && !plan->from_now)
         return 0;
-    if (rc_broker_resume_check(s, sub->pattern, sub->pattern_len, o, &after, &stale, err) < 0)
+    if (rc_broker_resume_check(s, sub->pattern, sub->pattern_len, o, &plan->after, &stale, err) < 0)
         return -EINVAL;
-    if (o->since || from_now) {
+    if (o->since || plan->from_now) {
         rcfg.mode = RC_RESUME_SINCE;
-        rcfg.after_seq = after;
+        rcfg.after_seq = plan->after;
         rcfg.answers = 1;
     } else {
         rcfg.mode = RC_RESUME_INITIAL;
-        rcfg.answers = s->srv->nshards;
+        rcfg.answers = initial_answers;
     }
     rcfg.seqs =
         sub->handle && rc_trie_sub_filter(sub->handle) ? RC_RESUME_SUBSET : RC_RESUME_EVERY_SEQ;
@@ -235,10 +235,33 @@ int brk_mem_resume(struct rc_conn *c, struct rc_sub *sub, const struct rc_sub_op
     sub->resume = r;
     if (o->ticket)
         (void)brk_sub_keep_ticket(sub, o->ticket); /* out of memory: a gap names no id */
+    plan->active = true;
+    plan->mode = rcfg.mode;
+    if (o->since)
+        snprintf(plan->cursor, sizeof(plan->cursor), "%s", o->since);
+    return 0;
+}
+
+void brk_resume_failed(struct rc_sub *sub)
+{
+    /* the seam waits forever for this answer: give up on resuming */
+    brk_resume_gap(sub, RC_RESUME_GAP_NONE);
+    brk_resume_finish(sub);
+}
+
+int brk_mem_resume(struct rc_conn *c, struct rc_sub *sub, const struct rc_sub_opts *o,
+                   struct rc_err *err)
+{
+    struct rc_shard *s = c->shard;
+    struct brk_resume_plan plan;
+    if (brk_resume_setup(c, sub, o, s->srv->nshards, &plan, err) < 0)
+        return -EINVAL;
+    if (!plan.active)
+        return 0;
 
     /* the subscription is already in the trie: post the request(s) now */
     unsigned first = 0, last = s->srv->nshards;
-    if (rcfg.mode == RC_RESUME_SINCE) {
+    if (plan.mode == RC_RESUME_SINCE) {
         first = rc_topic_owner(s->srv->nshards, sub->pattern, sub->pattern_len);
         last = first + 1;
     }
@@ -248,23 +271,19 @@ int brk_mem_resume(struct rc_conn *c, struct rc_sub *sub, const struct rc_sub_op
             h->topic = strndup(sub->pattern, sub->pattern_len);
         if (!h || !h->topic) {
             free(h);
-            /* the seam waits forever for this answer: give up on resuming */
-            send_gap(sub, RC_RESUME_GAP_NONE);
-            brk_resume_finish(sub);
+            brk_resume_failed(sub);
             return 0;
         }
         h->post.run = hist_run;
         h->post.discard = hist_discard;
-        h->kind = rcfg.mode == RC_RESUME_SINCE ? HIST_SINCE : HIST_INITIAL;
+        h->kind = plan.mode == RC_RESUME_SINCE ? HIST_SINCE : HIST_INITIAL;
         h->origin = s;
         h->conn_id = c->id;
         memcpy(h->sub_id, sub->id, sizeof(h->sub_id));
         h->topic_len = sub->pattern_len;
-        h->after_seq = after;
-        h->from_now = from_now;
-        if (o->since)
-            snprintf(h->cursor, sizeof(h->cursor), "%s", o->since);
-        (void)stale;
+        h->after_seq = plan.after;
+        h->from_now = plan.from_now;
+        memcpy(h->cursor, plan.cursor, sizeof(h->cursor));
         rc_shard_post(s->srv->shards[i], &h->post);
     }
     return 0;
@@ -404,30 +423,38 @@ static void owner_history(struct rc_shard *s, struct hist_post *h)
     cur = rc_history_seq(hist);
     while (json_array_size(events) > h->limit)
         json_array_remove(events, json_array_size(events) - 1);
+    h->json =
+        brk_history_page(h->topic, h->topic_len, events, t ? t->epoch : RC_EPOCH_NONE, cur, res);
+    h->status = h->json ? 200 : 503;
+}
+
+char *brk_history_page(const char *topic, size_t len, json_t *events, const char *epoch,
+                       uint64_t cur, enum rc_history_result res)
+{
     char last[RC_EVENT_ID_MAX];
-    snprintf(last, sizeof(last), "%s-%llu", t ? t->epoch : RC_EPOCH_NONE, (unsigned long long)cur);
-    json_t *body = json_pack("{s:s%, s:o, s:s, s:b}", "topic", h->topic, h->topic_len, "events",
-                             events, "last_id", last, "gap", res != RC_HISTORY_OK);
+    snprintf(last, sizeof(last), "%s-%llu", epoch, (unsigned long long)cur);
+    json_t *body = json_pack("{s:s%, s:o, s:s, s:b}", "topic", topic, len, "events", events,
+                             "last_id", last, "gap", res != RC_HISTORY_OK);
     if (body && res == RC_HISTORY_FUTURE)
         json_object_set_new(body, "reason", json_string("cursor is newer than the last event"));
     else if (body && res == RC_HISTORY_GAP)
         json_object_set_new(body, "reason",
                             json_string("events after the cursor are no longer retained"));
-    h->json = body ? json_dumps(body, JSON_COMPACT) : NULL;
-    h->status = h->json ? 200 : 503;
+    char *txt = body ? json_dumps(body, JSON_COMPACT) : NULL;
     json_decref(body);
+    return txt;
 }
 
 /* Origin shard: the owner told a from_now subscription (an SSE stream id's
  * topic) where the topic stands. Live events buffered meanwhile were published
  * after the subscription entered the trie, so the stream starts before the
  * first of them (or at S): none is dropped as a duplicate. */
-static void from_now_answer(struct rc_conn *c, struct rc_sub *sub, struct hist_post *h)
+void brk_resume_from_now(struct rc_conn *c, struct rc_sub *sub, uint64_t cur_seq, const char *epoch)
 {
     struct rc_resume *r = sub->resume;
     if (!rc_resume_is_waiting(r))
         return; /* gave up already (live buffer overflow): it passes live events */
-    uint64_t start = h->cur_seq;
+    uint64_t start = cur_seq;
     if (r->nbuf && r->buf[0].seq - 1 < start)
         start = r->buf[0].seq - 1;
     r->last = start;
@@ -438,7 +465,7 @@ static void from_now_answer(struct rc_conn *c, struct rc_sub *sub, struct hist_p
     struct rc_stream_pos *pos = &cur->pos[sub->stream_slot - 1];
     if (pos->id[0])
         return; /* a buffered event went out and set it */
-    if (rc_event_id_format(pos->id, h->cursor, start) < 0)
+    if (rc_event_id_format(pos->id, epoch, start) < 0)
         return;
     (void)brk_stream_id_record(c);
 }
@@ -457,10 +484,10 @@ static void history_answer(struct rc_shard *s, struct hist_post *h)
                 c, &h->ticket,
                 &(struct rc_answer){.status = 503, .code = "unavailable", .msg = "out of memory"});
     } else if (c) {
-        struct rc_sub *sub = find_sub(c, h->sub_id);
+        struct rc_sub *sub = brk_find_sub(c, h->sub_id);
         if (sub && sub->resume) {
             if (h->kind == HIST_SINCE && h->from_now)
-                from_now_answer(c, sub, h);
+                brk_resume_from_now(c, sub, h->cur_seq, h->cursor);
             else if (h->kind == HIST_SINCE)
                 rc_resume_answer(sub->resume, h->res, h->items, h->nitems, h->cur_seq);
             else

@@ -117,9 +117,36 @@ uint64_t brk_owner_fanout(struct rc_shard *s, struct topic_state *t, const char 
                           json_t **data, char **users, size_t nusers, const char *exclude,
                           char id_out[RC_EVENT_ID_MAX]);
 void brk_mem_publish(struct rc_conn *c, const struct rc_ticket *t, struct rc_publish *pub);
+/* History kept for topic: the config's defaults refined by its rule. */
+struct rc_history_cfg brk_history_cfg(const struct rc_shard *s, const char *topic);
 
 /* ---- broker_history.c ---- */
 
+/* What a subscribe's resume options ask for, once its seam is set up. */
+struct brk_resume_plan {
+    bool active;                  /* a seam was set up: an answer must reach it */
+    enum rc_resume_mode mode;     /* RC_RESUME_SINCE (also from_now) or RC_RESUME_INITIAL */
+    uint64_t after;               /* SINCE: the cursor's seq */
+    bool from_now;                /* SINCE without a cursor: the position only */
+    char cursor[RC_EVENT_ID_MAX]; /* the client's event id, "" = none */
+};
+/* Check o and set up sub's resume seam (INITIAL waits for initial_answers
+ * answers). 0 (plan->active false: nothing asked) or -errno with err. */
+int brk_resume_setup(struct rc_conn *c, struct rc_sub *sub, const struct rc_sub_opts *o,
+                     uint32_t initial_answers, struct brk_resume_plan *plan, struct rc_err *err);
+/* The answer can never come: tell the client (history_gap) and stop waiting. */
+void brk_resume_failed(struct rc_sub *sub);
+/* A history_gap answer about sub. */
+void brk_resume_gap(struct rc_sub *sub, enum rc_resume_gap reason);
+/* from_now: the topic stands at cur_seq of epoch. */
+void brk_resume_from_now(struct rc_conn *c, struct rc_sub *sub, uint64_t cur_seq,
+                         const char *epoch);
+/* c's subscription with this id, or NULL. */
+struct rc_sub *brk_find_sub(struct rc_conn *c, const char *id);
+/* The GET /history page (JSON text, malloc'd; NULL when out of memory);
+ * takes events. */
+char *brk_history_page(const char *topic, size_t len, json_t *events, const char *epoch,
+                       uint64_t cur, enum rc_history_result res);
 /* End sub's resume (if any) and free its state. */
 void brk_resume_finish(struct rc_sub *sub);
 int brk_mem_resume(struct rc_conn *c, struct rc_sub *sub, const struct rc_sub_opts *o,

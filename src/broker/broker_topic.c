@@ -20,7 +20,7 @@
 
 /* History kept for a topic: the config's defaults (history_size,
  * history_ttl, retain), refined by the first topic rule that covers it. */
-static struct rc_history_cfg history_cfg(const struct rc_shard *s, const char *topic)
+struct rc_history_cfg brk_history_cfg(const struct rc_shard *s, const char *topic)
 {
     const struct rc_config *cfg = s->cfg;
     struct rc_history_cfg hc = {
@@ -146,7 +146,7 @@ struct topic_state *brk_topic_get(struct rc_broker *b, const char *name, size_t 
     t->hash = h;
     t->last_ms = rc_now_ms();
     topic_epoch_make(b, t->epoch);
-    struct rc_history_cfg hc = history_cfg(b->shard, t->name);
+    struct rc_history_cfg hc = brk_history_cfg(b->shard, t->name);
     if (rc_history_init(&t->hist, &hc) < 0) {
         free(t->name);
         free(t);

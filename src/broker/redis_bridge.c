@@ -17,34 +17,7 @@
 #include "ringcast/redis_conn.h"
 #include "ringcast/redis_topics.h"
 
-#define SUBSCRIBE_BATCH 256 /* channels per SUBSCRIBE after a reconnect */
-
-struct instance {
-    struct rc_redis_bridge *b;
-    uint32_t index;
-    struct rc_redis_conn cmd, sub;
-    struct rc_redis_topics topics;
-    bool resubscribe; /* the subscriber connection came (back) up */
-    bool script_loaded;
-};
-
-struct rc_redis_bridge {
-    struct rc_redis_bridge_cfg cfg;
-    struct rc_redis_endpoint *ep;
-    struct rc_redis_bridge_cb cb;
-    struct instance *inst;
-    struct rc_mpsc q;
-    int efd;
-    pthread_t thread;
-    bool started;
-    atomic_int stop;                       /* main -> bridge: leave the loop */
-    atomic_int down;                       /* bridge -> anyone: 1 + the first instance whose command
-                                              connection is not ready, 0 = all ready (relaxed: a
-                        hint for /healthz and the logs, orders nothing) */
-    char sha[41];                          /* of rc_redis_publish_script */
-    char (*names)[RC_REDIS_HOST_MAX + 16]; /* "host:port/db" per instance, immutable */
-    struct rc_redis_counters ctr;
-};
+#include "redis_bridge_internal.h"
 
 static uint64_t mono_ms(void)
 {
@@ -87,6 +60,12 @@ void rc_redis_req_free(struct rc_redis_req *req)
     free(req->data);
     free(req->targeting);
     free(req->key);
+    for (size_t i = 0; i < req->nentries; i++) {
+        free(req->entries[i].type);
+        free(req->entries[i].data);
+        free(req->entries[i].targeting);
+    }
+    free(req->entries);
     free(req);
 }
 
@@ -96,11 +75,19 @@ static void answer(struct rc_redis_bridge *b, struct rc_redis_req *req, int stat
     req->status = status;
     req->code = code;
     snprintf(req->why, sizeof(req->why), "%.150s", why ? why : "");
-    if (status >= 400)
+    if (req->op == RC_REDIS_READ)
+        b->ctr.reads++;
+    else if (status >= 400)
         b->ctr.publish_refused++;
     else
         b->ctr.published++;
     b->cb.done(b->cb.arg, req);
+}
+
+void rdb_answer(struct rc_redis_bridge *b, struct rc_redis_req *req, int status, const char *code,
+                const char *why)
+{
+    answer(b, req, status, code, why);
 }
 
 /* ---- delivery ------------------------------------------------------------------------------ */
@@ -131,7 +118,7 @@ static void catchup_free(struct catchup *k)
     free(k);
 }
 
-static const redisReply *field(const redisReply *fields, const char *name)
+const redisReply *rdb_field(const redisReply *fields, const char *name)
 {
     for (size_t i = 0; i + 1 < fields->elements; i += 2)
         if (fields->element[i]->type == REDIS_REPLY_STRING &&
@@ -141,7 +128,7 @@ static const redisReply *field(const redisReply *fields, const char *name)
 }
 
 /* One stream entry as an event (views into the reply). false if malformed. */
-static bool entry_event(const redisReply *entry, struct rc_redis_event *ev)
+bool rdb_entry_event(const redisReply *entry, struct rc_redis_event *ev)
 {
     memset(ev, 0, sizeof(*ev));
     if (entry->type != REDIS_REPLY_ARRAY || entry->elements != 2 ||
@@ -150,7 +137,8 @@ static bool entry_event(const redisReply *entry, struct rc_redis_event *ev)
         return false;
     ev->seq = rc_redis_entry_seq(entry->element[0]->str, entry->element[0]->len);
     const redisReply *f = entry->element[1];
-    const redisReply *e = field(f, "e"), *t = field(f, "t"), *d = field(f, "d"), *u = field(f, "u");
+    const redisReply *e = rdb_field(f, "e"), *t = rdb_field(f, "t"), *d = rdb_field(f, "d"),
+                     *u = rdb_field(f, "u");
     if (!ev->seq || !e || !t || !d || e->type != REDIS_REPLY_STRING || e->len == 0 ||
         e->len >= sizeof(ev->epoch) || t->type != REDIS_REPLY_STRING ||
         d->type != REDIS_REPLY_STRING)
@@ -172,7 +160,7 @@ static void catchup_reply(void *arg, struct redisReply *r, const char *why)
     if (r && r->type == REDIS_REPLY_ARRAY && rc_redis_topics_find(&in->topics, k->topic, k->len)) {
         for (size_t i = 0; i < r->elements; i++) {
             struct rc_redis_event ev;
-            if (!entry_event(r->element[i], &ev)) {
+            if (!rdb_entry_event(r->element[i], &ev)) {
                 b->ctr.malformed++;
                 continue;
             }
@@ -286,7 +274,17 @@ static void on_push(void *arg, struct redisReply *r, const char *why)
         ch = r->element[2];
         msg = r->element[3];
     } else {
-        return; /* subscribe / unsubscribe confirmations */
+        /* a channel's SUBSCRIBE confirmed: reads parked for it may go */
+        const redisReply *c = r->element[1];
+        if (strcmp(r->element[0]->str, "subscribe") == 0 && c->type == REDIS_REPLY_STRING &&
+            c->len > 5 && memcmp(c->str, "rc:e:", 5) == 0) {
+            struct rc_redis_topic *e = rc_redis_topics_find(&in->topics, c->str + 5, c->len - 5);
+            if (e && e->refs) {
+                e->confirmed = true;
+                rdb_read_unpark(in, e->name, e->len);
+            }
+        }
+        return; /* other confirmations */
     }
     if (ch->type != REDIS_REPLY_STRING || msg->type != REDIS_REPLY_STRING || ch->len <= 5 ||
         memcmp(ch->str, "rc:e:", 5) != 0) {
@@ -304,6 +302,43 @@ static void channel_command(struct instance *in, const char *verb, const char *t
     if (!rc_redis_conn_ready(&in->sub) || rc_redis_key(ch, sizeof(ch), 'e', topic, len) < 0)
         return; /* sent again by the resubscription once it is up */
     const char *argv[] = {verb, ch};
+    sent(in->b, rc_redis_conn_command(&in->sub, 2, argv, NULL, NULL, NULL));
+}
+
+int rc_redis_pattern_glob(char *out, size_t cap, const char *pattern, size_t len)
+{
+    size_t o = 0;
+    if (cap < 6)
+        return -ENOSPC;
+    memcpy(out, "rc:e:", 5);
+    o = 5;
+    for (size_t i = 0; i < len; i++) {
+        char c = pattern[i];
+        bool tok_start = i == 0 || pattern[i - 1] == '.';
+        bool tok_end = i + 1 == len || pattern[i + 1] == '.';
+        if ((c == '*' || c == '>') && tok_start && tok_end) {
+            if (o + 2 > cap)
+                return -ENOSPC;
+            out[o++] = '*';
+            continue;
+        }
+        if (o + 3 > cap)
+            return -ENOSPC;
+        if (strchr("?[]\\*^", c))
+            out[o++] = '\\';
+        out[o++] = c;
+    }
+    out[o] = '\0';
+    return (int)o;
+}
+
+static void pattern_command(struct instance *in, const char *verb, const char *pattern, size_t len)
+{
+    char glob[RC_REDIS_GLOB_MAX];
+    if (!rc_redis_conn_ready(&in->sub) ||
+        rc_redis_pattern_glob(glob, sizeof(glob), pattern, len) < 0)
+        return; /* sent again by the resubscription once it is up */
+    const char *argv[] = {verb, glob};
     sent(in->b, rc_redis_conn_command(&in->sub, 2, argv, NULL, NULL, NULL));
 }
 
@@ -328,9 +363,11 @@ static void resub_one(void *arg, const struct rc_redis_topic *e)
     struct resub *rs = arg;
     if (!e->refs)
         return;
-    size_t cap = e->len + 6;
+    bool glob = rs->argv[0][0] == 'P';
+    size_t cap = glob ? 2 * e->len + 6 : e->len + 6;
     char *ch = malloc(cap);
-    if (!ch || rc_redis_key(ch, cap, 'e', e->name, e->len) < 0) {
+    if (!ch || (glob ? rc_redis_pattern_glob(ch, cap, e->name, e->len)
+                     : rc_redis_key(ch, cap, 'e', e->name, e->len)) < 0) {
         free(ch);
         return;
     }
@@ -354,9 +391,15 @@ static void resubscribe(struct instance *in)
     if (!rc_redis_conn_ready(&in->sub) || !rc_redis_conn_ready(&in->cmd) || !in->resubscribe)
         return;
     in->resubscribe = false;
+    for (size_t i = 0; i < in->topics.cap; i++)
+        if (in->topics.slots[i])
+            in->topics.slots[i]->confirmed = false;
     struct resub rs = {.in = in};
     rs.argv[0] = "SUBSCRIBE";
     rc_redis_topics_each(&in->topics, resub_one, &rs);
+    resub_flush(&rs);
+    rs.argv[0] = "PSUBSCRIBE";
+    rc_redis_topics_each(&in->patterns, resub_one, &rs);
     resub_flush(&rs);
     /* the subscriptions are sent before the reads, and Redis answers the
      * reads after it has started sending the channels' new messages, so
@@ -402,6 +445,11 @@ static void cmd_down(void *arg)
 {
     struct instance *in = arg;
     in->script_loaded = false;
+    while (in->parked) { /* they would wait for the whole outage */
+        struct rc_redis_req *req = in->parked;
+        in->parked = req->parked_next;
+        answer(in->b, req, 503, "broker_unavailable", "the connection to redis was lost");
+    }
     update_up(in->b);
 }
 
@@ -490,13 +538,36 @@ static void handle(struct rc_redis_bridge *b, struct rc_redis_req *req)
     case RC_REDIS_PUBLISH:
         publish(b, req);
         return;
+    case RC_REDIS_READ:
+        rdb_read(in, req);
+        return;
     case RC_REDIS_SUBSCRIBE:
-        if (rc_redis_topics_ref(&in->topics, req->topic, req->topic_len, &edge) == 0 && edge)
+        if (rc_redis_topics_ref(&in->topics, req->topic, req->topic_len, &edge) == 0 && edge) {
+            struct rc_redis_topic *e =
+                rc_redis_topics_find(&in->topics, req->topic, req->topic_len);
+            if (e)
+                e->confirmed = false;
             channel_command(in, "SUBSCRIBE", req->topic, req->topic_len);
+        }
         break;
     case RC_REDIS_UNSUBSCRIBE:
-        if (rc_redis_topics_unref(&in->topics, req->topic, req->topic_len, &edge) == 0 && edge)
+        if (rc_redis_topics_unref(&in->topics, req->topic, req->topic_len, &edge) == 0 && edge) {
             channel_command(in, "UNSUBSCRIBE", req->topic, req->topic_len);
+            rdb_read_unpark(in, req->topic, req->topic_len); /* nothing left to wait for */
+        }
+        break;
+    case RC_REDIS_PSUBSCRIBE:
+    case RC_REDIS_PUNSUBSCRIBE:
+        /* a pattern's topics may live on any instance */
+        for (uint32_t k = 0; k < b->cfg.nep; k++) {
+            struct instance *pi = &b->inst[k];
+            int rc = req->op == RC_REDIS_PSUBSCRIBE
+                         ? rc_redis_topics_ref(&pi->patterns, req->topic, req->topic_len, &edge)
+                         : rc_redis_topics_unref(&pi->patterns, req->topic, req->topic_len, &edge);
+            if (rc == 0 && edge)
+                pattern_command(pi, req->op == RC_REDIS_PSUBSCRIBE ? "PSUBSCRIBE" : "PUNSUBSCRIBE",
+                                req->topic, req->topic_len);
+        }
         break;
     }
     rc_redis_req_free(req);
@@ -590,7 +661,8 @@ int rc_redis_bridge_open(struct rc_redis_bridge **out, const struct rc_redis_bri
         in->index = i;
         if (rc_redis_conn_init(&in->cmd, &b->ep[i], cfg->timeout_ms, cfg->max_pending) < 0 ||
             rc_redis_conn_init(&in->sub, &b->ep[i], cfg->timeout_ms, cfg->max_pending) < 0 ||
-            rc_redis_topics_init(&in->topics, cfg->seen_max) < 0)
+            rc_redis_topics_init(&in->topics, cfg->seen_max) < 0 ||
+            rc_redis_topics_init(&in->patterns, 64) < 0)
             goto nomem;
         in->cmd.on_ready = cmd_ready;
         in->cmd.on_down = cmd_down;
@@ -642,22 +714,28 @@ void rc_redis_bridge_stop(struct rc_redis_bridge *b)
     rc_redis_bridge_stop_counters(b, NULL);
 }
 
+void rc_redis_bridge_halt(struct rc_redis_bridge *b)
+{
+    if (!b || !b->started)
+        return;
+    atomic_store_explicit(&b->stop, 1, memory_order_release);
+    uint64_t one = 1;
+    (void)!write(b->efd, &one, sizeof(one));
+    pthread_join(b->thread, NULL);
+    b->started = false;
+}
+
 void rc_redis_bridge_stop_counters(struct rc_redis_bridge *b, struct rc_redis_counters *out)
 {
     if (!b)
         return;
-    if (b->started) {
-        atomic_store_explicit(&b->stop, 1, memory_order_release);
-        uint64_t one = 1;
-        (void)!write(b->efd, &one, sizeof(one));
-        pthread_join(b->thread, NULL);
-    }
+    rc_redis_bridge_halt(b);
     /* requests still queued: publishes get their answer, the rest are freed */
     if (b->efd >= 0) {
         struct rc_mpsc_node *node;
         while ((node = rc_mpsc_pop(&b->q))) {
             struct rc_redis_req *req = RC_CONTAINER_OF(node, struct rc_redis_req, node);
-            if (req->op == RC_REDIS_PUBLISH)
+            if (req->op == RC_REDIS_PUBLISH || req->op == RC_REDIS_READ)
                 answer(b, req, 503, "broker_unavailable", "shutting down");
             else
                 rc_redis_req_free(req);
@@ -665,10 +743,17 @@ void rc_redis_bridge_stop_counters(struct rc_redis_bridge *b, struct rc_redis_co
         close(b->efd);
     }
     for (uint32_t i = 0; b->inst && i < b->cfg.nep; i++) {
+        while (b->inst[i].parked) {
+            struct rc_redis_req *req = b->inst[i].parked;
+            b->inst[i].parked = req->parked_next;
+            answer(b, req, 503, "broker_unavailable", "shutting down");
+        }
         rc_redis_conn_fini(&b->inst[i].cmd);
         rc_redis_conn_fini(&b->inst[i].sub);
         if (b->inst[i].topics.slots)
             rc_redis_topics_free(&b->inst[i].topics);
+        if (b->inst[i].patterns.slots)
+            rc_redis_topics_free(&b->inst[i].patterns);
     }
     if (out)
         *out = b->ctr;

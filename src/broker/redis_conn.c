@@ -100,6 +100,9 @@ int rc_redis_conn_command(struct rc_redis_conn *c, int argc, const char **argv,
         return -ENOTCONN;
     if (!c->push && c->pn >= c->max_pending)
         return -ENOBUFS;
+    if (!c->push && !c->pn)
+        c->oldest_ms = c->now_ms; /* the first in flight: its deadline starts now, not at
+                                     the last reply of an idle connection */
     if (!c->push && push_pending(c, fn, arg) < 0)
         return -ENOMEM;
     if (redisAppendCommandArgv(c->ctx, argc, argv, argvlen) != REDIS_OK) {
@@ -224,6 +227,7 @@ static bool dispatch(struct rc_redis_conn *c, redisReply *r, uint64_t now)
 
 void rc_redis_conn_step(struct rc_redis_conn *c, short revents, uint64_t now)
 {
+    c->now_ms = now;
     if (c->state == RC_REDIS_DOWN) {
         if (now >= c->next_attempt_ms)
             try_connect(c, now);

@@ -138,7 +138,21 @@ static const char *const store_sync_words[] = {"full", "normal", NULL};
 _Static_assert(RC_CONFIG_STORE_SYNC_FULL == 0 && RC_CONFIG_STORE_SYNC_NORMAL == 1,
                "store_sync_words must follow enum rc_config_store_sync");
 
+/* indexes enum rc_config_broker */
+static const char *const broker_words[] = {"memory", "redis", NULL};
+_Static_assert(RC_CONFIG_BROKER_MEMORY == 0 && RC_CONFIG_BROKER_REDIS == 1,
+               "broker_words must follow enum rc_config_broker");
+
 /* Per-item checks for the list keys below. */
+static const char *check_redis_url(const char *item)
+{
+    /* the full syntax is checked where it is used (redis_keys.c); a mistake
+     * that is obvious here is named here */
+    if (strncmp(item, "redis://", 8) != 0)
+        return "is not a redis URL; use redis://[:password@]host:port[/db]";
+    return NULL;
+}
+
 static const char *check_origin(const char *item)
 {
     const char *host;
@@ -275,6 +289,24 @@ const struct rc_config_key rc_config_keys[] = {
     KEY_UINT(max_user_subscriptions, "1000", 0, 1000000, "0 = unlimited",
              "durable subscriptions one user may hold (active and paused); past it a create "
              "is refused with 409 too_many_subscriptions"),
+    KEY_ENUM(broker, "memory", broker_words,
+             "memory: one node, topics ordered inside this process; redis: several nodes share "
+             "topics, history and presence through redis_url"),
+    KEY_LIST(redis_url, check_redis_url, true,
+             "with broker=redis: redis://[:password@]host:port[/db], one or more (secret: may "
+             "hold a password); topics are spread over them by a jump consistent hash"),
+    KEY_DURATION(redis_timeout, "2s", 100 * MS, MIN, NULL,
+                 "a Redis command without an answer for this long fails (503) and the "
+                 "connection is made again"),
+    KEY_UINT(redis_max_pending, "10000", 1, 1000000, NULL,
+             "publishes and reads in flight to one Redis instance, at most; past it a publish "
+             "gets 503 broker_unavailable"),
+    KEY_STRING(node_name, "",
+               "this node's name in stats, logs and presence; empty = hostname:port"),
+    KEY_BOOL(proxy_protocol, "false",
+             "every connection must start with a PROXY protocol v1 or v2 header (HAProxy "
+             "send-proxy-v2), else it is refused; limits, logs and stats then see the client's "
+             "address"),
     KEY_SIZE(recv_buffer_size, "16KiB", 512, MIB, NULL, "size of one io_uring receive buffer"),
     KEY_UINT(recv_buffers, "256", 1, 65536, NULL, "receive buffers per shard"),
     KEY_UINT(ring_entries, "1024", 8, 32768, NULL,
@@ -386,6 +418,16 @@ int rc_config_validate(const struct rc_config *c, struct rc_err *err)
                    "max_request_line=%s; the request line counts toward the header bytes, so "
                    "raise max_header_bytes",
                    a, b);
+        return -EINVAL;
+    }
+    if (c->broker == RC_CONFIG_BROKER_REDIS && c->redis_url.n == 0) {
+        rc_err_set(err, 0, "bad_config",
+                   "config: broker=redis needs redis_url (redis://host:port, one or more)");
+        return -EINVAL;
+    }
+    if (c->broker != RC_CONFIG_BROKER_REDIS && c->redis_url.n) {
+        rc_err_set(err, 0, "bad_config",
+                   "config: redis_url is set but broker=memory; set broker=redis to use it");
         return -EINVAL;
     }
     if (c->max_connections_per_ip > c->max_connections) {

@@ -21,6 +21,13 @@ uint64_t rc_now_ms(void)
     return (uint64_t)ts.tv_sec * 1000u + (uint64_t)ts.tv_nsec / 1000000u;
 }
 
+uint64_t rc_wall_ms(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_REALTIME, &ts);
+    return (uint64_t)ts.tv_sec * 1000u + (uint64_t)ts.tv_nsec / 1000000u;
+}
+
 void rc_timer_wheel_init(struct rc_timer_wheel *w, uint64_t now_ms)
 {
     memset(w, 0, sizeof(*w));

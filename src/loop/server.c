@@ -385,17 +385,22 @@ void rc_server_drain(struct rc_server *srv)
     }
 }
 
-void rc_server_join(struct rc_server *srv)
+void rc_server_wait_drained(struct rc_server *srv)
 {
     unsigned running = 0;
     for (unsigned i = 0; i < srv->nshards; i++)
         if (srv->shards && srv->shards[i] && srv->shards[i]->thread)
             running++;
-    /* every shard drains first; only then may any of them stop */
     pthread_mutex_lock(&g_start_lock);
     while (g_drained < running)
         pthread_cond_wait(&g_start_cond, &g_start_lock);
     pthread_mutex_unlock(&g_start_lock);
+}
+
+void rc_server_join(struct rc_server *srv)
+{
+    /* every shard drains first; only then may any of them stop */
+    rc_server_wait_drained(srv);
     for (unsigned i = 0; i < srv->nshards; i++) {
         struct rc_shard *s = srv->shards[i];
         if (!s || !s->thread)

@@ -1,0 +1,67 @@
+/* redis_bridge_internal.h - private to the Redis bridge's files: the bridge
+ * and its per-instance state.
+ *   redis_bridge.c  the thread, publishes, channel and pattern subscriptions,
+ *                   ordered de-duplicated delivery and gap closing
+ *   redis_read.c    history reads (RC_REDIS_READ: resume, history, initial)
+ * Owner: everything here belongs to the bridge thread once
+ *   rc_redis_bridge_start has run, but `stop` and `down` (atomics). */
+#ifndef RINGCAST_REDIS_BRIDGE_INTERNAL_H
+#define RINGCAST_REDIS_BRIDGE_INTERNAL_H
+
+#include <pthread.h>
+#include <stdatomic.h>
+
+#include "ringcast/redis_bridge.h"
+#include "ringcast/redis_conn.h"
+#include "ringcast/redis_topics.h"
+
+#define SUBSCRIBE_BATCH 256 /* channels per SUBSCRIBE after a reconnect */
+
+struct instance {
+    struct rc_redis_bridge *b;
+    uint32_t index;
+    struct rc_redis_conn cmd, sub;
+    struct rc_redis_topics topics;   /* channels (exact topics) and delivered offsets */
+    struct rc_redis_topics patterns; /* PSUBSCRIBEd patterns (refs only) */
+    struct rc_redis_req *parked;     /* reads waiting for their channel's SUBSCRIBE to be
+                                        confirmed (linked through node.next) */
+    bool resubscribe;                /* the subscriber connection came (back) up */
+    bool script_loaded;
+};
+
+struct rc_redis_bridge {
+    struct rc_redis_bridge_cfg cfg;
+    struct rc_redis_endpoint *ep;
+    struct rc_redis_bridge_cb cb;
+    struct instance *inst;
+    struct rc_mpsc q;
+    int efd;
+    pthread_t thread;
+    bool started;
+    atomic_int stop;                       /* main -> bridge: leave the loop */
+    atomic_int down;                       /* bridge -> anyone: 1 + the first instance whose command
+                                              connection is not ready, 0 = all ready (relaxed: a
+                                              hint for /healthz and the logs, orders nothing) */
+    char sha[41];                          /* of rc_redis_publish_script */
+    char (*names)[RC_REDIS_HOST_MAX + 16]; /* "host:port/db" per instance, immutable */
+    struct rc_redis_counters ctr;
+};
+
+struct redisReply;
+/* A stream entry's field (fields: its array of names and values), or NULL. */
+const struct redisReply *rdb_field(const struct redisReply *fields, const char *name);
+/* One stream entry as an event (views into the reply). false if malformed. */
+bool rdb_entry_event(const struct redisReply *entry, struct rc_redis_event *ev);
+
+/* redis_read.c: run a read (its channel confirmed, or none needed); the
+ * answer goes to cb.done. */
+void rdb_read_send(struct instance *in, struct rc_redis_req *req);
+/* A read arrived: send it, or park it until its channel is confirmed. */
+void rdb_read(struct instance *in, struct rc_redis_req *req);
+/* The channel of topic is confirmed: send the reads parked for it. */
+void rdb_read_unpark(struct instance *in, const char *topic, size_t len);
+/* Answer req (a publish or a read): cb.done. */
+void rdb_answer(struct rc_redis_bridge *b, struct rc_redis_req *req, int status, const char *code,
+                const char *why);
+
+#endif

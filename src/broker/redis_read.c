@@ -1,0 +1,151 @@
+/* redis_read.c - the bridge's history reads (RC_REDIS_READ): a topic's
+ * position (epoch, last seq) and the entries of its stream after a cursor,
+ * or its last entries, read atomically by one script. Reads for resume wait
+ * until this node's SUBSCRIBE of the topic's channel is confirmed, so every
+ * event after what the read returns arrives live (see redis_bridge.h). */
+#include <errno.h>
+#include <hiredis/hiredis.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "redis_bridge_internal.h"
+
+/* KEYS: rc:t:T, rc:h:T. ARGV: after seq or "last", count.
+ * Returns {epoch or "", seq, entries}; "last" entries come newest first. */
+static const char read_script[] =
+    "local m = redis.call('HMGET', KEYS[1], 'epoch', 'seq')\n"
+    "if not m[1] then return {'', 0, {}} end\n"
+    "local n = tonumber(ARGV[2])\n"
+    "local r = {}\n"
+    "if n > 0 then\n"
+    "  if ARGV[1] == 'last' then\n"
+    "    r = redis.call('XREVRANGE', KEYS[2], '+', '-', 'COUNT', n)\n"
+    "  else\n"
+    "    r = redis.call('XRANGE', KEYS[2], '(0-' .. ARGV[1], '+', 'COUNT', n)\n"
+    "  end\n"
+    "end\n"
+    "return {m[1], tonumber(m[2]) or 0, r}\n";
+
+static char *copy(struct rc_slice s)
+{
+    return strndup(s.p ? s.p : "", s.n);
+}
+
+/* Copy the entries of r (newest first when reversed) into req, oldest first.
+ * false when out of memory. */
+static bool take_entries(struct rc_redis_bridge *b, struct rc_redis_req *req, const redisReply *r,
+                         bool reversed)
+{
+    if (!r->elements)
+        return true;
+    req->entries = calloc(r->elements, sizeof(*req->entries));
+    if (!req->entries)
+        return false;
+    for (size_t k = 0; k < r->elements; k++) {
+        const redisReply *entry = r->element[reversed ? r->elements - 1 - k : k];
+        struct rc_redis_event ev;
+        if (!rdb_entry_event(entry, &ev) || strcmp(ev.epoch, req->epoch) != 0) {
+            b->ctr.malformed++;
+            continue;
+        }
+        const redisReply *at = rdb_field(entry->element[1], "at");
+        struct rc_redis_entry *e = &req->entries[req->nentries];
+        e->seq = ev.seq;
+        e->at_ms = at && at->type == REDIS_REPLY_STRING ? strtoull(at->str, NULL, 10) : 0;
+        e->type = copy(ev.type);
+        e->data = copy(ev.data);
+        e->targeting = copy(ev.targeting);
+        req->nentries++;
+        if (!e->type || !e->data || !e->targeting)
+            return false;
+    }
+    return true;
+}
+
+static void read_reply(void *arg, struct redisReply *r, const char *why)
+{
+    struct rc_redis_req *req = arg;
+    struct rc_redis_bridge *b = req->bridge_;
+    req->bridge_ = NULL;
+    if (!r) {
+        rdb_answer(b, req, 503, "broker_unavailable", why);
+        return;
+    }
+    if (r->type == REDIS_REPLY_ERROR) {
+        rdb_answer(b, req, 503, "broker_unavailable", r->str);
+        return;
+    }
+    if (r->type != REDIS_REPLY_ARRAY || r->elements != 3 ||
+        r->element[0]->type != REDIS_REPLY_STRING || r->element[0]->len >= sizeof(req->epoch) ||
+        r->element[1]->type != REDIS_REPLY_INTEGER || r->element[2]->type != REDIS_REPLY_ARRAY) {
+        rdb_answer(b, req, 503, "broker_unavailable", "an unexpected answer from redis");
+        return;
+    }
+    memcpy(req->epoch, r->element[0]->str, r->element[0]->len);
+    req->epoch[r->element[0]->len] = '\0';
+    req->seq = (uint64_t)r->element[1]->integer;
+    if (!take_entries(b, req, r->element[2], req->after == UINT64_MAX)) {
+        rdb_answer(b, req, 503, "unavailable", "out of memory");
+        return;
+    }
+    rdb_answer(b, req, 200, NULL, NULL);
+}
+
+void rdb_read_send(struct instance *in, struct rc_redis_req *req)
+{
+    struct rc_redis_bridge *b = in->b;
+    if (!rc_redis_conn_ready(&in->cmd)) {
+        char why[200];
+        snprintf(why, sizeof(why), "redis %.60s is not connected (%.100s)", b->names[in->index],
+                 in->cmd.last_error[0] ? in->cmd.last_error : "connecting");
+        rdb_answer(b, req, 503, "broker_unavailable", why);
+        return;
+    }
+    char m[RC_TOPIC_KEY_MAX], h[RC_TOPIC_KEY_MAX], after[24], count[16];
+    if (rc_redis_key(m, sizeof(m), 't', req->topic, req->topic_len) < 0 ||
+        rc_redis_key(h, sizeof(h), 'h', req->topic, req->topic_len) < 0) {
+        rdb_answer(b, req, 503, "broker_unavailable", "topic name too long for a redis key");
+        return;
+    }
+    if (req->after == UINT64_MAX)
+        snprintf(after, sizeof(after), "last");
+    else
+        snprintf(after, sizeof(after), "%llu", (unsigned long long)req->after);
+    snprintf(count, sizeof(count), "%u", req->count);
+    const char *argv[] = {"EVAL", read_script, "2", m, h, after, count};
+    req->bridge_ = b;
+    int rc = rc_redis_conn_command(&in->cmd, 7, argv, NULL, read_reply, req);
+    if (rc < 0) {
+        req->bridge_ = NULL;
+        rdb_answer(b, req, 503, "broker_unavailable",
+                   rc == -ENOBUFS ? "too many commands in flight to redis" : "out of memory");
+    }
+}
+
+void rdb_read(struct instance *in, struct rc_redis_req *req)
+{
+    struct rc_redis_topic *e =
+        req->wait_subscribed ? rc_redis_topics_find(&in->topics, req->topic, req->topic_len) : NULL;
+    if (e && e->refs && !e->confirmed && rc_redis_conn_ready(&in->cmd)) {
+        req->parked_next = in->parked;
+        in->parked = req;
+        return;
+    }
+    rdb_read_send(in, req);
+}
+
+void rdb_read_unpark(struct instance *in, const char *topic, size_t len)
+{
+    struct rc_redis_req **pp = &in->parked;
+    while (*pp) {
+        struct rc_redis_req *req = *pp;
+        if (req->topic_len == len && memcmp(req->topic, topic, len) == 0) {
+            *pp = req->parked_next;
+            req->parked_next = NULL;
+            rdb_read_send(in, req);
+        } else {
+            pp = &req->parked_next;
+        }
+    }
+}
