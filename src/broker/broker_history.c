@@ -183,6 +183,15 @@ int rc_broker_resume_check(struct rc_shard *s, const char *pattern, size_t n,
                    "both");
         return -EINVAL;
     }
+    if (o->include_initial && s->broker->engine == &rc_broker_redis_engine &&
+        rc_topic_is_pattern(pattern, n)) {
+        rc_err_set(err, 400, "bad_value",
+                   "include_initial needs an exact topic with broker=redis (the retained events "
+                   "of a pattern's topics are not gathered across the cluster); %.*s is a "
+                   "pattern",
+                   (int)n, pattern);
+        return -EINVAL;
+    }
     if (!o->since)
         return 0;
     if (rc_topic_is_pattern(pattern, n)) {
@@ -196,7 +205,6 @@ int rc_broker_resume_check(struct rc_shard *s, const char *pattern, size_t n,
      * with the topic's incarnation (a cursor of an evicted topic or of an
      * earlier run is answered as a gap there) */
     char epoch[RC_EPOCH_MAX];
-    (void)s;
     return rc_event_id_parse(o->since, strlen(o->since), epoch, sizeof(epoch), after, err) < 0
                ? -EINVAL
                : 0;

@@ -368,13 +368,8 @@ static int redis_resume(struct rc_conn *c, struct rc_sub *sub, const struct rc_s
                         struct rc_err *err)
 {
     struct rc_shard *s = c->shard;
-    if (o->include_initial && rc_topic_is_pattern(sub->pattern, sub->pattern_len)) {
-        rc_err_set(err, 400, "bad_value",
-                   "include_initial needs an exact topic with broker=redis (the retained "
-                   "events of a pattern's topics are not gathered across the cluster)");
-        return -EINVAL;
-    }
-    struct brk_resume_plan plan;
+    struct brk_resume_plan
+        plan; /* include_initial on a pattern: refused by rc_broker_resume_check */
     if (brk_resume_setup(c, sub, o, 1, &plan, err) < 0)
         return -EINVAL;
     if (!plan.active)
