@@ -270,6 +270,12 @@ void rc_broker_cluster_close(struct rc_server *srv);
 /* Any shard: whether the broker cannot do its work now (Redis not reached);
  * why gets the reason. */
 bool rc_broker_degraded(const struct rc_shard *s, char *why, size_t cap);
+/* Any thread, broker = redis: send an event for connections (a user-targeted
+ * event, a broadcast to all, a notification; not one naming connection ids,
+ * which mean nothing on another node) to every other node, which delivers it
+ * to its matching connections. The caller delivers it on this node. No-op
+ * with broker = memory. */
+void rc_broker_cluster_forward(const struct rc_server *srv, const struct rc_evbuf *ev);
 /* This node's name (node_name, else hostname:port). */
 const char *rc_broker_node_name(const struct rc_server *srv);
 

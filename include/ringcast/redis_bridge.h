@@ -40,8 +40,15 @@ enum rc_redis_op {
     RC_REDIS_UNSUBSCRIBE,
     RC_REDIS_PSUBSCRIBE, /* topic is a pattern: its glob on every instance, reference-counted */
     RC_REDIS_PUNSUBSCRIBE,
-    RC_REDIS_READ, /* the topic's position and history (answered through cb.done) */
+    RC_REDIS_READ,         /* the topic's position and history (answered through cb.done) */
+    RC_REDIS_NODE_PUBLISH, /* data[0..data_len) to every node (RC_REDIS_NODE_CHANNEL on the
+                              first instance); no answer, freed by the bridge */
 };
+
+/* Events for connections rather than topics (user-targeted events,
+ * broadcasts, notifications) travel on this channel of the first instance;
+ * every node subscribes to it. */
+#define RC_REDIS_NODE_CHANNEL "rc:n"
 
 /* One history entry of a read (owned by its request). */
 struct rc_redis_entry {
@@ -56,6 +63,7 @@ struct rc_redis_req {
     size_t topic_len;
     /* publish */
     char *type, *data, *targeting, *key; /* owned; targeting / key may be NULL */
+    size_t data_len;                     /* NODE_PUBLISH: data is binary */
     uint32_t maxlen;                     /* history kept (0 = none) */
     uint64_t key_ttl_ms;                 /* the topic's keys expire after this (0 = never) */
     /* read: the entries after `after` (UINT64_MAX: the last `count` ones), at
@@ -85,6 +93,9 @@ struct rc_redis_bridge_cb {
     void (*event)(void *arg, const char *topic, size_t len, const struct rc_redis_event *ev);
     /* A publish's or a read's answer; takes req. */
     void (*done)(void *arg, struct rc_redis_req *req);
+    /* A message on RC_REDIS_NODE_CHANNEL (any node's, this one's too); the
+     * view lives for the call. NULL = not subscribed. */
+    void (*node)(void *arg, const char *msg, size_t n);
     void *arg;
 };
 
@@ -101,7 +112,7 @@ struct rc_redis_bridge_cfg {
  * through the queue is the way to read them live). */
 struct rc_redis_counters {
     uint64_t published, publish_refused, received, duplicates, gaps, gap_filled, gap_lost,
-        malformed, epochs, reconnects, send_failed, reads;
+        malformed, epochs, reconnects, send_failed, reads, node_published, node_received;
 };
 
 struct rc_redis_req *rc_redis_req_new(enum rc_redis_op op, const char *topic, size_t len);

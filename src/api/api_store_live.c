@@ -12,6 +12,7 @@
 #include <time.h>
 
 #include "api_store_internal.h"
+#include "ringcast/broker.h"
 #include "ringcast/log.h"
 #include "ringcast/shard.h"
 #include "ringcast/store.h"
@@ -187,6 +188,7 @@ static void notify_all(const json_t *rec)
     memcpy(ev->sse + sizeof(sse_open) - 1, txt, tl);
     memcpy(ev->sse + sizeof(sse_open) - 1 + tl, "\n\n", 2);
     ev->sse_len = sizeof(sse_open) - 1 + tl + 2;
+    rc_broker_cluster_forward(srv, ev); /* broker = redis: the user's connections elsewhere */
     for (unsigned i = 0; i < srv->nshards; i++) {
         struct rc_api_store_notify_post *p = calloc(1, sizeof(*p));
         if (!p)

@@ -501,6 +501,7 @@ void brk_mem_broadcast(struct rc_conn *c, const struct rc_ticket *t, struct rc_e
     }
     g->kind = JOB_BROADCAST;
     g->ticket = *t;
+    rc_broker_cluster_forward(c->shard->srv, ev); /* broker = redis: the other nodes */
     gather_start(c, g, ev);
     rc_evbuf_unref(ev);
     if (g->pending == 0)
@@ -538,6 +539,7 @@ void brk_mem_publish_users(struct rc_conn *c, const struct rc_ticket *t, struct 
     for (size_t i = 0; i < pub->nusers; i++)
         json_array_append_new(arr, json_string(pub->users[i]));
     json_object_set_new(g->echo, "user_ids", arr);
+    rc_broker_cluster_forward(s->srv, ev); /* broker = redis: the other nodes */
     gather_start(c, g, ev);
     rc_evbuf_unref(ev);
     if (g->pending == 0)

@@ -18,6 +18,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/random.h>
 #include <unistd.h>
 
 #include "ringcast/broker.h"
@@ -33,7 +34,8 @@
 struct rc_broker_cluster {
     struct rc_server *srv;
     struct rc_redis_bridge *bridge;
-    bool halted; /* main thread: the bridge thread is gone, answers are dropped */
+    bool halted;      /* main thread: the bridge thread is gone, answers are dropped */
+    char node_id[17]; /* random, per process: a node skips its own forwarded events */
     char node_name[RC_CONFIG_CLAIM_MAX];
 };
 
@@ -126,6 +128,109 @@ static void bridge_event(void *arg, const char *topic, size_t len, const struct 
         ev->posts[i].post.run = brk_event_run;
         rc_shard_post(srv->shards[i], &ev->posts[i].post);
     }
+}
+
+/* ---- events for connections: user-targeted, broadcasts, notifications ---------------------- */
+
+/* Wire form on RC_REDIS_NODE_CHANNEL: "<node id>\n<meta JSON>\n" then the
+ * WebSocket image and the SSE image; meta {"id","w":ws_len,"s":sse_len,
+ * "u":[users] (absent = all),"x":excluded user}. */
+void rc_broker_cluster_forward(const struct rc_server *srv, const struct rc_evbuf *ev)
+{
+    struct rc_broker_cluster *k = srv->cluster;
+    if (!k || ev->recipients || ev->exclude)
+        return; /* connection ids name connections of this node only */
+    json_t *meta = json_pack("{s:s, s:I, s:I}", "id", ev->id, "w", (json_int_t)ev->ws_len, "s",
+                             (json_int_t)ev->sse_len);
+    if (meta && ev->users) {
+        json_t *u = json_array();
+        for (size_t i = 0; u && i < ev->nusers; i++)
+            json_array_append_new(u, json_string(ev->users[i]));
+        json_object_set_new(meta, "u", u);
+    }
+    if (meta && ev->exclude_user)
+        json_object_set_new(meta, "x", json_string(ev->exclude_user));
+    char *txt = meta ? json_dumps(meta, JSON_COMPACT) : NULL;
+    json_decref(meta);
+    struct rc_redis_req *req = txt ? rc_redis_req_new(RC_REDIS_NODE_PUBLISH, "", 0) : NULL;
+    size_t tl = txt ? strlen(txt) : 0, n = 17 + tl + 1 + ev->ws_len + ev->sse_len;
+    char *msg = req ? malloc(n) : NULL;
+    if (!msg) {
+        rc_log(RC_LOG_WARN, "cluster_forward_failed", "id=%s reason=oom", ev->id);
+        free(txt);
+        rc_redis_req_free(req);
+        return;
+    }
+    memcpy(msg, k->node_id, 16);
+    msg[16] = '\n';
+    memcpy(msg + 17, txt, tl);
+    msg[17 + tl] = '\n';
+    memcpy(msg + 18 + tl, ev->ws, ev->ws_len);
+    memcpy(msg + 18 + tl + ev->ws_len, ev->sse, ev->sse_len);
+    free(txt);
+    req->data = msg;
+    req->data_len = n;
+    rc_redis_bridge_submit(k->bridge, req);
+}
+
+static void forwarded_run(struct rc_shard *s, struct rc_post *p)
+{
+    struct rc_evbuf_post *ep = RC_CONTAINER_OF(p, struct rc_evbuf_post, post);
+    (void)brk_deliver_broadcast(s, ep->ev);
+    rc_evbuf_unref(ep->ev);
+}
+
+/* Another node's event for connections: deliver it on every shard. */
+static void bridge_node(void *arg, const char *msg, size_t n)
+{
+    struct rc_broker_cluster *k = arg;
+    struct rc_server *srv = k->srv;
+    if (n < 17 || memcmp(msg, k->node_id, 16) == 0)
+        return; /* malformed, or this node's own (delivered when it was sent) */
+    const char *nl = memchr(msg + 17, '\n', n - 17);
+    json_t *meta = nl ? json_loadb(msg + 17, (size_t)(nl - msg - 17), 0, NULL) : NULL;
+    const char *id = json_string_value(json_object_get(meta, "id"));
+    json_int_t wl = json_integer_value(json_object_get(meta, "w"));
+    json_int_t sl = json_integer_value(json_object_get(meta, "s"));
+    const char *body = nl ? nl + 1 : NULL;
+    struct rc_evbuf *ev = NULL;
+    if (!id || wl < 0 || sl < 0 || !body || (size_t)(msg + n - body) != (size_t)(wl + sl) ||
+        !(ev = rc_evbuf_new(srv->nshards)))
+        goto bad;
+    ev->kind = RC_EVENT_BROADCAST;
+    snprintf(ev->id, sizeof(ev->id), "%s", id);
+    ev->ws = malloc((size_t)wl ? (size_t)wl : 1);
+    ev->sse = malloc((size_t)sl ? (size_t)sl : 1);
+    if (!ev->ws || !ev->sse)
+        goto bad;
+    memcpy(ev->ws, body, (size_t)wl);
+    ev->ws_len = (size_t)wl;
+    memcpy(ev->sse, body + wl, (size_t)sl);
+    ev->sse_len = (size_t)sl;
+    json_t *u = json_object_get(meta, "u");
+    char **users = json_is_array(u) ? calloc(json_array_size(u) + 1, sizeof(*users)) : NULL;
+    size_t nu = 0;
+    for (size_t i = 0; users && i < json_array_size(u); i++)
+        if (json_is_string(json_array_get(u, i)))
+            users[nu++] = (char *)json_string_value(json_array_get(u, i));
+    int rc = (json_is_array(u) && !users)
+                 ? -ENOMEM
+                 : rc_evbuf_set_users(ev, users, nu, json_string_value(json_object_get(meta, "x")));
+    free(users);
+    if (rc < 0)
+        goto bad;
+    json_decref(meta);
+    rc_evbuf_ref_n(ev, srv->nshards - 1);
+    for (unsigned i = 0; i < srv->nshards; i++) {
+        ev->posts[i].post.run = forwarded_run;
+        rc_shard_post(srv->shards[i], &ev->posts[i].post);
+    }
+    return;
+bad:
+    rc_log(RC_LOG_WARN, "cluster_event_dropped", "reason=malformed bytes=%zu", n);
+    if (ev)
+        rc_evbuf_free_(ev);
+    json_decref(meta);
 }
 
 /* ---- answers (bridge -> origin shard) ------------------------------------------------------- */
@@ -572,7 +677,12 @@ int rc_broker_cluster_open(struct rc_server *srv, uint16_t port, struct rc_err *
         .seen_max = 100000,
         .catchup_max = RC_HISTORY_SIZE_MAX,
     };
-    struct rc_redis_bridge_cb cb = {.event = bridge_event, .done = bridge_done, .arg = k};
+    uint64_t rnd[2] = {0};
+    if (getrandom(rnd, sizeof(rnd), 0) != sizeof(rnd))
+        rnd[0] = (uint64_t)getpid() ^ rc_wall_ms();
+    snprintf(k->node_id, sizeof(k->node_id), "%016llx", (unsigned long long)rnd[0]);
+    struct rc_redis_bridge_cb cb = {
+        .event = bridge_event, .done = bridge_done, .node = bridge_node, .arg = k};
     int rc = rc_redis_bridge_open(&k->bridge, &bc, &cb, err);
     free(ep);
     if (rc < 0) {

@@ -286,6 +286,14 @@ static void on_push(void *arg, struct redisReply *r, const char *why)
         }
         return; /* other confirmations */
     }
+    if (ch->type == REDIS_REPLY_STRING && msg->type == REDIS_REPLY_STRING &&
+        ch->len == sizeof(RC_REDIS_NODE_CHANNEL) - 1 &&
+        memcmp(ch->str, RC_REDIS_NODE_CHANNEL, ch->len) == 0) {
+        in->b->ctr.node_received++;
+        if (in->b->cb.node)
+            in->b->cb.node(in->b->cb.arg, msg->str, msg->len);
+        return;
+    }
     if (ch->type != REDIS_REPLY_STRING || msg->type != REDIS_REPLY_STRING || ch->len <= 5 ||
         memcmp(ch->str, "rc:e:", 5) != 0) {
         in->b->ctr.malformed++;
@@ -394,6 +402,10 @@ static void resubscribe(struct instance *in)
     for (size_t i = 0; i < in->topics.cap; i++)
         if (in->topics.slots[i])
             in->topics.slots[i]->confirmed = false;
+    if (in->index == 0 && in->b->cb.node) {
+        const char *argv[] = {"SUBSCRIBE", RC_REDIS_NODE_CHANNEL};
+        sent(in->b, rc_redis_conn_command(&in->sub, 2, argv, NULL, NULL, NULL));
+    }
     struct resub rs = {.in = in};
     rs.argv[0] = "SUBSCRIBE";
     rc_redis_topics_each(&in->topics, resub_one, &rs);
@@ -529,6 +541,29 @@ static void publish(struct rc_redis_bridge *b, struct rc_redis_req *req)
     }
 }
 
+static void node_published(void *arg, struct redisReply *r, const char *why)
+{
+    struct rc_redis_bridge *b = arg;
+    (void)why;
+    if (!r || r->type != REDIS_REPLY_INTEGER)
+        b->ctr.send_failed++;
+}
+
+/* To every node: fire and forget (a node that is not subscribed misses it,
+ * as a disconnected client would). */
+static void node_publish(struct rc_redis_bridge *b, struct rc_redis_req *req)
+{
+    struct instance *in = &b->inst[0];
+    const char *argv[] = {"PUBLISH", RC_REDIS_NODE_CHANNEL, req->data ? req->data : ""};
+    size_t len[] = {7, sizeof(RC_REDIS_NODE_CHANNEL) - 1, req->data ? req->data_len : 0};
+    if (rc_redis_conn_ready(&in->cmd) &&
+        rc_redis_conn_command(&in->cmd, 3, argv, len, node_published, b) == 0)
+        b->ctr.node_published++;
+    else
+        b->ctr.send_failed++;
+    rc_redis_req_free(req);
+}
+
 static void handle(struct rc_redis_bridge *b, struct rc_redis_req *req)
 {
     uint32_t i = rc_redis_instance_for(req->topic, req->topic_len, b->cfg.nep);
@@ -540,6 +575,9 @@ static void handle(struct rc_redis_bridge *b, struct rc_redis_req *req)
         return;
     case RC_REDIS_READ:
         rdb_read(in, req);
+        return;
+    case RC_REDIS_NODE_PUBLISH:
+        node_publish(b, req);
         return;
     case RC_REDIS_SUBSCRIBE:
         if (rc_redis_topics_ref(&in->topics, req->topic, req->topic_len, &edge) == 0 && edge) {

@@ -364,3 +364,66 @@ def test_cluster_node_starts_while_redis_is_down():
             srv.stop()
     finally:
         redis.close()
+
+
+SECRET = "e2e-cluster-hs256-secret-0123456789abcdef"
+
+
+def tok(sub, ttl=600):
+    import base64
+    import hashlib
+    import hmac
+
+    def b64u(raw):
+        return base64.urlsafe_b64encode(raw).rstrip(b"=").decode()
+    now = int(time.time())
+    h = b64u(b'{"alg":"HS256","typ":"JWT"}')
+    c = b64u(json.dumps({"sub": sub, "iat": now, "exp": now + ttl}).encode())
+    sig = hmac.new(SECRET.encode(), f"{h}.{c}".encode(), hashlib.sha256).digest()
+    return f"{h}.{c}.{b64u(sig)}"
+
+
+def test_cluster_targeted_delivery_reaches_users_on_every_node():
+    """alice is connected to nodes 1 and 3, bob to node 2. A topic event with
+    exclude_user_id, a user-targeted event (user_ids), a broadcast and a
+    notification, each sent on one node, reach exactly the right connections
+    on all three nodes."""
+    with Redis() as redis, Nodes(redis, 3, f"--jwt-secret={SECRET}") as nodes:
+        async def run():
+            a1 = await ws_connect(nodes[0], f"/api/realtime/ws?token={tok('alice')}")
+            a3 = await ws_connect(nodes[2], f"/api/realtime/ws?token={tok('alice')}")
+            b2 = await ws_connect(nodes[1], f"/api/realtime/ws?token={tok('bob')}")
+            every = [a1, a3, b2]
+            for ws in every:
+                await ws_next(ws, type_="authenticated")
+                await ws_subscribe(ws, "team.chat")
+            wait_for(lambda: redis.command("PUBSUB", "NUMSUB", "rc:e:team.chat")[1] == 3, 10,
+                     "three nodes subscribed")
+            # a topic event that alice's own connections must not get
+            publish(nodes[1], "team.chat", {"from": "alice"}, exclude_user_id="alice")
+            eq((await ws_next(b2, type_="event"))["data"]["data"], {"from": "alice"}, "bob")
+            # user-targeted, no topic: alice on both her nodes, not bob
+            r = http(nodes[1], "POST", "/api/realtime/publish",
+                     {"user_ids": ["alice"], "type": "dm", "data": {"text": "hi"}})
+            eq(r.status, 202, f"user event: {r}")
+            for ws in (a1, a3):
+                m = await ws_next(ws, type_="event")
+                eq(m["data"]["data"], {"text": "hi"}, "alice's user event")
+            # a broadcast to every connection, from node 3
+            r = http(nodes[2], "POST", "/api/realtime/events",
+                     {"event": "maintenance", "data": "in 5 minutes"})
+            eq(r.status, 201, f"broadcast: {r}")
+            for ws in every:
+                m = await ws_next(ws, type_="event")
+                eq(m["data"]["data"], "in 5 minutes", "the broadcast on every node")
+            # a notification for bob created on node 1
+            r = http(nodes[0], "POST", "/api/realtime/notifications",
+                     {"title": "t", "message": "m", "recipients": ["bob"]})
+            eq(r.status, 201, f"notification: {r}")
+            m = await ws_next(b2, type_="notification")
+            eq(m["data"]["title"], "t", "bob's notification on node 2")
+            for ws in every:
+                await no_more_events(ws)
+                await ws.close()
+
+        run_async(run(), 60)
