@@ -70,6 +70,10 @@ int rc_presence_leave(struct rc_presence *p, struct rc_slice topic, struct rc_sl
 void rc_presence_count(const struct rc_presence *p, struct rc_slice topic, size_t *users,
                        size_t *connections);
 
+/* The connections of user (anonymous: the one connection conn) on topic. */
+uint32_t rc_presence_user_connections(const struct rc_presence *p, struct rc_slice topic,
+                                      struct rc_slice user, uint64_t conn);
+
 /* Users of topic from position offset, at most limit of them, in a stable
  * order while nobody joins or leaves (a leave moves the last user into the
  * freed position, so paging across changes may skip or repeat one). Returns

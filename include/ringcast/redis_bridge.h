@@ -40,9 +40,14 @@ enum rc_redis_op {
     RC_REDIS_UNSUBSCRIBE,
     RC_REDIS_PSUBSCRIBE, /* topic is a pattern: its glob on every instance, reference-counted */
     RC_REDIS_PUNSUBSCRIBE,
-    RC_REDIS_READ,         /* the topic's position and history (answered through cb.done) */
-    RC_REDIS_NODE_PUBLISH, /* data[0..data_len) to every node (RC_REDIS_NODE_CHANNEL on the
-                              first instance); no answer, freed by the bridge */
+    RC_REDIS_READ,          /* the topic's position and history (answered through cb.done) */
+    RC_REDIS_NODE_PUBLISH,  /* data[0..data_len) to every node (RC_REDIS_NODE_CHANNEL on the
+                               first instance); no answer, freed by the bridge */
+    RC_REDIS_PRESENCE,      /* this node's member (topic, key = user key, data = its event
+                               data JSON) now has `after` connections (0 = gone); freed by
+                               the bridge */
+    RC_REDIS_PRESENCE_LIST, /* the topic's live users across nodes: entries with type = user
+                               key, seq = connections, data = event data JSON (cb.done) */
 };
 
 /* Events for connections rather than topics (user-targeted events,
@@ -106,13 +111,16 @@ struct rc_redis_bridge_cfg {
     uint32_t max_pending;               /* commands in flight per instance */
     uint32_t seen_max;                  /* pattern-only topics tracked (redis_topics.h) */
     uint32_t catchup_max;               /* history entries read per gap */
+    char node_id[17];                   /* this node's, in presence members */
+    uint32_t presence_ttl_ms;           /* a member not refreshed for this long expires */
 };
 
 /* Counters, written by the bridge thread only (read at stop; a stats request
  * through the queue is the way to read them live). */
 struct rc_redis_counters {
     uint64_t published, publish_refused, received, duplicates, gaps, gap_filled, gap_lost,
-        malformed, epochs, reconnects, send_failed, reads, node_published, node_received;
+        malformed, epochs, reconnects, send_failed, reads, node_published, node_received,
+        presence_failed;
 };
 
 struct rc_redis_req *rc_redis_req_new(enum rc_redis_op op, const char *topic, size_t len);

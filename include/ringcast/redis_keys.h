@@ -17,6 +17,7 @@
  *   rc:k:T:K string  seq of an idempotency key K (expires after RC_REDIS_IDEM_TTL_S)
  *   rc:e:T   channel every event of T, as rc_redis_event (below)
  * Both keys expire key_ttl_ms after the topic's last publish (0 = never).
+ *   rc:p:T, rc:c:T, rc:d:T, rc:u:T  presence (rc_redis_presence_script)
  *
  * Event message on rc:e:T:  "<epoch>\n<seq>\n<type>\n<targeting>\n<data JSON>"
  *   targeting is "" or a JSON object {"u":[users],"x":"excluded user"}.
@@ -78,6 +79,16 @@ int rc_redis_key(char *out, size_t cap, char kind, const char *topic, size_t len
  * idempotency key ("" = none), key_ttl_ms (0 = never), now_ms.
  * Returns {epoch, seq, duplicate (0|1)}. */
 extern const char rc_redis_publish_script[];
+/* Presence (per topic T: rc:p:T sorted set of members "<user key>\x1f<node
+ * id>" scored by their expiry on Redis's clock, rc:c:T member -> its
+ * connections, rc:d:T member -> its joined/left event data, rc:u:T user key
+ * -> its live members). KEYS: rc:t:T, rc:h:T, rc:p:T, rc:c:T, rc:d:T,
+ * rc:u:T. ARGV: "set" | "del" | "sweep", member, user key, connections,
+ * presence ttl ms, channel, maxlen, event data JSON, key_ttl_ms. */
+extern const char rc_redis_presence_script[];
+/* KEYS: rc:p:T, rc:c:T, rc:d:T. Returns {user key, connections, data, ...}
+ * of the live members, sorted by user key. */
+extern const char rc_redis_presence_list_script[];
 
 /* A published event, parsed from its channel message (views into msg). */
 struct rc_redis_event {

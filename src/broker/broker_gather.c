@@ -122,6 +122,11 @@ static void owner_presence(struct rc_shard *s, struct pres_post *p)
     } else if (rc_presence_leave(b->presence, topic, user, p->conn_id, &changed) < 0) {
         return;
     }
+    if (b->engine == &rc_broker_redis_engine) {
+        /* the cluster decides joined/left: this node tells it its count */
+        brk_redis_presence(s, topic, user, p->conn_id);
+        return;
+    }
     if (!changed)
         return;
     struct topic_state *t = brk_topic_get(b, p->topic, p->topic_len);

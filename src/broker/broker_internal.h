@@ -164,6 +164,13 @@ void brk_mem_publish_users(struct rc_conn *c, const struct rc_ticket *t, struct 
 void brk_mem_broadcast(struct rc_conn *c, const struct rc_ticket *t, struct rc_evbuf *ev);
 void brk_mem_stats(struct rc_conn *c, const struct rc_ticket *t, size_t limit);
 
+/* ---- broker_redis.c ---- */
+
+/* Owner shard, broker = redis: tell the cluster how many connections user
+ * (anonymous: connection conn) now has on topic on this node. */
+void brk_redis_presence(struct rc_shard *s, struct rc_slice topic, struct rc_slice user,
+                        uint64_t conn);
+
 #ifdef __cplusplus
 }
 #endif

@@ -23,6 +23,7 @@
 
 #include "ringcast/broker.h"
 #include "ringcast/log.h"
+#include "ringcast/presence.h"
 #include "ringcast/redis_bridge.h"
 #include "ringcast/server.h"
 #include "ringcast/shard.h"
@@ -235,7 +236,7 @@ bad:
 
 /* ---- answers (bridge -> origin shard) ------------------------------------------------------- */
 
-enum rpost_kind { RP_PUBLISH, RP_RESUME, RP_HISTORY };
+enum rpost_kind { RP_PUBLISH, RP_RESUME, RP_HISTORY, RP_PRESENCE };
 
 struct rpost {
     struct rc_post post;
@@ -247,7 +248,8 @@ struct rpost {
     char sub_id[RC_SUB_ID_LEN + 1];
     struct brk_resume_plan plan; /* resume */
     json_t *echo;                /* publish: answer 201 with this */
-    size_t limit;                /* history */
+    size_t limit;                /* history, presence */
+    size_t offset;               /* presence */
     bool have_since;             /* history */
     uint64_t ttl_ms;             /* history kept this long (0 = no age limit) */
 };
@@ -599,6 +601,109 @@ static void history_answer(struct rc_conn *c, struct rpost *p)
     free(txt);
 }
 
+/* ---- presence -------------------------------------------------------------------------------- */
+
+/* A user's key in the cluster's presence: "u:<id>", or "a:<connection>@<node>"
+ * for an anonymous connection (connection ids are per node). */
+void brk_redis_presence(struct rc_shard *s, struct rc_slice topic, struct rc_slice user,
+                        uint64_t conn)
+{
+    struct rc_broker_cluster *k = s->srv->cluster;
+    uint32_t n = rc_presence_user_connections(s->broker->presence, topic, user, conn);
+    struct rc_redis_req *req = rc_redis_req_new(RC_REDIS_PRESENCE, topic.p, topic.n);
+    json_t *data = json_object();
+    char idbuf[RC_CONN_ID_HEX + 1], key[RC_PRESENCE_USER_MAX + 40];
+    json_object_set_new(data, "topic", json_stringn(topic.p, topic.n));
+    if (user.n) {
+        json_object_set_new(data, "user_id", json_stringn(user.p, user.n));
+        snprintf(key, sizeof(key), "u:%.*s", (int)user.n, user.p);
+    } else {
+        rc_conn_id_format(conn, idbuf);
+        json_object_set_new(data, "user_id", json_null());
+        json_object_set_new(data, "connection_id", json_string(idbuf));
+        snprintf(key, sizeof(key), "a:%s@%s", idbuf, k->node_id);
+    }
+    if (req) {
+        req->data = json_dumps(data, JSON_COMPACT);
+        req->key = strdup(key);
+    }
+    json_decref(data);
+    if (!req || !req->data || !req->key) {
+        rc_log(RC_LOG_WARN, "presence_lost", "topic=\"%.*s\" reason=oom", (int)topic.n, topic.p);
+        rc_redis_req_free(req);
+        return;
+    }
+    struct rc_history_cfg hc = brk_history_cfg(s, req->topic);
+    req->maxlen = hc.size ? hc.size : hc.retain ? 1 : 0;
+    req->key_ttl_ms = s->cfg->topic_idle_timeout ? s->cfg->topic_idle_timeout + hc.ttl_ms : 0;
+    req->after = n;
+    submit(s, req);
+}
+
+static void redis_presence_list(struct rc_conn *c, const struct rc_ticket *t, const char *topic,
+                                size_t n, size_t offset, size_t limit)
+{
+    struct rc_redis_req *req = rc_redis_req_new(RC_REDIS_PRESENCE_LIST, topic, n);
+    struct rpost *p = req ? rpost_new(c, RP_PRESENCE, req) : NULL;
+    if (!p) {
+        rc_redis_req_free(req);
+        rc_conn_answer(
+            c, t,
+            &(struct rc_answer){.status = 503, .code = "unavailable", .msg = "out of memory"});
+        return;
+    }
+    p->ticket = *t;
+    p->offset = offset;
+    p->limit = limit;
+    submit(c->shard, req);
+}
+
+static void presence_answer(struct rc_conn *c, struct rpost *p)
+{
+    struct rc_redis_req *req = p->req;
+    if (req->status >= 400) {
+        rc_conn_answer(c, &p->ticket,
+                       &(struct rc_answer){.status = 503,
+                                           .code = req->code ? req->code : "broker_unavailable",
+                                           .msg = req->why});
+        return;
+    }
+    json_t *users = json_array();
+    json_int_t conns = 0;
+    for (size_t i = 0; i < req->nentries; i++) {
+        const struct rc_redis_entry *e = &req->entries[i];
+        conns += (json_int_t)e->seq;
+        if (i < p->offset || i - p->offset >= p->limit)
+            continue;
+        json_t *o = json_object();
+        if (strncmp(e->type, "u:", 2) == 0) {
+            json_object_set_new(o, "user_id", json_string(e->type + 2));
+        } else {
+            json_t *d = json_loads(e->data, 0, NULL);
+            json_object_set_new(o, "user_id", json_null());
+            json_object_set(o, "connection_id", json_object_get(d, "connection_id"));
+            json_decref(d);
+        }
+        json_object_set_new(o, "connections", json_integer((json_int_t)e->seq));
+        json_array_append_new(users, o);
+    }
+    json_t *body = json_pack("{s:s, s:o, s:I, s:I}", "topic", req->topic, "users", users,
+                             "total_users", (json_int_t)req->nentries, "total_connections", conns);
+    if (body && p->offset + p->limit < req->nentries)
+        json_object_set_new(body, "next_offset", json_integer((json_int_t)(p->offset + p->limit)));
+    char *txt = body ? json_dumps(body, JSON_COMPACT) : NULL;
+    json_decref(body);
+    if (txt)
+        rc_conn_answer(c, &p->ticket,
+                       &(struct rc_answer){
+                           .status = 200, .type = "presence", .json = txt, .len = strlen(txt)});
+    else
+        rc_conn_answer(
+            c, &p->ticket,
+            &(struct rc_answer){.status = 503, .code = "unavailable", .msg = "out of memory"});
+    free(txt);
+}
+
 static void rpost_run(struct rc_shard *s, struct rc_post *post)
 {
     struct rpost *p = RC_CONTAINER_OF(post, struct rpost, post);
@@ -613,6 +718,9 @@ static void rpost_run(struct rc_shard *s, struct rc_post *post)
             break;
         case RP_HISTORY:
             history_answer(c, p);
+            break;
+        case RP_PRESENCE:
+            presence_answer(c, p);
             break;
         }
     }
@@ -630,7 +738,7 @@ const struct rc_broker_engine_ops rc_broker_redis_engine = {
     .unsubscribed = redis_unsubscribed,
     .resume = redis_resume,
     .history = redis_history,
-    .presence_list = brk_mem_presence_list, /* node-local */
+    .presence_list = redis_presence_list,
     .stats = brk_mem_stats,
 };
 
@@ -676,11 +784,13 @@ int rc_broker_cluster_open(struct rc_server *srv, uint16_t port, struct rc_err *
         .max_pending = cfg->redis_max_pending,
         .seen_max = 100000,
         .catchup_max = RC_HISTORY_SIZE_MAX,
+        .presence_ttl_ms = (uint32_t)cfg->presence_ttl,
     };
     uint64_t rnd[2] = {0};
     if (getrandom(rnd, sizeof(rnd), 0) != sizeof(rnd))
         rnd[0] = (uint64_t)getpid() ^ rc_wall_ms();
     snprintf(k->node_id, sizeof(k->node_id), "%016llx", (unsigned long long)rnd[0]);
+    memcpy(bc.node_id, k->node_id, sizeof(bc.node_id));
     struct rc_redis_bridge_cb cb = {
         .event = bridge_event, .done = bridge_done, .node = bridge_node, .arg = k};
     int rc = rc_redis_bridge_open(&k->bridge, &bc, &cb, err);

@@ -376,6 +376,17 @@ void rc_presence_count(const struct rc_presence *p, struct rc_slice topic, size_
     *connections = t ? t->members.n : 0;
 }
 
+uint32_t rc_presence_user_connections(const struct rc_presence *p, struct rc_slice topic,
+                                      struct rc_slice user, uint64_t conn)
+{
+    const struct topic *t = topic.n ? topic_find(p, topic, NULL) : NULL;
+    if (!t)
+        return 0;
+    struct user_key k = {user, conn};
+    int64_t i = ptab_find(&t->users, user_hash(user, conn), user_eq, &k);
+    return i < 0 ? 0 : ((const struct user *)t->users.s[i].p)->nconns;
+}
+
 size_t rc_presence_list(const struct rc_presence *p, struct rc_slice topic, size_t offset,
                         size_t limit, rc_presence_fn cb, void *ctx, size_t *next)
 {

@@ -579,6 +579,12 @@ static void handle(struct rc_redis_bridge *b, struct rc_redis_req *req)
     case RC_REDIS_NODE_PUBLISH:
         node_publish(b, req);
         return;
+    case RC_REDIS_PRESENCE:
+        rdb_presence(b, req);
+        return;
+    case RC_REDIS_PRESENCE_LIST:
+        rdb_presence_list(in, req);
+        return;
     case RC_REDIS_SUBSCRIBE:
         if (rc_redis_topics_ref(&in->topics, req->topic, req->topic_len, &edge) == 0 && edge) {
             struct rc_redis_topic *e =
@@ -628,6 +634,9 @@ static void *bridge_main(void *arg)
         while ((node = rc_mpsc_pop(&b->q)))
             handle(b, RC_CONTAINER_OF(node, struct rc_redis_req, node));
         uint64_t now = mono_ms(), wake = now + 1000;
+        rdb_presence_tick(b, now);
+        if (rdb_presence_wake(b) < wake)
+            wake = rdb_presence_wake(b);
         p[0] = (struct pollfd){.fd = b->efd, .events = POLLIN};
         for (uint32_t i = 0; i < b->cfg.nep; i++) {
             struct rc_redis_conn *cs[2] = {&b->inst[i].cmd, &b->inst[i].sub};
@@ -773,7 +782,8 @@ void rc_redis_bridge_stop_counters(struct rc_redis_bridge *b, struct rc_redis_co
         struct rc_mpsc_node *node;
         while ((node = rc_mpsc_pop(&b->q))) {
             struct rc_redis_req *req = RC_CONTAINER_OF(node, struct rc_redis_req, node);
-            if (req->op == RC_REDIS_PUBLISH || req->op == RC_REDIS_READ)
+            if (req->op == RC_REDIS_PUBLISH || req->op == RC_REDIS_READ ||
+                req->op == RC_REDIS_PRESENCE_LIST)
                 answer(b, req, 503, "broker_unavailable", "shutting down");
             else
                 rc_redis_req_free(req);
@@ -793,6 +803,7 @@ void rc_redis_bridge_stop_counters(struct rc_redis_bridge *b, struct rc_redis_co
         if (b->inst[i].patterns.slots)
             rc_redis_topics_free(&b->inst[i].patterns);
     }
+    rdb_presence_free(b);
     if (out)
         *out = b->ctr;
     free(b->inst);

@@ -29,6 +29,15 @@ struct instance {
     bool script_loaded;
 };
 
+/* This node's presence members (redis_presence.c): open addressing on
+ * xxh3(topic, user key), linear probing, backward-shift deletion. */
+struct pmember;
+struct rdb_presence {
+    struct pmember **slots;
+    size_t cap, n;
+    uint64_t next_refresh_ms;
+};
+
 struct rc_redis_bridge {
     struct rc_redis_bridge_cfg cfg;
     struct rc_redis_endpoint *ep;
@@ -45,6 +54,7 @@ struct rc_redis_bridge {
     char sha[41];                          /* of rc_redis_publish_script */
     char (*names)[RC_REDIS_HOST_MAX + 16]; /* "host:port/db" per instance, immutable */
     struct rc_redis_counters ctr;
+    struct rdb_presence presence;
 };
 
 struct redisReply;
@@ -60,6 +70,13 @@ void rdb_read_send(struct instance *in, struct rc_redis_req *req);
 void rdb_read(struct instance *in, struct rc_redis_req *req);
 /* The channel of topic is confirmed: send the reads parked for it. */
 void rdb_read_unpark(struct instance *in, const char *topic, size_t len);
+/* redis_presence.c: a member's change (takes req); the refresh, due at
+ * rdb_presence_wake; a listing (answered through cb.done); the table's end. */
+void rdb_presence(struct rc_redis_bridge *b, struct rc_redis_req *req);
+void rdb_presence_tick(struct rc_redis_bridge *b, uint64_t now);
+uint64_t rdb_presence_wake(const struct rc_redis_bridge *b);
+void rdb_presence_list(struct instance *in, struct rc_redis_req *req);
+void rdb_presence_free(struct rc_redis_bridge *b);
 /* Answer req (a publish or a read): cb.done. */
 void rdb_answer(struct rc_redis_bridge *b, struct rc_redis_req *req, int status, const char *code,
                 const char *why);

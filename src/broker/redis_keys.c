@@ -138,40 +138,105 @@ int rc_redis_key(char *out, size_t cap, char kind, const char *topic, size_t len
 /* The epoch is the Redis server's clock in microseconds, in base 36 (about
  * 10 digits): a topic whose meta hash was lost gets a later one. */
 _Static_assert(RC_REDIS_IDEM_TTL_S == 300, "the script's SET ... EX is RC_REDIS_IDEM_TTL_S");
-const char rc_redis_publish_script[] =
-    "local m, h = KEYS[1], KEYS[2]\n"
-    "local chan, maxlen, typ, data, tgt, key, ttl, now = ARGV[1], tonumber(ARGV[2]), ARGV[3], "
-    "ARGV[4], ARGV[5], ARGV[6], tonumber(ARGV[7]), ARGV[8]\n"
-    "local epoch = redis.call('HGET', m, 'epoch')\n"
-    "if not epoch then\n"
-    "  local t = redis.call('TIME')\n"
-    "  local v = tonumber(t[1]) * 1000000 + tonumber(t[2])\n"
-    "  local digits, s = '0123456789abcdefghijklmnopqrstuvwxyz', ''\n"
-    "  repeat local d = v % 36; s = string.sub(digits, d + 1, d + 1) .. s; v = (v - d) / 36 "
-    "until v == 0\n"
-    "  epoch = s\n"
-    "  redis.call('DEL', h)\n"
-    "  redis.call('HSET', m, 'epoch', epoch, 'seq', 0)\n"
+/* The publish logic every script that publishes shares (the publish script
+ * and the presence script): bump the topic's seq (creating its epoch when its
+ * meta hash is gone), keep the event in the stream, PUBLISH it. */
+#define PUBLISH_FN                                                                                 \
+    "local function rc_publish(m, h, chan, maxlen, typ, data, tgt, ttl, now, key)\n"               \
+    "  local epoch = redis.call('HGET', m, 'epoch')\n"                                             \
+    "  if not epoch then\n"                                                                        \
+    "    local t = redis.call('TIME')\n"                                                           \
+    "    local v = tonumber(t[1]) * 1000000 + tonumber(t[2])\n"                                    \
+    "    local digits, s = '0123456789abcdefghijklmnopqrstuvwxyz', ''\n"                           \
+    "    repeat local d = v % 36; s = string.sub(digits, d + 1, d + 1) .. s; v = (v - d) / 36 "    \
+    "until v == 0\n"                                                                               \
+    "    epoch = s\n"                                                                              \
+    "    redis.call('DEL', h)\n"                                                                   \
+    "    redis.call('HSET', m, 'epoch', epoch, 'seq', 0)\n"                                        \
+    "  end\n"                                                                                      \
+    "  local kk\n"                                                                                 \
+    "  if key ~= '' then\n"                                                                        \
+    "    kk = 'rc:k:' .. string.sub(m, 6) .. ':' .. key\n"                                         \
+    "    local prev = redis.call('GET', kk)\n"                                                     \
+    "    if prev then\n"                                                                           \
+    "      local pe, ps = string.match(prev, '^(%w+)-(%d+)$')\n"                                   \
+    "      if pe == epoch then return {epoch, tonumber(ps), 1} end\n"                              \
+    "    end\n"                                                                                    \
+    "  end\n"                                                                                      \
+    "  local seq = redis.call('HINCRBY', m, 'seq', 1)\n"                                           \
+    "  if kk then redis.call('SET', kk, epoch .. '-' .. seq, 'EX', 300) end\n"                     \
+    "  if maxlen > 0 then\n"                                                                       \
+    "    redis.call('XADD', h, 'MAXLEN', maxlen, '0-' .. seq, 'e', epoch, 't', typ, 'd', data, "   \
+    "'u', tgt, 'at', now)\n"                                                                       \
+    "  end\n"                                                                                      \
+    "  if ttl > 0 then redis.call('PEXPIRE', m, ttl); redis.call('PEXPIRE', h, ttl) end\n"         \
+    "  redis.call('PUBLISH', chan, epoch .. '\\n' .. seq .. '\\n' .. typ .. '\\n' .. tgt .. "      \
+    "'\\n' .. data)\n"                                                                             \
+    "  return {epoch, seq, 0}\n"                                                                   \
     "end\n"
-    "local kk\n"
-    "if key ~= '' then\n"
-    "  kk = 'rc:k:' .. string.sub(m, 6) .. ':' .. key\n"
-    "  local prev = redis.call('GET', kk)\n"
-    "  if prev then\n"
-    "    local pe, ps = string.match(prev, '^(%w+)-(%d+)$')\n"
-    "    if pe == epoch then return {epoch, tonumber(ps), 1} end\n"
+
+const char rc_redis_publish_script[] =
+    PUBLISH_FN "return rc_publish(KEYS[1], KEYS[2], ARGV[1], tonumber(ARGV[2]), ARGV[3], ARGV[4], "
+               "ARGV[5], tonumber(ARGV[7]), ARGV[8], ARGV[6])\n";
+
+/* Members of dead nodes (score at or below Redis's clock) go first, each
+ * counted as a leave; then this node's member is set (new: a join) or
+ * removed. A user's first member anywhere publishes presence.joined, its
+ * last one presence.left, inside the same script, so those events take
+ * their place in the topic's order. */
+const char rc_redis_presence_script[] = PUBLISH_FN
+    "local m, h, z, c, d, u = KEYS[1], KEYS[2], KEYS[3], KEYS[4], KEYS[5], KEYS[6]\n"
+    "local op, member, user, conns, pttl = ARGV[1], ARGV[2], ARGV[3], ARGV[4], tonumber(ARGV[5])\n"
+    "local chan, maxlen, data, ttl = ARGV[6], tonumber(ARGV[7]), ARGV[8], tonumber(ARGV[9])\n"
+    "local t = redis.call('TIME')\n"
+    "local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)\n"
+    "local function gone(mem, usr, dat)\n"
+    "  redis.call('HDEL', c, mem); redis.call('HDEL', d, mem)\n"
+    "  if redis.call('HINCRBY', u, usr, -1) <= 0 then\n"
+    "    redis.call('HDEL', u, usr)\n"
+    "    rc_publish(m, h, chan, maxlen, 'presence.left', dat, '', ttl, now, '')\n"
     "  end\n"
     "end\n"
-    "local seq = redis.call('HINCRBY', m, 'seq', 1)\n"
-    "if kk then redis.call('SET', kk, epoch .. '-' .. seq, 'EX', 300) end\n"
-    "if maxlen > 0 then\n"
-    "  redis.call('XADD', h, 'MAXLEN', maxlen, '0-' .. seq, 'e', epoch, 't', typ, 'd', data, "
-    "'u', tgt, 'at', now)\n"
+    "for _, mem in ipairs(redis.call('ZRANGEBYSCORE', z, '-inf', now)) do\n"
+    "  redis.call('ZREM', z, mem)\n"
+    "  gone(mem, string.match(mem, '^(.*)\\31[^\\31]*$') or mem, redis.call('HGET', d, mem) or "
+    "'{}')\n"
     "end\n"
-    "if ttl > 0 then redis.call('PEXPIRE', m, ttl); redis.call('PEXPIRE', h, ttl) end\n"
-    "redis.call('PUBLISH', chan, epoch .. '\\n' .. seq .. '\\n' .. typ .. '\\n' .. tgt .. "
-    "'\\n' .. data)\n"
-    "return {epoch, seq, 0}\n";
+    "if op == 'set' then\n"
+    "  if redis.call('ZADD', z, now + pttl, member) == 1 then\n"
+    "    redis.call('HSET', d, member, data)\n"
+    "    if redis.call('HINCRBY', u, user, 1) == 1 then\n"
+    "      rc_publish(m, h, chan, maxlen, 'presence.joined', data, '', ttl, now, '')\n"
+    "    end\n"
+    "  end\n"
+    "  redis.call('HSET', c, member, conns)\n"
+    "elseif op == 'del' then\n"
+    "  if redis.call('ZREM', z, member) == 1 then gone(member, user, data) end\n"
+    "end\n"
+    "for _, k in ipairs({z, c, d, u}) do redis.call('PEXPIRE', k, 3 * pttl) end\n"
+    "return 0\n";
+
+/* Live members (score above Redis's clock), grouped by user, sorted:
+ * {user, connections, data JSON of the user's first member, ...}. */
+const char rc_redis_presence_list_script[] =
+    "local t = redis.call('TIME')\n"
+    "local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)\n"
+    "local sum, order, info = {}, {}, {}\n"
+    "for _, mem in ipairs(redis.call('ZRANGEBYSCORE', KEYS[1], '(' .. now, '+inf')) do\n"
+    "  local usr = string.match(mem, '^(.*)\\31[^\\31]*$') or mem\n"
+    "  local n = tonumber(redis.call('HGET', KEYS[2], mem) or '0') or 0\n"
+    "  if not sum[usr] then\n"
+    "    sum[usr] = 0; table.insert(order, usr); info[usr] = redis.call('HGET', KEYS[3], mem) or "
+    "'{}'\n"
+    "  end\n"
+    "  sum[usr] = sum[usr] + n\n"
+    "end\n"
+    "table.sort(order)\n"
+    "local out = {}\n"
+    "for _, usr in ipairs(order) do\n"
+    "  table.insert(out, usr); table.insert(out, sum[usr]); table.insert(out, info[usr])\n"
+    "end\n"
+    "return out\n";
 
 /* ---- the event message ----------------------------------------------------------------------- */
 

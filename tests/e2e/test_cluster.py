@@ -427,3 +427,69 @@ def test_cluster_targeted_delivery_reaches_users_on_every_node():
                 await ws.close()
 
         run_async(run(), 60)
+
+
+def presence_of(srv, topic):
+    r = http(srv, "GET", f"/api/realtime/presence/{topic}")
+    eq(r.status, 200, f"presence listing: {r}")
+    return r.json()
+
+
+def test_cluster_presence_across_nodes_and_a_dead_nodes_expiry():
+    """alice on node 1 and bob on node 2 are both listed on node 3; joined is
+    announced once per user (first connection anywhere), left once (last one
+    anywhere); after node 2 is killed (-9), bob leaves within presence_ttl plus
+    a refresh period and a presence.left is published for him."""
+    ttl = 3.0
+    with Redis() as redis, Nodes(redis, 3, f"--jwt-secret={SECRET}", "--presence=true",
+                                 f"--presence-ttl={int(ttl)}s") as nodes:
+        async def run():
+            watcher = await ws_connect(nodes[2])
+            await ws_subscribe(watcher, "room.1")
+            wait_for(lambda: redis.command("PUBSUB", "NUMSUB", "rc:e:room.1")[1] == 1, 10,
+                     "watcher subscribed")
+
+            async def join(srv, user):
+                ws = await ws_connect(srv, f"/api/realtime/ws?token={tok(user)}")
+                await ws_next(ws, type_="authenticated")
+                await ws_subscribe(ws, "room.1")
+                return ws
+
+            async def presence_event():
+                """The next presence event about a named user (the watcher is an
+                anonymous member of its own)."""
+                while True:
+                    m = await ws_next(watcher, type_="event")
+                    if m["data"]["type"].startswith("presence.") and m["data"]["data"]["user_id"]:
+                        return m["data"]["type"], m["data"]["data"]["user_id"]
+
+            a1 = await join(nodes[0], "alice")
+            b2 = await join(nodes[1], "bob")
+            got = {await presence_event(), await presence_event()}
+            eq(got, {("presence.joined", "alice"), ("presence.joined", "bob")}, "joined")
+            a2 = await join(nodes[1], "alice")  # a second connection: no new joined
+            lst = presence_of(nodes[2], "room.1")
+            users = {u["user_id"]: u["connections"] for u in lst["users"] if u["user_id"]}
+            eq(users, {"alice": 2, "bob": 1}, "listed on node 3")
+            await a1.close()  # alice is still on node 2: no left
+            wait_for(lambda: {u["user_id"]: u["connections"] for u in
+                              presence_of(nodes[0], "room.1")["users"]
+                              if u["user_id"]}.get("alice") == 1, 10, "alice down to one")
+            await a2.close()
+            # the next named event: no joined for alice's second connection, no
+            # left for her first one
+            eq(await presence_event(), ("presence.left", "alice"), "alice's last connection")
+            # node 2 dies with bob on it
+            nodes[1].proc.kill()
+            nodes[1].proc.wait()
+            nodes[1].proc = None
+            t0 = time.monotonic()
+            eq(await asyncio.wait_for(presence_event(), 3 * ttl), ("presence.left", "bob"),
+               "bob's node died")
+            took = time.monotonic() - t0
+            check(took <= ttl + ttl / 3 + 1.0, f"expired after {took:.1f}s")
+            users = {u["user_id"] for u in presence_of(nodes[0], "room.1")["users"]}
+            check("bob" not in users and "alice" not in users, users)
+            await watcher.close()
+
+        run_async(run(), 60)
