@@ -16,7 +16,7 @@ import subprocess
 import time
 
 from harness import Server, TestFailure, check, eq, read_responses, recv_until_close, run_async
-from harness import wait_for
+from harness import shard_of, wait_for
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 CFG = os.path.join(HERE, "..", "..", "deploy", "haproxy.cfg")
@@ -190,6 +190,26 @@ def test_proxy_address_is_what_per_ip_limits_count():
         wait_for(slot_free, 10, "a slot for 10.0.0.1 after one of its connections closed")
         for s in held:
             s.close()
+
+
+def test_proxy_with_shards_and_per_ip_limits():
+    """Two shards and a per-IP limit: the address steering is not attached (it would see
+    only the proxy's address), connections spread over both shards, each counts its own."""
+    with Server("--proxy-protocol=true", "--max-connections-per-ip=100", shards=2) as srv:
+        seen, held = set(), []
+        try:
+            def both_shards():
+                s = connect(srv)
+                s.sendall(v2("10.0.0.1", sport=6000 + len(held)) + WS_UPGRADE)
+                hello = read_ws_hello(s)
+                held.append(s)
+                seen.add(shard_of(hello["data"]["connection_id"]))
+                return len(seen) == 2
+            wait_for(both_shards, 10, "connections from one header address on both shards")
+            check(len(held) <= 100, "within the limit")
+        finally:
+            for s in held:
+                s.close()
 
 
 def test_proxy_missing_or_malformed_header_refused():
