@@ -81,15 +81,13 @@ static void proxy_done(struct rc_conn *c, const struct rc_proxy_result *r, char 
     bool have_key = rc_ipkey_from_sockaddr((const struct sockaddr *)&c->peer, &key) == 0;
     if (have_key)
         c->ipkey = key;
-    c->ops = s->srv->conn_ops;
     if (have_key && s->ip_conns) {
         if (rc_iptable_acquire(s->ip_conns, &key, s->cfg->max_connections_per_ip) < 0) {
             static const char msg[] = "HTTP/1.1 503 Service Unavailable\r\n"
                                       "Content-Type: application/json\r\n"
                                       "Connection: close\r\nContent-Length: 105\r\n\r\n" BUSY_BODY;
             s->ctr.refused_per_ip++;
-            /* the session never opened: nothing of it to release */
-            c->ops = &proxy_ops;
+            /* still the proxy ops: the session never opens, so nothing of it is released */
             if (rc_conn_queue_static(c, msg, sizeof(msg) - 1) == 0)
                 rc_conn_close_after_flush(c);
             else
@@ -98,6 +96,7 @@ static void proxy_done(struct rc_conn *c, const struct rc_proxy_result *r, char 
         }
         c->counted_ip = true;
     }
+    c->ops = s->srv->conn_ops;
     rc_conn_on_open(c);
     if (n && rc_conn_is_open(c))
         rc_conn_on_data(c, rest, n);

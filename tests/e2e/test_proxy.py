@@ -256,6 +256,26 @@ def test_proxy_missing_or_malformed_header_refused():
               "a proxy_refused log line naming the peer and the reason:\n" + srv.log()[-2000:])
 
 
+def test_proxy_header_pending_at_drain():
+    """SIGTERM while a header is half read: the connection is closed and the server exits 0
+    at once (not after drain_timeout)."""
+    srv = Server("--proxy-protocol=true", "--drain-timeout=30s", shards=1).start()
+    try:
+        s = connect(srv)
+        s.sendall(v2("10.0.0.1")[:20])
+        # the server holds the connection (a LOCAL stats request sees it accepted)
+        wait_for(lambda: counters(srv)["accepted"] >= 2, 10, "the half-header connection")
+        t0 = time.monotonic()
+        srv.stop()
+        check(time.monotonic() - t0 < 10 * Server.TIMEOUT_SCALE, "exited without the drain timeout")
+        check(refused_silently(s), "the pending connection was closed")
+        s.close()
+    finally:
+        if srv.proc is not None:
+            srv.proc.kill()
+            srv.proc.wait()
+
+
 def test_proxy_protocol_off_header_is_a_bad_request():
     with Server(shards=1) as srv:
         for hdr in (v1("10.0.0.1"), v2("10.0.0.1")):
