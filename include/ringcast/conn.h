@@ -44,6 +44,7 @@ struct rc_conn;
 struct rc_auth_identity;
 struct rc_http_pending;
 struct rc_sse_cursor;
+struct rc_proxy;
 
 enum rc_conn_proto { RC_PROTO_HTTP, RC_PROTO_WS, RC_PROTO_SSE };
 
@@ -176,6 +177,7 @@ struct rc_conn {
     struct rc_http_pending *pend;     /* answers not yet written, in request order */
     struct rc_ws_state *ws;           /* heap, only for WebSocket connections */
     struct rc_sub *subs;              /* this connection's subscriptions */
+    struct rc_proxy *proxy;           /* heap, only while a split PROXY header is pending */
     struct rc_sse_cursor *sse_cursor; /* SSE stream of several topics: its stream id (broker.h) */
     uint32_t nsubs;
     char user_id[129];                 /* "" = anonymous */

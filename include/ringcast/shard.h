@@ -25,6 +25,7 @@
 #include "ringcast/conn.h"
 #include "ringcast/evbuf.h"
 #include "ringcast/limits.h"
+#include "ringcast/log.h"
 #include "ringcast/mpsc.h"
 #include "ringcast/pool.h"
 #include "ringcast/server.h"
@@ -88,6 +89,7 @@ struct rc_counters {
     uint64_t forwarded_loopback;         /* trusted loopback requests carrying X-Forwarded-For */
     uint64_t topics_evicted;  /* owned topics freed by the idle sweep (topic_idle_timeout) */
     uint64_t rearms_deferred; /* accept/recv/wake re-arms retried a loop turn later (SQ full) */
+    uint64_t proxy_refused;   /* proxy_protocol: connections without a valid PROXY header */
 };
 
 /* User data: | op:8 | gen:24 | slot:32 |; gen drops CQEs meant for a reused slot. */
@@ -158,8 +160,9 @@ struct rc_shard {
     /* an accept or wake-up read that found the SQ ring full: armed next turn */
     bool accept_rearm;
     bool wake_rearm;
-    uint64_t rearm_log_ms; /* no rearm_deferred log line before this */
-    bool forwarded_warned; /* the X-Forwarded-For warning was logged */
+    uint64_t rearm_log_ms;         /* no rearm_deferred log line before this */
+    bool forwarded_warned;         /* the X-Forwarded-For warning was logged */
+    struct rc_log_limit proxy_log; /* proxy_refused lines (shard_proxy.c) */
     bool draining;
     bool drained;              /* reported to the main thread */
     bool drain_posted;         /* main thread only */

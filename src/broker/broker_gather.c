@@ -350,6 +350,7 @@ static json_t *shard_stats_part(struct rc_shard *s, size_t limit)
         {"forwarded_loopback", k->forwarded_loopback},
         {"topics_evicted", k->topics_evicted},
         {"rearms_deferred", k->rearms_deferred},
+        {"proxy_refused", k->proxy_refused},
     };
     json_t *ctr = json_object();
     for (size_t i = 0; i < RC_ARRAY_LEN(counters); i++)

@@ -324,7 +324,10 @@ int rc_server_init(struct rc_server *srv, const struct rc_config *cfg, struct rc
         s->listen_fd = fd;
         port = bound; /* port 0: the first listener picks, the others share it */
     }
-    if (n > 1 && (cfg->max_connections_per_ip || cfg->handshake_rate_per_ip)) {
+    /* behind a PROXY-protocol proxy every socket has the proxy's address:
+     * steering by it would put every connection on one shard */
+    if (n > 1 && (cfg->max_connections_per_ip || cfg->handshake_rate_per_ip) &&
+        !cfg->proxy_protocol) {
         int rc = steer_by_address(srv->shards[0]->listen_fd, n, err);
         if (rc < 0)
             return rc;

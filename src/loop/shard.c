@@ -379,8 +379,10 @@ static void on_accept(struct rc_shard *s, struct io_uring_cqe *cqe)
     getpeername(fd, (struct sockaddr *)&peer, &alen);
     struct rc_ipkey key;
     bool have_key = rc_ipkey_from_sockaddr((struct sockaddr *)&peer, &key) == 0;
-    if (have_key && s->ip_conns &&
-        rc_iptable_acquire(s->ip_conns, &key, s->cfg->max_connections_per_ip) < 0) {
+    /* proxy_protocol: the socket's address is the proxy's; the header gives
+     * the client's, and the per-IP count is taken then (shard_proxy.c) */
+    bool count_ip = have_key && s->ip_conns && !s->cfg->proxy_protocol;
+    if (count_ip && rc_iptable_acquire(s->ip_conns, &key, s->cfg->max_connections_per_ip) < 0) {
         rc_connbudget_put(&s->srv->conns);
         refuse(fd, "{\"error\":{\"code\":\"too_many_connections\",\"message\":\"too many "
                    "connections from your address; retry later\"}}");
@@ -391,7 +393,7 @@ static void on_accept(struct rc_shard *s, struct io_uring_cqe *cqe)
     setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
     struct rc_conn *c = conn_new(s, fd);
     if (!c) {
-        if (have_key && s->ip_conns)
+        if (count_ip)
             rc_iptable_release(s->ip_conns, &key);
         rc_connbudget_put(&s->srv->conns);
         close(fd);
@@ -400,7 +402,7 @@ static void on_accept(struct rc_shard *s, struct io_uring_cqe *cqe)
     }
     c->peer = peer;
     c->ipkey = key;
-    c->counted_ip = have_key && s->ip_conns;
+    c->counted_ip = count_ip;
     s->ctr.accepted++;
     if (rc_ring_prep_recv(s, c) < 0) {
         /* no SQE: the flush at the end of this loop turn arms it */
@@ -408,7 +410,10 @@ static void on_accept(struct rc_shard *s, struct io_uring_cqe *cqe)
         rc_conn_mark_dirty(c);
         rearm_deferred(s, "recv");
     }
-    rc_conn_on_open(c);
+    if (s->cfg->proxy_protocol)
+        rc_shard_proxy_start(s, c); /* the session opens once the header is read */
+    else
+        rc_conn_on_open(c);
 }
 
 static void on_recv(struct rc_shard *s, struct io_uring_cqe *cqe)

@@ -39,6 +39,10 @@ int rc_shard_setup_iptables(struct rc_shard *s);
  * whose time came to go. */
 void rc_shard_drain_start(struct rc_shard *s);
 void rc_shard_drain_step(struct rc_shard *s);
+/* proxy_protocol (shard_proxy.c): a just-accepted connection waits for its
+ * PROXY header (handshake_timeout) before its session opens; the per-IP
+ * connection count is taken once the header gives the client's address. */
+void rc_shard_proxy_start(struct rc_shard *s, struct rc_conn *c);
 /* Pin the calling thread to the shard's CPU (id modulo the CPUs it may use). */
 void rc_shard_pin_cpu(struct rc_shard *s);
 
