@@ -177,6 +177,10 @@ struct rc_shard {
     uint64_t drain_spread_ms;
     uint32_t drain_streams;
     uint32_t drain_told;
+    /* while the spread runs the listener stays open, so health checks get
+     * /healthz 503 and new streams a 503 draining, rather than a refused
+     * connect; closed once every stream was told (or there were none) */
+    bool drain_listening;
     struct rc_counters ctr;
     struct rc_broker *broker;
     /* per-IP connection counts and handshake rates, shard-local */

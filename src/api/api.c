@@ -500,16 +500,28 @@ static void h_presence(struct rc_http_ctx *x, struct rc_route_req *r)
 
 /* ---- the route table --------------------------------------------------------------------- */
 
+/* A draining node takes no new streams: the client goes to another node. */
+static bool refuse_draining(struct rc_http_ctx *x)
+{
+    if (!x->conn->shard->draining)
+        return false;
+    rc_http_error(x, 503, "draining",
+                  "this node is shutting down; connect again (another node takes the connection)");
+    return true;
+}
+
 static void h_ws(struct rc_http_ctx *x, struct rc_route_req *r)
 {
     (void)r;
-    rc_ws_handle_upgrade(x);
+    if (!refuse_draining(x))
+        rc_ws_handle_upgrade(x);
 }
 
 static void h_sse(struct rc_http_ctx *x, struct rc_route_req *r)
 {
     (void)r;
-    rc_sse_handle(x);
+    if (!refuse_draining(x))
+        rc_sse_handle(x);
 }
 
 #define GET RC_ROUTE_GET

@@ -324,7 +324,7 @@ static void arm_wake(struct rc_shard *s)
 static void accept_maybe_resume(struct rc_shard *s)
 {
     if (s->accept_rearm && !s->accept_armed && !s->accept_paused) {
-        if (s->accepting && !s->draining)
+        if (s->accepting)
             arm_accept(s);
         else
             s->accept_rearm = false;
@@ -332,7 +332,7 @@ static void accept_maybe_resume(struct rc_shard *s)
     if (!s->accept_paused || s->now_ms < s->accept_resume_ms || s->accept_armed)
         return;
     s->accept_paused = false;
-    if (s->accepting && !s->draining)
+    if (s->accepting)
         arm_accept(s);
 }
 
@@ -345,7 +345,7 @@ static void on_accept(struct rc_shard *s, struct io_uring_cqe *cqe)
 {
     if (!(cqe->flags & IORING_CQE_F_MORE)) {
         s->accept_armed = false;
-        if (s->accepting && !s->draining && !s->accept_paused && cqe->res != -ECANCELED &&
+        if (s->accepting && !s->accept_paused && cqe->res != -ECANCELED &&
             !accept_out_of_resources(cqe->res))
             arm_accept(s); /* the multishot ended: re-arm */
     }
@@ -367,7 +367,7 @@ static void on_accept(struct rc_shard *s, struct io_uring_cqe *cqe)
     }
     int fd = cqe->res;
     /* max_connections counts every shard's connections: one shared budget */
-    if (s->draining || !rc_connbudget_take(&s->srv->conns)) {
+    if ((s->draining && !s->drain_listening) || !rc_connbudget_take(&s->srv->conns)) {
         refuse(fd, "{\"error\":{\"code\":\"too_many_connections\",\"message\":\"connection "
                    "limit reached; retry later\"}}");
         s->ctr.refused_max_conns++;
@@ -587,15 +587,26 @@ static void on_timer(void *ctx, struct rc_timer *t)
 
 /* ---- inbox ------------------------------------------------------------------ */
 
+/* Draining: close the listener once the spread no longer needs it open. */
+static void drain_close_listener(struct rc_shard *s)
+{
+    if (!s->drain_listening || !rc_shard_drain_listener_done(s))
+        return;
+    s->drain_listening = false;
+    s->accepting = false;
+    if (s->accept_armed)
+        rc_ring_prep_cancel_accept(s);
+    shutdown(s->listen_fd, SHUT_RDWR);
+}
+
 void rc_shard_run_drain(struct rc_shard *s, struct rc_post *p)
 {
     (void)p; /* embedded in struct rc_shard: nothing to free */
     if (s->draining)
         return;
     rc_shard_drain_start(s); /* shard_drain.c */
-    if (s->accept_armed)
-        rc_ring_prep_cancel_accept(s);
-    shutdown(s->listen_fd, SHUT_RDWR);
+    s->drain_listening = true;
+    drain_close_listener(s);
 }
 
 void rc_shard_run_stop(struct rc_shard *s, struct rc_post *p)
@@ -715,8 +726,10 @@ void *rc_shard_main(void *arg)
             rc_iptable_rate_sweep(s->ip_handshakes, (int64_t)s->now_ms);
             s->next_sweep_ms = s->now_ms + 1000;
         }
-        if (s->draining && !s->drained)
+        if (s->draining && !s->drained) {
             rc_shard_drain_step(s);
+            drain_close_listener(s);
+        }
         if (s->draining && !s->drained && (s->nconns == 0 || s->now_ms >= s->drain_deadline_ms)) {
             if (s->nconns)
                 close_all(s);

@@ -1,8 +1,11 @@
 /* shard_drain.c - a shard's drain (SIGTERM): HTTP connections finish their
  * request or go at once; WebSocket and SSE clients are told to go spread
  * evenly over drain_spread (the k-th of n at start + k * spread / n), so the
- * other nodes take the reconnects gradually. shard.c closes the listener and
- * calls rc_shard_drain_step once per loop turn while draining.
+ * other nodes take the reconnects gradually. Meanwhile the listener stays
+ * open: /healthz answers 503 (a load balancer takes the node out at its next
+ * check) and new WebSocket/SSE handshakes get 503 draining. shard.c calls
+ * rc_shard_drain_step once per loop turn while draining and closes the
+ * listener once rc_shard_drain_listener_done.
  * Owner: the shard's own thread (struct rc_shard of the caller only). */
 #include "ringcast/conn.h"
 #include "ringcast/shard.h"
@@ -43,10 +46,19 @@ void rc_shard_drain_step(struct rc_shard *s)
         s->drain_told = s->drain_streams; /* the rest went by themselves */
 }
 
+/* Whether the listener may close now: every stream was told, and the spread
+ * is over (or there was nothing to spread). */
+bool rc_shard_drain_listener_done(const struct rc_shard *s)
+{
+    if (s->nconns == 0)
+        return true; /* nothing left to spread */
+    return s->drain_told >= s->drain_streams &&
+           (!s->drain_streams || s->now_ms - s->drain_start_ms >= s->drain_spread_ms);
+}
+
 void rc_shard_drain_start(struct rc_shard *s)
 {
     s->draining = true;
-    s->accepting = false;
     s->drain_start_ms = s->now_ms;
     s->drain_spread_ms = s->cfg->drain_spread;
     /* drain_timeout counts after the spread (docs/OPERATIONS.md) */

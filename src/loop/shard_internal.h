@@ -38,6 +38,7 @@ int rc_shard_setup_iptables(struct rc_shard *s);
  * the caller closes the listener), then once per loop turn tell the streams
  * whose time came to go. */
 void rc_shard_drain_start(struct rc_shard *s);
+bool rc_shard_drain_listener_done(const struct rc_shard *s);
 void rc_shard_drain_step(struct rc_shard *s);
 /* proxy_protocol (shard_proxy.c): a just-accepted connection waits for its
  * PROXY header (handshake_timeout) before its session opens; the per-IP
