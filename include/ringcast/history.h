@@ -65,6 +65,7 @@
 #define RINGCAST_HISTORY_H
 
 #include <stdbool.h>
+#include <string.h>
 #include <stdint.h>
 #include <sys/types.h>
 
@@ -85,6 +86,13 @@ extern "C" {
  * err (status 400, code "bad_event_id") saying what was wrong. */
 int rc_event_id_parse(const char *s, size_t n, char *epoch, size_t cap, uint64_t *seq,
                       struct rc_err *err) RC_MUST_CHECK;
+
+/* Whether event id `id` ("<epoch>-<seq>") is of epoch. */
+static inline bool rc_event_id_of_epoch(const char *id, const char *epoch)
+{
+    size_t n = strlen(epoch);
+    return strncmp(id, epoch, n) == 0 && id[n] == '-';
+}
 
 /* Write "<epoch>-<seq>" into out; returns its length, or -EINVAL when epoch is
  * not 1..15 base-36 digits. */
@@ -313,6 +321,11 @@ struct rc_resume {
     struct rc_resume_mark *marks; /* INITIAL: open addressing on topic_hash */
     uint32_t nmarks, marks_cap;
     uint64_t dups; /* live events dropped as duplicates (for stats and tests) */
+    /* broker = redis: the history read can be ahead of this node's live
+     * stream, so once caught up the seam lingers, dropping live events at or
+     * below `last` of linger_epoch, until one beyond it arrives */
+    bool linger;
+    char linger_epoch[RC_EPOCH_MAX];
 };
 
 /* 0 or -EINVAL (answers 0, buffer_max above RC_RESUME_BUFFER_MAX). Allocates

@@ -525,6 +525,13 @@ static void resume_answer(struct rc_conn *c, struct rpost *p)
     } else {
         enum rc_history_result res = read_result(req, p->plan.cursor, p->plan.after, items, n);
         rc_resume_answer(sub->resume, res, items, n, req->seq);
+        if (sub->resume_done && req->epoch[0]) {
+            /* this node may not have delivered up to req->seq yet: keep
+             * dropping what the replay already sent (history.h, linger) */
+            sub->resume_done = false;
+            sub->resume->linger = true;
+            memcpy(sub->resume->linger_epoch, req->epoch, sizeof(req->epoch));
+        }
     }
     rc_resume_items_release(items, n);
     free(items);

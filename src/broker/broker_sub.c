@@ -286,12 +286,18 @@ static void deliver_one(void *ctx, void *owner)
     if (RC_UNLIKELY(sub->claim_pending))
         return; /* max_subscribers: the owner has not admitted it yet */
     if (RC_UNLIKELY(sub->resume != NULL)) {
-        /* replaying history or initial state: the seam orders live events */
-        rc_resume_live(sub->resume, ev->seq, ev);
-        if (sub->resume_done)
-            brk_resume_finish(sub);
-        b->cur_delivered++;
-        return;
+        struct rc_resume *r = sub->resume;
+        if (r->linger && !rc_event_id_of_epoch(ev->id, r->linger_epoch)) {
+            brk_resume_finish(sub); /* another epoch: nothing of it was replayed */
+        } else {
+            /* replaying history or initial state: the seam orders live events */
+            uint64_t before = r->last;
+            rc_resume_live(r, ev->seq, ev);
+            if (sub->resume_done || (r->linger && r->last > before))
+                brk_resume_finish(sub);
+            b->cur_delivered++;
+            return;
+        }
     }
     if (brk_queue_event(c, sub, ev) == 0)
         b->cur_delivered++;

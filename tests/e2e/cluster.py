@@ -169,7 +169,7 @@ class HAProxy:
         self.proc = None
 
     def start(self):
-        self.proc = subprocess.Popen(["haproxy", "-f", HAPROXY_CFG, "-db"], env=self.env,
+        self.proc = subprocess.Popen(["haproxy", "-f", HAPROXY_CFG, "-db", "-n", "2000"], env=self.env,
                                      stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
         return self
 

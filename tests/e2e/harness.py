@@ -67,6 +67,9 @@ class Server:
     def __init__(self, *args, shards=2, env=None, config_text=None, tmpdir=None):
         self.args = list(args)
         self.shards = shards
+        # proxy_protocol=true: the tests' own HTTP calls open with a PROXY v2
+        # LOCAL header (what HAProxy's health checks send)
+        self.proxy_header = "--proxy-protocol=true" in self.args
         self.lines = []
         self.lock = threading.Lock()
         self.port = None
@@ -209,10 +212,17 @@ class Response:
         return f"<{self.status} {self.body[:200]!r}>"
 
 
+# PROXY protocol v2, command LOCAL, no addresses
+PROXY_V2_LOCAL = b"\r\n\r\n\x00\r\nQUIT\n" + bytes([0x20, 0x00, 0x00, 0x00])
+
+
 def http(srv, method, path, body=None, headers=None, timeout=10.0):
     """One request on a fresh connection (http.client: an independent client)."""
     conn = httpclient.HTTPConnection("127.0.0.1", srv.port, timeout=timeout * Server.TIMEOUT_SCALE)
     try:
+        if getattr(srv, "proxy_header", False):
+            conn.connect()
+            conn.sock.sendall(PROXY_V2_LOCAL)
         if isinstance(body, (dict, list)):
             body = json.dumps(body)
             headers = dict(headers or {})

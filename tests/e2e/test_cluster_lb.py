@@ -1,0 +1,186 @@
+"""Three ringcast nodes behind a real haproxy (deploy/haproxy.cfg: mode tcp,
+leastconn, health checks on /healthz, PROXY protocol v2) with a real
+redis-server: a node killed with SIGKILL (its clients reconnect through
+haproxy and resume without a gap; the other clients never notice) and a node
+drained with SIGTERM (haproxy takes it out, its clients are closed with 1012
+spread over drain_spread and reconnect to the others)."""
+import asyncio
+import json
+import signal
+import threading
+import time
+
+import websockets
+
+from cluster import HAProxy, Nodes, Port, Redis
+from harness import TestFailure, check, eq, http, publish, run_async, ws_next
+
+
+async def lb_client(front, topic, since=None):
+    """A WebSocket client through haproxy subscribed to topic (resuming after
+    since); returns (ws, the node's connection id)."""
+    ws = await websockets.connect(f"ws://127.0.0.1:{front.port}/api/realtime/ws", max_size=2 ** 24)
+    hello = json.loads(await ws.recv())
+    eq(hello["type"], "connected", "greeting")
+    msg = {"action": "subscribe", "topic": topic, "id": 1}
+    if since:
+        msg["since"] = since
+    await ws.send(json.dumps(msg))
+    r = await ws_next(ws, type_="subscribed")
+    eq(r["data"]["topic"], topic, "subscribed")
+    return ws
+
+
+async def await_for(cond, timeout, what):
+    """wait_for for coroutines: polls cond while the event loop runs the clients."""
+    deadline = time.monotonic() + timeout
+    while not cond():
+        if time.monotonic() > deadline:
+            raise TestFailure(f"timed out after {timeout}s waiting for {what}")
+        await asyncio.sleep(0.05)
+
+
+def node_conns(srv):
+    """Open WebSocket/SSE connections of a node (its stats)."""
+    r = http(srv, "GET", "/api/realtime/stats")
+    return r.json()["total_connections"]
+
+
+class Client:
+    """One subscriber through haproxy that records every event and, when its
+    connection is lost, reconnects through haproxy resuming from its last id."""
+
+    def __init__(self, front, topic):
+        self.front, self.topic = front, topic
+        self.ids = []
+        self.reconnects = 0
+        self.close_codes = []
+        self.trace = []  # (connection number, its since, event id), for failure reports
+
+    async def run(self, want):
+        since = None
+        while len(self.ids) < want:
+            try:
+                ws = await lb_client(self.front, self.topic, since)
+            except (OSError, websockets.InvalidHandshake, websockets.ConnectionClosed):
+                await asyncio.sleep(0.05)  # the node went away between haproxy's checks
+                continue
+            try:
+                while len(self.ids) < want:
+                    m = json.loads(await asyncio.wait_for(ws.recv(), 30))
+                    if m["type"] == "event":
+                        self.trace.append((self.reconnects, since, m["data"]["id"]))
+                        self.ids.append(m["data"]["id"])
+                        since = m["data"]["id"]
+                    elif m["type"] == "error":
+                        raise TestFailure(f"error on the stream: {m}")
+                await ws.close()
+            except websockets.ConnectionClosed as e:
+                self.close_codes.append(e.code)
+                self.reconnects += 1
+                if since is None and not self.ids:
+                    raise TestFailure("lost before any event: cannot resume")
+
+
+def cluster_with_lb(redis, *args):
+    return Nodes(redis, 3, "--proxy-protocol=true", "--history-size=10000", *args)
+
+
+def test_cluster_lb_node_killed_clients_resume_through_haproxy():
+    """30 clients through haproxy spread over 3 nodes; a publisher on node 1
+    sends 600 events; node 3 is killed with SIGKILL halfway. Its clients
+    reconnect through haproxy (to the live nodes) resuming from their last id;
+    every client ends with all 600 events once, in order; the clients of the
+    other nodes are never disconnected."""
+    with Redis() as redis, cluster_with_lb(redis) as nodes:
+        lb = HAProxy(nodes).start()
+        try:
+            front = Port(lb.port)
+            lb.wait_up(front)
+            total, topic = 600, "feed.live"
+
+            async def run():
+                clients = [Client(front, topic) for _ in range(30)]
+                tasks = [asyncio.ensure_future(c.run(total)) for c in clients]
+                # every node has some of them (leastconn spreads them)
+                await await_for(lambda: sum(node_conns(n) for n in nodes) >= 30, 20, "30 connected")
+                spread = [node_conns(n) for n in nodes]
+                check(all(k > 0 for k in spread), f"connections per node {spread}")
+                ids = []
+
+                def publisher():
+                    for i in range(total):
+                        ids.append(publish(nodes[0], topic, {"n": i}))
+                        if i == total // 2:
+                            nodes[2].proc.kill()
+                        time.sleep(0.002)
+
+                th = threading.Thread(target=publisher)
+                th.start()
+                try:
+                    await asyncio.wait_for(asyncio.gather(*tasks), 90)
+                finally:
+                    th.join()
+                return clients, ids, spread
+
+            clients, ids, spread = run_async(run(), 120)
+            nodes[2].proc.wait()
+            nodes[2].proc = None
+            for c in clients:
+                eq(c.ids, ids, "every event once, in order, across the reconnect")
+            moved = sum(1 for c in clients if c.reconnects)
+            eq(moved, spread[2], "exactly the killed node's clients reconnected")
+        finally:
+            lb.close()
+
+
+def test_cluster_lb_drain_spreads_reconnects_to_the_other_nodes():
+    """Node 1 is stopped with SIGTERM (drain_spread=3s): haproxy takes it out
+    (its /healthz answers 503), its clients are closed with 1012 spread over
+    the spread and reconnect through haproxy to nodes 2 and 3, resuming
+    without loss while events keep coming."""
+    with Redis() as redis, cluster_with_lb(redis, "--drain-spread=3s") as nodes:
+        lb = HAProxy(nodes).start()
+        try:
+            front = Port(lb.port)
+            lb.wait_up(front)
+            total, topic = 400, "feed.drain"
+
+            async def run():
+                clients = [Client(front, topic) for _ in range(24)]
+                tasks = [asyncio.ensure_future(c.run(total)) for c in clients]
+                await await_for(lambda: sum(node_conns(n) for n in nodes) >= 24, 20, "24 connected")
+                on_first = node_conns(nodes[0])
+                check(on_first > 0, "node 1 has clients")
+                ids = []
+
+                def publisher():
+                    for i in range(total):
+                        ids.append(publish(nodes[1], topic, {"n": i}))
+                        if i == 50:
+                            nodes[0].proc.send_signal(signal.SIGTERM)
+                        time.sleep(0.01)
+
+                th = threading.Thread(target=publisher)
+                th.start()
+                try:
+                    await asyncio.wait_for(asyncio.gather(*tasks), 90)
+                finally:
+                    th.join()
+                return clients, ids, on_first
+
+            clients, ids, on_first = run_async(run(), 120)
+            eq(nodes[0].proc.wait(30), 0, "the drained node's exit code")
+            nodes[0].check_clean()
+            nodes[0].proc = None
+            for c in clients:
+                if c.ids != ids:
+                    dups = [t for t in c.trace if c.ids.count(t[2]) > 1]
+                    raise TestFailure(f"client lost or repeated events across the drain: {dups} "
+                                      f"missing {sorted(set(ids) - set(c.ids))[:5]}")
+            drained = [c for c in clients if c.reconnects]
+            eq(len(drained), on_first, "the drained node's clients, and only they, moved")
+            for c in drained:
+                eq(c.close_codes, [1012], "closed with 1012 (service restart)")
+        finally:
+            lb.close()
