@@ -188,6 +188,27 @@ static uint64_t warm_up(struct node *a, struct node *b)
     return sent;
 }
 
+/* Patterns become Redis globs: wildcard tokens as '*', glob specials in
+ * names escaped, too long refused. */
+static void test_pattern_glob(void **state)
+{
+    (void)state;
+    char g[RC_REDIS_GLOB_MAX];
+    assert_int_equal(rc_redis_pattern_glob(g, sizeof(g), "a.*.c", 5), 10);
+    assert_string_equal(g, "rc:e:a.*.c");
+    assert_true(rc_redis_pattern_glob(g, sizeof(g), "a.>", 3) > 0);
+    assert_string_equal(g, "rc:e:a.*");
+    assert_true(rc_redis_pattern_glob(g, sizeof(g), "x?.[y].*", 8) > 0);
+    assert_string_equal(g, "rc:e:x\\?.\\[y\\].*");
+    assert_true(rc_redis_pattern_glob(g, sizeof(g), "ab*.>", 5) > 0); /* '*' inside a name */
+    assert_string_equal(g, "rc:e:ab\\*.*");
+    char small[8];
+    assert_int_equal(rc_redis_pattern_glob(small, sizeof(small), "abcdef", 6), -ENOSPC);
+    char big[300];
+    memset(big, 'a', sizeof(big));
+    assert_true(rc_redis_pattern_glob(g, sizeof(g), big, 255) > 0);
+}
+
 static void test_two_nodes_one_order_and_gap(void **state)
 {
     (void)state;
@@ -324,6 +345,7 @@ static void test_redis_down_and_back(void **state)
 int main(void)
 {
     const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_pattern_glob),
         cmocka_unit_test(test_two_nodes_one_order_and_gap),
         cmocka_unit_test(test_redis_down_and_back),
     };

@@ -192,6 +192,39 @@ static void test_reply_deadline(void **state)
     rts_stop(&s);
 }
 
+/* A command sent after the connection sat idle longer than timeout_ms gets
+ * its own full deadline (it once timed out at once: the clock ran from the
+ * last reply). */
+static bool never(void *arg)
+{
+    (void)arg;
+    return false;
+}
+
+static void test_idle_then_command(void **state)
+{
+    (void)state;
+    struct redis_test_server s;
+    assert_int_equal(rts_start(&s, NULL, 6), 0);
+    struct rc_redis_endpoint ep;
+    endpoint(&ep, &s, NULL);
+    struct rc_redis_conn c;
+    assert_int_equal(rc_redis_conn_init(&c, &ep, 200, 100), 0);
+    assert_true(drive(&c, is_ready, &c, 3000));
+    (void)drive(&c, never, NULL, 500); /* idle: 2.5 x timeout_ms */
+    struct tally t = {.next = 1};
+    const char *argv[] = {"INCR", "idle"};
+    assert_int_equal(rc_redis_conn_command(&c, 2, argv, NULL, on_incr, &t), 0);
+    g_t = &t;
+    g_want = 1;
+    assert_true(drive(&c, all_answered, NULL, 3000));
+    assert_int_equal(t.ok, 1);
+    assert_int_equal(t.failed, 0);
+    assert_int_equal(c.timeouts, 0);
+    rc_redis_conn_fini(&c);
+    rts_stop(&s);
+}
+
 static void test_auth_and_select(void **state)
 {
     (void)state;
@@ -304,6 +337,7 @@ int main(void)
         cmocka_unit_test(test_pipeline_in_order),
         cmocka_unit_test(test_limit_and_kill_and_reconnect),
         cmocka_unit_test(test_reply_deadline),
+        cmocka_unit_test(test_idle_then_command),
         cmocka_unit_test(test_auth_and_select),
         cmocka_unit_test(test_subscriber_mode),
     };
