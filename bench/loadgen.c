@@ -87,10 +87,13 @@ static struct {
     enum peer peer;
     const char *case_name;
     int port, pub_port;
+    int port2; /* cluster case: every other subscriber connects here (0 = none) */
     uint32_t subs, topics, groups, pubs, pipeline, size, window, connect_inflight;
     uint64_t events;
     double rate, duration, timeout, drain;
     int server_pid;
+    int cpu_pids[4]; /* cluster case: more server processes (nodes, redis) whose CPU counts */
+    unsigned ncpu_pids;
     bool idle, quiet;
     uint32_t recv_chunk; /* test: read at most this many bytes per recv (0 = no cap) */
     double settle;
@@ -1041,10 +1044,10 @@ static double cpu_self_s(void)
 /* Server CPU (user+system) from /proc/PID/stat, in seconds; -1 if unknown.
  * Its unit is a clock tick (10 ms), so cpu_server_s prefers the per-thread
  * schedstat run times (ns) and falls back to this. */
-static double cpu_server_stat_s(void)
+static double cpu_pid_stat_s(int pid)
 {
     char path[64], buf[1024];
-    snprintf(path, sizeof(path), "/proc/%d/stat", G.server_pid);
+    snprintf(path, sizeof(path), "/proc/%d/stat", pid);
     FILE *f = fopen(path, "r");
     if (!f)
         return -1;
@@ -1062,15 +1065,15 @@ static double cpu_server_stat_s(void)
 }
 
 /* Sum of /proc/PID/task/TID/schedstat run times (ns on CPU, user and kernel). */
-static double cpu_server_s(void)
+static double cpu_pid_s(int pid)
 {
-    if (G.server_pid <= 0)
+    if (pid <= 0)
         return -1;
     char path[64];
-    snprintf(path, sizeof(path), "/proc/%d/task", G.server_pid);
+    snprintf(path, sizeof(path), "/proc/%d/task", pid);
     DIR *d = opendir(path);
     if (!d)
-        return cpu_server_stat_s();
+        return cpu_pid_stat_s(pid);
     uint64_t sum = 0;
     bool any = false;
     struct dirent *e;
@@ -1078,7 +1081,7 @@ static double cpu_server_s(void)
         if (e->d_name[0] < '0' || e->d_name[0] > '9')
             continue;
         char p2[320];
-        snprintf(p2, sizeof(p2), "/proc/%d/task/%s/schedstat", G.server_pid, e->d_name);
+        snprintf(p2, sizeof(p2), "/proc/%d/task/%s/schedstat", pid, e->d_name);
         FILE *f = fopen(p2, "r");
         if (!f)
             continue;
@@ -1090,7 +1093,18 @@ static double cpu_server_s(void)
         fclose(f);
     }
     closedir(d);
-    return any ? (double)sum / 1e9 : cpu_server_stat_s();
+    return any ? (double)sum / 1e9 : cpu_pid_stat_s(pid);
+}
+
+/* The server's CPU, plus that of every --cpu-pid process; -1 if unknown. */
+static double cpu_server_s(void)
+{
+    double t = cpu_pid_s(G.server_pid);
+    for (unsigned i = 0; t >= 0 && i < G.ncpu_pids; i++) {
+        double x = cpu_pid_s(G.cpu_pids[i]);
+        t = x >= 0 ? t + x : -1;
+    }
+    return t;
 }
 
 static long rss_server_kb(void)
@@ -1117,6 +1131,9 @@ static void usage(void)
           "  --host=127.0.0.1             anything else is refused\n"
           "  --port=N                     WebSocket/HTTP port of the server (required)\n"
           "  --pub-port=N                 NATS client port for PUB (nats only)\n"
+          "  --port2=N                    every other subscriber connects to this port (a\n"
+          "                               second node: the cluster case); publishers use --port\n"
+          "  --cpu-pid=PID                add this process's CPU to the server's (repeatable, 4)\n"
           "  --subscribers=N --topics=C   subscribers spread over topics (1000, 1)\n"
           "  --groups=G                   ringcast: distinct filters, N/G subscribers match each "
           "event\n"
@@ -1171,6 +1188,8 @@ static void parse_args(int argc, char **argv)
         {"idle", 0, 0, 'I'},
         {"settle", 1, 0, 'S'},
         {"server-pid", 1, 0, 'x'},
+        {"cpu-pid", 1, 0, 'X'},
+        {"port2", 1, 0, '2'},
         {"case", 1, 0, 'C'},
         {"quiet", 0, 0, 'q'},
         {"recv-chunk", 1, 0, 'Z'},
@@ -1263,6 +1282,14 @@ static void parse_args(int argc, char **argv)
             break;
         case 'x':
             G.server_pid = (int)num_arg("server-pid", optarg, 1, 1e9);
+            break;
+        case 'X':
+            if (G.ncpu_pids == RC_ARRAY_LEN(G.cpu_pids))
+                die("--cpu-pid: at most %zu", RC_ARRAY_LEN(G.cpu_pids));
+            G.cpu_pids[G.ncpu_pids++] = (int)num_arg("cpu-pid", optarg, 1, 1e9);
+            break;
+        case '2':
+            G.port2 = (int)num_arg("port2", optarg, 1, 65535);
             break;
         case 'C':
             G.case_name = optarg;
@@ -1378,7 +1405,8 @@ static bool phase_connect(void)
     G.t_connect0 = now_ns();
     while (G.ready + G.dead < G.subs && !g_stop) {
         while (G.next_to_connect < G.subs && G.handshaking < G.connect_inflight) {
-            conn_open(&G.c[G.next_to_connect++], G.port);
+            uint32_t k = G.next_to_connect++;
+            conn_open(&G.c[k], G.port2 && (k & 1) ? G.port2 : G.port);
             G.handshaking++;
         }
         loop_once(10);
