@@ -164,7 +164,59 @@ void brk_mem_publish_users(struct rc_conn *c, const struct rc_ticket *t, struct 
 void brk_mem_broadcast(struct rc_conn *c, const struct rc_ticket *t, struct rc_evbuf *ev);
 void brk_mem_stats(struct rc_conn *c, const struct rc_ticket *t, size_t limit);
 
-/* ---- broker_redis.c ---- */
+/* ---- broker_redis.c, broker_redis_read.c (the cluster engine) ---- */
+
+struct rc_redis_req;
+/* Created and freed by the main thread, immutable in between (the bridge
+ * owns its own state). */
+struct rc_broker_cluster {
+    struct rc_server *srv;
+    struct rc_redis_bridge *bridge;
+    bool halted;      /* main thread: the bridge thread is gone, answers are dropped */
+    char node_id[17]; /* random, per process: a node skips its own forwarded events */
+    char node_name[RC_CONFIG_CLAIM_MAX];
+};
+
+/* A request's answer on its way back from the bridge to the origin shard:
+ * the origin's, then (with its request) the bridge's, then the origin's again,
+ * which frees both; its discard frees them when a shard stops with it unread. */
+enum rpost_kind { RP_PUBLISH, RP_RESUME, RP_HISTORY, RP_PRESENCE };
+
+struct rpost {
+    struct rc_post post;
+    enum rpost_kind kind;
+    struct rc_shard *origin;
+    struct rc_redis_req *req;
+    struct rc_ticket ticket; /* publish, history: who waits */
+    uint64_t conn_id;        /* resume: whose subscription */
+    char sub_id[RC_SUB_ID_LEN + 1];
+    struct brk_resume_plan plan; /* resume */
+    json_t *echo;                /* publish: answer 201 with this */
+    size_t limit;                /* history, presence */
+    size_t offset;               /* presence */
+    bool have_since;             /* history */
+    uint64_t ttl_ms;             /* history kept this long (0 = no age limit) */
+};
+
+/* A post for c's shard carrying req (req->user points back at it); NULL when
+ * out of memory. */
+struct rpost *brk_rpost_new(struct rc_conn *c, enum rpost_kind kind, struct rc_redis_req *req);
+/* Hand req to this node's bridge. */
+void brk_redis_submit(struct rc_shard *s, struct rc_redis_req *req);
+/* One event of topic as an evbuf with nposts posts; NULL when malformed or out
+ * of memory. */
+struct rc_evbuf *brk_redis_evbuf(const char *topic, size_t len, const char *epoch, uint64_t seq,
+                                 struct rc_slice type, struct rc_slice data,
+                                 struct rc_slice targeting, uint32_t nposts);
+int brk_redis_resume(struct rc_conn *c, struct rc_sub *sub, const struct rc_sub_opts *o,
+                     struct rc_err *err);
+void brk_redis_resume_answer(struct rc_conn *c, struct rpost *p);
+void brk_redis_history(struct rc_conn *c, const struct rc_ticket *t, const char *topic, size_t n,
+                       const char *since, size_t limit);
+void brk_redis_history_answer(struct rc_conn *c, struct rpost *p);
+void brk_redis_presence_list(struct rc_conn *c, const struct rc_ticket *t, const char *topic,
+                             size_t n, size_t offset, size_t limit);
+void brk_redis_presence_answer(struct rc_conn *c, struct rpost *p);
 
 /* Owner shard, broker = redis: tell the cluster how many connections user
  * (anonymous: connection conn) now has on topic on this node. */

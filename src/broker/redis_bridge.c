@@ -92,141 +92,12 @@ void rdb_answer(struct rc_redis_bridge *b, struct rc_redis_req *req, int status,
 
 /* ---- delivery ------------------------------------------------------------------------------ */
 
-static void deliver(struct instance *in, struct rc_redis_topic *e, const char *topic, size_t len,
-                    const struct rc_redis_event *ev)
+void rdb_deliver(struct instance *in, struct rc_redis_topic *e, const char *topic, size_t len,
+                 const struct rc_redis_event *ev)
 {
     struct rc_redis_bridge *b = in->b;
     b->cb.event(b->cb.arg, topic, len, ev);
     rc_redis_topics_delivered(&in->topics, e, ev->epoch, ev->seq);
-}
-
-/* A history read to close a gap: the entries after `after`, then the
- * message that showed the gap (if any; delivered when the history did not
- * cover it). */
-struct catchup {
-    struct instance *in;
-    char *topic;
-    size_t len;
-    char *msg; /* the message that showed the gap (owned), or NULL */
-    size_t msg_len;
-};
-
-static void catchup_free(struct catchup *k)
-{
-    free(k->topic);
-    free(k->msg);
-    free(k);
-}
-
-const redisReply *rdb_field(const redisReply *fields, const char *name)
-{
-    for (size_t i = 0; i + 1 < fields->elements; i += 2)
-        if (fields->element[i]->type == REDIS_REPLY_STRING &&
-            strcmp(fields->element[i]->str, name) == 0)
-            return fields->element[i + 1];
-    return NULL;
-}
-
-/* One stream entry as an event (views into the reply). false if malformed. */
-bool rdb_entry_event(const redisReply *entry, struct rc_redis_event *ev)
-{
-    memset(ev, 0, sizeof(*ev));
-    if (entry->type != REDIS_REPLY_ARRAY || entry->elements != 2 ||
-        entry->element[0]->type != REDIS_REPLY_STRING ||
-        entry->element[1]->type != REDIS_REPLY_ARRAY)
-        return false;
-    ev->seq = rc_redis_entry_seq(entry->element[0]->str, entry->element[0]->len);
-    const redisReply *f = entry->element[1];
-    const redisReply *e = rdb_field(f, "e"), *t = rdb_field(f, "t"), *d = rdb_field(f, "d"),
-                     *u = rdb_field(f, "u");
-    if (!ev->seq || !e || !t || !d || e->type != REDIS_REPLY_STRING || e->len == 0 ||
-        e->len >= sizeof(ev->epoch) || t->type != REDIS_REPLY_STRING ||
-        d->type != REDIS_REPLY_STRING)
-        return false;
-    memcpy(ev->epoch, e->str, e->len);
-    ev->type = (struct rc_slice){t->str, t->len};
-    ev->data = (struct rc_slice){d->str, d->len};
-    if (u && u->type == REDIS_REPLY_STRING)
-        ev->targeting = (struct rc_slice){u->str, u->len};
-    return true;
-}
-
-static void catchup_reply(void *arg, struct redisReply *r, const char *why)
-{
-    struct catchup *k = arg;
-    struct instance *in = k->in;
-    struct rc_redis_bridge *b = in->b;
-    (void)why;
-    if (r && r->type == REDIS_REPLY_ARRAY && rc_redis_topics_find(&in->topics, k->topic, k->len)) {
-        for (size_t i = 0; i < r->elements; i++) {
-            struct rc_redis_event ev;
-            if (!rdb_entry_event(r->element[i], &ev)) {
-                b->ctr.malformed++;
-                continue;
-            }
-            struct rc_redis_topic *e2;
-            enum rc_redis_seen s =
-                rc_redis_topics_seen(&in->topics, k->topic, k->len, ev.epoch, ev.seq, &e2);
-            if (s == RC_REDIS_SEEN_DUP)
-                continue;
-            if (s == RC_REDIS_SEEN_GAP && e2)
-                b->ctr.gap_lost += ev.seq - e2->last - 1; /* trimmed before we read */
-            if (s == RC_REDIS_SEEN_EPOCH)
-                b->ctr.epochs++;
-            b->ctr.gap_filled++;
-            deliver(in, e2, k->topic, k->len, &ev);
-        }
-    }
-    /* the message that showed the gap: a duplicate now, unless the history
-     * did not hold it (no history kept, or the read failed) */
-    if (k->msg) {
-        struct rc_redis_event ev;
-        struct rc_redis_topic *e2;
-        if (rc_redis_event_parse(k->msg, k->msg_len, &ev) == 0) {
-            enum rc_redis_seen s =
-                rc_redis_topics_seen(&in->topics, k->topic, k->len, ev.epoch, ev.seq, &e2);
-            if (s == RC_REDIS_SEEN_GAP) {
-                b->ctr.gap_lost += ev.seq - e2->last - 1;
-                deliver(in, e2, k->topic, k->len, &ev);
-            } else if (s != RC_REDIS_SEEN_DUP) {
-                deliver(in, e2, k->topic, k->len, &ev);
-            }
-        }
-    }
-    catchup_free(k);
-}
-
-/* Read the history of topic after `after` (then handle msg). false when the
- * read could not be sent (the caller delivers msg itself). */
-static bool catchup_start(struct instance *in, const char *topic, size_t len, uint64_t after,
-                          const char *msg, size_t msg_len)
-{
-    struct catchup *k = calloc(1, sizeof(*k));
-    if (!k)
-        return false;
-    k->in = in;
-    k->len = len;
-    k->topic = strndup(topic, len);
-    if (msg) {
-        k->msg = malloc(msg_len ? msg_len : 1);
-        if (k->msg)
-            memcpy(k->msg, msg, msg_len);
-        k->msg_len = msg_len;
-    }
-    char key[RC_TOPIC_KEY_MAX], start[32], count[16];
-    if (!k->topic || (msg && !k->msg) || rc_redis_key(key, sizeof(key), 'h', topic, len) < 0) {
-        catchup_free(k);
-        return false;
-    }
-    snprintf(start, sizeof(start), "(0-%llu", (unsigned long long)after);
-    snprintf(count, sizeof(count), "%u", in->b->cfg.catchup_max);
-    const char *argv[] = {"XRANGE", key, start, "+", "COUNT", count};
-    if (rc_redis_conn_command(&in->cmd, 6, argv, NULL, catchup_reply, k) < 0) {
-        catchup_free(k);
-        return false;
-    }
-    in->b->ctr.gaps++;
-    return true;
 }
 
 static void on_message(struct instance *in, const char *topic, size_t len, const char *msg,
@@ -245,7 +116,7 @@ static void on_message(struct instance *in, const char *topic, size_t len, const
         b->ctr.duplicates++;
         return;
     case RC_REDIS_SEEN_GAP:
-        if (catchup_start(in, topic, len, e->last, msg, n))
+        if (rdb_catchup_start(in, topic, len, e->last, msg, n))
             return;
         b->ctr.gap_lost += ev.seq - e->last - 1;
         break;
@@ -256,7 +127,7 @@ static void on_message(struct instance *in, const char *topic, size_t len, const
     case RC_REDIS_SEEN_NEXT:
         break;
     }
-    deliver(in, e, topic, len, &ev);
+    rdb_deliver(in, e, topic, len, &ev);
 }
 
 static void on_push(void *arg, struct redisReply *r, const char *why)
@@ -389,7 +260,7 @@ static void catchup_one(void *arg, const struct rc_redis_topic *e)
 {
     struct instance *in = arg;
     if (e->refs && e->known)
-        (void)catchup_start(in, e->name, e->len, e->last, NULL, 0);
+        (void)rdb_catchup_start(in, e->name, e->len, e->last, NULL, 0);
 }
 
 /* Both connections of in are up after a (re)connect: subscribe every

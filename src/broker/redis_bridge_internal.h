@@ -2,7 +2,9 @@
  * and its per-instance state.
  *   redis_bridge.c  the thread, publishes, channel and pattern subscriptions,
  *                   ordered de-duplicated delivery and gap closing
- *   redis_read.c    history reads (RC_REDIS_READ: resume, history, initial)
+ *   redis_read.c    history reads: gap closing, RC_REDIS_READ (resume,
+ *                   history, initial)
+ *   redis_presence.c this node's presence members, their refresh, listings
  * Owner: everything here belongs to the bridge thread once
  *   rc_redis_bridge_start has run, but `stop` and `down` (atomics). */
 #ifndef RINGCAST_REDIS_BRIDGE_INTERNAL_H
@@ -63,6 +65,14 @@ const struct redisReply *rdb_field(const struct redisReply *fields, const char *
 /* One stream entry as an event (views into the reply). false if malformed. */
 bool rdb_entry_event(const struct redisReply *entry, struct rc_redis_event *ev);
 
+/* Hand an event to cb.event and record it as delivered (redis_bridge.c). */
+void rdb_deliver(struct instance *in, struct rc_redis_topic *e, const char *topic, size_t len,
+                 const struct rc_redis_event *ev);
+/* redis_read.c: read topic's history after `after` and deliver what was
+ * missed, then msg (the message that showed the gap, or NULL); false when
+ * the read could not be sent (the caller delivers msg itself). */
+bool rdb_catchup_start(struct instance *in, const char *topic, size_t len, uint64_t after,
+                       const char *msg, size_t msg_len);
 /* redis_read.c: run a read (its channel confirmed, or none needed); the
  * answer goes to cb.done. */
 void rdb_read_send(struct instance *in, struct rc_redis_req *req);
