@@ -493,3 +493,33 @@ def test_cluster_presence_across_nodes_and_a_dead_nodes_expiry():
             await watcher.close()
 
         run_async(run(), 60)
+
+
+def test_cluster_topics_sharded_over_two_redis_instances():
+    """With two redis_url entries every topic lives on exactly one instance (a
+    jump hash of the topic), both instances get some of 40 topics, and
+    delivery, patterns and history work for topics on either."""
+    with Redis() as r1, Redis() as r2, Nodes([r1, r2], 2) as nodes:
+        topics = [f"shard.t{i}" for i in range(40)]
+
+        async def run():
+            ws = await ws_connect(nodes[1])
+            await ws_subscribe(ws, "shard.*")
+            wait_for(lambda: r1.command("PUBSUB", "NUMPAT") == 1 and
+                     r2.command("PUBSUB", "NUMPAT") == 1, 10, "the pattern on both instances")
+            ids = {t: publish(nodes[0], t, {"t": t}) for t in topics}
+            got = await collect(ws, len(topics))
+            await no_more_events(ws)
+            await ws.close()
+            return ids, got
+
+        ids, got = run_async(run())
+        eq(sorted(g["id"] for g in got), sorted(ids.values()), "every topic's event, once")
+        on1 = {k[len("rc:t:"):] for k in r1.command("KEYS", "rc:t:*")}
+        on2 = {k[len("rc:t:"):] for k in r2.command("KEYS", "rc:t:*")}
+        eq(on1 | on2, set(topics), "every topic on an instance")
+        eq(on1 & on2, set(), "no topic on both")
+        check(len(on1) >= 5 and len(on2) >= 5, f"spread: {len(on1)} / {len(on2)}")
+        for t in (sorted(on1)[0], sorted(on2)[0]):
+            r = http(nodes[1], "GET", f"/api/realtime/history/{t}")
+            eq([e["id"] for e in r.json()["events"]], [ids[t]], f"history of {t}")
