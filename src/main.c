@@ -155,26 +155,23 @@ int main(int argc, char **argv)
     srv.store = store;
     srv.conn_ops = &rc_http_conn_ops;
     srv.shard_hooks = &shard_hooks;
-    if (init_rc < 0) {
-        rc_log(RC_LOG_ERROR, "start_failed", "reason=\"%s\"", err.msg);
+    /* a listener that cannot be set up exits 1; a redis_url that does not
+     * parse is a configuration error (2) */
+    int fail = init_rc < 0                                                    ? 1
+               : rc_broker_cluster_open(&srv, rc_server_port(&srv), &err) < 0 ? EXIT_CONFIG
+                                                                              : 0;
+    if (fail) {
+        if (fail == 1)
+            rc_log(RC_LOG_ERROR, "start_failed", "reason=\"%s\"", err.msg);
         fprintf(stderr, "ringcast: %s\n", err.msg);
         rc_api_store_close(NULL);
         rc_server_join(&srv);
         rc_api_store_stop(store);
         rc_auth_free(auth);
         rc_config_fini(&cfg);
-        return 1;
+        return fail;
     }
     raise_fd_limit(&cfg, srv.nshards);
-    if (rc_broker_cluster_open(&srv, rc_server_port(&srv), &err) < 0) {
-        fprintf(stderr, "ringcast: %s\n", err.msg);
-        rc_api_store_close(NULL);
-        rc_server_join(&srv);
-        rc_api_store_stop(store);
-        rc_auth_free(auth);
-        rc_config_fini(&cfg);
-        return EXIT_CONFIG;
-    }
     if (rc_server_start(&srv, &err) < 0 || rc_broker_cluster_start(&srv, &err) < 0 ||
         rc_api_store_start(store, &err) < 0) {
         rc_log(RC_LOG_ERROR, "start_failed", "reason=\"%s\"", err.msg);

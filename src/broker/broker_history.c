@@ -297,21 +297,28 @@ int brk_mem_resume(struct rc_conn *c, struct rc_sub *sub, const struct rc_sub_op
     return 0;
 }
 
+bool brk_history_since(struct rc_conn *c, const struct rc_ticket *t, const char *since,
+                       uint64_t *after)
+{
+    struct rc_err err = {0};
+    char epoch[RC_EPOCH_MAX];
+    if (!since)
+        return true;
+    if (rc_event_id_parse(since, strlen(since), epoch, sizeof(epoch), after, &err) == 0)
+        return true;
+    rc_conn_answer(c, t,
+                   &(struct rc_answer){.status = 400, .code = "bad_event_id", .msg = err.msg});
+    return false;
+}
+
 void brk_mem_history(struct rc_conn *c, const struct rc_ticket *t, const char *topic, size_t n,
                      const char *since, size_t limit)
 {
     struct rc_shard *s = c->shard;
-    struct rc_err err = {0};
     uint64_t after = 0;
     bool have_since = since != NULL;
-    if (since) {
-        char epoch[RC_EPOCH_MAX];
-        if (rc_event_id_parse(since, strlen(since), epoch, sizeof(epoch), &after, &err) < 0) {
-            rc_conn_answer(
-                c, t, &(struct rc_answer){.status = 400, .code = "bad_event_id", .msg = err.msg});
-            return;
-        }
-    }
+    if (!brk_history_since(c, t, since, &after))
+        return;
     struct hist_post *h = calloc(1, sizeof(*h));
     if (h)
         h->topic = strndup(topic, n);

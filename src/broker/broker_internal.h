@@ -29,6 +29,7 @@
 #include "ringcast/broker.h"
 #include "ringcast/history.h"
 #include "ringcast/msg.h"
+#include "ringcast/redis_bridge.h"
 #include "ringcast/shard.h"
 #include "ringcast/ticket.h"
 
@@ -143,6 +144,10 @@ void brk_resume_from_now(struct rc_conn *c, struct rc_sub *sub, uint64_t cur_seq
                          const char *epoch);
 /* c's subscription with this id, or NULL. */
 struct rc_sub *brk_find_sub(struct rc_conn *c, const char *id);
+/* GET /history's `since` (NULL = none) into *after; false when it is not an
+ * event id (t was answered 400 bad_event_id). */
+bool brk_history_since(struct rc_conn *c, const struct rc_ticket *t, const char *since,
+                       uint64_t *after);
 /* The GET /history page (JSON text, malloc'd; NULL when out of memory);
  * takes events. */
 char *brk_history_page(const char *topic, size_t len, json_t *events, const char *epoch,
@@ -166,7 +171,6 @@ void brk_mem_stats(struct rc_conn *c, const struct rc_ticket *t, size_t limit);
 
 /* ---- broker_redis.c, broker_redis_read.c (the cluster engine) ---- */
 
-struct rc_redis_req;
 /* Created and freed by the main thread, immutable in between (the bridge
  * owns its own state). */
 struct rc_broker_cluster {
@@ -201,6 +205,13 @@ struct rpost {
 /* A post for c's shard carrying req (req->user points back at it); NULL when
  * out of memory. */
 struct rpost *brk_rpost_new(struct rc_conn *c, enum rpost_kind kind, struct rc_redis_req *req);
+/* A request of op on topic[0..n) answered to t later, with its post; NULL
+ * (t answered 503) when out of memory. */
+struct rpost *brk_rpost_for(struct rc_conn *c, const struct rc_ticket *t, enum rpost_kind kind,
+                            enum rc_redis_op op, const char *topic, size_t n);
+/* Whether the bridge answered p's request with an error; if so, it went to
+ * p's ticket (503 with the bridge's code and reason). */
+bool brk_rpost_failed(struct rc_conn *c, const struct rpost *p);
 /* Hand req to this node's bridge. */
 void brk_redis_submit(struct rc_shard *s, struct rc_redis_req *req);
 /* One event of topic as an evbuf with nposts posts; NULL when malformed or out

@@ -268,6 +268,35 @@ struct rpost *brk_rpost_new(struct rc_conn *c, enum rpost_kind kind, struct rc_r
     return p;
 }
 
+struct rpost *brk_rpost_for(struct rc_conn *c, const struct rc_ticket *t, enum rpost_kind kind,
+                            enum rc_redis_op op, const char *topic, size_t n)
+{
+    struct rc_redis_req *req = rc_redis_req_new(op, topic, n);
+    struct rpost *p = req ? brk_rpost_new(c, kind, req) : NULL;
+    if (!p) {
+        rc_redis_req_free(req);
+        rc_conn_answer(
+            c, t,
+            &(struct rc_answer){.status = 503, .code = "unavailable", .msg = "out of memory"});
+        return NULL;
+    }
+    p->req = req;
+    p->ticket = *t;
+    return p;
+}
+
+bool brk_rpost_failed(struct rc_conn *c, const struct rpost *p)
+{
+    const struct rc_redis_req *req = p->req;
+    if (req->status < 400)
+        return false;
+    rc_conn_answer(c, &p->ticket,
+                   &(struct rc_answer){.status = 503,
+                                       .code = req->code ? req->code : "broker_unavailable",
+                                       .msg = req->why});
+    return true;
+}
+
 void brk_redis_submit(struct rc_shard *s, struct rc_redis_req *req)
 {
     rc_redis_bridge_submit(s->srv->cluster->bridge, req);
@@ -331,13 +360,8 @@ static void redis_publish(struct rc_conn *c, const struct rc_ticket *t, struct r
 static void publish_answer(struct rc_conn *c, struct rpost *p)
 {
     struct rc_redis_req *req = p->req;
-    if (req->status >= 400) {
-        rc_conn_answer(c, &p->ticket,
-                       &(struct rc_answer){.status = 503,
-                                           .code = req->code ? req->code : "broker_unavailable",
-                                           .msg = req->why});
+    if (brk_rpost_failed(c, p))
         return;
-    }
     char id[RC_EVENT_ID_MAX];
     if (rc_event_id_format(id, req->epoch, req->seq) < 0)
         snprintf(id, sizeof(id), "0-%llu", (unsigned long long)req->seq);

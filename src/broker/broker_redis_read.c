@@ -144,26 +144,13 @@ void brk_redis_history(struct rc_conn *c, const struct rc_ticket *t, const char 
                        const char *since, size_t limit)
 {
     struct rc_shard *s = c->shard;
-    struct rc_err err = {0};
     uint64_t after = UINT64_MAX; /* the last `limit` */
-    if (since) {
-        char epoch[RC_EPOCH_MAX];
-        if (rc_event_id_parse(since, strlen(since), epoch, sizeof(epoch), &after, &err) < 0) {
-            rc_conn_answer(
-                c, t, &(struct rc_answer){.status = 400, .code = "bad_event_id", .msg = err.msg});
-            return;
-        }
-    }
-    struct rc_redis_req *req = rc_redis_req_new(RC_REDIS_READ, topic, n);
-    struct rpost *p = req ? brk_rpost_new(c, RP_HISTORY, req) : NULL;
-    if (!p) {
-        rc_redis_req_free(req);
-        rc_conn_answer(
-            c, t,
-            &(struct rc_answer){.status = 503, .code = "unavailable", .msg = "out of memory"});
+    if (!brk_history_since(c, t, since, &after))
         return;
-    }
-    p->ticket = *t;
+    struct rpost *p = brk_rpost_for(c, t, RP_HISTORY, RC_REDIS_READ, topic, n);
+    if (!p)
+        return;
+    struct rc_redis_req *req = p->req;
     p->limit = limit;
     p->have_since = since != NULL;
     if (since)
@@ -178,13 +165,8 @@ void brk_redis_history(struct rc_conn *c, const struct rc_ticket *t, const char 
 void brk_redis_history_answer(struct rc_conn *c, struct rpost *p)
 {
     struct rc_redis_req *req = p->req;
-    if (req->status >= 400) {
-        rc_conn_answer(c, &p->ticket,
-                       &(struct rc_answer){.status = 503,
-                                           .code = req->code ? req->code : "broker_unavailable",
-                                           .msg = req->why});
+    if (brk_rpost_failed(c, p))
         return;
-    }
     size_t n = 0;
     struct rc_resume_item *items = read_items(req, p->ttl_ms, &n);
     enum rc_history_result res = read_result(req, p->plan.cursor, p->plan.after, items, n);
@@ -251,31 +233,19 @@ void brk_redis_presence(struct rc_shard *s, struct rc_slice topic, struct rc_sli
 void brk_redis_presence_list(struct rc_conn *c, const struct rc_ticket *t, const char *topic,
                              size_t n, size_t offset, size_t limit)
 {
-    struct rc_redis_req *req = rc_redis_req_new(RC_REDIS_PRESENCE_LIST, topic, n);
-    struct rpost *p = req ? brk_rpost_new(c, RP_PRESENCE, req) : NULL;
-    if (!p) {
-        rc_redis_req_free(req);
-        rc_conn_answer(
-            c, t,
-            &(struct rc_answer){.status = 503, .code = "unavailable", .msg = "out of memory"});
+    struct rpost *p = brk_rpost_for(c, t, RP_PRESENCE, RC_REDIS_PRESENCE_LIST, topic, n);
+    if (!p)
         return;
-    }
-    p->ticket = *t;
     p->offset = offset;
     p->limit = limit;
-    brk_redis_submit(c->shard, req);
+    brk_redis_submit(c->shard, p->req);
 }
 
 void brk_redis_presence_answer(struct rc_conn *c, struct rpost *p)
 {
     struct rc_redis_req *req = p->req;
-    if (req->status >= 400) {
-        rc_conn_answer(c, &p->ticket,
-                       &(struct rc_answer){.status = 503,
-                                           .code = req->code ? req->code : "broker_unavailable",
-                                           .msg = req->why});
+    if (brk_rpost_failed(c, p))
         return;
-    }
     json_t *users = json_array();
     json_int_t conns = 0;
     for (size_t i = 0; i < req->nentries; i++) {

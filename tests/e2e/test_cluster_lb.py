@@ -86,6 +86,45 @@ def cluster_with_lb(redis, *args):
     return Nodes(redis, 3, "--proxy-protocol=true", "--history-size=10000", *args)
 
 
+def run_clients(front, nodes, topic, nclients, total, pub_node, at, act, pace):
+    """nclients Clients through haproxy; once all are connected, a publisher on
+    pub_node sends total events (pace seconds apart) and calls act() after
+    event `at`. Returns (clients, the published ids, connections per node
+    before the publishing)."""
+    async def run():
+        clients = [Client(front, topic) for _ in range(nclients)]
+        tasks = [asyncio.ensure_future(c.run(total)) for c in clients]
+        await await_for(lambda: sum(node_conns(n) for n in nodes) >= nclients, 20,
+                        f"{nclients} connected")
+        spread = [node_conns(n) for n in nodes]
+        ids = []
+
+        def publisher():
+            for i in range(total):
+                ids.append(publish(pub_node, topic, {"n": i}))
+                if i == at:
+                    act()
+                time.sleep(pace)
+
+        th = threading.Thread(target=publisher)
+        th.start()
+        try:
+            await asyncio.wait_for(asyncio.gather(*tasks), 90)
+        finally:
+            th.join()
+        return clients, ids, spread
+
+    return run_async(run(), 120)
+
+
+def check_clients(clients, ids):
+    for c in clients:
+        if c.ids != ids:
+            dups = [t for t in c.trace if c.ids.count(t[2]) > 1]
+            raise TestFailure(f"a client lost or repeated events: repeated {dups[:4]} "
+                              f"missing {sorted(set(ids) - set(c.ids))[:5]}")
+
+
 def test_cluster_lb_node_killed_clients_resume_through_haproxy():
     """30 clients through haproxy spread over 3 nodes; a publisher on node 1
     sends 600 events; node 3 is killed with SIGKILL halfway. Its clients
@@ -97,37 +136,12 @@ def test_cluster_lb_node_killed_clients_resume_through_haproxy():
         try:
             front = Port(lb.port)
             lb.wait_up(front)
-            total, topic = 600, "feed.live"
-
-            async def run():
-                clients = [Client(front, topic) for _ in range(30)]
-                tasks = [asyncio.ensure_future(c.run(total)) for c in clients]
-                # every node has some of them (leastconn spreads them)
-                await await_for(lambda: sum(node_conns(n) for n in nodes) >= 30, 20, "30 connected")
-                spread = [node_conns(n) for n in nodes]
-                check(all(k > 0 for k in spread), f"connections per node {spread}")
-                ids = []
-
-                def publisher():
-                    for i in range(total):
-                        ids.append(publish(nodes[0], topic, {"n": i}))
-                        if i == total // 2:
-                            nodes[2].proc.kill()
-                        time.sleep(0.002)
-
-                th = threading.Thread(target=publisher)
-                th.start()
-                try:
-                    await asyncio.wait_for(asyncio.gather(*tasks), 90)
-                finally:
-                    th.join()
-                return clients, ids, spread
-
-            clients, ids, spread = run_async(run(), 120)
+            clients, ids, spread = run_clients(front, nodes, "feed.live", 30, 600, nodes[0], 300,
+                                               nodes[2].proc.kill, 0.002)
+            check(all(k > 0 for k in spread), f"connections per node {spread}")
             nodes[2].proc.wait()
             nodes[2].proc = None
-            for c in clients:
-                eq(c.ids, ids, "every event once, in order, across the reconnect")
+            check_clients(clients, ids)
             moved = sum(1 for c in clients if c.reconnects)
             eq(moved, spread[2], "exactly the killed node's clients reconnected")
         finally:
@@ -144,42 +158,16 @@ def test_cluster_lb_drain_spreads_reconnects_to_the_other_nodes():
         try:
             front = Port(lb.port)
             lb.wait_up(front)
-            total, topic = 400, "feed.drain"
-
-            async def run():
-                clients = [Client(front, topic) for _ in range(24)]
-                tasks = [asyncio.ensure_future(c.run(total)) for c in clients]
-                await await_for(lambda: sum(node_conns(n) for n in nodes) >= 24, 20, "24 connected")
-                on_first = node_conns(nodes[0])
-                check(on_first > 0, "node 1 has clients")
-                ids = []
-
-                def publisher():
-                    for i in range(total):
-                        ids.append(publish(nodes[1], topic, {"n": i}))
-                        if i == 50:
-                            nodes[0].proc.send_signal(signal.SIGTERM)
-                        time.sleep(0.01)
-
-                th = threading.Thread(target=publisher)
-                th.start()
-                try:
-                    await asyncio.wait_for(asyncio.gather(*tasks), 90)
-                finally:
-                    th.join()
-                return clients, ids, on_first
-
-            clients, ids, on_first = run_async(run(), 120)
+            clients, ids, spread = run_clients(
+                front, nodes, "feed.drain", 24, 400, nodes[1], 50,
+                lambda: nodes[0].proc.send_signal(signal.SIGTERM), 0.01)
+            check(spread[0] > 0, "node 1 has clients")
             eq(nodes[0].proc.wait(30), 0, "the drained node's exit code")
             nodes[0].check_clean()
             nodes[0].proc = None
-            for c in clients:
-                if c.ids != ids:
-                    dups = [t for t in c.trace if c.ids.count(t[2]) > 1]
-                    raise TestFailure(f"client lost or repeated events across the drain: {dups} "
-                                      f"missing {sorted(set(ids) - set(c.ids))[:5]}")
+            check_clients(clients, ids)
             drained = [c for c in clients if c.reconnects]
-            eq(len(drained), on_first, "the drained node's clients, and only they, moved")
+            eq(len(drained), spread[0], "the drained node's clients, and only they, moved")
             for c in drained:
                 eq(c.close_codes, [1012], "closed with 1012 (service restart)")
         finally:
