@@ -276,6 +276,9 @@ bool rc_broker_degraded(const struct rc_shard *s, char *why, size_t cap);
  * to its matching connections. The caller delivers it on this node. No-op
  * with broker = memory. */
 void rc_broker_cluster_forward(const struct rc_server *srv, const struct rc_evbuf *ev);
+/* Stats: broker = redis adds "cluster": node_name, redis_up (and reason),
+ * the bridge's counters (docs/OPERATIONS.md). No-op with broker = memory. */
+void rc_broker_cluster_stats(const struct rc_server *srv, json_t *obj);
 /* This node's name (node_name, else hostname:port). */
 const char *rc_broker_node_name(const struct rc_server *srv);
 

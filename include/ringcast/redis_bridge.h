@@ -115,13 +115,18 @@ struct rc_redis_bridge_cfg {
     uint32_t presence_ttl_ms;           /* a member not refreshed for this long expires */
 };
 
-/* Counters, written by the bridge thread only (read at stop; a stats request
- * through the queue is the way to read them live). */
+/* Counters, written by the bridge thread only; a copy is published once per
+ * loop turn for rc_redis_bridge_counters (any thread). Every member is a
+ * uint64_t (the copy treats the struct as an array of them). */
 struct rc_redis_counters {
     uint64_t published, publish_refused, received, duplicates, gaps, gap_filled, gap_lost,
         malformed, epochs, reconnects, send_failed, reads, node_published, node_received,
         presence_failed;
 };
+#define RC_REDIS_NCOUNTERS (sizeof(struct rc_redis_counters) / sizeof(uint64_t))
+/* Any thread: the counters as of the bridge's last loop turn (each one exact,
+ * not a snapshot of all at one instant). */
+void rc_redis_bridge_counters(struct rc_redis_bridge *b, struct rc_redis_counters *out);
 
 struct rc_redis_req *rc_redis_req_new(enum rc_redis_op op, const char *topic, size_t len);
 void rc_redis_req_free(struct rc_redis_req *req);

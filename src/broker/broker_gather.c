@@ -454,8 +454,10 @@ static void gather_finish(struct rc_shard *s, struct gather *g)
         json_object_set_new(acc, "unique_users",
                             json_integer((json_int_t)(g->users ? json_object_size(g->users) : 0)));
         json_object_set_new(acc, "pubsub_backend", json_string(B(s)->engine->name));
-        if (s->srv->cluster) /* broker = redis: which node answered */
+        if (s->srv->cluster) { /* broker = redis: which node answered, its bridge */
             json_object_set_new(acc, "node_name", json_string(rc_broker_node_name(s->srv)));
+            rc_broker_cluster_stats(s->srv, acc);
+        }
         json_object_set_new(acc, "shard_count", json_integer((json_int_t)s->srv->nshards));
         json_object_set_new(
             acc, "uptime_seconds",

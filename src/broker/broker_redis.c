@@ -37,6 +37,32 @@ const char *rc_broker_node_name(const struct rc_server *srv)
     return srv->cluster ? srv->cluster->node_name : "";
 }
 
+void rc_broker_cluster_stats(const struct rc_server *srv, json_t *obj)
+{
+    struct rc_broker_cluster *k = srv->cluster;
+    if (!k)
+        return;
+    struct rc_redis_counters c;
+    rc_redis_bridge_counters(k->bridge, &c);
+    char why[200] = "";
+    bool up = rc_redis_bridge_up(k->bridge, why, sizeof(why));
+    json_t *o = json_pack(
+        "{s:s, s:b, s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I}",
+        "node_name", k->node_name, "redis_up", up, "published", (json_int_t)c.published,
+        "publish_refused", (json_int_t)c.publish_refused, "received", (json_int_t)c.received,
+        "duplicates", (json_int_t)c.duplicates, "gaps", (json_int_t)c.gaps, "gap_filled",
+        (json_int_t)c.gap_filled, "gap_lost", (json_int_t)c.gap_lost, "malformed",
+        (json_int_t)c.malformed, "epochs", (json_int_t)c.epochs, "reconnects",
+        (json_int_t)c.reconnects, "send_failed", (json_int_t)c.send_failed, "reads",
+        (json_int_t)c.reads, "node_events_sent", (json_int_t)c.node_published,
+        "node_events_received", (json_int_t)c.node_received);
+    if (o && !up)
+        json_object_set_new(o, "reason", json_string(why));
+    if (o)
+        json_object_set_new(o, "presence_failed", json_integer((json_int_t)c.presence_failed));
+    json_object_set_new(obj, "cluster", o);
+}
+
 bool rc_broker_degraded(const struct rc_shard *s, char *why, size_t cap)
 {
     struct rc_broker_cluster *k = s->srv->cluster;

@@ -504,6 +504,10 @@ static void *bridge_main(void *arg)
         struct rc_mpsc_node *node;
         while ((node = rc_mpsc_pop(&b->q)))
             handle(b, RC_CONTAINER_OF(node, struct rc_redis_req, node));
+        uint64_t c[RC_REDIS_NCOUNTERS];
+        memcpy(c, &b->ctr, sizeof(c));
+        for (size_t i = 0; i < RC_REDIS_NCOUNTERS; i++)
+            atomic_store_explicit(&b->live[i], c[i], memory_order_relaxed);
         uint64_t now = mono_ms(), wake = now + 1000;
         rdb_presence_tick(b, now);
         if (rdb_presence_wake(b) < wake)
@@ -617,6 +621,14 @@ int rc_redis_bridge_start(struct rc_redis_bridge *b, struct rc_err *err)
 void rc_redis_bridge_submit(struct rc_redis_bridge *b, struct rc_redis_req *req)
 {
     rc_mpsc_push(&b->q, &req->node);
+}
+
+void rc_redis_bridge_counters(struct rc_redis_bridge *b, struct rc_redis_counters *out)
+{
+    uint64_t c[RC_REDIS_NCOUNTERS];
+    for (size_t i = 0; i < RC_REDIS_NCOUNTERS; i++)
+        c[i] = atomic_load_explicit(&b->live[i], memory_order_relaxed);
+    memcpy(out, c, sizeof(c));
 }
 
 bool rc_redis_bridge_up(struct rc_redis_bridge *b, char *why, size_t cap)

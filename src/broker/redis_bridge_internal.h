@@ -56,6 +56,7 @@ struct rc_redis_bridge {
     char sha[41];                          /* of rc_redis_publish_script */
     char (*names)[RC_REDIS_HOST_MAX + 16]; /* "host:port/db" per instance, immutable */
     struct rc_redis_counters ctr;
+    _Atomic uint64_t live[RC_REDIS_NCOUNTERS]; /* ctr, published once per loop turn (relaxed) */
     struct rdb_presence presence;
 };
 

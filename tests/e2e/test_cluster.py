@@ -39,6 +39,12 @@ async def no_more_events(ws, wait=0.3):
         raise TestFailure(f"unexpected event {m}")
 
 
+def cluster_stats(srv):
+    r = http(srv, "GET", "/api/realtime/stats")
+    eq(r.status, 200, "stats")
+    return r.json()["cluster"]
+
+
 def test_cluster_one_order_per_topic_with_publishers_on_every_node():
     """Three nodes, two subscribers on each, three publishers (one per node)
     publishing 400 events each at the same time: every subscriber sees all
@@ -271,6 +277,9 @@ def test_cluster_redis_down_then_back_loses_nothing_it_can_replay():
             eq(r.status, 503, "publish while down")
             eq(r.json()["error"]["code"], "broker_unavailable", "code")
             check(time.monotonic() - t0 < 2.0, "answered at once, not after a hang")
+            c = cluster_stats(nodes[0])
+            check(c["redis_up"] is False and "not connected" in c["reason"], f"stats: {c}")
+            check(c["publish_refused"] >= 1, f"refusal counted: {c}")
             pong = await ws.ping()
             await asyncio.wait_for(pong, 5)  # still connected
             redis.start()
@@ -324,6 +333,9 @@ def test_cluster_lost_subscriber_connections_close_the_gap_from_history():
         ids, results = run_async(run(), 120)
         for r in results:
             eq([g["id"] for g in r], ids, "every event once, in order")
+        for srv in nodes:
+            c = cluster_stats(srv)
+            check(c["gap_filled"] > 0 and c["reconnects"] >= 1, f"the stats show the gaps: {c}")
     # the gaps were real: each node read missed events from the history
     for srv in nodes:
         m = re.search(r"event=cluster_stopped .* gap_filled=(\d+)", srv.log())
