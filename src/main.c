@@ -159,6 +159,7 @@ int main(int argc, char **argv)
      * parse is a configuration error (2) */
     int fail = init_rc < 0                                                    ? 1
                : rc_broker_cluster_open(&srv, rc_server_port(&srv), &err) < 0 ? EXIT_CONFIG
+               : rc_api_store_cluster(&srv, &err) < 0                         ? 1
                                                                               : 0;
     if (fail) {
         if (fail == 1)
@@ -166,6 +167,7 @@ int main(int argc, char **argv)
         fprintf(stderr, "ringcast: %s\n", err.msg);
         rc_api_store_close(NULL);
         rc_server_join(&srv);
+        rc_broker_cluster_close(&srv);
         rc_api_store_stop(store);
         rc_auth_free(auth);
         rc_config_fini(&cfg);

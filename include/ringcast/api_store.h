@@ -56,6 +56,10 @@ RC_MUST_CHECK int rc_api_store_open(struct rc_store **out, const struct rc_confi
 /* Main thread, after the shards started: start the storage and expiry
  * threads. 0 or -errno with err. */
 RC_MUST_CHECK int rc_api_store_start(struct rc_store *st, struct rc_err *err);
+/* broker = redis (after rc_broker_cluster_open, before it starts): durable
+ * subscription changes made on any node reach the user's connections on this
+ * one. 0 or -errno with err. */
+RC_MUST_CHECK int rc_api_store_cluster(struct rc_server *srv, struct rc_err *err);
 /* Main thread, after rc_server_drain and before rc_server_join: wait (at
  * most 5 s) until every shard is draining (a draining shard answers store
  * requests 503 instead of submitting them) and every request submitted

@@ -276,6 +276,18 @@ bool rc_broker_degraded(const struct rc_shard *s, char *why, size_t cap);
  * to its matching connections. The caller delivers it on this node. No-op
  * with broker = memory. */
 void rc_broker_cluster_forward(const struct rc_server *srv, const struct rc_evbuf *ev);
+/* Messages between nodes for upper layers (broker = redis): a kind and a JSON
+ * object, on the rc:n channel. Main thread, after rc_broker_cluster_open and
+ * before rc_broker_cluster_start: register fn for kind (at most
+ * RC_BROKER_CLUSTER_KINDS kinds); it runs on the bridge thread for every other
+ * node's message of that kind and must hand the work on, not block. 0, or
+ * -ENOSPC. No-op (0) with broker = memory. */
+#define RC_BROKER_CLUSTER_KINDS 4
+typedef void (*rc_broker_cluster_fn)(void *ctx, const json_t *msg);
+int rc_broker_cluster_on(struct rc_server *srv, const char *kind, rc_broker_cluster_fn fn,
+                         void *ctx);
+/* Any thread: send msg (not taken) to every other node's handler of kind. */
+void rc_broker_cluster_send(const struct rc_server *srv, const char *kind, const json_t *msg);
 /* Stats: broker = redis adds "cluster": node_name, redis_up (and reason),
  * the bridge's counters (docs/OPERATIONS.md). No-op with broker = memory. */
 void rc_broker_cluster_stats(const struct rc_server *srv, json_t *obj);

@@ -18,6 +18,7 @@
 #include "ringcast/store.h"
 #include "ringcast/ws_frame.h"
 
+#define CLUSTER_SUB_CHANGE "store.subscription" /* broker = redis: a change, to other nodes */
 #define CLOSE_WAIT_S 5     /* rc_api_store_close waits this long for answers in flight */
 #define EXPIRY_MAX 100000u /* pending expiries (~200 bytes each) */
 
@@ -129,8 +130,9 @@ static void post_change_all(enum rc_api_store_change what, const char *user, con
     free(ftext);
 }
 
-/* A subscription record was created or changed status. */
-static void sub_changed(const json_t *rec, bool deleted)
+/* A subscription change reaches this node's connections of its user: g.lock
+ * held. rec: the record ("deleted": true for a removal). */
+static void sub_changed_here(const json_t *rec)
 {
     const char *user = json_string_value(json_object_get(rec, "user_id"));
     const char *id = json_string_value(json_object_get(rec, "id"));
@@ -138,19 +140,53 @@ static void sub_changed(const json_t *rec, bool deleted)
     if (!user || !id)
         return;
     int64_t exp = rc_api_store_rec_time(rec, "expires_at");
-    if (deleted) {
+    if (json_is_true(json_object_get(rec, "deleted"))) {
         post_change_all(RC_API_STORE_CHG_DELETED, user, id, NULL, NULL, 0);
     } else if (status && strcmp(status, "active") == 0) {
         post_change_all(RC_API_STORE_CHG_APPLY, user, id,
                         json_string_value(json_object_get(rec, "topic")),
                         json_object_get(rec, "payload_filter"), exp);
         if (exp) {
-            heap_push(exp, user, id);
+            heap_push(exp, user, id); /* every node expires it on its own connections */
             pthread_cond_signal(&g.cond);
         }
     } else {
         post_change_all(RC_API_STORE_CHG_PAUSED, user, id, NULL, NULL, 0);
     }
+}
+
+/* A subscription record was created or changed status (or was deleted): on
+ * this node, and (broker = redis) on the user's connections of every other
+ * node. g.lock held. */
+static void sub_changed(const json_t *rec, bool deleted)
+{
+    json_t *r = json_deep_copy(rec);
+    if (r && deleted)
+        json_object_set_new(r, "deleted", json_true());
+    if (!r)
+        return;
+    sub_changed_here(r);
+    rc_broker_cluster_send(g.srv, CLUSTER_SUB_CHANGE, r);
+    json_decref(r);
+}
+
+/* Bridge thread: another node's subscription change. */
+static void on_cluster_sub_change(void *ctx, const json_t *rec)
+{
+    (void)ctx;
+    pthread_mutex_lock(&g.lock);
+    if (!g.closed)
+        sub_changed_here(rec);
+    pthread_mutex_unlock(&g.lock);
+}
+
+int rc_api_store_cluster(struct rc_server *srv, struct rc_err *err)
+{
+    if (rc_broker_cluster_on(srv, CLUSTER_SUB_CHANGE, on_cluster_sub_change, NULL) < 0) {
+        rc_err_set(err, 500, "start", "cluster: too many message kinds");
+        return -ENOSPC;
+    }
+    return 0;
 }
 
 /* A stored notification: encode it once, post it to every shard. */

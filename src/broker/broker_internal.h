@@ -178,6 +178,13 @@ struct rc_broker_cluster {
     struct rc_redis_bridge *bridge;
     bool halted;      /* main thread: the bridge thread is gone, answers are dropped */
     char node_id[17]; /* random, per process: a node skips its own forwarded events */
+    /* handlers of other nodes' messages (rc_broker_cluster_on), set before start */
+    struct {
+        char kind[32];
+        rc_broker_cluster_fn fn;
+        void *ctx;
+    } on[RC_BROKER_CLUSTER_KINDS];
+    unsigned non;
     char node_name[RC_CONFIG_CLAIM_MAX];
 };
 

@@ -192,6 +192,62 @@ void rc_broker_cluster_forward(const struct rc_server *srv, const struct rc_evbu
     rc_redis_bridge_submit(k->bridge, req);
 }
 
+int rc_broker_cluster_on(struct rc_server *srv, const char *kind, rc_broker_cluster_fn fn,
+                         void *ctx)
+{
+    struct rc_broker_cluster *k = srv->cluster;
+    if (!k)
+        return 0;
+    if (k->non == RC_BROKER_CLUSTER_KINDS || strlen(kind) >= sizeof(k->on[0].kind))
+        return -ENOSPC;
+    snprintf(k->on[k->non].kind, sizeof(k->on[0].kind), "%s", kind);
+    k->on[k->non].fn = fn;
+    k->on[k->non].ctx = ctx;
+    k->non++;
+    return 0;
+}
+
+void rc_broker_cluster_send(const struct rc_server *srv, const char *kind, const json_t *msg)
+{
+    struct rc_broker_cluster *k = srv->cluster;
+    if (!k)
+        return;
+    json_t *meta = json_pack("{s:s, s:O}", "k", kind, "m", (json_t *)msg);
+    char *txt = meta ? json_dumps(meta, JSON_COMPACT) : NULL;
+    json_decref(meta);
+    struct rc_redis_req *req = txt ? rc_redis_req_new(RC_REDIS_NODE_PUBLISH, "", 0) : NULL;
+    size_t tl = txt ? strlen(txt) : 0;
+    char *out = req ? malloc(17 + tl + 1) : NULL;
+    if (!out) {
+        rc_log(RC_LOG_WARN, "cluster_send_failed", "kind=%s reason=oom", kind);
+        free(txt);
+        rc_redis_req_free(req);
+        return;
+    }
+    memcpy(out, k->node_id, 16);
+    out[16] = '\n';
+    memcpy(out + 17, txt, tl);
+    out[17 + tl] = '\n';
+    free(txt);
+    req->data = out;
+    req->data_len = 18 + tl;
+    rc_redis_bridge_submit(k->bridge, req);
+}
+
+/* Bridge thread: another node's message for an upper layer's handler. */
+static void node_message(struct rc_broker_cluster *k, const json_t *meta)
+{
+    const char *kind = json_string_value(json_object_get(meta, "k"));
+    const json_t *m = json_object_get(meta, "m");
+    for (unsigned i = 0; kind && json_is_object(m) && i < k->non; i++)
+        if (strcmp(k->on[i].kind, kind) == 0) {
+            k->on[i].fn(k->on[i].ctx, m);
+            return;
+        }
+    rc_log(RC_LOG_WARN, "cluster_message_dropped", "kind=\"%.32s\" reason=no_handler",
+           kind ? kind : "?");
+}
+
 static void forwarded_run(struct rc_shard *s, struct rc_post *p)
 {
     struct rc_evbuf_post *ep = RC_CONTAINER_OF(p, struct rc_evbuf_post, post);
@@ -208,6 +264,11 @@ static void bridge_node(void *arg, const char *msg, size_t n)
         return; /* malformed, or this node's own (delivered when it was sent) */
     const char *nl = memchr(msg + 17, '\n', n - 17);
     json_t *meta = nl ? json_loadb(msg + 17, (size_t)(nl - msg - 17), 0, NULL) : NULL;
+    if (meta && json_object_get(meta, "k")) {
+        node_message(k, meta);
+        json_decref(meta);
+        return;
+    }
     const char *id = json_string_value(json_object_get(meta, "id"));
     json_int_t wl = json_integer_value(json_object_get(meta, "w"));
     json_int_t sl = json_integer_value(json_object_get(meta, "s"));

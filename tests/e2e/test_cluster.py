@@ -535,3 +535,35 @@ def test_cluster_topics_sharded_over_two_redis_instances():
         for t in (sorted(on1)[0], sorted(on2)[0]):
             r = http(nodes[1], "GET", f"/api/realtime/history/{t}")
             eq([e["id"] for e in r.json()["events"]], [ids[t]], f"history of {t}")
+
+
+def test_cluster_durable_subscription_changes_reach_every_node():
+    """A durable subscription created on node 1 for alice applies at once to
+    her connection on node 2 (`subscribed`, then the topic's events reach it);
+    paused on node 1, it is taken off there too (`unsubscribed`, no more
+    events). The store stays per node (SQLite): only the live change crosses."""
+    with Redis() as redis, Nodes(redis, 2, f"--jwt-secret={SECRET}") as nodes:
+        async def run():
+            ws = await ws_connect(nodes[1], f"/api/realtime/ws?token={tok('alice')}")
+            await ws_next(ws, type_="authenticated")
+            r = http(nodes[0], "POST", "/api/realtime/subscriptions/topic",
+                     {"user_id": "alice", "topic": "alerts.eu"})
+            eq(r.status, 201, f"create: {r}")
+            sid = r.json()["id"]
+            m = await ws_next(ws, type_="subscribed")
+            eq(m["data"]["durable_subscription"], sid, "applied on node 2")
+            wait_for(lambda: redis.command("PUBSUB", "NUMSUB", "rc:e:alerts.eu")[1] == 1, 10,
+                     "node 2 subscribed the channel")
+            eid = publish(nodes[0], "alerts.eu", {"level": 3})
+            m = await ws_next(ws, type_="event")
+            eq((m["data"]["id"], m["data"]["data"]), (eid, {"level": 3}), "event through it")
+            r = http(nodes[0], "PATCH", f"/api/realtime/subscriptions/{sid}/status",
+                     {"status": "paused"})
+            eq(r.status, 200, f"pause: {r}")
+            m = await ws_next(ws, type_="unsubscribed")
+            eq((m["data"]["durable_subscription"], m["data"]["reason"]), (sid, "paused"), "paused")
+            publish(nodes[0], "alerts.eu", {"level": 4})
+            await no_more_events(ws)
+            await ws.close()
+
+        run_async(run(), 60)
