@@ -124,6 +124,7 @@ struct rc_config {
     struct rc_config_list redis_url;     /* secret: may hold passwords */
     uint64_t redis_timeout;              /* ms */
     uint32_t redis_max_pending;          /* commands in flight per instance */
+    uint32_t redis_max_patterns;         /* distinct PSUBSCRIBE globs per node; 0 = no bound */
     uint64_t presence_ttl;               /* ms: a dead node's presence entries expire after it */
     char node_name[RC_CONFIG_CLAIM_MAX]; /* "" = hostname:port */
     bool proxy_protocol;                 /* a PROXY v1/v2 header must open every connection */

@@ -113,6 +113,8 @@ struct rc_redis_bridge_cfg {
     uint32_t catchup_max;               /* history entries read per gap */
     char node_id[17];                   /* this node's, in presence members */
     uint32_t presence_ttl_ms;           /* a member not refreshed for this long expires */
+    uint32_t max_patterns;              /* distinct globs PSUBSCRIBEd, at most; past it new
+                                           patterns go through "rc:e:*" (0 = no bound) */
 };
 
 /* Counters, written by the bridge thread only; a copy is published once per
@@ -121,7 +123,7 @@ struct rc_redis_bridge_cfg {
 struct rc_redis_counters {
     uint64_t published, publish_refused, received, duplicates, gaps, gap_filled, gap_lost,
         malformed, epochs, reconnects, send_failed, reads, node_published, node_received,
-        presence_failed;
+        presence_failed, patterns_coarsened;
 };
 #define RC_REDIS_NCOUNTERS (sizeof(struct rc_redis_counters) / sizeof(uint64_t))
 /* Any thread: the counters as of the bridge's last loop turn (each one exact,

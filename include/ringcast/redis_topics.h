@@ -32,6 +32,7 @@ struct rc_redis_topic {
     uint32_t refs;  /* exact subscriptions on this node (the channel's SUBSCRIBE) */
     bool known;     /* a message (or a history read) set epoch and last */
     bool confirmed; /* Redis confirmed the channel's SUBSCRIBE (reset when it is sent) */
+    bool coarse;    /* the bridge's pattern map: received through the catch-all glob */
     char epoch[RC_EPOCH_MAX];
     uint64_t last;                              /* last seq delivered */
     bool in_lru;                                /* unreferenced: in the recency list */

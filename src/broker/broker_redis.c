@@ -58,8 +58,11 @@ void rc_broker_cluster_stats(const struct rc_server *srv, json_t *obj)
         "node_events_received", (json_int_t)c.node_received);
     if (o && !up)
         json_object_set_new(o, "reason", json_string(why));
-    if (o)
+    if (o) {
         json_object_set_new(o, "presence_failed", json_integer((json_int_t)c.presence_failed));
+        json_object_set_new(o, "patterns_coarsened",
+                            json_integer((json_int_t)c.patterns_coarsened));
+    }
     json_object_set_new(obj, "cluster", o);
 }
 
@@ -585,6 +588,7 @@ int rc_broker_cluster_open(struct rc_server *srv, uint16_t port, struct rc_err *
         .seen_max = 100000,
         .catchup_max = RC_HISTORY_SIZE_MAX,
         .presence_ttl_ms = (uint32_t)cfg->presence_ttl,
+        .max_patterns = cfg->redis_max_patterns,
     };
     uint64_t rnd[2] = {0};
     if (getrandom(rnd, sizeof(rnd), 0) != sizeof(rnd))

@@ -211,14 +211,67 @@ int rc_redis_pattern_glob(char *out, size_t cap, const char *pattern, size_t len
     return (int)o;
 }
 
-static void pattern_command(struct instance *in, const char *verb, const char *pattern, size_t len)
+static void pattern_command(struct instance *in, const char *verb, const char *glob)
 {
-    char glob[RC_REDIS_GLOB_MAX];
-    if (!rc_redis_conn_ready(&in->sub) ||
-        rc_redis_pattern_glob(glob, sizeof(glob), pattern, len) < 0)
+    if (!rc_redis_conn_ready(&in->sub))
         return; /* sent again by the resubscription once it is up */
     const char *argv[] = {verb, glob};
     sent(in->b, rc_redis_conn_command(&in->sub, 2, argv, NULL, NULL, NULL));
+}
+
+#define CATCH_ALL_GLOB "rc:e:*"
+
+/* The glob a pattern is received through: its own, while the node's distinct
+ * globs stay under max_patterns (or the glob is already subscribed), else the
+ * catch-all (every event of the instance reaches this node, the trie picks).
+ * Redis matches every pattern on every publish, so a few globs keep each
+ * publish cheap for the whole cluster (docs/OPERATIONS.md). */
+static const char *pattern_glob(struct rc_redis_bridge *b, const char *pattern, size_t len,
+                                char out[RC_REDIS_GLOB_MAX], bool *coarse)
+{
+    struct rc_redis_topics *t = &b->inst[0].patterns;
+    *coarse = false;
+    if (rc_redis_pattern_glob(out, RC_REDIS_GLOB_MAX, pattern, len) < 0) {
+        *coarse = true;
+        return CATCH_ALL_GLOB;
+    }
+    const struct rc_redis_topic *e = rc_redis_topics_find(t, out, strlen(out));
+    if ((e && e->refs) || !b->cfg.max_patterns || t->n - t->unreferenced < b->cfg.max_patterns)
+        return out;
+    *coarse = true;
+    b->ctr.patterns_coarsened++;
+    return CATCH_ALL_GLOB;
+}
+
+/* A pattern subscribed (on) or released by a subscription of this node. */
+static void pattern_ref(struct rc_redis_bridge *b, const char *pattern, size_t len, bool on)
+{
+    bool edge = false, coarse = false;
+    char buf[RC_REDIS_GLOB_MAX];
+    const char *glob;
+    if (on) {
+        if (rc_redis_topics_ref(&b->pattern_map, pattern, len, &edge) < 0 || !edge)
+            return; /* another subscription of this pattern holds its glob */
+        glob = pattern_glob(b, pattern, len, buf, &coarse);
+        rc_redis_topics_find(&b->pattern_map, pattern, len)->coarse = coarse;
+    } else {
+        struct rc_redis_topic *e = rc_redis_topics_find(&b->pattern_map, pattern, len);
+        if (!e || !e->refs)
+            return;
+        coarse = e->coarse;
+        if (rc_redis_topics_unref(&b->pattern_map, pattern, len, &edge) < 0 || !edge)
+            return;
+        glob = coarse || rc_redis_pattern_glob(buf, sizeof(buf), pattern, len) < 0 ? CATCH_ALL_GLOB
+                                                                                   : buf;
+    }
+    /* a pattern's topics may live on any instance */
+    for (uint32_t k = 0; k < b->cfg.nep; k++) {
+        struct instance *pi = &b->inst[k];
+        int rc = on ? rc_redis_topics_ref(&pi->patterns, glob, strlen(glob), &edge)
+                    : rc_redis_topics_unref(&pi->patterns, glob, strlen(glob), &edge);
+        if (rc == 0 && edge)
+            pattern_command(pi, on ? "PSUBSCRIBE" : "PUNSUBSCRIBE", glob);
+    }
 }
 
 struct resub {
@@ -242,11 +295,9 @@ static void resub_one(void *arg, const struct rc_redis_topic *e)
     struct resub *rs = arg;
     if (!e->refs)
         return;
-    bool glob = rs->argv[0][0] == 'P';
-    size_t cap = glob ? 2 * e->len + 6 : e->len + 6;
-    char *ch = malloc(cap);
-    if (!ch || (glob ? rc_redis_pattern_glob(ch, cap, e->name, e->len)
-                     : rc_redis_key(ch, cap, 'e', e->name, e->len)) < 0) {
+    bool glob = rs->argv[0][0] == 'P'; /* pattern tables hold the globs themselves */
+    char *ch = glob ? strndup(e->name, e->len) : malloc(e->len + 6);
+    if (!ch || (!glob && rc_redis_key(ch, e->len + 6, 'e', e->name, e->len) < 0)) {
         free(ch);
         return;
     }
@@ -473,16 +524,7 @@ static void handle(struct rc_redis_bridge *b, struct rc_redis_req *req)
         break;
     case RC_REDIS_PSUBSCRIBE:
     case RC_REDIS_PUNSUBSCRIBE:
-        /* a pattern's topics may live on any instance */
-        for (uint32_t k = 0; k < b->cfg.nep; k++) {
-            struct instance *pi = &b->inst[k];
-            int rc = req->op == RC_REDIS_PSUBSCRIBE
-                         ? rc_redis_topics_ref(&pi->patterns, req->topic, req->topic_len, &edge)
-                         : rc_redis_topics_unref(&pi->patterns, req->topic, req->topic_len, &edge);
-            if (rc == 0 && edge)
-                pattern_command(pi, req->op == RC_REDIS_PSUBSCRIBE ? "PSUBSCRIBE" : "PUNSUBSCRIBE",
-                                req->topic, req->topic_len);
-        }
+        pattern_ref(b, req->topic, req->topic_len, req->op == RC_REDIS_PSUBSCRIBE);
         break;
     }
     rc_redis_req_free(req);
@@ -594,6 +636,8 @@ int rc_redis_bridge_open(struct rc_redis_bridge **out, const struct rc_redis_bri
         in->sub.on_ready = sub_ready;
         in->sub.cb_arg = in;
     }
+    if (rc_redis_topics_init(&b->pattern_map, 64) < 0)
+        goto nomem;
     b->efd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
     if (b->efd < 0)
         goto nomem;
@@ -686,6 +730,8 @@ void rc_redis_bridge_stop_counters(struct rc_redis_bridge *b, struct rc_redis_co
         if (b->inst[i].patterns.slots)
             rc_redis_topics_free(&b->inst[i].patterns);
     }
+    if (b->pattern_map.slots)
+        rc_redis_topics_free(&b->pattern_map);
     rdb_presence_free(b);
     if (out)
         *out = b->ctr;

@@ -24,7 +24,7 @@ struct instance {
     uint32_t index;
     struct rc_redis_conn cmd, sub;
     struct rc_redis_topics topics;   /* channels (exact topics) and delivered offsets */
-    struct rc_redis_topics patterns; /* PSUBSCRIBEd patterns (refs only) */
+    struct rc_redis_topics patterns; /* PSUBSCRIBEd globs (refs only) */
     struct rc_redis_req *parked;     /* reads waiting for their channel's SUBSCRIBE to be
                                         confirmed (linked through node.next) */
     bool resubscribe;                /* the subscriber connection came (back) up */
@@ -55,6 +55,8 @@ struct rc_redis_bridge {
                                               hint for /healthz and the logs, orders nothing) */
     char sha[41];                          /* of rc_redis_publish_script */
     char (*names)[RC_REDIS_HOST_MAX + 16]; /* "host:port/db" per instance, immutable */
+    struct rc_redis_topics pattern_map;    /* the node's patterns (refs; coarse: received
+                                              through the catch-all glob) */
     struct rc_redis_counters ctr;
     _Atomic uint64_t live[RC_REDIS_NCOUNTERS]; /* ctr, published once per loop turn (relaxed) */
     struct rdb_presence presence;

@@ -301,6 +301,10 @@ const struct rc_config_key rc_config_keys[] = {
     KEY_UINT(redis_max_pending, "10000", 1, 1000000, NULL,
              "publishes and reads in flight to one Redis instance, at most; past it a publish "
              "gets 503 broker_unavailable"),
+    KEY_UINT(redis_max_patterns, "256", 0, 1000000, "0 = no bound",
+             "with broker=redis: distinct wildcard patterns a node PSUBSCRIBEs, at most; past it "
+             "new patterns are received through one catch-all pattern (Redis matches every "
+             "pattern on every publish)"),
     KEY_DURATION(presence_ttl, "15s", SEC, HOUR, NULL,
                  "with broker=redis: a node's presence entries expire this long after it last "
                  "refreshed them (every third of it), so a dead node's users leave within it"),

@@ -567,3 +567,28 @@ def test_cluster_durable_subscription_changes_reach_every_node():
             await ws.close()
 
         run_async(run(), 60)
+
+
+def test_cluster_patterns_past_redis_max_patterns_use_one_catch_all():
+    """Past redis_max_patterns distinct globs a node receives further patterns
+    through one catch-all PSUBSCRIBE: Redis keeps few patterns (each publish
+    stays cheap), the node's trie still delivers exactly what matches, and
+    the catch-all goes when its last pattern does."""
+    with Redis() as redis, Nodes(redis, 2, "--redis-max-patterns=1") as nodes:
+        async def run():
+            ws = await ws_connect(nodes[1])
+            sa = await ws_subscribe(ws, "a.*")
+            sb = await ws_subscribe(ws, "b.>")
+            sc = await ws_subscribe(ws, "c.*.z")
+            wait_for(lambda: redis.command("PUBSUB", "NUMPAT") == 2, 10, "a.* and the catch-all")
+            for t in ("a.x", "b.y.z", "c.q.z", "c.q.y", "d.x", "a.x.y"):
+                publish(nodes[0], t, {"t": t})
+            got = await collect(ws, 3)
+            await no_more_events(ws)
+            eq(sorted((g["topic"], g["subscription"]) for g in got),
+               sorted([("a.x", sa), ("b.y.z", sb), ("c.q.z", sc)]), "exactly what matches")
+            eq(cluster_stats(nodes[1])["patterns_coarsened"], 2, "two patterns coarsened")
+            await ws.close()
+            wait_for(lambda: redis.command("PUBSUB", "NUMPAT") == 0, 10, "all released")
+
+        run_async(run())
