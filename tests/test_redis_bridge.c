@@ -278,7 +278,12 @@ static void test_two_nodes_one_order_and_gap(void **state)
     node_free(a, &ca);
     node_free(b, &cb);
     assert_true(ca.reconnects >= 1 && cb.reconnects >= 1);
-    assert_true(ca.gap_filled >= 200 || cb.gap_filled >= 200);
+    /* each node read what it missed from the history: the first of the 200 is
+     * published right after the kill, well inside the 100 ms before a
+     * reconnect; how many of them came that way rather than live depends on
+     * how fast the reconnect was (contiguous delivery above is the invariant) */
+    assert_true(ca.gap_filled > 0 && cb.gap_filled > 0);
+    assert_true(ca.gaps > 0 && cb.gaps > 0);
     assert_int_equal(ca.gap_lost, 0);
     assert_int_equal(cb.gap_lost, 0);
     rts_stop(&s);
