@@ -91,6 +91,7 @@ struct rc_redis_req {
     void *user;                       /* the submitter's */
     struct rc_redis_bridge *bridge_;  /* the bridge's, while the command is in flight */
     struct rc_redis_req *parked_next; /* the bridge's: reads waiting for a confirmation */
+    bool eval_; /* the bridge's: send the script's text (Redis answered NOSCRIPT) */
 };
 
 struct rc_redis_bridge_cb {

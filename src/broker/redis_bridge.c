@@ -390,6 +390,8 @@ static void cmd_down(void *arg)
 /* ---- publishes ---------------------------------------------------------------------------------
  */
 
+static void publish(struct rc_redis_bridge *b, struct rc_redis_req *req);
+
 static void publish_reply(void *arg, struct redisReply *r, const char *why)
 {
     struct rc_redis_req *req = arg;
@@ -397,6 +399,15 @@ static void publish_reply(void *arg, struct redisReply *r, const char *why)
     req->bridge_ = NULL;
     if (!r) {
         answer(br, req, 503, "broker_unavailable", why);
+        return;
+    }
+    if (r->type == REDIS_REPLY_ERROR && !req->eval_ && strncmp(r->str, "NOSCRIPT", 8) == 0) {
+        /* Redis lost its script cache (a restart whose SCRIPT LOAD failed,
+         * e.g. while it was loading its data): send the text, which caches it
+         * again; every publish pipelined behind fails the same way and is sent
+         * again in the same order */
+        req->eval_ = true;
+        publish(br, req);
         return;
     }
     if (r->type == REDIS_REPLY_ERROR) {
@@ -441,8 +452,8 @@ static void publish(struct rc_redis_bridge *b, struct rc_redis_req *req)
     clock_gettime(CLOCK_REALTIME, &ts);
     snprintf(now, sizeof(now), "%llu",
              (unsigned long long)ts.tv_sec * 1000ull + (unsigned long long)ts.tv_nsec / 1000000ull);
-    const char *argv[] = {"EVALSHA",
-                          b->sha,
+    const char *argv[] = {req->eval_ ? "EVAL" : "EVALSHA",
+                          req->eval_ ? rc_redis_publish_script : b->sha,
                           "2",
                           m,
                           h,

@@ -592,3 +592,39 @@ def test_cluster_patterns_past_redis_max_patterns_use_one_catch_all():
             wait_for(lambda: redis.command("PUBSUB", "NUMPAT") == 0, 10, "all released")
 
         run_async(run())
+
+
+def test_cluster_redis_restart_with_persistence_keeps_ids_and_history():
+    """A Redis with its AOF restarted mid-stream: publishes answer 503 while it
+    is down; after it, the topic keeps its epoch and sequence (no history_gap
+    for old cursors), the subscriber gets every event once, and a client that
+    resumes from before the restart gets what it missed from the history."""
+    with Redis(persist=True) as redis, Nodes(redis, 2, "--redis-timeout=500ms") as nodes:
+        async def run():
+            ws = await ws_connect(nodes[1])
+            await ws_subscribe(ws, "p.t")
+            wait_for(lambda: redis.command("PUBSUB", "NUMSUB", "rc:e:p.t")[1] == 1, 10, "subbed")
+            before = [publish(nodes[0], "p.t", {"n": n}) for n in range(5)]
+            redis.stop()
+            wait_for(lambda: http(nodes[0], "POST", "/api/realtime/publish",
+                                  {"topic": "p.t", "data": 0}).status == 503, 10, "503 while down")
+            redis.start()
+            wait_for(lambda: healthz(nodes[0])["status"] == "ok", 20, "back")
+            wait_for(lambda: redis.command("PUBSUB", "NUMSUB", "rc:e:p.t")[1] == 1, 20,
+                     "resubscribed")
+            after = [publish(nodes[0], "p.t", {"n": n}) for n in range(5, 10)]
+            eq([seq_of(i) for i in before + after], list(range(1, 11)), "one sequence")
+            check(len({i.rsplit("-", 1)[0] for i in before + after}) == 1, "one epoch")
+            got = await collect(ws, 10)
+            eq([g["id"] for g in got], before + after, "every event once")
+            await no_more_events(ws)
+            ws2 = await ws_connect(nodes[0])
+            r = await ws_request(ws2, {"action": "subscribe", "topic": "p.t", "since": before[1],
+                                       "id": 1})
+            eq(r["type"], "subscribed", "resume across the restart")
+            got2 = await collect(ws2, 8)
+            eq([g["id"] for g in got2], before[2:] + after, "replayed from the history")
+            await ws.close()
+            await ws2.close()
+
+        run_async(run(), 60)
