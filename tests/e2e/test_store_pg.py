@@ -6,13 +6,16 @@ node B; durable subscriptions created on A are listed and paused on B);
 --check-config connects (unreachable server, missing URL, newer schema: exit
 2 with a clear message; the URL's password is never printed); PostgreSQL
 stopped: creates answer 503 store_unavailable at once and the server
-survives; started again: creates work again without a restart of ringcast."""
+survives; started again: creates work again without a restart of ringcast.
+And every test of test_notifications.py once more with store=postgres
+(test_store_pg_notifications_<name>): the same endpoints answering the same."""
 
 import os
 import subprocess
 import time
 
 import pg_server
+import test_notifications
 from harness import Server, TestFailure, check, eq, wait_for
 from test_notifications import NP, SP, call, create_notif, create_sub, err_code
 
@@ -155,3 +158,31 @@ def test_store_pg_outage_gives_503_then_recovers():
             check(srv.log_has("event=store_reconnected"), "the reconnect is logged")
     finally:
         pg.close()
+
+
+# ---- test_notifications.py again, on PostgreSQL ------------------------------------------------
+
+_SHARED = {}
+# SQLite's own: a data_dir that cannot be created
+_SQLITE_ONLY = {"test_store_bad_data_dir_exits_2"}
+
+
+def _on_pg(fn):
+    def run():
+        need_pg()
+        if "pg" not in _SHARED:
+            _SHARED["pg"] = pg_server.PgServer()
+            import atexit
+            atexit.register(_SHARED["pg"].close)
+        test_notifications.PG = _SHARED["pg"]
+        try:
+            fn()
+        finally:
+            test_notifications.PG = None
+    return run
+
+
+for _name in sorted(dir(test_notifications)):
+    if _name.startswith("test_") and _name not in _SQLITE_ONLY:
+        globals()["test_store_pg_notifications_" + _name[len("test_"):]] = _on_pg(
+            getattr(test_notifications, _name))
