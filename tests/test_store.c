@@ -555,6 +555,44 @@ static void test_store_notif_create_refuses_deeply_nested_metadata(void **state)
     rc_store_req_free(r);
 }
 
+/* JSON fields keep what they were given (UTF-8, a backslash before "u0000")
+ * on both engines, and refuse a NUL in a string on both alike. */
+static void test_store_json_fields_round_trip_and_refuse_nul(void **state)
+{
+    struct fix *f = *state;
+    json_t *a = J(NOTIF);
+    json_object_set_new(a, "title", json_string("caf\xc3\xa9 \xe2\x82\xac \xf0\x9f\x98\x80"));
+    json_object_set_new(
+        a, "metadata",
+        json_pack("{s:s, s:f, s:[i, b, n]}", "k", "back\\u0000slash", "pi", 3.25, "list", 1, 1));
+    struct rc_store_req *r = call(f, RC_STORE_NOTIF_CREATE, a);
+    assert_ok(r, 201);
+    char *id = strdup(S(r->result, "id"));
+    json_t *want = json_deep_copy(json_object_get(r->result, "metadata"));
+    rc_store_req_free(r);
+    r = call(f, RC_STORE_NOTIF_GET, J("{'id':'%s'}", id));
+    assert_ok(r, 200);
+    assert_string_equal(S(r->result, "title"), "caf\xc3\xa9 \xe2\x82\xac \xf0\x9f\x98\x80");
+    assert_true(json_equal(json_object_get(r->result, "metadata"), want));
+    assert_string_equal(
+        json_string_value(json_object_get(json_object_get(r->result, "metadata"), "k")),
+        "back\\u0000slash");
+    rc_store_req_free(r);
+    json_decref(want);
+    free(id);
+
+    a = J(NOTIF);
+    json_object_set_new(a, "metadata", json_pack("{s:s#}", "k", "a\0b", (int)3));
+    r = call(f, RC_STORE_NOTIF_CREATE, a);
+    assert_fails(r, 400, "bad_value", "metadata: a string in it contains a NUL character");
+    rc_store_req_free(r);
+    a = J("{'user_id':'u1','topic':'t.a'}");
+    json_object_set_new(a, "payload_filter", json_pack("{s:s#}", "k", "\0", (int)1));
+    r = call(f, RC_STORE_SUB_CREATE_TOPIC, a);
+    assert_fails(r, 400, "bad_value", "payload_filter: a string in it contains a NUL character");
+    rc_store_req_free(r);
+}
+
 static void test_store_notif_get_returns_it_and_404_for_unknown(void **state)
 {
     struct fix *f = *state;
@@ -1737,6 +1775,7 @@ static void test_store_pg_purge_skips_while_another_node_purges(void **state)
     X(test_store_notif_create_rejects_bad_fields_naming_them)                                      \
     X(test_store_notif_create_enforces_size_limits_exactly)                                        \
     X(test_store_notif_create_refuses_deeply_nested_metadata)                                      \
+    X(test_store_json_fields_round_trip_and_refuse_nul)                                            \
     X(test_store_notif_get_returns_it_and_404_for_unknown)                                         \
     X(test_store_notif_get_as_non_recipient_is_403)                                                \
     X(test_store_notif_list_pages_newest_first_with_total)                                         \

@@ -160,8 +160,9 @@ static int connect_db(struct rc_store_engine *e, struct rc_err *err)
     char ct[16], tut[16], stmt[80];
     snprintf(ct, sizeof(ct), "%d", RC_STORE_PG_CONNECT_TIMEOUT_S);
     snprintf(tut, sizeof(tut), "%d", RC_STORE_PG_TCP_USER_TIMEOUT_MS);
-    /* later entries win: the URL overrides the defaults before it, the
-     * configured password overrides the URL's */
+    /* later entries win: the URL overrides the defaults before it; the
+     * client encoding (jansson's text is UTF-8) and the configured password
+     * override the URL's */
     const char *keys[] = {"connect_timeout",
                           "tcp_user_timeout",
                           "keepalives",
@@ -170,9 +171,11 @@ static int connect_db(struct rc_store_engine *e, struct rc_err *err)
                           "keepalives_count",
                           "application_name",
                           "dbname",
+                          "client_encoding",
                           e->password ? "password" : NULL,
                           NULL};
-    const char *vals[] = {ct, tut, "1", "10", "5", "3", "ringcast", e->url, e->password, NULL};
+    const char *vals[] = {ct,         tut,    "1",    "10",        "5", "3",
+                          "ringcast", e->url, "UTF8", e->password, NULL};
 
     e->conn = PQconnectdbParams(keys, vals, 1);
     if (!e->conn || PQstatus(e->conn) != CONNECTION_OK) {
@@ -191,6 +194,16 @@ static int connect_db(struct rc_store_engine *e, struct rc_err *err)
         return -ECONNREFUSED;
     }
     PQsetNoticeProcessor(e->conn, quiet_notice, NULL);
+    const char *enc = PQparameterStatus(e->conn, "server_encoding");
+    if (!enc || strcmp(enc, "UTF8") != 0) {
+        rc_err_set(err, 500, "bad_config",
+                   "store: the PostgreSQL database's encoding is %s; ringcast stores UTF-8 text: "
+                   "use a database created with ENCODING 'UTF8'",
+                   enc ? enc : "unknown");
+        PQfinish(e->conn);
+        e->conn = NULL;
+        return -EINVAL;
+    }
     snprintf(stmt, sizeof(stmt), "SET statement_timeout = %d", RC_STORE_PG_STATEMENT_TIMEOUT_MS);
     return rc_store_pg_exec(e, stmt, "setting statement_timeout", err);
 }
