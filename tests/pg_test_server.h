@@ -33,6 +33,7 @@ struct pg_test_server {
     uid_t uid;     /* who runs it (postgres when we are root) */
     gid_t gid;
     char url[128]; /* postgresql://postgres@127.0.0.1:<port>/postgres */
+    bool fsync;    /* false (tests): fsync=off, full_page_writes=off */
 };
 
 static inline bool pts_available(void)
@@ -101,9 +102,9 @@ static inline bool pts_spawn(struct pg_test_server *p)
                         "-c",
                         "listen_addresses=127.0.0.1",
                         "-c",
-                        "fsync=off",
+                        p->fsync ? "fsync=on" : "fsync=off",
                         "-c",
-                        "full_page_writes=off",
+                        p->fsync ? "full_page_writes=on" : "full_page_writes=off",
                         "-c",
                         "max_connections=40",
                         NULL};
@@ -127,10 +128,12 @@ static inline bool pts_spawn(struct pg_test_server *p)
     return false;
 }
 
-/* initdb and start on a free port (tries a few). 0 or -1. */
-static inline int pts_start(struct pg_test_server *p, int salt)
+/* initdb and start on a free port (tries a few); fsync as a real server
+ * (benchmarks) or off (tests). 0 or -1. */
+static inline int pts_start_fsync(struct pg_test_server *p, int salt, bool fsync)
 {
     memset(p, 0, sizeof(*p));
+    p->fsync = fsync;
     p->uid = geteuid();
     p->gid = getegid();
     snprintf(p->dir, sizeof(p->dir), "/tmp/rc-pg-unit-XXXXXX");
@@ -171,6 +174,11 @@ static inline int pts_start(struct pg_test_server *p, int salt)
     }
     fprintf(stderr, "pg_test_server: could not start postgres (see %s/postgres.log)\n", p->dir);
     return -1;
+}
+
+static inline int pts_start(struct pg_test_server *p, int salt)
+{
+    return pts_start_fsync(p, salt, false);
 }
 
 /* Fast shutdown (SIGINT): sessions end at once; waits for the exit. */
