@@ -10,10 +10,12 @@
  * behind and the batch goes on (an error in PostgreSQL otherwise aborts the
  * whole transaction). A write called outside begin/commit runs in its own
  * transaction.
- * Round trips: each statement is one synchronous round trip (no pipeline
- * mode; see docs/ARCHITECTURE.md, "PostgreSQL engine"). A notification and
- * its recipients are one statement (a data-modifying CTE), a record and its
- * recipients/read_by lists one row (json_agg subqueries).
+ * Round trips: a single-statement write in a batch (create, status change,
+ * delete) is ONE round trip: savepoint, statement and release go out as a
+ * libpq pipeline (write_one). A notification and its recipients are one
+ * statement (a data-modifying CTE), a record and its recipients/read_by
+ * lists one row (json_agg subqueries). Reads, mark-read (which reads the row
+ * it locks) and the purge run statement by statement.
  * Cross-node rules: mark-read locks the recipient row (FOR UPDATE) and then
  * bumps the notification's read_count, taking the new count as read_seq, so
  * two nodes marking the same notification never share a read_seq. The purge
@@ -228,6 +230,87 @@ static int write_finish(struct rc_store_engine *e, int rc, struct rc_err *err)
     return rc ? rc : rrc;
 }
 
+/* The results of one query sent in pipeline mode (up to its NULL): 0, or
+ * the first error, with err filled. */
+static int pipe_result(struct rc_store_engine *e, const char *what, struct rc_err *err)
+{
+    PGresult *res;
+    int rc = 0;
+    while ((res = PQgetResult(e->conn)) != NULL) {
+        ExecStatusType st = PQresultStatus(res);
+        if (rc == 0 && st == PGRES_FATAL_ERROR)
+            rc = rc_store_pg_fail(e, what, res, err);
+        else if (rc == 0 && st == PGRES_PIPELINE_ABORTED)
+            rc = -EIO; /* an earlier query of the pipeline failed; it says why */
+        PQclear(res);
+    }
+    return rc;
+}
+
+/* A single-statement write inside the batch's transaction in ONE round trip:
+ * SAVEPOINT w, the statement, RELEASE w and a sync go out as a libpq
+ * pipeline. If the statement fails, PostgreSQL skips the rest up to the
+ * sync and the transaction is aborted, but back to the savepoint only:
+ * ROLLBACK TO w restores it, nothing of the write is left. Outside a batch
+ * (or if the pipeline cannot be entered) the plain bracket does the same in
+ * three round trips. *changed (if given) = rows the statement affected. */
+static int write_one(struct rc_store_engine *e, enum pst i, const struct params *p,
+                     const char *what, uint64_t *changed, struct rc_err *err)
+{
+    char name[16];
+    int rc = rc_store_pg_ready(e, err);
+    if (rc)
+        return rc;
+    if (!e->in_tx || !PQenterPipelineMode(e->conn)) {
+        rc = write_begin(e, err);
+        if (rc)
+            return rc;
+        return write_finish(e, run_cmd(e, i, p, what, changed, err), err);
+    }
+    snprintf(name, sizeof(name), "rc%d", (int)i);
+    bool sent = PQsendQueryParams(e->conn, "SAVEPOINT w", 0, NULL, NULL, NULL, NULL, 0) &&
+                PQsendQueryPrepared(e->conn, name, p->n, p->v, NULL, NULL, 0) &&
+                PQsendQueryParams(e->conn, "RELEASE w", 0, NULL, NULL, NULL, NULL, 0) &&
+                PQpipelineSync(e->conn);
+    if (!sent) {
+        rc = rc_store_pg_fail(e, what, NULL, err);
+        (void)PQexitPipelineMode(e->conn);
+        return rc;
+    }
+    struct rc_err ignored;
+    int src = pipe_result(e, "savepoint", err);
+    PGresult *res = NULL;
+    int qrc = 0;
+    /* the statement's own result, for the row count */
+    while ((res = PQgetResult(e->conn)) != NULL) {
+        ExecStatusType st = PQresultStatus(res);
+        if (qrc == 0 && st == PGRES_FATAL_ERROR)
+            qrc = rc_store_pg_fail(e, what, res, src ? &ignored : err);
+        else if (qrc == 0 && st == PGRES_PIPELINE_ABORTED)
+            qrc = -EIO;
+        else if (st == PGRES_COMMAND_OK && changed)
+            *changed = strtoull(PQcmdTuples(res), NULL, 10);
+        PQclear(res);
+    }
+    int rrc = pipe_result(e, "release savepoint", src || qrc ? &ignored : err);
+    res = PQgetResult(e->conn); /* PGRES_PIPELINE_SYNC */
+    bool synced = PQresultStatus(res) == PGRES_PIPELINE_SYNC;
+    PQclear(res);
+    if (!synced || !PQexitPipelineMode(e->conn)) {
+        /* out of step with the server: only a lost connection does that */
+        rc_err_set(err, 503, "store_unavailable",
+                   "store: %s failed: the connection to PostgreSQL broke mid-pipeline; retry later",
+                   what);
+        return -EIO;
+    }
+    rc = src ? src : qrc ? qrc : rrc;
+    if (rc && !src) {
+        (void)rc_store_pg_exec(e, "ROLLBACK TO w", "rollback to savepoint", &ignored);
+        (void)rc_store_pg_exec(e, "RELEASE w", "release savepoint", &ignored);
+    }
+    return rc;
+}
+
 static int count_of(struct rc_store_engine *e, enum pst i, const struct params *p, const char *what,
                     uint64_t *out, struct rc_err *err)
 {
@@ -359,10 +442,7 @@ static int pg_notif_create(struct rc_store_engine *e, const json_t *rec, struct 
     if (rc == 0)
         rc = p_json(&p, recips);
     if (rc == 0)
-        rc = write_begin(e, err);
-    if (rc == 0)
-        rc = write_finish(e, run_cmd(e, PST_NOTIF_INSERT, &p, "saving the notification", NULL, err),
-                          err);
+        rc = write_one(e, PST_NOTIF_INSERT, &p, "saving the notification", NULL, err);
     p_free(&p);
     if (rc == -ENOMEM)
         rc_err_set(err, 503, "no_memory", "store: out of memory; retry later");
@@ -502,10 +582,7 @@ static int pg_sub_create(struct rc_store_engine *e, const json_t *rec, struct rc
     if (rc == 0)
         rc = p_json(&p, json_object_get(rec, "payload_filter"));
     if (rc == 0)
-        rc = write_begin(e, err);
-    if (rc == 0)
-        rc = write_finish(e, run_cmd(e, PST_SUB_INSERT, &p, "saving the subscription", NULL, err),
-                          err);
+        rc = write_one(e, PST_SUB_INSERT, &p, "saving the subscription", NULL, err);
     p_free(&p);
     if (rc == -ENOMEM)
         rc_err_set(err, 503, "no_memory", "store: out of memory; retry later");
@@ -536,10 +613,7 @@ static int pg_sub_set_status(struct rc_store_engine *e, const char *id, const ch
     p_str(&p, id);
     p_str(&p, status);
     p_int(&p, now_ms);
-    rc = write_begin(e, err);
-    if (rc == 0)
-        rc = write_finish(
-            e, run_cmd(e, PST_SUB_SET_STATUS, &p, "updating the subscription", NULL, err), err);
+    rc = write_one(e, PST_SUB_SET_STATUS, &p, "updating the subscription", NULL, err);
     if (rc)
         return rc;
     return pg_sub_get(e, id, now_ms, rec, err);
@@ -555,11 +629,7 @@ static int pg_sub_delete(struct rc_store_engine *e, const char *id, int64_t now_
     json_decref(cur);
     struct params p = {0};
     p_str(&p, id);
-    rc = write_begin(e, err);
-    if (rc)
-        return rc;
-    return write_finish(e, run_cmd(e, PST_SUB_DELETE, &p, "deleting the subscription", NULL, err),
-                        err);
+    return write_one(e, PST_SUB_DELETE, &p, "deleting the subscription", NULL, err);
 }
 
 static int pg_sub_load_active(struct rc_store_engine *e, int64_t now_ms, json_t **items,
