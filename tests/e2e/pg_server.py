@@ -43,6 +43,12 @@ class PgServer:
             os.chown(self.dir, pw.pw_uid, pw.pw_gid)
         self._run([os.path.join(PG_BIN, "initdb"), "-D", self.data, "-A", "trust",
                    "-U", "postgres", "--no-sync", "-E", "UTF8"])
+        # one role that must give its password (the rest is trusted)
+        hba = os.path.join(self.data, "pg_hba.conf")
+        with open(hba) as f:
+            rules = f.read()
+        with open(hba, "w") as f:
+            f.write("host all rc_pw 127.0.0.1/32 scram-sha-256\n" + rules)
         self.start()
 
     def _demote(self):

@@ -130,6 +130,40 @@ def test_store_pg_check_config_connects():
         pg.close()
 
 
+def test_store_pg_password_from_the_environment():
+    """A role with scram-sha-256: the wrong password is refused at --check-config
+    and at start (exit 2, libpq's reason); RINGCAST_POSTGRES_PASSWORD or the
+    postgres_password key logs in; neither is ever printed."""
+    need_pg()
+    pg = pg_server.PgServer()
+    try:
+        pg.psql("CREATE ROLE rc_pw LOGIN PASSWORD 'right-pw-0123'")
+        pg.psql("CREATE DATABASE rc_pw OWNER rc_pw")
+        url = f"postgresql://rc_pw@127.0.0.1:{pg.port}/rc_pw"
+        r = check_config("--store=postgres", f"--postgres-url={url}",
+                         env={"RINGCAST_POSTGRES_PASSWORD": "wrong-pw-0123",
+                              "PGPASSFILE": "/nonexistent"})
+        eq(r.returncode, 2, f"wrong password: {r.stdout}")
+        check("password authentication failed for user \"rc_pw\"" in r.stderr,
+              f"reason: {r.stderr}")
+        check("wrong-pw" not in r.stderr + r.stdout, "the password is not printed")
+        r = check_config("--store=postgres", f"--postgres-url={url}",
+                         env={"RINGCAST_POSTGRES_PASSWORD": "right-pw-0123"})
+        eq(r.returncode, 0, f"right password: {r.stderr}")
+        check("right-pw" not in r.stderr + r.stdout, "the password is not printed")
+        r = check_config("--store=postgres", f"--postgres-url={url}",
+                         "--postgres-password=right-pw-0123")
+        eq(r.returncode, 0, f"the key: {r.stderr}")
+        with pg_node(pg, url=url, env={"RINGCAST_POSTGRES_PASSWORD": "right-pw-0123"}) as srv:
+            n = create_notif(srv, ["u1"])
+            eq(call(srv, "GET", f"{NP}/{n['id']}").json(), n, "works as rc_pw")
+            check("right-pw" not in srv.log(), "the password is not logged")
+        eq(pg.psql("SELECT tableowner FROM pg_tables WHERE tablename = 'notifications'",
+                   db="rc_pw"), "rc_pw", "the tables belong to the role")
+    finally:
+        pg.close()
+
+
 def test_store_pg_outage_gives_503_then_recovers():
     need_pg()
     pg = pg_server.PgServer()
