@@ -1637,6 +1637,30 @@ static void test_store_pg_restart_mid_batch_is_eio_then_reconnects(void **state)
     assert_int_equal(count_rows(f, "SELECT count(*) FROM notifications"), 2);
 }
 
+/* PostgreSQL restarted while the store was idle: libpq learns of the dead
+ * connection only at the next statement; outside a transaction nothing was
+ * in flight, so the engine connects again and the request succeeds. */
+static void test_store_pg_restart_while_idle_is_invisible(void **state)
+{
+    struct fix *f = *state;
+    free(create_notif(f, "{'title':'a','message':'m','recipients':['u1']}"));
+    pts_halt(&g_pg);
+    assert_true(pts_restart(&g_pg));
+    struct rc_store_req *r = call(f, RC_STORE_NOTIF_UNREAD_COUNT, J("{'user_id':'u1'}"));
+    assert_ok(r, 200); /* a read batch */
+    assert_int_equal(json_integer_value(r->result), 1);
+    rc_store_req_free(r);
+    pts_halt(&g_pg);
+    assert_true(pts_restart(&g_pg));
+    free(create_notif(f, "{'title':'b','message':'m','recipients':['u1']}")); /* a write batch */
+    pts_halt(&g_pg);
+    assert_true(pts_restart(&g_pg));
+    r = call(f, RC_STORE_NOTIF_PURGE, NULL); /* the periodic purge's path: begin first */
+    assert_ok(r, 200);
+    rc_store_req_free(r);
+    assert_int_equal(count_rows(f, "SELECT count(*) FROM notifications"), 2);
+}
+
 static void test_store_pg_schema_version_is_recorded_and_newer_refused(void **state)
 {
     struct fix *f = *state;
@@ -1836,6 +1860,7 @@ int main(void)
         T(test_store_open_marks_new_and_older_ringcast_databases),
         T(test_store_open_names_a_changed_schema),
         TP(test_store_pg_restart_mid_batch_is_eio_then_reconnects),
+        TP(test_store_pg_restart_while_idle_is_invisible),
         TP(test_store_pg_schema_version_is_recorded_and_newer_refused),
         TP(test_store_pg_check_and_open_name_an_unreachable_server),
         TP(test_store_pg_two_opens_at_once_both_succeed),

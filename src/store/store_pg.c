@@ -158,6 +158,17 @@ static PGresult *run(struct rc_store_engine *e, enum pst i, const struct params 
         return NULL;
     snprintf(name, sizeof(name), "rc%d", (int)i);
     PGresult *res = PQexecPrepared(e->conn, name, p ? p->n : 0, p ? p->v : NULL, NULL, NULL, 0);
+    if (!rc_store_pg_in_tx(e) && PQstatus(e->conn) != CONNECTION_OK) {
+        /* The connection died while idle (a PostgreSQL restart): libpq
+         * learns it only now. Outside a transaction nothing is lost: connect
+         * again and run it once more. */
+        PQclear(res);
+        res = NULL;
+        *rc = rc_store_pg_ready(e, err);
+        if (*rc)
+            return NULL;
+        res = PQexecPrepared(e->conn, name, p ? p->n : 0, p ? p->v : NULL, NULL, NULL, 0);
+    }
     ExecStatusType st = PQresultStatus(res);
     if (res && (st == PGRES_TUPLES_OK || st == PGRES_COMMAND_OK))
         return res;
@@ -204,25 +215,34 @@ static json_t *col_json(const PGresult *r, int row, int col)
     return v ? v : json_null();
 }
 
+static int begin_tx(struct rc_store_engine *e, struct rc_err *err);
+static int commit_tx(struct rc_store_engine *e, struct rc_err *err);
+
 /* Savepoint bracket of one atomic write; finish() releases or rolls back.
- * Outside a batch the write is its own transaction. */
+ * Outside a batch the write is its own transaction (own_tx). */
 static int write_begin(struct rc_store_engine *e, struct rc_err *err)
 {
     int rc = rc_store_pg_ready(e, err);
     if (rc)
         return rc;
-    return rc_store_pg_exec(e, e->in_tx ? "SAVEPOINT w" : "BEGIN", "savepoint", err);
+    if (e->in_tx)
+        return rc_store_pg_exec(e, "SAVEPOINT w", "savepoint", err);
+    rc = begin_tx(e, err);
+    e->own_tx = rc == 0;
+    return rc;
 }
 
 static int write_finish(struct rc_store_engine *e, int rc, struct rc_err *err)
 {
     struct rc_err ignored;
-    if (!e->in_tx) {
+    if (e->own_tx) {
+        e->own_tx = false;
         if (rc) {
-            (void)rc_store_pg_exec(e, "ROLLBACK", "rollback", &ignored);
+            if (PQstatus(e->conn) == CONNECTION_OK)
+                (void)rc_store_pg_exec(e, "ROLLBACK", "rollback", &ignored);
             return rc;
         }
-        return rc_store_pg_exec(e, "COMMIT", "commit", err);
+        return commit_tx(e, err);
     }
     if (rc)
         (void)rc_store_pg_exec(e, "ROLLBACK TO w", "rollback to savepoint", &ignored);
@@ -643,22 +663,39 @@ static int pg_sub_load_active(struct rc_store_engine *e, int64_t now_ms, json_t 
 /* ---- transactions -----------------------------------------------------------------------------
  */
 
-static int pg_begin(struct rc_store_engine *e, struct rc_err *err)
+/* BEGIN; if the connection turns out to have died while idle, connect again
+ * and BEGIN once more (nothing was in flight). */
+static int begin_tx(struct rc_store_engine *e, struct rc_err *err)
 {
     int rc = rc_store_pg_ready(e, err);
     if (rc == 0)
         rc = rc_store_pg_exec(e, "BEGIN", "begin", err);
+    if (rc && e->conn && PQstatus(e->conn) != CONNECTION_OK) {
+        rc = rc_store_pg_ready(e, err);
+        if (rc == 0)
+            rc = rc_store_pg_exec(e, "BEGIN", "begin", err);
+    }
+    return rc;
+}
+
+static int pg_begin(struct rc_store_engine *e, struct rc_err *err)
+{
+    int rc = begin_tx(e, err);
     e->in_tx = rc == 0;
     return rc;
 }
 
-/* A COMMIT of a transaction that had failed answers "ROLLBACK", not an
- * error: that is a failed commit too. */
-static int pg_commit(struct rc_store_engine *e, struct rc_err *err)
+/* COMMIT. A COMMIT of a transaction that had failed answers "ROLLBACK", not
+ * an error: that is a failed commit too. */
+static int commit_tx(struct rc_store_engine *e, struct rc_err *err)
 {
-    int rc = rc_store_pg_ready(e, err);
-    if (rc)
-        return rc;
+    int rc = 0;
+    if (!e->conn || PQstatus(e->conn) != CONNECTION_OK) {
+        rc_err_set(err, 503, "store_unavailable",
+                   "store: commit failed: the connection to PostgreSQL was lost; nothing of this "
+                   "batch was saved; retry later");
+        return -EIO;
+    }
     PGresult *res = PQexec(e->conn, "COMMIT");
     if (PQresultStatus(res) != PGRES_COMMAND_OK) {
         rc = rc_store_pg_fail(e, "commit", res, err);
@@ -666,10 +703,16 @@ static int pg_commit(struct rc_store_engine *e, struct rc_err *err)
         rc_err_set(err, 503, "store_unavailable",
                    "store: commit failed: PostgreSQL rolled the transaction back; retry later");
         rc = -EIO;
-    } else {
-        e->in_tx = false;
     }
     PQclear(res);
+    return rc;
+}
+
+static int pg_commit(struct rc_store_engine *e, struct rc_err *err)
+{
+    int rc = commit_tx(e, err);
+    if (rc == 0)
+        e->in_tx = false;
     return rc;
 }
 

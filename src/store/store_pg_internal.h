@@ -59,7 +59,8 @@ enum pst {
 struct rc_store_engine {
     PGconn *conn;
     bool prepared;
-    bool in_tx;
+    bool in_tx;          /* a batch's transaction is open (begin .. commit/rollback) */
+    bool own_tx;         /* a write outside a batch runs in its own transaction */
     int64_t retry_at_ms; /* monotonic; no reconnect before it */
     char *url;
     char *password; /* NULL = libpq's own sources */
@@ -71,6 +72,12 @@ struct rc_store_engine {
  * -EBUSY (40001, 40P01, 55P03, 57014), -ENOMEM (53200), else -EIO. */
 int rc_store_pg_fail(struct rc_store_engine *e, const char *what, const PGresult *res,
                      struct rc_err *err);
+
+/* Inside a transaction a lost connection loses its work: no reconnect then. */
+static inline bool rc_store_pg_in_tx(const struct rc_store_engine *e)
+{
+    return e->in_tx || e->own_tx;
+}
 
 /* A usable connection for the next op: 0, or -EIO with err filled when the
  * connection broke inside the open transaction (the batch is lost) or the

@@ -279,7 +279,7 @@ int rc_store_pg_ready(struct rc_store_engine *e, struct rc_err *err)
 {
     if (e->conn && e->prepared && PQstatus(e->conn) == CONNECTION_OK)
         return 0;
-    if (e->in_tx) {
+    if (rc_store_pg_in_tx(e)) {
         rc_err_set(err, 503, "store_unavailable",
                    "store: the connection to PostgreSQL was lost during this batch; nothing of "
                    "it was saved; retry later");
