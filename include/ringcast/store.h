@@ -2,7 +2,8 @@
  * storage thread that talks to everyone else by message.
  *
  * Owner: the storage thread (rc_store_main). It alone touches the engine (the
- *   SQLite database <data_dir>/ringcast.db by default). Other threads only
+ *   SQLite database <data_dir>/ringcast.db by default, or one PostgreSQL
+ *   connection). Other threads only
  *   build requests and rc_store_submit() them; they never block on the store.
  * Flow: a request (struct rc_store_req, holding an rc_mpsc_node) goes onto the
  *   store's MPSC queue. The thread pops every pending request (at most
@@ -22,7 +23,8 @@
  * jansson refcounts are not meant for sharing: a json_t given to the store is
  *   the store's alone; a result handed back is the receiver's alone.
  * Engines: store.c calls only struct rc_store_engine_ops; store_sqlite.c is
- *   the embedded engine, a Redis engine can implement the same table later. */
+ *   the embedded engine (one node), store_pg.c the PostgreSQL engine (a
+ *   database shared by every node; libpq only on the storage thread). */
 #ifndef RINGCAST_STORE_H
 #define RINGCAST_STORE_H
 
