@@ -3,8 +3,8 @@
  *
  * Owner: the storage thread (rc_store_main). It alone touches the engine (the
  *   SQLite database <data_dir>/ringcast.db by default, or one PostgreSQL
- *   connection). Other threads only
- *   build requests and rc_store_submit() them; they never block on the store.
+ *   connection). Other threads only build requests and rc_store_submit()
+ *   them; they never block on the store.
  * Flow: a request (struct rc_store_req, holding an rc_mpsc_node) goes onto the
  *   store's MPSC queue. The thread pops every pending request (at most
  *   cfg.max_batch), runs all writes of that batch in ONE transaction (group
