@@ -72,6 +72,43 @@ def test_store_pg_two_nodes_share_one_inbox():
         pg.close()
 
 
+def test_store_pg_nodes_starting_together_share_one_schema():
+    """Three nodes started at the same moment on an empty database: the
+    migration lock lets one create the schema, the others wait and find it."""
+    need_pg()
+    pg = pg_server.PgServer()
+    nodes = [pg_node(pg) for _ in range(3)]
+    errors = []
+    try:
+        import threading
+
+        def start(n):
+            try:
+                n.start()
+            except BaseException as e:  # noqa: BLE001 - reported below
+                errors.append(e)
+        th = [threading.Thread(target=start, args=(n,)) for n in nodes]
+        for t in th:
+            t.start()
+        for t in th:
+            t.join(60)
+        check(not errors, f"every node started: {errors}")
+        eq(pg.psql("SELECT count(*) || ' ' || max(version) FROM schema_version"), "1 1",
+           "one schema_version row")
+        ids = [create_notif(n, ["u1"], title=f"from {i}")["id"] for i, n in enumerate(nodes)]
+        for n in nodes:
+            r = call(n, "GET", f"{NP}?user_id=u1")
+            eq([x["id"] for x in r.json()], list(reversed(ids)), "every node lists all three")
+        for n in nodes:
+            n.stop()
+    finally:
+        for n in nodes:
+            if n.proc is not None:
+                n.proc.kill()
+                n.proc.wait()
+        pg.close()
+
+
 def check_config(*args, env=None):
     e = {k: v for k, v in os.environ.items() if not k.startswith("RINGCAST_")}
     e.update(env or {})
