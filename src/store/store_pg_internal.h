@@ -59,9 +59,10 @@ enum pst {
 struct rc_store_engine {
     PGconn *conn;
     bool prepared;
-    bool in_tx;          /* a batch's transaction is open (begin .. commit/rollback) */
-    bool own_tx;         /* a write outside a batch runs in its own transaction */
-    int64_t retry_at_ms; /* monotonic; no reconnect before it */
+    bool in_tx;                      /* a batch's transaction is open (begin .. commit/rollback) */
+    bool own_tx;                     /* a write outside a batch runs in its own transaction */
+    int64_t retry_at_ms;             /* monotonic; no reconnect before it */
+    char last_err[RC_STORE_MSG_MAX]; /* why the last attempt failed (answered until retry_at_ms) */
     char *url;
     char *password; /* NULL = libpq's own sources */
     long schema_version;

@@ -287,8 +287,7 @@ int rc_store_pg_ready(struct rc_store_engine *e, struct rc_err *err)
     }
     int64_t now = mono_ms();
     if (now < e->retry_at_ms) {
-        rc_err_set(err, 503, "store_unavailable",
-                   "store: PostgreSQL is unreachable; reconnecting; retry later");
+        rc_err_set(err, 503, "store_unavailable", "%s", e->last_err);
         return -EIO;
     }
     bool was_up = e->conn != NULL;
@@ -302,6 +301,7 @@ int rc_store_pg_ready(struct rc_store_engine *e, struct rc_err *err)
         err->status = 503;
         err->code = "store_unavailable";
         e->retry_at_ms = now + RC_STORE_PG_RETRY_MS;
+        snprintf(e->last_err, sizeof(e->last_err), "%s", err->msg);
         if (was_up)
             rc_log(RC_LOG_WARN, "store_disconnected", "reason=\"%.200s\"", err->msg);
         PQfinish(e->conn);
