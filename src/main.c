@@ -119,6 +119,12 @@ int main(int argc, char **argv)
         return EXIT_CONFIG;
     }
     if (cfg.check_config) {
+        if (rc_api_store_check(&cfg, &err) < 0) {
+            fprintf(stderr, "ringcast: %s\n", err.msg);
+            rc_auth_free(auth);
+            rc_config_fini(&cfg);
+            return EXIT_CONFIG;
+        }
         rc_config_print(&cfg, stdout);
         rc_auth_free(auth);
         rc_config_fini(&cfg);

@@ -1011,6 +1011,46 @@ static char *print_to_string(const struct rc_config *c, size_t *n)
     return text;
 }
 
+static void test_config_validate_store_postgres_needs_postgres_url(void **state)
+{
+    struct fixture *fx = *state;
+    char *argv[] = {"ringcast", "--store=postgres", NULL};
+    char *argv_url_only[] = {"ringcast", "--postgres-url=postgresql://u@db/x", NULL};
+    char *argv_ok[] = {"ringcast", "--store=postgres", "--postgres-url=postgresql://u@db/x", NULL};
+    char *envp[] = {"RINGCAST_POSTGRES_PASSWORD=pw-from-env", NULL};
+
+    assert_int_equal(fx->c.store, RC_CONFIG_STORE_SQLITE);
+    assert_int_equal(load(fx, argv, NULL), -EINVAL);
+    assert_string_equal(fx->err.msg, "config: store=postgres needs postgres_url "
+                                     "(postgresql://user@host:port/db or a libpq connection "
+                                     "string)");
+    assert_int_equal(load(fx, argv_url_only, NULL), -EINVAL);
+    assert_string_equal(fx->err.msg, "config: postgres_url is set but store=sqlite; set "
+                                     "store=postgres to use it");
+    assert_int_equal(load(fx, argv_ok, envp), 0);
+    assert_int_equal(fx->c.store, RC_CONFIG_STORE_POSTGRES);
+    assert_string_equal(fx->c.postgres_url, "postgresql://u@db/x");
+    assert_string_equal(fx->c.postgres_password, "pw-from-env");
+    set_bad(fx, "store", "mysql");
+    assert_non_null(strstr(fx->err.msg, "use one of: sqlite postgres"));
+}
+
+static void test_config_print_redacts_postgres_url_and_password(void **state)
+{
+    struct fixture *fx = *state;
+    size_t n;
+    set_ok(fx, "store", "postgres");
+    set_ok(fx, "postgres_url", "postgresql://u:url-secret@db/x");
+    set_ok(fx, "postgres_password", "pw-secret");
+    char *text = print_to_string(&fx->c, &n);
+    assert_null(strstr(text, "url-secret"));
+    assert_null(strstr(text, "pw-secret"));
+    assert_non_null(strstr(text, "\n# postgres_url = (set, redacted)\n"));
+    assert_non_null(strstr(text, "\n# postgres_password = (set, redacted)\n"));
+    assert_non_null(strstr(text, "\nstore = postgres\n"));
+    free(text);
+}
+
 static void test_config_print_round_trips(void **state)
 {
     struct fixture *fx = *state;
@@ -1426,6 +1466,8 @@ int main(void)
         T(test_config_validate_header_bytes_must_hold_request_line),
         T(test_config_validate_ring_entries_power_of_two),
         T(test_config_validate_per_ip_cap_within_total),
+        T(test_config_validate_store_postgres_needs_postgres_url),
+        T(test_config_print_redacts_postgres_url_and_password),
         T(test_config_print_round_trips),
         T(test_config_print_round_trips_defaults),
         T(test_config_print_redacts_api_keys),

@@ -1,11 +1,15 @@
-/* test_store.c - the store against a real SQLite file in a fresh temporary
- * data_dir per test: every operation's happy path and bad inputs (each error
- * names its field), paging, expiry (an injected clock), group commit (one
- * transaction for a batch of 1000), a failing commit, restart, schema
- * version, durability setting, the stop protocol and four concurrent
- * producers against the real thread (scripts/test runs this under TSan).
- * Most tests drive the store without its thread (rc_store_poll) so that the
- * batch boundaries are exact. */
+/* test_store.c - the store against both engines: a real SQLite file in a
+ * fresh temporary data_dir per test, and a real PostgreSQL 15 server started
+ * by this program (tests/pg_test_server.h; the public schema is emptied before
+ * each test). One table of cases, two engines: every engine-independent case
+ * runs twice (the PostgreSQL runs are named *_pg), in ONE cmocka group. Then
+ * cases for one engine only (SQLite files and pragmas; PostgreSQL restarts,
+ * a newer schema, two opens racing). The cases: every operation's happy path and bad inputs (each
+ * error names its field), paging, expiry (an injected clock), group commit (one transaction for a
+ * batch of 1000), a failing commit, restart, schema version, durability setting, the stop protocol
+ * and four concurrent producers against the real thread (scripts/test runs this under TSan). Most
+ * tests drive the store without its thread (rc_store_poll) so that the batch boundaries are exact.
+ */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -24,6 +28,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "pg_test_server.h"
 #include "ringcast/log.h"
 #include "ringcast/store.h"
 
@@ -36,7 +41,13 @@ struct fix {
     int efd;
     int64_t now; /* the injected clock; only moved while no store thread runs */
     struct rc_store_config cfg;
+    bool pg;                               /* the PostgreSQL engine */
+    const struct rc_store_engine_ops *ops; /* the engine under test */
 };
+
+/* The PostgreSQL server of the whole run (started in main). */
+static struct pg_test_server g_pg;
+static bool g_pg_up;
 
 static int64_t fake_clock(void *ctx)
 {
@@ -76,8 +87,18 @@ static void open_store(struct fix *f)
         fail_msg("rc_store_open: %d %s", rc, err.msg);
 }
 
-static int setup(void **state)
+/* An empty database for the next PostgreSQL case. */
+static void pg_reset(void)
 {
+    assert_true(pts_exec_sql(&g_pg, "DROP SCHEMA IF EXISTS public CASCADE; CREATE SCHEMA public"));
+}
+
+static int setup_engine(void **state, bool pg)
+{
+    if (pg && !g_pg_up)
+        return -1; /* main said why; cmocka counts the case as failed, never passed */
+    if (pg)
+        pg_reset();
     struct fix *f = calloc(1, sizeof(*f));
     assert_non_null(f);
     snprintf(f->dir, sizeof(f->dir), "/tmp/rc_store_XXXXXX");
@@ -87,9 +108,23 @@ static int setup(void **state)
     rc_mpsc_init(&f->replies, f->efd);
     f->now = T0;
     f->cfg = (struct rc_store_config){.data_dir = f->dir, .clock = fake_clock, .clock_ctx = f};
+    f->pg = pg;
+    f->ops = pg ? &rc_store_pg_ops : &rc_store_sqlite_ops;
+    f->cfg.engine = f->ops;
+    f->cfg.postgres_url = pg ? g_pg.url : NULL;
     open_store(f);
     *state = f;
     return 0;
+}
+
+static int setup(void **state)
+{
+    return setup_engine(state, false);
+}
+
+static int setup_pg(void **state)
+{
+    return setup_engine(state, true);
 }
 
 static int teardown(void **state)
@@ -520,6 +555,44 @@ static void test_store_notif_create_refuses_deeply_nested_metadata(void **state)
     rc_store_req_free(r);
 }
 
+/* JSON fields keep what they were given (UTF-8, a backslash before "u0000")
+ * on both engines, and refuse a NUL in a string on both alike. */
+static void test_store_json_fields_round_trip_and_refuse_nul(void **state)
+{
+    struct fix *f = *state;
+    json_t *a = J(NOTIF);
+    json_object_set_new(a, "title", json_string("caf\xc3\xa9 \xe2\x82\xac \xf0\x9f\x98\x80"));
+    json_object_set_new(
+        a, "metadata",
+        json_pack("{s:s, s:f, s:[i, b, n]}", "k", "back\\u0000slash", "pi", 3.25, "list", 1, 1));
+    struct rc_store_req *r = call(f, RC_STORE_NOTIF_CREATE, a);
+    assert_ok(r, 201);
+    char *id = strdup(S(r->result, "id"));
+    json_t *want = json_deep_copy(json_object_get(r->result, "metadata"));
+    rc_store_req_free(r);
+    r = call(f, RC_STORE_NOTIF_GET, J("{'id':'%s'}", id));
+    assert_ok(r, 200);
+    assert_string_equal(S(r->result, "title"), "caf\xc3\xa9 \xe2\x82\xac \xf0\x9f\x98\x80");
+    assert_true(json_equal(json_object_get(r->result, "metadata"), want));
+    assert_string_equal(
+        json_string_value(json_object_get(json_object_get(r->result, "metadata"), "k")),
+        "back\\u0000slash");
+    rc_store_req_free(r);
+    json_decref(want);
+    free(id);
+
+    a = J(NOTIF);
+    json_object_set_new(a, "metadata", json_pack("{s:s#}", "k", "a\0b", (int)3));
+    r = call(f, RC_STORE_NOTIF_CREATE, a);
+    assert_fails(r, 400, "bad_value", "metadata: a string in it contains a NUL character");
+    rc_store_req_free(r);
+    a = J("{'user_id':'u1','topic':'t.a'}");
+    json_object_set_new(a, "payload_filter", json_pack("{s:s#}", "k", "\0", (int)1));
+    r = call(f, RC_STORE_SUB_CREATE_TOPIC, a);
+    assert_fails(r, 400, "bad_value", "payload_filter: a string in it contains a NUL character");
+    rc_store_req_free(r);
+}
+
 static void test_store_notif_get_returns_it_and_404_for_unknown(void **state)
 {
     struct fix *f = *state;
@@ -676,8 +749,23 @@ static void test_store_notif_unread_count_counts_unread_for_user(void **state)
     free(b);
 }
 
+static int count_rows_pg(const char *sql)
+{
+    PGconn *c = pts_connect(&g_pg);
+    assert_non_null(c);
+    PGresult *r = PQexec(c, sql);
+    if (PQresultStatus(r) != PGRES_TUPLES_OK || PQntuples(r) != 1)
+        fail_msg("%s: %s", sql, PQerrorMessage(c));
+    int n = atoi(PQgetvalue(r, 0, 0));
+    PQclear(r);
+    PQfinish(c);
+    return n;
+}
+
 static int count_rows(struct fix *f, const char *sql)
 {
+    if (f->pg)
+        return count_rows_pg(sql);
     char path[128];
     sqlite3 *db;
     sqlite3_stmt *st;
@@ -1026,38 +1114,38 @@ static void test_store_failed_write_does_not_abort_its_batch(void **state)
 
 /* The engine directly: a write that fails half-way (the second recipient
  * row collides) leaves neither the notification nor its first recipient. */
-static void test_store_sqlite_failed_write_leaves_nothing(void **state)
+static void test_store_engine_failed_write_leaves_nothing(void **state)
 {
     struct fix *f = *state;
     struct rc_store_engine *e = NULL;
     struct rc_err err = {0};
     char sub[128];
     snprintf(sub, sizeof(sub), "%s/engine", f->dir);
-    struct rc_store_config cfg = {.data_dir = sub};
-    assert_int_equal(rc_store_sqlite_ops.open(&e, &cfg, &err), 0);
-    assert_int_equal(rc_store_sqlite_ops.begin(e, &err), 0);
+    struct rc_store_config cfg = {.data_dir = sub, .postgres_url = f->cfg.postgres_url};
+    assert_int_equal(f->ops->open(&e, &cfg, &err), 0);
+    assert_int_equal(f->ops->begin(e, &err), 0);
     json_t *rec = J("{'id':'ntf_1','title':'t','message':'m','type':'info','priority':'low',"
                     "'status':'delivered','recipients':['a','b','a'],'sender_id':null,"
                     "'created_at':1,'delivered_at':1,'read_by':[],'actions':[],"
                     "'resource_type':null,'resource_id':null,'metadata':null,'expires_at':null}");
-    assert_int_equal(rc_store_sqlite_ops.notif_create(e, rec, &err), -EIO);
+    assert_int_equal(f->ops->notif_create(e, rec, &err), -EIO);
     assert_int_equal(err.status, 503);
     assert_string_equal(err.code, "store_unavailable");
     json_array_remove(json_object_get(rec, "recipients"), 2);
     json_object_set_new(rec, "id", json_string("ntf_2"));
-    assert_int_equal(rc_store_sqlite_ops.notif_create(e, rec, &err), 0);
-    assert_int_equal(rc_store_sqlite_ops.commit(e, &err), 0);
+    assert_int_equal(f->ops->notif_create(e, rec, &err), 0);
+    assert_int_equal(f->ops->commit(e, &err), 0);
     json_t *got = NULL;
-    assert_int_equal(rc_store_sqlite_ops.notif_get(e, "ntf_1", 0, &got, &err), -ENOENT);
-    assert_int_equal(rc_store_sqlite_ops.notif_get(e, "ntf_2", 0, &got, &err), 0);
+    assert_int_equal(f->ops->notif_get(e, "ntf_1", 0, &got, &err), -ENOENT);
+    assert_int_equal(f->ops->notif_get(e, "ntf_2", 0, &got, &err), 0);
     assert_true(jeq(json_object_get(got, "recipients"), "['a','b']"));
     assert_int_equal(json_integer_value(json_object_get(got, "created_at")), 1);
     json_decref(got);
     uint64_t unread = 0;
-    assert_int_equal(rc_store_sqlite_ops.notif_unread_count(e, "a", 0, &unread, &err), 0);
+    assert_int_equal(f->ops->notif_unread_count(e, "a", 0, &unread, &err), 0);
     assert_int_equal(unread, 1);
     json_decref(rec);
-    rc_store_sqlite_ops.close(e);
+    f->ops->close(e);
 }
 
 /* An engine whose commit fails: the SQLite engine with commit replaced. */
@@ -1072,7 +1160,7 @@ static void test_store_commit_failure_fails_every_write_with_503(void **state)
 {
     struct fix *f = *state;
     static struct rc_store_engine_ops failing;
-    failing = rc_store_sqlite_ops;
+    failing = *f->ops;
     failing.commit = failing_commit;
     rc_store_stop(f->s);
     f->cfg.engine = &failing;
@@ -1107,7 +1195,7 @@ static void test_store_commit_failures_are_logged_once_per_interval(void **state
     static struct rc_store_engine_ops failing;
     char path[96];
     struct rc_err err = {0};
-    failing = rc_store_sqlite_ops;
+    failing = *f->ops;
     failing.commit = failing_commit;
     rc_store_stop(f->s);
     f->cfg.engine = &failing;
@@ -1483,54 +1571,300 @@ static void test_store_four_concurrent_producers_all_answered(void **state)
     rc_store_req_free(r);
 }
 
+/* ---- PostgreSQL only ------------------------------------------------------------------------ */
+
+/* The server stops in the middle of a batch: the rest of the batch and its
+ * commit fail -EIO (503 store_unavailable), nothing of it is saved; once the
+ * server is back the engine reconnects by itself at the next begin. */
+static void test_store_pg_restart_mid_batch_is_eio_then_reconnects(void **state)
+{
+    struct fix *f = *state;
+    struct rc_store_engine *e = NULL;
+    struct rc_err err = {0};
+    struct rc_store_config cfg = {.data_dir = f->dir, .postgres_url = g_pg.url};
+    json_t *rec = J("{'id':'ntf_a','title':'t','message':'m','type':'info','priority':'low',"
+                    "'status':'delivered','recipients':['u1'],'sender_id':null,"
+                    "'created_at':1,'delivered_at':1,'read_by':[],'actions':[],"
+                    "'resource_type':null,'resource_id':null,'metadata':null,'expires_at':null}");
+    assert_int_equal(rc_store_pg_ops.open(&e, &cfg, &err), 0);
+    assert_int_equal(rc_store_pg_ops.begin(e, &err), 0);
+    assert_int_equal(rc_store_pg_ops.notif_create(e, rec, &err), 0);
+    pts_halt(&g_pg);
+    json_object_set_new(rec, "id", json_string("ntf_b"));
+    assert_int_equal(rc_store_pg_ops.notif_create(e, rec, &err), -EIO);
+    assert_int_equal(err.status, 503);
+    assert_string_equal(err.code, "store_unavailable");
+    assert_int_equal(rc_store_pg_ops.commit(e, &err), -EIO);
+    rc_store_pg_ops.rollback(e);
+    /* down: a begin fails at once, never hangs */
+    assert_int_equal(rc_store_pg_ops.begin(e, &err), -EIO);
+    assert_non_null(strstr(err.msg, "cannot connect to PostgreSQL"));
+
+    assert_true(pts_restart(&g_pg));
+    /* the failed attempt above holds the next one back RC_STORE_PG_RETRY_MS */
+    nanosleep(&(struct timespec){0, (RC_STORE_PG_RETRY_MS + 50) * 1000000L}, NULL);
+    assert_int_equal(rc_store_pg_ops.begin(e, &err), 0);
+    json_object_set_new(rec, "id", json_string("ntf_c"));
+    assert_int_equal(rc_store_pg_ops.notif_create(e, rec, &err), 0);
+    assert_int_equal(rc_store_pg_ops.commit(e, &err), 0);
+    json_t *got = NULL;
+    assert_int_equal(rc_store_pg_ops.notif_get(e, "ntf_a", 0, &got, &err), -ENOENT);
+    assert_int_equal(rc_store_pg_ops.notif_get(e, "ntf_c", 0, &got, &err), 0);
+    json_decref(got);
+    json_decref(rec);
+    rc_store_pg_ops.close(e);
+
+    /* the same through the store: 503 while down, 201 once back */
+    pts_halt(&g_pg);
+    struct rc_store_req *r =
+        call(f, RC_STORE_NOTIF_CREATE, J("{'title':'a','message':'m','recipients':['u1']}"));
+    assert_int_equal(r->status, 503);
+    assert_string_equal(r->code, "store_unavailable");
+    rc_store_req_free(r);
+    r = call(f, RC_STORE_NOTIF_UNREAD_COUNT, J("{'user_id':'u1'}"));
+    assert_int_equal(r->status, 503);
+    rc_store_req_free(r);
+    assert_true(pts_restart(&g_pg));
+    for (int i = 0;; i++) {
+        r = call(f, RC_STORE_NOTIF_CREATE, J("{'title':'b','message':'m','recipients':['u1']}"));
+        if (r->status == 201 || i == 50)
+            break;
+        rc_store_req_free(r);
+        nanosleep(&(struct timespec){0, 100 * 1000000L}, NULL);
+    }
+    assert_ok(r, 201);
+    rc_store_req_free(r);
+    assert_int_equal(count_rows(f, "SELECT count(*) FROM notifications"), 2);
+}
+
+/* PostgreSQL restarted while the store was idle: libpq learns of the dead
+ * connection only at the next statement; outside a transaction nothing was
+ * in flight, so the engine connects again and the request succeeds. */
+static void test_store_pg_restart_while_idle_is_invisible(void **state)
+{
+    struct fix *f = *state;
+    free(create_notif(f, "{'title':'a','message':'m','recipients':['u1']}"));
+    pts_halt(&g_pg);
+    assert_true(pts_restart(&g_pg));
+    struct rc_store_req *r = call(f, RC_STORE_NOTIF_UNREAD_COUNT, J("{'user_id':'u1'}"));
+    assert_ok(r, 200); /* a read batch */
+    assert_int_equal(json_integer_value(r->result), 1);
+    rc_store_req_free(r);
+    pts_halt(&g_pg);
+    assert_true(pts_restart(&g_pg));
+    free(create_notif(f, "{'title':'b','message':'m','recipients':['u1']}")); /* a write batch */
+    pts_halt(&g_pg);
+    assert_true(pts_restart(&g_pg));
+    r = call(f, RC_STORE_NOTIF_PURGE, NULL); /* the periodic purge's path: begin first */
+    assert_ok(r, 200);
+    rc_store_req_free(r);
+    assert_int_equal(count_rows(f, "SELECT count(*) FROM notifications"), 2);
+}
+
+static void test_store_pg_schema_version_is_recorded_and_newer_refused(void **state)
+{
+    struct fix *f = *state;
+    struct rc_err err = {0};
+    assert_int_equal(count_rows(f, "SELECT version FROM schema_version"),
+                     RC_STORE_PG_SCHEMA_VERSION);
+    assert_int_equal(count_rows(f, "SELECT count(*) FROM schema_version"), 1);
+    struct rc_store_req *r = call(f, RC_STORE_STATS, NULL);
+    assert_string_equal(S(r->result, "engine"), "postgres");
+    assert_int_equal(json_integer_value(json_object_get(r->result, "schema_version")),
+                     RC_STORE_PG_SCHEMA_VERSION);
+    assert_true(strncmp(S(r->result, "server_version"), "15", 2) == 0);
+    rc_store_req_free(r);
+    rc_store_stop(f->s);
+    f->s = NULL;
+    open_store(f); /* reopening a current schema changes nothing */
+    rc_store_stop(f->s);
+    f->s = NULL;
+    assert_int_equal(count_rows(f, "SELECT count(*) FROM schema_version"), 1);
+    assert_int_equal(rc_store_pg_check(&f->cfg, &err), 0);
+
+    assert_true(pts_exec_sql(&g_pg, "UPDATE schema_version SET version = 99"));
+    assert_int_equal(rc_store_open(&f->s, &f->cfg, on_reply, f, &err), -EPROTO);
+    assert_null(f->s);
+    assert_string_equal(err.code, "bad_schema");
+    assert_non_null(strstr(err.msg, "the PostgreSQL database has schema version 99 but this "
+                                    "ringcast knows versions up to 1"));
+    memset(&err, 0, sizeof(err));
+    assert_int_equal(rc_store_pg_check(&f->cfg, &err), -EPROTO);
+    assert_non_null(strstr(err.msg, "has schema version 99"));
+    assert_int_equal(count_rows(f, "SELECT version FROM schema_version"), 99); /* not touched */
+}
+
+static void test_store_pg_check_and_open_name_an_unreachable_server(void **state)
+{
+    struct fix *f = *state;
+    struct rc_err err = {0};
+    struct rc_store_config cfg = f->cfg;
+    cfg.postgres_url = "postgresql://postgres@127.0.0.1:1/postgres";
+    struct rc_store *s = NULL;
+    assert_int_equal(rc_store_pg_check(&cfg, &err), -ECONNREFUSED);
+    assert_non_null(strstr(err.msg, "store: cannot connect to PostgreSQL (postgres_url):"));
+    assert_non_null(strstr(err.msg, "Connection refused"));
+    assert_int_equal(rc_store_open(&s, &cfg, on_reply, f, &err), -ECONNREFUSED);
+    assert_null(s);
+    cfg.postgres_url = "";
+    assert_int_equal(rc_store_open(&s, &cfg, on_reply, f, &err), -EINVAL);
+    assert_non_null(strstr(err.msg, "store=postgres needs postgres_url"));
+}
+
+struct racer {
+    struct fix *f;
+    struct rc_store *s;
+    int rc;
+    struct rc_err err;
+};
+
+static void *race_open(void *arg)
+{
+    struct racer *r = arg;
+    r->rc = rc_store_open(&r->s, &r->f->cfg, on_reply, r->f, &r->err);
+    return NULL;
+}
+
+/* Two nodes starting at once on an empty database: the migration lock lets
+ * one create the schema; the other waits, then finds it current. */
+static void test_store_pg_two_opens_at_once_both_succeed(void **state)
+{
+    struct fix *f = *state;
+    rc_store_stop(f->s);
+    f->s = NULL;
+    pg_reset();
+    struct racer r[4];
+    pthread_t th[4];
+    for (int i = 0; i < 4; i++) {
+        r[i] = (struct racer){.f = f};
+        assert_int_equal(pthread_create(&th[i], NULL, race_open, &r[i]), 0);
+    }
+    for (int i = 0; i < 4; i++) {
+        pthread_join(th[i], NULL);
+        if (r[i].rc)
+            fail_msg("open %d: %d %s", i, r[i].rc, r[i].err.msg);
+    }
+    assert_int_equal(count_rows(f, "SELECT count(*) FROM schema_version"), 1);
+    assert_int_equal(count_rows(f, "SELECT version FROM schema_version"),
+                     RC_STORE_PG_SCHEMA_VERSION);
+    /* every one works on the shared tables */
+    for (int i = 0; i < 4; i++) {
+        f->s = r[i].s;
+        free(create_notif(f, "{'title':'t','message':'m','recipients':['u1']}"));
+        rc_store_stop(r[i].s);
+    }
+    f->s = NULL;
+    assert_int_equal(count_rows(f, "SELECT count(*) FROM notifications"), 4);
+}
+
+/* Another node purging holds the purge lock: this node skips; after it, it purges. */
+static void test_store_pg_purge_skips_while_another_node_purges(void **state)
+{
+    struct fix *f = *state;
+    free(create_notif(f, "{'title':'t','message':'m','recipients':['u1'],"
+                         "'expires_at':'2026-01-01T00:01:00Z'}"));
+    f->now = T0 + 120000;
+    PGconn *other = pts_connect(&g_pg);
+    assert_non_null(other);
+    char sql[96];
+    snprintf(sql, sizeof(sql), "SELECT pg_advisory_lock(%lld)", (long long)RC_STORE_PG_LOCK_PURGE);
+    PQclear(PQexec(other, sql));
+    struct rc_store_req *r = call(f, RC_STORE_NOTIF_PURGE, NULL);
+    assert_ok(r, 200);
+    assert_true(jeq(r->result, "{'purged':0}"));
+    rc_store_req_free(r);
+    assert_int_equal(count_rows(f, "SELECT count(*) FROM notifications"), 1);
+    snprintf(sql, sizeof(sql), "SELECT pg_advisory_unlock(%lld)",
+             (long long)RC_STORE_PG_LOCK_PURGE);
+    PQclear(PQexec(other, sql)); /* (a closed session's lock lingers until its backend exits) */
+    PQfinish(other);
+    r = call(f, RC_STORE_NOTIF_PURGE, NULL);
+    assert_ok(r, 200);
+    assert_true(jeq(r->result, "{'purged':1}"));
+    rc_store_req_free(r);
+    assert_int_equal(count_rows(f, "SELECT count(*) FROM notifications"), 0);
+}
+
 #define T(name) cmocka_unit_test_setup_teardown(name, setup, teardown)
+
+/* One case on the PostgreSQL engine, named <case>_pg. */
+#define TP(name)                                                                                   \
+    {                                                                                              \
+#name "_pg", name, setup_pg, teardown, NULL                                                \
+    }
+/* The cases of both engines: the one table. */
+#define BOTH(X)                                                                                    \
+    X(test_store_notif_create_returns_201_with_seed_fields)                                        \
+    X(test_store_notif_create_applies_defaults)                                                    \
+    X(test_store_notif_create_rejects_bad_fields_naming_them)                                      \
+    X(test_store_notif_create_enforces_size_limits_exactly)                                        \
+    X(test_store_notif_create_refuses_deeply_nested_metadata)                                      \
+    X(test_store_json_fields_round_trip_and_refuse_nul)                                            \
+    X(test_store_notif_get_returns_it_and_404_for_unknown)                                         \
+    X(test_store_notif_get_as_non_recipient_is_403)                                                \
+    X(test_store_notif_list_pages_newest_first_with_total)                                         \
+    X(test_store_notif_list_rejects_bad_args_naming_them)                                          \
+    X(test_store_notif_mark_read_tracks_readers_and_status)                                        \
+    X(test_store_notif_mark_read_errors)                                                           \
+    X(test_store_notif_unread_count_counts_unread_for_user)                                        \
+    X(test_store_notif_expired_is_invisible_then_purged)                                           \
+    X(test_store_sub_create_resource_maps_to_topic)                                                \
+    X(test_store_sub_create_topic_keeps_filter_labels_metadata)                                    \
+    X(test_store_sub_create_resource_rejects_bad_fields_naming_them)                               \
+    X(test_store_sub_create_topic_rejects_bad_fields_naming_them)                                  \
+    X(test_store_sub_list_pages_and_filters_status)                                                \
+    X(test_store_sub_set_status_updates_and_checks_owner)                                          \
+    X(test_store_sub_get_checks_owner)                                                             \
+    X(test_store_sub_delete_is_204_and_returns_removed)                                            \
+    X(test_store_sub_load_active_skips_paused_and_expired)                                         \
+    X(test_store_by_id_ops_reject_bad_args)                                                        \
+    X(test_store_group_commit_runs_1000_creates_in_one_transaction)                                \
+    X(test_store_failed_write_does_not_abort_its_batch)                                            \
+    X(test_store_engine_failed_write_leaves_nothing)                                               \
+    X(test_store_commit_failure_fails_every_write_with_503)                                        \
+    X(test_store_commit_failures_are_logged_once_per_interval)                                     \
+    X(test_store_sub_create_refused_past_max_user_subscriptions)                                   \
+    X(test_store_restart_keeps_data)                                                               \
+    X(test_store_stop_request_answers_then_refuses_the_rest)                                       \
+    X(test_store_thread_stops_cleanly_after_answering_queued_work)                                 \
+    X(test_store_four_concurrent_producers_all_answered)
+
+static void stop_pg(void)
+{
+    pts_stop(&g_pg);
+}
 
 int main(void)
 {
+    g_pg_up = pts_available() && pts_start(&g_pg, 14) == 0;
+    if (g_pg_up)
+        atexit(stop_pg);
+    else
+        fprintf(stderr, "test_store: PostgreSQL 15 could not be started (install Debian's "
+                        "postgresql-15); the *_pg cases fail\n");
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_store_time_parse_accepts_iso8601_forms),
         cmocka_unit_test(test_store_time_parse_rejects_malformed),
         cmocka_unit_test(test_store_time_format_renders_utc_with_millis),
-        T(test_store_notif_create_returns_201_with_seed_fields),
-        T(test_store_notif_create_applies_defaults),
-        T(test_store_notif_create_rejects_bad_fields_naming_them),
-        T(test_store_notif_create_enforces_size_limits_exactly),
-        T(test_store_notif_create_refuses_deeply_nested_metadata),
-        T(test_store_notif_get_returns_it_and_404_for_unknown),
-        T(test_store_notif_get_as_non_recipient_is_403),
-        T(test_store_notif_list_pages_newest_first_with_total),
-        T(test_store_notif_list_rejects_bad_args_naming_them),
-        T(test_store_notif_mark_read_tracks_readers_and_status),
-        T(test_store_notif_mark_read_errors),
-        T(test_store_notif_unread_count_counts_unread_for_user),
-        T(test_store_notif_expired_is_invisible_then_purged),
-        T(test_store_sub_create_resource_maps_to_topic),
-        T(test_store_sub_create_topic_keeps_filter_labels_metadata),
-        T(test_store_sub_create_resource_rejects_bad_fields_naming_them),
-        T(test_store_sub_create_topic_rejects_bad_fields_naming_them),
-        T(test_store_sub_list_pages_and_filters_status),
-        T(test_store_sub_set_status_updates_and_checks_owner),
-        T(test_store_sub_get_checks_owner),
-        T(test_store_sub_delete_is_204_and_returns_removed),
-        T(test_store_sub_load_active_skips_paused_and_expired),
-        T(test_store_by_id_ops_reject_bad_args),
-        T(test_store_group_commit_runs_1000_creates_in_one_transaction),
-        T(test_store_failed_write_does_not_abort_its_batch),
-        T(test_store_sqlite_failed_write_leaves_nothing),
-        T(test_store_commit_failure_fails_every_write_with_503),
-        T(test_store_commit_failures_are_logged_once_per_interval),
-        T(test_store_sub_create_refused_past_max_user_subscriptions),
-        T(test_store_restart_keeps_data),
-        T(test_store_schema_version_is_recorded_and_newer_refused),
+#define X(name) T(name),
+        BOTH(X)
+#undef X
+#define X(name) TP(name),
+            BOTH(X)
+#undef X
+                T(test_store_schema_version_is_recorded_and_newer_refused),
         T(test_store_synchronous_setting_reaches_sqlite),
         T(test_store_open_creates_missing_data_dir_and_locks_it),
         T(test_store_open_refuses_a_file_that_is_not_a_database),
         T(test_store_open_refuses_another_programs_database),
         T(test_store_open_marks_new_and_older_ringcast_databases),
         T(test_store_open_names_a_changed_schema),
-        T(test_store_stop_request_answers_then_refuses_the_rest),
-        T(test_store_thread_stops_cleanly_after_answering_queued_work),
-        T(test_store_four_concurrent_producers_all_answered),
+        TP(test_store_pg_restart_mid_batch_is_eio_then_reconnects),
+        TP(test_store_pg_restart_while_idle_is_invisible),
+        TP(test_store_pg_schema_version_is_recorded_and_newer_refused),
+        TP(test_store_pg_check_and_open_name_an_unreachable_server),
+        TP(test_store_pg_two_opens_at_once_both_succeed),
+        TP(test_store_pg_purge_skips_while_another_node_purges),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -53,6 +53,10 @@ struct rc_conn;
  * destination of its answers. 0 or -errno with err (a bad data_dir). */
 RC_MUST_CHECK int rc_api_store_open(struct rc_store **out, const struct rc_config *cfg,
                                     struct rc_server *srv, struct rc_err *err);
+/* --check-config: with store=postgres, connect to postgres_url and check the
+ * schema version (nothing is changed). 0, or -errno with err saying what is
+ * wrong. With store=sqlite: 0 (data_dir is checked at start). */
+RC_MUST_CHECK int rc_api_store_check(const struct rc_config *cfg, struct rc_err *err);
 /* Main thread, after the shards started: start the storage and expiry
  * threads. 0 or -errno with err. */
 RC_MUST_CHECK int rc_api_store_start(struct rc_store *st, struct rc_err *err);

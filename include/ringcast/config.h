@@ -53,6 +53,9 @@ struct rc_config_list {
 /* Indexes the store_synchronous words; matches enum rc_store_sync. */
 enum rc_config_store_sync { RC_CONFIG_STORE_SYNC_FULL, RC_CONFIG_STORE_SYNC_NORMAL };
 
+/* Indexes the store words. */
+enum rc_config_store { RC_CONFIG_STORE_SQLITE, RC_CONFIG_STORE_POSTGRES };
+
 /* Indexes the broker words. */
 enum rc_config_broker { RC_CONFIG_BROKER_MEMORY, RC_CONFIG_BROKER_REDIS };
 
@@ -113,7 +116,10 @@ struct rc_config {
     uint64_t rate_limit_window;      /* ms: window counted for rate_limit_close_after */
     uint32_t handshake_rate_per_ip;  /* per second per shard; 0 = unlimited */
     /* durable storage (notifications, user subscriptions; see store.h) */
-    char data_dir[RC_CONFIG_PATH_MAX]; /* holds ringcast.db; created if missing */
+    enum rc_config_store store;                   /* sqlite (data_dir) or postgres */
+    char postgres_url[RC_CONFIG_PATH_MAX];        /* secret: libpq conninfo or URI */
+    char postgres_password[RC_CONFIG_SECRET_MAX]; /* secret; "" = libpq's own sources */
+    char data_dir[RC_CONFIG_PATH_MAX];            /* holds ringcast.db; created if missing */
     enum rc_config_store_sync store_synchronous;
     uint64_t store_purge_interval; /* ms between purges of expired rows */
     uint32_t store_max_batch;      /* requests per group commit */

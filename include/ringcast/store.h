@@ -2,8 +2,9 @@
  * storage thread that talks to everyone else by message.
  *
  * Owner: the storage thread (rc_store_main). It alone touches the engine (the
- *   SQLite database <data_dir>/ringcast.db by default). Other threads only
- *   build requests and rc_store_submit() them; they never block on the store.
+ *   SQLite database <data_dir>/ringcast.db by default, or one PostgreSQL
+ *   connection). Other threads only build requests and rc_store_submit()
+ *   them; they never block on the store.
  * Flow: a request (struct rc_store_req, holding an rc_mpsc_node) goes onto the
  *   store's MPSC queue. The thread pops every pending request (at most
  *   cfg.max_batch), runs all writes of that batch in ONE transaction (group
@@ -22,7 +23,8 @@
  * jansson refcounts are not meant for sharing: a json_t given to the store is
  *   the store's alone; a result handed back is the receiver's alone.
  * Engines: store.c calls only struct rc_store_engine_ops; store_sqlite.c is
- *   the embedded engine, a Redis engine can implement the same table later. */
+ *   the embedded engine (one node), store_pg.c the PostgreSQL engine (a
+ *   database shared by every node; libpq only on the storage thread). */
 #ifndef RINGCAST_STORE_H
 #define RINGCAST_STORE_H
 
@@ -253,6 +255,27 @@ extern const struct rc_store_engine_ops rc_store_sqlite_ops;
  * another id, or other tables and no id, belongs to another program. */
 #define RC_STORE_SQLITE_APP_ID 0x52435354u
 
+/* The PostgreSQL engine (store_pg.c, store_pg_open.c): one libpq connection
+ * per node, on the storage thread; several nodes share one database. */
+extern const struct rc_store_engine_ops rc_store_pg_ops;
+
+/* For --check-config: connect to cfg->postgres_url and read the schema
+ * version without changing anything. 0, or -errno with err saying what is
+ * wrong (unreachable, authentication failed, a schema newer than this build). */
+RC_MUST_CHECK int rc_store_pg_check(const struct rc_store_config *cfg, struct rc_err *err);
+
+/* Current schema version of the PostgreSQL engine. */
+#define RC_STORE_PG_SCHEMA_VERSION 1
+/* pg_advisory_lock keys ("RCST" << 32 | n): the migration at open (session
+ * lock: two nodes starting at once do not race) and the expiry purge
+ * (transaction try-lock: one node of a cluster purges at a time). */
+#define RC_STORE_PG_LOCK_MIGRATE 0x5243535400000001LL
+#define RC_STORE_PG_LOCK_PURGE 0x5243535400000002LL
+/* After a lost connection, a failed attempt to connect again is not repeated
+ * sooner than this (an unreachable host costs up to connect_timeout, 5 s, per
+ * attempt on the storage thread); ops fail 503 store_unavailable meanwhile. */
+#define RC_STORE_PG_RETRY_MS 500
+
 /* ---- the store ------------------------------------------------------------------ */
 
 /* Wall clock in ms since the epoch; tests inject their own. */
@@ -269,6 +292,8 @@ struct rc_store_config {
     uint32_t max_user_subscriptions;          /* per user (active + paused); 0 = unlimited;
                                                  past it a create is 409 too_many_subscriptions */
     const struct rc_store_engine_ops *engine; /* NULL = &rc_store_sqlite_ops */
+    const char *postgres_url;                 /* rc_store_pg_ops: libpq conninfo or URI */
+    const char *postgres_password;            /* NULL or "" = the URL's / PGPASSWORD / .pgpass */
     rc_store_clock_fn clock;                  /* NULL = CLOCK_REALTIME */
     void *clock_ctx;
 };

@@ -336,14 +336,29 @@ int rc_api_store_open(struct rc_store **out, const struct rc_config *cfg, struct
         .max_batch = cfg->store_max_batch,
         .purge_interval_ms = cfg->store_purge_interval,
         .max_user_subscriptions = cfg->max_user_subscriptions,
+        .engine = cfg->store == RC_CONFIG_STORE_POSTGRES ? &rc_store_pg_ops : &rc_store_sqlite_ops,
+        .postgres_url = cfg->postgres_url,
+        .postgres_password = cfg->postgres_password,
     };
     g.srv = srv;
     g.closed = false;
     int rc = rc_store_open(out, &sc, on_store_reply, NULL, err);
-    if (rc == 0)
-        rc_log(RC_LOG_INFO, "store_opened", "data_dir=\"%s\" synchronous=%s max_batch=%u",
-               cfg->data_dir, rc_store_sync_name(sc.synchronous), cfg->store_max_batch);
+    if (rc == 0 && cfg->store == RC_CONFIG_STORE_POSTGRES)
+        rc_log(RC_LOG_INFO, "store_opened", "engine=postgres max_batch=%u", cfg->store_max_batch);
+    else if (rc == 0)
+        rc_log(RC_LOG_INFO, "store_opened",
+               "engine=sqlite data_dir=\"%s\" synchronous=%s max_batch=%u", cfg->data_dir,
+               rc_store_sync_name(sc.synchronous), cfg->store_max_batch);
     return rc;
+}
+
+int rc_api_store_check(const struct rc_config *cfg, struct rc_err *err)
+{
+    if (cfg->store != RC_CONFIG_STORE_POSTGRES)
+        return 0;
+    struct rc_store_config sc = {.postgres_url = cfg->postgres_url,
+                                 .postgres_password = cfg->postgres_password};
+    return rc_store_pg_check(&sc, err);
 }
 
 int rc_api_store_start(struct rc_store *st, struct rc_err *err)

@@ -138,6 +138,11 @@ static const char *const store_sync_words[] = {"full", "normal", NULL};
 _Static_assert(RC_CONFIG_STORE_SYNC_FULL == 0 && RC_CONFIG_STORE_SYNC_NORMAL == 1,
                "store_sync_words must follow enum rc_config_store_sync");
 
+/* indexes enum rc_config_store */
+static const char *const store_words[] = {"sqlite", "postgres", NULL};
+_Static_assert(RC_CONFIG_STORE_SQLITE == 0 && RC_CONFIG_STORE_POSTGRES == 1,
+               "store_words must follow enum rc_config_store");
+
 /* indexes enum rc_config_broker */
 static const char *const broker_words[] = {"memory", "redis", NULL};
 _Static_assert(RC_CONFIG_BROKER_MEMORY == 0 && RC_CONFIG_BROKER_REDIS == 1,
@@ -279,6 +284,16 @@ const struct rc_config_key rc_config_keys[] = {
     KEY_STRING(data_dir, "./data",
                "directory of the durable store (ringcast.db: notifications, user "
                "subscriptions); created if missing"),
+    KEY_ENUM(store, "sqlite", store_words,
+             "sqlite: the embedded database in data_dir (one node); postgres: a PostgreSQL "
+             "database at postgres_url, shared by every node"),
+    KEY_SECRET(postgres_url, "",
+               "with store=postgres: a libpq connection string or URI "
+               "(postgresql://user@host:port/db; secret: may hold a password, never printed); "
+               "one connection per node, on the storage thread"),
+    KEY_SECRET(postgres_password, "",
+               "with store=postgres: the password (secret; prefer RINGCAST_POSTGRES_PASSWORD or "
+               "a .pgpass); empty = the URL's, PGPASSWORD or .pgpass"),
     KEY_ENUM(store_synchronous, "full", store_sync_words,
              "full: every acknowledged write survives a power loss; normal: it survives a "
              "process crash, faster commits"),
@@ -425,6 +440,17 @@ int rc_config_validate(const struct rc_config *c, struct rc_err *err)
                    "max_request_line=%s; the request line counts toward the header bytes, so "
                    "raise max_header_bytes",
                    a, b);
+        return -EINVAL;
+    }
+    if (c->store == RC_CONFIG_STORE_POSTGRES && c->postgres_url[0] == '\0') {
+        rc_err_set(err, 0, "bad_config",
+                   "config: store=postgres needs postgres_url "
+                   "(postgresql://user@host:port/db or a libpq connection string)");
+        return -EINVAL;
+    }
+    if (c->store != RC_CONFIG_STORE_POSTGRES && c->postgres_url[0]) {
+        rc_err_set(err, 0, "bad_config",
+                   "config: postgres_url is set but store=sqlite; set store=postgres to use it");
         return -EINVAL;
     }
     if (c->broker == RC_CONFIG_BROKER_REDIS && c->redis_url.n == 0) {

@@ -273,7 +273,23 @@ static bool json_depth_ok(const json_t *root)
     }
 }
 
-/* Free-form JSON stored as given: bounded depth and size. */
+/* Does compact JSON text s hold the escape \u0000 (a NUL inside a string)?
+ * An escaped backslash followed by "u0000" does not count. */
+static bool json_text_has_nul(const char *s)
+{
+    for (; *s; s++) {
+        if (*s != '\\')
+            continue;
+        if (strncmp(s + 1, "u0000", 5) == 0)
+            return true;
+        if (s[1])
+            s++; /* skip the escaped character */
+    }
+    return false;
+}
+
+/* Free-form JSON stored as given: bounded depth and size, and no NUL in a
+ * string (PostgreSQL's jsonb cannot hold one; both engines refuse it alike). */
 static int check_blob(const char *field, const json_t *v, bool must_be_object, struct rc_err *err)
 {
     if (must_be_object && !json_is_object(v))
@@ -285,7 +301,11 @@ static int check_blob(const char *field, const json_t *v, bool must_be_object, s
     if (!s)
         return bad(err, "bad_value", "%s: cannot be encoded as JSON", field);
     size_t n = strlen(s);
+    bool nul = json_text_has_nul(s);
     free(s);
+    if (nul)
+        return bad(err, "bad_value", "%s: a string in it contains a NUL character (\\u0000)",
+                   field);
     if (n > RC_STORE_JSON_MAX)
         return bad(err, "bad_value", "%s: is %zu bytes as compact JSON; the limit is %d bytes",
                    field, n, RC_STORE_JSON_MAX);

@@ -13,6 +13,7 @@ import hashlib
 import hmac
 import http.client as httpclient
 import json
+import os
 import shutil
 import signal
 import tempfile
@@ -44,7 +45,20 @@ class DataDir:
         return False
 
 
+# A PostgreSQL server (pg_server.PgServer) to run these tests against with
+# store=postgres instead of SQLite; test_store_pg.py sets it and runs every
+# test here again. Each data_dir gets its own database, so a restart of the
+# same data_dir finds its data again, as with SQLite.
+PG = None
+
+
 def store_server(data_dir, *args, shards=2):
+    if PG is not None:
+        db = "rc_" + "".join(c if c.isalnum() else "_" for c in os.path.basename(data_dir)).lower()
+        if PG.psql(f"SELECT count(*) FROM pg_database WHERE datname = '{db}'") == "0":
+            PG.psql(f"CREATE DATABASE {db}")
+        return Server(f"--data-dir={data_dir}", "--store=postgres", f"--postgres-url={PG.url(db)}",
+                      *args, shards=shards)
     return Server(f"--data-dir={data_dir}", *args, shards=shards)
 
 
