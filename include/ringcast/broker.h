@@ -71,6 +71,8 @@ struct rc_sub {
     bool presence;            /* counted in the topic's presence at its owner */
     bool claim_pending;       /* max_subscribers: waiting for the owner's yes */
     bool claimed;             /* max_subscribers: holds a slot at the owner */
+    bool channel_pending;     /* broker = redis: this node's SUBSCRIBE of the topic's channel
+                                 is not confirmed yet (events published before are not seen) */
     bool held;                /* an exact topic: counted in the owner's holds */
     uint8_t stream_slot;      /* SSE stream id: 1 + the topic's index in the stream, 0 = none */
     char *pending_reply;      /* "subscribed" data (JSON text) held until the owner admits */
@@ -106,6 +108,15 @@ size_t rc_broker_unsubscribe_pattern(struct rc_conn *c, const char *pattern, siz
 
 void rc_sub_ref(struct rc_sub *sub);
 void rc_sub_unref(struct rc_sub *sub);
+
+/* Whether sub's "subscribed" answer must wait (rc_broker_hold_reply): a
+ * max_subscribers claim, or (broker = redis) this node's channel subscription,
+ * is not settled yet; "subscribed" then means events published after it
+ * reach the client. */
+static inline bool rc_broker_reply_held(const struct rc_sub *sub)
+{
+    return sub->claim_pending || sub->channel_pending;
+}
 
 /* max_subscribers (sub->claim_pending): hold sub's "subscribed" answer (data,
  * taken; NULL = none) until the topic's owner admits it; it then goes to t, or

@@ -36,7 +36,9 @@ struct rc_redis_bridge;
 
 enum rc_redis_op {
     RC_REDIS_PUBLISH,
-    RC_REDIS_SUBSCRIBE, /* topic's channel, reference-counted */
+    RC_REDIS_SUBSCRIBE, /* topic's channel, reference-counted; with want_confirm answered
+                           (cb.done, 200) once Redis confirmed it, or at once when it
+                           already had or Redis cannot be reached */
     RC_REDIS_UNSUBSCRIBE,
     RC_REDIS_PSUBSCRIBE, /* topic is a pattern: its glob on every instance, reference-counted */
     RC_REDIS_PUNSUBSCRIBE,
@@ -78,6 +80,7 @@ struct rc_redis_req {
     uint64_t after;
     uint32_t count;
     bool wait_subscribed;
+    bool want_confirm; /* SUBSCRIBE: answer it (see the op) */
     struct rc_redis_entry *entries;
     size_t nentries;
     /* answer (publish, read): status 202, 200 (a repeated key; a read), 503;

@@ -653,21 +653,17 @@ static void claim_answer(struct rc_shard *s, struct claim_post *p)
         return;
     }
     sub->claim_pending = false;
-    char *reply = sub->pending_reply;
-    sub->pending_reply = NULL;
-    struct rc_ticket t = brk_sub_ticket(sub, c);
-    brk_sub_ticket_done(sub);
     if (p->allowed) {
         sub->claimed = true;
-        if (reply)
-            rc_conn_answer(
-                c, &t,
-                &(struct rc_answer){
-                    .status = 200, .type = "subscribed", .json = reply, .len = strlen(reply)});
-        free(reply);
+        brk_sub_release_reply(c, sub); /* unless a cluster channel still waits */
         free(p);
         return;
     }
+    char *reply = sub->pending_reply;
+    sub->pending_reply = NULL;
+    sub->channel_pending = false; /* it is removed: nothing waits any more */
+    struct rc_ticket t = brk_sub_ticket(sub, c);
+    brk_sub_ticket_done(sub);
     char msg[400];
     snprintf(msg, sizeof(msg),
              "subscription %s to %.*s removed: the topic has its maximum of %u subscribers "

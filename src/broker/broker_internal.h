@@ -97,6 +97,9 @@ struct rc_ticket brk_sub_ticket(const struct rc_sub *sub, const struct rc_conn *
 /* Keep a copy of t as sub's ticket (once: a subscribe's resume and admission
  * share it). false when out of memory. */
 bool brk_sub_keep_ticket(struct rc_sub *sub, const struct rc_ticket *t);
+/* Both holds of sub's "subscribed" answer are settled: send it (if one was
+ * held); no-op while one still waits. */
+void brk_sub_release_reply(struct rc_conn *c, struct rc_sub *sub);
 /* Free sub's ticket once neither a resume nor an admission can answer it. */
 void brk_sub_ticket_done(struct rc_sub *sub);
 
@@ -191,7 +194,7 @@ struct rc_broker_cluster {
 /* A request's answer on its way back from the bridge to the origin shard:
  * the origin's, then (with its request) the bridge's, then the origin's again,
  * which frees both; its discard frees them when a shard stops with it unread. */
-enum rpost_kind { RP_PUBLISH, RP_RESUME, RP_HISTORY, RP_PRESENCE };
+enum rpost_kind { RP_PUBLISH, RP_RESUME, RP_HISTORY, RP_PRESENCE, RP_CHANNEL };
 
 struct rpost {
     struct rc_post post;

@@ -154,9 +154,40 @@ static void bridge_event(void *arg, const char *topic, size_t len, const struct 
 
 /* ---- events for connections: user-targeted, broadcasts, notifications ---------------------- */
 
-/* Wire form on RC_REDIS_NODE_CHANNEL: "<node id>\n<meta JSON>\n" then the
- * WebSocket image and the SSE image; meta {"id","w":ws_len,"s":sse_len,
- * "u":[users] (absent = all),"x":excluded user}. */
+/* Wire form on RC_REDIS_NODE_CHANNEL: "<node id>\n<meta JSON>\n" then a body.
+ * An event for connections: meta {"id","w":ws_len,"s":sse_len,"u":[users]
+ * (absent = all),"x":excluded user}, the body its WebSocket then SSE image.
+ * A message for an upper layer (rc_broker_cluster_send): meta {"k":kind,
+ * "m":message}, no body. node_send: meta is taken; what names the message in
+ * the log line of a failure. */
+static void node_send(struct rc_broker_cluster *k, json_t *meta, const void *a, size_t al,
+                      const void *b, size_t bl, const char *what)
+{
+    char *txt = meta ? json_dumps(meta, JSON_COMPACT) : NULL;
+    json_decref(meta);
+    struct rc_redis_req *req = txt ? rc_redis_req_new(RC_REDIS_NODE_PUBLISH, "", 0) : NULL;
+    size_t tl = txt ? strlen(txt) : 0, n = 17 + tl + 1 + al + bl;
+    char *msg = req ? malloc(n) : NULL;
+    if (!msg) {
+        rc_log(RC_LOG_WARN, "cluster_send_failed", "what=\"%.64s\" reason=oom", what);
+        free(txt);
+        rc_redis_req_free(req);
+        return;
+    }
+    memcpy(msg, k->node_id, 16);
+    msg[16] = '\n';
+    memcpy(msg + 17, txt, tl);
+    msg[17 + tl] = '\n';
+    if (al)
+        memcpy(msg + 18 + tl, a, al);
+    if (bl)
+        memcpy(msg + 18 + tl + al, b, bl);
+    free(txt);
+    req->data = msg;
+    req->data_len = n;
+    rc_redis_bridge_submit(k->bridge, req);
+}
+
 void rc_broker_cluster_forward(const struct rc_server *srv, const struct rc_evbuf *ev)
 {
     struct rc_broker_cluster *k = srv->cluster;
@@ -172,27 +203,7 @@ void rc_broker_cluster_forward(const struct rc_server *srv, const struct rc_evbu
     }
     if (meta && ev->exclude_user)
         json_object_set_new(meta, "x", json_string(ev->exclude_user));
-    char *txt = meta ? json_dumps(meta, JSON_COMPACT) : NULL;
-    json_decref(meta);
-    struct rc_redis_req *req = txt ? rc_redis_req_new(RC_REDIS_NODE_PUBLISH, "", 0) : NULL;
-    size_t tl = txt ? strlen(txt) : 0, n = 17 + tl + 1 + ev->ws_len + ev->sse_len;
-    char *msg = req ? malloc(n) : NULL;
-    if (!msg) {
-        rc_log(RC_LOG_WARN, "cluster_forward_failed", "id=%s reason=oom", ev->id);
-        free(txt);
-        rc_redis_req_free(req);
-        return;
-    }
-    memcpy(msg, k->node_id, 16);
-    msg[16] = '\n';
-    memcpy(msg + 17, txt, tl);
-    msg[17 + tl] = '\n';
-    memcpy(msg + 18 + tl, ev->ws, ev->ws_len);
-    memcpy(msg + 18 + tl + ev->ws_len, ev->sse, ev->sse_len);
-    free(txt);
-    req->data = msg;
-    req->data_len = n;
-    rc_redis_bridge_submit(k->bridge, req);
+    node_send(k, meta, ev->ws, ev->ws_len, ev->sse, ev->sse_len, ev->id);
 }
 
 int rc_broker_cluster_on(struct rc_server *srv, const char *kind, rc_broker_cluster_fn fn,
@@ -213,28 +224,9 @@ int rc_broker_cluster_on(struct rc_server *srv, const char *kind, rc_broker_clus
 void rc_broker_cluster_send(const struct rc_server *srv, const char *kind, const json_t *msg)
 {
     struct rc_broker_cluster *k = srv->cluster;
-    if (!k)
-        return;
-    json_t *meta = json_pack("{s:s, s:O}", "k", kind, "m", (json_t *)msg);
-    char *txt = meta ? json_dumps(meta, JSON_COMPACT) : NULL;
-    json_decref(meta);
-    struct rc_redis_req *req = txt ? rc_redis_req_new(RC_REDIS_NODE_PUBLISH, "", 0) : NULL;
-    size_t tl = txt ? strlen(txt) : 0;
-    char *out = req ? malloc(17 + tl + 1) : NULL;
-    if (!out) {
-        rc_log(RC_LOG_WARN, "cluster_send_failed", "kind=%s reason=oom", kind);
-        free(txt);
-        rc_redis_req_free(req);
-        return;
-    }
-    memcpy(out, k->node_id, 16);
-    out[16] = '\n';
-    memcpy(out + 17, txt, tl);
-    out[17 + tl] = '\n';
-    free(txt);
-    req->data = out;
-    req->data_len = 18 + tl;
-    rc_redis_bridge_submit(k->bridge, req);
+    if (k)
+        node_send(k, json_pack("{s:s, s:O}", "k", kind, "m", (json_t *)msg), NULL, 0, NULL, 0,
+                  kind);
 }
 
 /* Bridge thread: another node's message for an upper layer's handler. */
@@ -479,12 +471,23 @@ static void publish_answer(struct rc_conn *c, struct rpost *p)
 
 /* ---- subscriptions -------------------------------------------------------------------------- */
 
-static void channel_req(struct rc_shard *s, struct rc_sub *sub, bool on)
+static void channel_req(struct rc_conn *c, struct rc_sub *sub, bool on)
 {
+    struct rc_shard *s = c->shard;
     bool pattern = rc_topic_is_pattern(sub->pattern, sub->pattern_len);
     enum rc_redis_op op = pattern ? (on ? RC_REDIS_PSUBSCRIBE : RC_REDIS_PUNSUBSCRIBE)
                                   : (on ? RC_REDIS_SUBSCRIBE : RC_REDIS_UNSUBSCRIBE);
     struct rc_redis_req *req = rc_redis_req_new(op, sub->pattern, sub->pattern_len);
+    if (req && op == RC_REDIS_SUBSCRIBE) {
+        /* "subscribed" waits until the channel carries this topic's events to
+         * this node (broker.h, rc_broker_reply_held) */
+        struct rpost *p = brk_rpost_new(c, RP_CHANNEL, req);
+        if (p) {
+            memcpy(p->sub_id, sub->id, sizeof(p->sub_id));
+            req->want_confirm = true;
+            sub->channel_pending = true;
+        }
+    }
     if (!req) {
         /* a lost SUBSCRIBE leaves sub without events; a lost UNSUBSCRIBE
          * keeps a channel the node no longer needs: both are logged */
@@ -498,19 +501,20 @@ static void channel_req(struct rc_shard *s, struct rc_sub *sub, bool on)
 static void redis_subscribed(struct rc_conn *c, struct rc_sub *sub)
 {
     brk_mem_subscribed(c, sub); /* node-local: presence, claims */
-    channel_req(c->shard, sub, true);
+    channel_req(c, sub, true);
 }
 
 static void redis_unsubscribed(struct rc_conn *c, struct rc_sub *sub)
 {
     brk_mem_unsubscribed(c, sub);
-    channel_req(c->shard, sub, false);
+    channel_req(c, sub, false);
 }
 
 static void rpost_run(struct rc_shard *s, struct rc_post *post)
 {
     struct rpost *p = RC_CONTAINER_OF(post, struct rpost, post);
-    struct rc_conn *c = rc_shard_conn(s, p->kind == RP_RESUME ? p->conn_id : p->ticket.conn_id);
+    struct rc_conn *c = rc_shard_conn(
+        s, p->kind == RP_RESUME || p->kind == RP_CHANNEL ? p->conn_id : p->ticket.conn_id);
     if (c) {
         switch (p->kind) {
         case RP_PUBLISH:
@@ -525,6 +529,14 @@ static void rpost_run(struct rc_shard *s, struct rc_post *post)
         case RP_PRESENCE:
             brk_redis_presence_answer(c, p);
             break;
+        case RP_CHANNEL: {
+            struct rc_sub *sub = brk_find_sub(c, p->sub_id);
+            if (sub && sub->channel_pending) {
+                sub->channel_pending = false;
+                brk_sub_release_reply(c, sub);
+            }
+            break;
+        }
         }
     }
     rpost_free(p);

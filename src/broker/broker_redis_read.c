@@ -99,8 +99,10 @@ int brk_redis_resume(struct rc_conn *c, struct rc_sub *sub, const struct rc_sub_
     } else {
         req->after = plan.after;
         req->count = plan.from_now ? 0 : RC_HISTORY_SIZE_MAX;
-        req->wait_subscribed = true; /* later events arrive live */
     }
+    /* after the channel's confirmation: later events arrive live, and the
+     * held "subscribed" answer goes out before what the read returns */
+    req->wait_subscribed = true;
     brk_redis_submit(s, req);
     return 0;
 }

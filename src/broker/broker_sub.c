@@ -176,7 +176,7 @@ struct rc_ticket brk_sub_ticket(const struct rc_sub *sub, const struct rc_conn *
 
 void brk_sub_ticket_done(struct rc_sub *sub)
 {
-    if (sub->resume || sub->claim_pending)
+    if (sub->resume || rc_broker_reply_held(sub))
         return;
     free(sub->ticket);
     sub->ticket = NULL;
@@ -191,6 +191,22 @@ bool brk_sub_keep_ticket(struct rc_sub *sub, const struct rc_ticket *t)
         return false;
     *sub->ticket = *t;
     return true;
+}
+
+void brk_sub_release_reply(struct rc_conn *c, struct rc_sub *sub)
+{
+    if (rc_broker_reply_held(sub))
+        return; /* the other hold still waits */
+    char *reply = sub->pending_reply;
+    sub->pending_reply = NULL;
+    struct rc_ticket t = brk_sub_ticket(sub, c);
+    brk_sub_ticket_done(sub);
+    if (reply)
+        rc_conn_answer(
+            c, &t,
+            &(struct rc_answer){
+                .status = 200, .type = "subscribed", .json = reply, .len = strlen(reply)});
+    free(reply);
 }
 
 void rc_broker_hold_reply(struct rc_sub *sub, const struct rc_ticket *t, json_t *data)
@@ -283,8 +299,8 @@ static void deliver_one(void *ctx, void *owner)
     }
     if (RC_UNLIKELY(ev->users || ev->exclude_user) && !rc_evbuf_user_allowed(ev, c->user_id))
         return;
-    if (RC_UNLIKELY(sub->claim_pending))
-        return; /* max_subscribers: the owner has not admitted it yet */
+    if (RC_UNLIKELY(rc_broker_reply_held(sub)))
+        return; /* max_subscribers: not admitted yet; a cluster channel: not confirmed */
     if (RC_UNLIKELY(sub->resume != NULL)) {
         struct rc_resume *r = sub->resume;
         if (r->linger && !rc_event_id_of_epoch(ev->id, r->linger_epoch)) {

@@ -77,6 +77,8 @@ static void answer(struct rc_redis_bridge *b, struct rc_redis_req *req, int stat
     snprintf(req->why, sizeof(req->why), "%.150s", why ? why : "");
     if (req->op == RC_REDIS_READ)
         b->ctr.reads++;
+    else if (req->op != RC_REDIS_PUBLISH)
+        ; /* a SUBSCRIBE's confirmation, a presence listing */
     else if (status >= 400)
         b->ctr.publish_refused++;
     else
@@ -518,7 +520,7 @@ static void handle(struct rc_redis_bridge *b, struct rc_redis_req *req)
     case RC_REDIS_PRESENCE_LIST:
         rdb_presence_list(in, req);
         return;
-    case RC_REDIS_SUBSCRIBE:
+    case RC_REDIS_SUBSCRIBE: {
         if (rc_redis_topics_ref(&in->topics, req->topic, req->topic_len, &edge) == 0 && edge) {
             struct rc_redis_topic *e =
                 rc_redis_topics_find(&in->topics, req->topic, req->topic_len);
@@ -526,7 +528,22 @@ static void handle(struct rc_redis_bridge *b, struct rc_redis_req *req)
                 e->confirmed = false;
             channel_command(in, "SUBSCRIBE", req->topic, req->topic_len);
         }
-        break;
+        if (!req->want_confirm)
+            break;
+        const struct rc_redis_topic *e =
+            rc_redis_topics_find(&in->topics, req->topic, req->topic_len);
+        /* wait while Redis is reachable (the command connection is up): the
+         * subscriber connection, if it is being made again, confirms it once
+         * it resubscribes; Redis unreachable, nothing can be published, so
+         * there is nothing to wait for (cmd_down answers parked ones) */
+        if (e && !e->confirmed && rc_redis_conn_ready(&in->cmd)) {
+            req->parked_next = in->parked; /* answered by the confirmation (rdb_read_unpark) */
+            in->parked = req;
+        } else {
+            answer(b, req, 200, NULL, NULL);
+        }
+        return;
+    }
     case RC_REDIS_UNSUBSCRIBE:
         if (rc_redis_topics_unref(&in->topics, req->topic, req->topic_len, &edge) == 0 && edge) {
             channel_command(in, "UNSUBSCRIBE", req->topic, req->topic_len);
@@ -721,7 +738,7 @@ void rc_redis_bridge_stop_counters(struct rc_redis_bridge *b, struct rc_redis_co
         while ((node = rc_mpsc_pop(&b->q))) {
             struct rc_redis_req *req = RC_CONTAINER_OF(node, struct rc_redis_req, node);
             if (req->op == RC_REDIS_PUBLISH || req->op == RC_REDIS_READ ||
-                req->op == RC_REDIS_PRESENCE_LIST)
+                req->op == RC_REDIS_PRESENCE_LIST || req->want_confirm)
                 answer(b, req, 503, "broker_unavailable", "shutting down");
             else
                 rc_redis_req_free(req);

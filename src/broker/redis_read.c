@@ -277,7 +277,10 @@ void rdb_read_unpark(struct instance *in, const char *topic, size_t len)
         if (req->topic_len == len && memcmp(req->topic, topic, len) == 0) {
             *pp = req->parked_next;
             req->parked_next = NULL;
-            rdb_read_send(in, req);
+            if (req->op == RC_REDIS_SUBSCRIBE)
+                rdb_answer(in->b, req, 200, NULL, NULL); /* its channel is confirmed */
+            else
+                rdb_read_send(in, req);
         } else {
             pp = &req->parked_next;
         }

@@ -298,8 +298,8 @@ static void do_subscribe(struct rc_conn *c, struct rc_client_msg *m)
         json_object_set_new(data, "since", json_string(m->since));
     if (data && m->include_initial)
         json_object_set_new(data, "include_initial", json_true());
-    if (sub->claim_pending) {
-        /* max_subscribers: answer once the topic's owner admits it */
+    if (rc_broker_reply_held(sub)) {
+        /* max_subscribers, a cluster channel: answer once it is settled */
         rc_broker_hold_reply(sub, &t, data);
     } else {
         /* the answer goes first: replayed / initial events follow it */

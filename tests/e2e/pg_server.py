@@ -8,11 +8,11 @@ import os
 import pwd
 import shutil
 import signal
-import socket
 import subprocess
 import tempfile
 import time
 
+from cluster import free_port as _free_port  # one port picker for the tests' servers
 from harness import TestFailure, wait_for
 
 PG_BIN = "/usr/lib/postgresql/15/bin"
@@ -22,12 +22,7 @@ def available():
     return os.path.exists(os.path.join(PG_BIN, "initdb"))
 
 
-def _free_port():
-    s = socket.socket()
-    s.bind(("127.0.0.1", 0))
-    port = s.getsockname()[1]
-    s.close()
-    return port
+
 
 
 class PgServer:

@@ -628,3 +628,25 @@ def test_cluster_redis_restart_with_persistence_keeps_ids_and_history():
             await ws2.close()
 
         run_async(run(), 60)
+
+
+def test_cluster_subscribed_means_events_after_it_arrive():
+    """"subscribed" on a node that had no subscription of the topic comes only
+    once Redis carries the topic's channel to that node: an event published
+    on another node right after it always arrives (40 fresh topics), also
+    when the node's subscriber connection to Redis was just lost and is being
+    made again (every other round)."""
+    with Redis() as redis, Nodes(redis, 2) as nodes:
+        async def run():
+            ws = await ws_connect(nodes[1])
+            for i in range(40):
+                t = f"fresh.t{i}"
+                if i % 2:
+                    redis.command("CLIENT", "KILL", "TYPE", "pubsub")
+                await ws_subscribe(ws, t)
+                eid = publish(nodes[0], t, {"i": i})
+                m = await ws_next(ws, type_="event", timeout=5)
+                eq((m["data"]["topic"], m["data"]["id"]), (t, eid), f"round {i}")
+            await ws.close()
+
+        run_async(run(), 60)

@@ -22,6 +22,7 @@ async def lb_client(front, topic, since=None):
     ws = await websockets.connect(f"ws://127.0.0.1:{front.port}/api/realtime/ws", max_size=2 ** 24)
     hello = json.loads(await ws.recv())
     eq(hello["type"], "connected", "greeting")
+    ws.connection_id = hello["data"]["connection_id"]
     msg = {"action": "subscribe", "topic": topic, "id": 1}
     if since:
         msg["since"] = since
@@ -56,18 +57,29 @@ class Client:
         self.reconnects = 0
         self.close_codes = []
         self.trace = []  # (connection number, its since, event id), for failure reports
+        self.conn_id = None
 
     async def run(self, want):
         since = None
         while len(self.ids) < want:
             try:
                 ws = await lb_client(self.front, self.topic, since)
+                self.conn_id = ws.connection_id
             except (OSError, websockets.InvalidHandshake, websockets.ConnectionClosed):
                 await asyncio.sleep(0.05)  # the node went away between haproxy's checks
                 continue
             try:
                 while len(self.ids) < want:
-                    m = json.loads(await asyncio.wait_for(ws.recv(), 30))
+                    try:
+                        raw = await asyncio.wait_for(ws.recv(), 30)
+                    except asyncio.TimeoutError:
+                        raise TestFailure(
+                            f"a client waited 30 s for an event: {len(self.ids)} of {want}, last "
+                            f"{since}, resumed {self.reconnects} times (codes {self.close_codes}), "
+                            f"this connection {self.conn_id}, missing seqs "
+                            f"{sorted(set(range(1, want + 1)) - {int(i.rsplit('-', 1)[1]) for i in self.ids})}"
+                        ) from None
+                    m = json.loads(raw)
                     if m["type"] == "event":
                         self.trace.append((self.reconnects, since, m["data"]["id"]))
                         self.ids.append(m["data"]["id"])
