@@ -86,6 +86,25 @@ static void endpoint(struct rc_redis_endpoint *ep, const struct redis_test_serve
     assert_int_equal(rc_redis_url_parse(url, strlen(url), ep, &err), 0);
 }
 
+/* Start a server (salt picks its port) and connect c to it; ready on return. */
+static void open_ready(struct redis_test_server *s, int salt, struct rc_redis_conn *c,
+                       uint32_t timeout_ms, uint32_t max_pending)
+{
+    assert_int_equal(rts_start(s, NULL, salt), 0);
+    struct rc_redis_endpoint ep;
+    endpoint(&ep, s, NULL);
+    assert_int_equal(rc_redis_conn_init(c, &ep, timeout_ms, max_pending), 0);
+    assert_true(drive(c, is_ready, c, 3000));
+}
+
+/* Drive c until t has n answers (ok or failed) or ms pass. */
+static bool answers(struct rc_redis_conn *c, struct tally *t, unsigned n, unsigned ms)
+{
+    g_t = t;
+    g_want = n;
+    return drive(c, all_answered, NULL, ms);
+}
+
 static void test_pipeline_in_order(void **state)
 {
     (void)state;
@@ -99,12 +118,11 @@ static void test_pipeline_in_order(void **state)
     assert_int_equal(rc_redis_conn_command(&c, 2, argv, NULL, on_incr, NULL), -ENOTCONN);
     assert_true(drive(&c, is_ready, &c, 3000));
     struct tally t = {.next = 1};
-    g_t = &t;
-    g_want = 20000;
-    for (unsigned i = 0; i < g_want; i++)
+    enum { N = 20000 };
+    for (unsigned i = 0; i < N; i++)
         assert_int_equal(rc_redis_conn_command(&c, 2, argv, NULL, on_incr, &t), 0);
-    assert_true(drive(&c, all_answered, NULL, 10000));
-    assert_int_equal(t.ok, g_want);
+    assert_true(answers(&c, &t, N, 10000));
+    assert_int_equal(t.ok, N);
     assert_int_equal(t.out_of_order, 0);
     assert_int_equal(c.connects, 1);
     rc_redis_conn_fini(&c);
@@ -115,28 +133,21 @@ static void test_limit_and_kill_and_reconnect(void **state)
 {
     (void)state;
     struct redis_test_server s;
-    assert_int_equal(rts_start(&s, NULL, 3), 0);
-    struct rc_redis_endpoint ep;
-    endpoint(&ep, &s, NULL);
     struct rc_redis_conn c;
-    assert_int_equal(rc_redis_conn_init(&c, &ep, 2000, 10), 0);
-    assert_true(drive(&c, is_ready, &c, 3000));
+    open_ready(&s, 3, &c, 2000, 10);
     struct tally t = {.next = 1};
     const char *argv[] = {"INCR", "k2"};
     for (unsigned i = 0; i < 10; i++)
         assert_int_equal(rc_redis_conn_command(&c, 2, argv, NULL, on_incr, &t), 0);
     /* max_pending bounds what is in flight */
     assert_int_equal(rc_redis_conn_command(&c, 2, argv, NULL, on_incr, &t), -ENOBUFS);
-    g_t = &t;
-    g_want = 10;
-    assert_true(drive(&c, all_answered, NULL, 3000));
+    assert_true(answers(&c, &t, 10, 3000));
     assert_int_equal(t.ok, 10);
     /* the server dies with commands pending: each fails, the connection goes down */
     for (unsigned i = 0; i < 5; i++)
         assert_int_equal(rc_redis_conn_command(&c, 2, argv, NULL, on_incr, &t), 0);
     rts_kill(&s, SIGKILL);
-    g_want = 15;
-    assert_true(drive(&c, all_answered, NULL, 5000));
+    assert_true(answers(&c, &t, 15, 5000));
     assert_int_equal(t.failed, 5);
     assert_non_null(strstr(t.why, "connection lost"));
     assert_int_equal(c.state, RC_REDIS_DOWN);
@@ -154,9 +165,7 @@ static void test_limit_and_kill_and_reconnect(void **state)
     assert_int_equal(c.backoff_ms, RC_REDIS_BACKOFF_MIN_MS);
     struct tally t2 = {.next = 1}; /* no persistence: the key starts again */
     assert_int_equal(rc_redis_conn_command(&c, 2, argv, NULL, on_incr, &t2), 0);
-    g_t = &t2;
-    g_want = 1;
-    assert_true(drive(&c, all_answered, NULL, 3000));
+    assert_true(answers(&c, &t2, 1, 3000));
     assert_int_equal(t2.ok, 1);
     assert_int_equal(t2.out_of_order, 0);
     rc_redis_conn_fini(&c);
@@ -167,20 +176,14 @@ static void test_reply_deadline(void **state)
 {
     (void)state;
     struct redis_test_server s;
-    assert_int_equal(rts_start(&s, NULL, 4), 0);
-    struct rc_redis_endpoint ep;
-    endpoint(&ep, &s, NULL);
     struct rc_redis_conn c;
-    assert_int_equal(rc_redis_conn_init(&c, &ep, 300, 100), 0);
-    assert_true(drive(&c, is_ready, &c, 3000));
+    open_ready(&s, 4, &c, 300, 100);
     rts_kill(&s, SIGSTOP); /* alive, never answers */
     struct tally t = {.next = 1};
     const char *argv[] = {"INCR", "k3"};
     assert_int_equal(rc_redis_conn_command(&c, 2, argv, NULL, on_incr, &t), 0);
-    g_t = &t;
-    g_want = 1;
     uint64_t t0 = now_ms();
-    assert_true(drive(&c, all_answered, NULL, 3000));
+    assert_true(answers(&c, &t, 1, 3000));
     uint64_t took = now_ms() - t0;
     assert_int_equal(t.failed, 1);
     assert_true(took >= 250);
@@ -205,19 +208,13 @@ static void test_idle_then_command(void **state)
 {
     (void)state;
     struct redis_test_server s;
-    assert_int_equal(rts_start(&s, NULL, 6), 0);
-    struct rc_redis_endpoint ep;
-    endpoint(&ep, &s, NULL);
     struct rc_redis_conn c;
-    assert_int_equal(rc_redis_conn_init(&c, &ep, 200, 100), 0);
-    assert_true(drive(&c, is_ready, &c, 3000));
+    open_ready(&s, 8, &c, 200, 100);
     (void)drive(&c, never, NULL, 500); /* idle: 2.5 x timeout_ms */
     struct tally t = {.next = 1};
     const char *argv[] = {"INCR", "idle"};
     assert_int_equal(rc_redis_conn_command(&c, 2, argv, NULL, on_incr, &t), 0);
-    g_t = &t;
-    g_want = 1;
-    assert_true(drive(&c, all_answered, NULL, 3000));
+    assert_true(answers(&c, &t, 1, 3000));
     assert_int_equal(t.ok, 1);
     assert_int_equal(t.failed, 0);
     assert_int_equal(c.timeouts, 0);
@@ -250,9 +247,7 @@ static void test_auth_and_select(void **state)
     struct tally t = {.next = 1};
     const char *argv[] = {"INCR", "in-db-5"};
     assert_int_equal(rc_redis_conn_command(&c, 2, argv, NULL, on_incr, &t), 0);
-    g_t = &t;
-    g_want = 1;
-    assert_true(drive(&c, all_answered, NULL, 3000));
+    assert_true(answers(&c, &t, 1, 3000));
     assert_int_equal(t.ok, 1);
     rc_redis_conn_fini(&c);
     /* it went to db 5 */

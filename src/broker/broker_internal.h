@@ -202,13 +202,12 @@ struct rpost {
     struct rc_shard *origin;
     struct rc_redis_req *req;
     struct rc_ticket ticket; /* publish, history: who waits */
-    uint64_t conn_id;        /* resume: whose subscription */
+    uint64_t conn_id;        /* the asking connection (every kind) */
     char sub_id[RC_SUB_ID_LEN + 1];
     struct brk_resume_plan plan; /* resume */
     json_t *echo;                /* publish: answer 201 with this */
     size_t limit;                /* history, presence */
     size_t offset;               /* presence */
-    bool have_since;             /* history */
     uint64_t ttl_ms;             /* history kept this long (0 = no age limit) */
 };
 

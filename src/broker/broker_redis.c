@@ -513,8 +513,7 @@ static void redis_unsubscribed(struct rc_conn *c, struct rc_sub *sub)
 static void rpost_run(struct rc_shard *s, struct rc_post *post)
 {
     struct rpost *p = RC_CONTAINER_OF(post, struct rpost, post);
-    struct rc_conn *c = rc_shard_conn(
-        s, p->kind == RP_RESUME || p->kind == RP_CHANNEL ? p->conn_id : p->ticket.conn_id);
+    struct rc_conn *c = rc_shard_conn(s, p->conn_id); /* the asking connection (rpost_new) */
     if (c) {
         switch (p->kind) {
         case RP_PUBLISH:

@@ -154,7 +154,6 @@ void brk_redis_history(struct rc_conn *c, const struct rc_ticket *t, const char 
         return;
     struct rc_redis_req *req = p->req;
     p->limit = limit;
-    p->have_since = since != NULL;
     if (since)
         snprintf(p->plan.cursor, sizeof(p->plan.cursor), "%s", since);
     p->plan.after = after;

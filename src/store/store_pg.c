@@ -440,33 +440,59 @@ static int list_query(struct rc_store_engine *e, enum pst count_st, enum pst lis
 /* ---- notifications ----------------------------------------------------------------------------
  */
 
-static int pg_notif_create(struct rc_store_engine *e, const json_t *rec, struct rc_err *err)
-{
-    static const char *const text_cols[] = {"id",       "title",  "message",  "type",
-                                            "priority", "status", "sender_id"};
-    const json_t *recips = json_object_get(rec, "recipients");
-    struct params p = {0};
-    int rc;
+/* One INSERT's parameters, in the statement's order: a record's field as
+ * text, as a time (ms), as JSON, or the length of its array (JSON null and
+ * absent fields pass as SQL NULL). */
+enum col_kind { COL_TEXT, COL_TIME, COL_JSON, COL_COUNT };
+struct col {
+    const char *name;
+    enum col_kind kind;
+};
 
-    for (int i = 0; i < 7; i++)
-        p_jstr(&p, json_object_get(rec, text_cols[i]));
-    p_jint(&p, json_object_get(rec, "created_at"));
-    p_jint(&p, json_object_get(rec, "delivered_at"));
-    p_jint(&p, json_object_get(rec, "expires_at"));
-    p_jstr(&p, json_object_get(rec, "resource_type"));
-    p_jstr(&p, json_object_get(rec, "resource_id"));
-    rc = p_json(&p, json_object_get(rec, "actions"));
+/* INSERT rec through statement st (cols give its parameters); what names the
+ * write in an error. 0 or -errno with err. */
+static int insert_record(struct rc_store_engine *e, enum pst st, const json_t *rec,
+                         const struct col *cols, size_t ncols, const char *what, struct rc_err *err)
+{
+    struct params p = {0};
+    int rc = 0;
+    for (size_t i = 0; i < ncols && rc == 0; i++) {
+        const json_t *v = json_object_get(rec, cols[i].name);
+        switch (cols[i].kind) {
+        case COL_TEXT:
+            p_jstr(&p, v);
+            break;
+        case COL_TIME:
+            p_jint(&p, v);
+            break;
+        case COL_JSON:
+            rc = p_json(&p, v);
+            break;
+        case COL_COUNT:
+            p_int(&p, (int64_t)json_array_size(v));
+            break;
+        }
+    }
     if (rc == 0)
-        rc = p_json(&p, json_object_get(rec, "metadata"));
-    p_int(&p, (int64_t)json_array_size(recips));
-    if (rc == 0)
-        rc = p_json(&p, recips);
-    if (rc == 0)
-        rc = write_one(e, PST_NOTIF_INSERT, &p, "saving the notification", NULL, err);
+        rc = write_one(e, st, &p, what, NULL, err);
     p_free(&p);
     if (rc == -ENOMEM)
         rc_err_set(err, 503, "no_memory", "store: out of memory; retry later");
     return rc;
+}
+
+static int pg_notif_create(struct rc_store_engine *e, const json_t *rec, struct rc_err *err)
+{
+    static const struct col cols[] = {
+        {"id", COL_TEXT},         {"title", COL_TEXT},         {"message", COL_TEXT},
+        {"type", COL_TEXT},       {"priority", COL_TEXT},      {"status", COL_TEXT},
+        {"sender_id", COL_TEXT},  {"created_at", COL_TIME},    {"delivered_at", COL_TIME},
+        {"expires_at", COL_TIME}, {"resource_type", COL_TEXT}, {"resource_id", COL_TEXT},
+        {"actions", COL_JSON},    {"metadata", COL_JSON},      {"recipients", COL_COUNT},
+        {"recipients", COL_JSON},
+    };
+    return insert_record(e, PST_NOTIF_INSERT, rec, cols, RC_ARRAY_LEN(cols),
+                         "saving the notification", err);
 }
 
 static int pg_notif_get(struct rc_store_engine *e, const char *id, int64_t now_ms, json_t **rec,
@@ -585,28 +611,23 @@ static int pg_notif_purge_expired(struct rc_store_engine *e, int64_t now_ms, uin
 
 static int pg_sub_create(struct rc_store_engine *e, const json_t *rec, struct rc_err *err)
 {
-    static const char *const text_cols[] = {"id", "user_id", "type", "status"};
-    struct params p = {0};
-    int rc;
-    for (int i = 0; i < 4; i++)
-        p_jstr(&p, json_object_get(rec, text_cols[i]));
-    p_jint(&p, json_object_get(rec, "created_at"));
-    p_jint(&p, json_object_get(rec, "updated_at"));
-    p_jint(&p, json_object_get(rec, "expires_at"));
-    p_jstr(&p, json_object_get(rec, "resource_id"));
-    p_jstr(&p, json_object_get(rec, "resource_type"));
-    p_jstr(&p, json_object_get(rec, "topic"));
-    rc = p_json(&p, json_object_get(rec, "labels"));
-    if (rc == 0)
-        rc = p_json(&p, json_object_get(rec, "metadata"));
-    if (rc == 0)
-        rc = p_json(&p, json_object_get(rec, "payload_filter"));
-    if (rc == 0)
-        rc = write_one(e, PST_SUB_INSERT, &p, "saving the subscription", NULL, err);
-    p_free(&p);
-    if (rc == -ENOMEM)
-        rc_err_set(err, 503, "no_memory", "store: out of memory; retry later");
-    return rc;
+    static const struct col cols[] = {
+        {"id", COL_TEXT},
+        {"user_id", COL_TEXT},
+        {"type", COL_TEXT},
+        {"status", COL_TEXT},
+        {"created_at", COL_TIME},
+        {"updated_at", COL_TIME},
+        {"expires_at", COL_TIME},
+        {"resource_id", COL_TEXT},
+        {"resource_type", COL_TEXT},
+        {"topic", COL_TEXT},
+        {"labels", COL_JSON},
+        {"metadata", COL_JSON},
+        {"payload_filter", COL_JSON},
+    };
+    return insert_record(e, PST_SUB_INSERT, rec, cols, RC_ARRAY_LEN(cols),
+                         "saving the subscription", err);
 }
 
 static int pg_sub_get(struct rc_store_engine *e, const char *id, int64_t now_ms, json_t **rec,
