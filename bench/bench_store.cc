@@ -1,8 +1,10 @@
 // bench_store.cc - notification creates per second and ack latency (submit ->
 // reply, i.e. after the commit) for the SQLite and the PostgreSQL engine side
 // by side in one run: bursts of 1,000 (and 100) creates submitted at once, so
-// group commit batches them, on a store with its storage thread. PostgreSQL is
-// a local 15 this process starts (fsync on); SQLite runs synchronous=full.
+// group commit batches them, on a store with its storage thread(s). PostgreSQL is
+// a local 15 this process starts (fsync on), with one connection and with a pool
+// of four (postgres_pool); SQLite runs synchronous=full. Recipients are spread
+// over 100 users.
 #include <benchmark/benchmark.h>
 
 #include <algorithm>
@@ -16,7 +18,8 @@ namespace
 void run(benchmark::State &state, int pg)
 {
     const size_t burst = static_cast<size_t>(state.range(0));
-    rc_bench_store *b = rc_bench_store_new(pg, burst);
+    const unsigned pool = pg ? static_cast<unsigned>(state.range(1)) : 1;
+    rc_bench_store *b = rc_bench_store_new(pg, pool, burst);
     if (!b) {
         state.SkipWithError(pg ? "PostgreSQL 15 could not be started (postgresql-15)"
                                : "the SQLite store could not be opened");
@@ -63,9 +66,12 @@ BENCHMARK(BM_store_create_sqlite)
     ->Arg(1000)
     ->UseRealTime()
     ->Unit(benchmark::kMillisecond);
+// Args: burst, postgres_pool (connections)
 BENCHMARK(BM_store_create_postgres)
-    ->Arg(100)
-    ->Arg(1000)
+    ->Args({100, 1})
+    ->Args({1000, 1})
+    ->Args({100, 4})
+    ->Args({1000, 4})
     ->UseRealTime()
     ->Unit(benchmark::kMillisecond);
 

@@ -21,6 +21,7 @@ struct rc_bench_store {
     uint64_t *lat; /* ns, submit -> reply, one per request of the burst */
     size_t cap;
     _Atomic size_t done;
+    _Atomic size_t slot; /* next lat[] index */
     _Atomic size_t failed;
 };
 
@@ -37,14 +38,15 @@ static uint64_t now_ns(void)
 static void on_reply(void *ctx, struct rc_store_req *req)
 {
     struct rc_bench_store *b = ctx;
-    size_t i = atomic_load_explicit(&b->done, memory_order_relaxed);
+    /* several storage threads (a pool) answer at once: each takes its own slot */
+    size_t i = atomic_fetch_add_explicit(&b->slot, 1, memory_order_relaxed);
     if (i < b->cap)
         b->lat[i] = now_ns() - req->tag;
     if (req->status != 201)
         atomic_fetch_add_explicit(&b->failed, 1, memory_order_relaxed);
     rc_store_req_free(req);
     /* release: the lat[] slot is written before the bench thread sees the count */
-    atomic_store_explicit(&b->done, i + 1, memory_order_release);
+    atomic_fetch_add_explicit(&b->done, 1, memory_order_release);
 }
 
 static void stop_pg(void)
@@ -62,7 +64,7 @@ const char *rc_bench_store_pg_url(void)
     return g_pg_state == 1 ? g_pg.url : NULL;
 }
 
-struct rc_bench_store *rc_bench_store_new(int pg, size_t burst)
+struct rc_bench_store *rc_bench_store_new(int pg, unsigned pool, size_t burst)
 {
     struct rc_bench_store *b = calloc(1, sizeof(*b));
     struct rc_err err = {0};
@@ -74,6 +76,7 @@ struct rc_bench_store *rc_bench_store_new(int pg, size_t burst)
     struct rc_store_config cfg = {.data_dir = b->dir};
     if (pg) {
         cfg.engine = &rc_store_pg_ops;
+        cfg.pool = pool;
         cfg.postgres_url = rc_bench_store_pg_url();
         if (!cfg.postgres_url ||
             !pts_exec_sql(&g_pg, "DROP SCHEMA IF EXISTS public CASCADE; CREATE SCHEMA public"))
@@ -114,11 +117,16 @@ static int cmp_u64(const void *x, const void *y)
 int rc_bench_store_burst(struct rc_bench_store *b, struct rc_bench_store_result *out)
 {
     atomic_store(&b->done, 0);
+    atomic_store(&b->slot, 0);
     atomic_store(&b->failed, 0);
     for (size_t i = 0; i < b->cap; i++) {
+        /* two recipients of 100 users: a pool spreads them over its connections */
+        char u1[16], u2[16];
+        snprintf(u1, sizeof(u1), "user-%zu", i % 100);
+        snprintf(u2, sizeof(u2), "user-%zu", (i + 1) % 100);
         json_t *a = json_pack("{s:s, s:s, s:[s, s], s:{s:I}}", "title", "bench", "message",
                               "a notification of a typical size for the benchmark", "recipients",
-                              "user-1", "user-2", "metadata", "i", (json_int_t)i);
+                              u1, u2, "metadata", "i", (json_int_t)i);
         struct rc_store_req *req = rc_store_req_new(RC_STORE_NOTIF_CREATE, a);
         if (!req)
             return -1;

@@ -20,7 +20,7 @@ struct rc_bench_store_result {
 const char *rc_bench_store_pg_url(void);
 /* A started store on SQLite (pg = 0, a temporary data_dir, synchronous=full)
  * or PostgreSQL (pg = 1, an emptied schema), for bursts of `burst` creates. */
-struct rc_bench_store *rc_bench_store_new(int pg, size_t burst);
+struct rc_bench_store *rc_bench_store_new(int pg, unsigned pool, size_t burst);
 void rc_bench_store_free(struct rc_bench_store *b);
 /* Submit `burst` creates at once and wait for every answer. 0 or -1. */
 int rc_bench_store_burst(struct rc_bench_store *b, struct rc_bench_store_result *out);

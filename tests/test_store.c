@@ -1128,12 +1128,12 @@ static void test_store_engine_failed_write_leaves_nothing(void **state)
                     "'status':'delivered','recipients':['a','b','a'],'sender_id':null,"
                     "'created_at':1,'delivered_at':1,'read_by':[],'actions':[],"
                     "'resource_type':null,'resource_id':null,'metadata':null,'expires_at':null}");
-    assert_int_equal(f->ops->notif_create(e, rec, &err), -EIO);
+    assert_int_equal(f->ops->notif_create(e, rec, NULL, &err), -EIO);
     assert_int_equal(err.status, 503);
     assert_string_equal(err.code, "store_unavailable");
     json_array_remove(json_object_get(rec, "recipients"), 2);
     json_object_set_new(rec, "id", json_string("ntf_2"));
-    assert_int_equal(f->ops->notif_create(e, rec, &err), 0);
+    assert_int_equal(f->ops->notif_create(e, rec, NULL, &err), 0);
     assert_int_equal(f->ops->commit(e, &err), 0);
     json_t *got = NULL;
     assert_int_equal(f->ops->notif_get(e, "ntf_1", 0, &got, &err), -ENOENT);
@@ -1588,10 +1588,10 @@ static void test_store_pg_restart_mid_batch_is_eio_then_reconnects(void **state)
                     "'resource_type':null,'resource_id':null,'metadata':null,'expires_at':null}");
     assert_int_equal(rc_store_pg_ops.open(&e, &cfg, &err), 0);
     assert_int_equal(rc_store_pg_ops.begin(e, &err), 0);
-    assert_int_equal(rc_store_pg_ops.notif_create(e, rec, &err), 0);
+    assert_int_equal(rc_store_pg_ops.notif_create(e, rec, NULL, &err), 0);
     pts_halt(&g_pg);
     json_object_set_new(rec, "id", json_string("ntf_b"));
-    assert_int_equal(rc_store_pg_ops.notif_create(e, rec, &err), -EIO);
+    assert_int_equal(rc_store_pg_ops.notif_create(e, rec, NULL, &err), -EIO);
     assert_int_equal(err.status, 503);
     assert_string_equal(err.code, "store_unavailable");
     assert_int_equal(rc_store_pg_ops.commit(e, &err), -EIO);
@@ -1605,7 +1605,7 @@ static void test_store_pg_restart_mid_batch_is_eio_then_reconnects(void **state)
     nanosleep(&(struct timespec){0, (RC_STORE_PG_RETRY_MS + 50) * 1000000L}, NULL);
     assert_int_equal(rc_store_pg_ops.begin(e, &err), 0);
     json_object_set_new(rec, "id", json_string("ntf_c"));
-    assert_int_equal(rc_store_pg_ops.notif_create(e, rec, &err), 0);
+    assert_int_equal(rc_store_pg_ops.notif_create(e, rec, NULL, &err), 0);
     assert_int_equal(rc_store_pg_ops.commit(e, &err), 0);
     json_t *got = NULL;
     assert_int_equal(rc_store_pg_ops.notif_get(e, "ntf_a", 0, &got, &err), -ENOENT);
@@ -1635,6 +1635,158 @@ static void test_store_pg_restart_mid_batch_is_eio_then_reconnects(void **state)
     assert_ok(r, 201);
     rc_store_req_free(r);
     assert_int_equal(count_rows(f, "SELECT count(*) FROM notifications"), 2);
+}
+
+/* The creates of a batch go to PostgreSQL in one pipeline (store_pg_tx.c).
+ * One that the database refuses (a trigger here) fails alone wherever it
+ * stands in the batch, first, middle, last or every one, and the creates
+ * around it are committed; a read in the middle of a batch sees the creates
+ * before it. Each batch is a list of titles; "?" is an unread count of u1. */
+static void test_store_pg_pipelined_create_fails_alone(void **state)
+{
+    struct fix *f = *state;
+    assert_true(
+        pts_exec_sql(&g_pg, "CREATE FUNCTION rc_boom() RETURNS trigger LANGUAGE plpgsql AS $$ BEGIN"
+                            " IF NEW.title = 'boom' THEN RAISE EXCEPTION 'boom refused'; END IF;"
+                            " RETURN NEW; END $$;"
+                            "CREATE TRIGGER rc_boom BEFORE INSERT ON notifications FOR EACH ROW"
+                            " EXECUTE FUNCTION rc_boom()"));
+    static const char *const batches[][8] = {
+        {"boom", "a", "b", NULL}, {"c", "boom", "d", "?", "e", "boom", "f", NULL},
+        {"g", "h", "boom", NULL}, {"boom", "boom", NULL},
+        {"?", "i", "?", NULL},
+    };
+    int saved = 0;
+    for (size_t b = 0; b < RC_ARRAY_LEN(batches); b++) {
+        size_t n = 0;
+        for (; batches[b][n]; n++) {
+            if (strcmp(batches[b][n], "?") == 0)
+                submit(f, RC_STORE_NOTIF_UNREAD_COUNT, J("{'user_id':'u1'}"));
+            else
+                submit(f, RC_STORE_NOTIF_CREATE,
+                       J("{'title':'%s','message':'m','recipients':['u1']}", batches[b][n]));
+        }
+        assert_int_equal(rc_store_poll(f->s), n);
+        for (size_t i = 0; i < n; i++) {
+            struct rc_store_req *r = next_reply(f);
+            if (strcmp(batches[b][i], "?") == 0) {
+                assert_ok(r, 200);
+                assert_int_equal(json_integer_value(r->result), saved);
+            } else if (strcmp(batches[b][i], "boom") == 0) {
+                assert_int_equal(r->status, 503);
+                assert_string_equal(r->code, "store_unavailable");
+                assert_non_null(strstr(r->message, "boom refused"));
+                assert_null(r->result);
+            } else {
+                assert_ok(r, 201);
+                assert_string_equal(S(r->result, "title"), batches[b][i]);
+                saved++;
+            }
+            rc_store_req_free(r);
+        }
+        assert_int_equal(count_rows(f, "SELECT count(*) FROM notifications"), saved);
+    }
+    assert_int_equal(saved, 9);
+    assert_int_equal(count_rows(f, "SELECT count(*) FROM notifications WHERE title = 'boom'"), 0);
+}
+
+/* The connection breaks while a batch's creates are in the pipeline: every
+ * queued create and the commit fail -EIO, nothing is saved. */
+static void test_store_pg_pipeline_broken_mid_batch_saves_nothing(void **state)
+{
+    struct fix *f = *state;
+    struct rc_store_engine *e = NULL;
+    struct rc_err err = {0};
+    struct rc_store_config cfg = {.data_dir = f->dir, .postgres_url = g_pg.url};
+    json_t *rec = J("{'id':'ntf_a','title':'t','message':'m','type':'info','priority':'low',"
+                    "'status':'delivered','recipients':['u1'],'sender_id':null,"
+                    "'created_at':1,'delivered_at':1,'read_by':[],'actions':[],"
+                    "'resource_type':null,'resource_id':null,'metadata':null,'expires_at':null}");
+    struct rc_store_pending pa = {0}, pb = {0};
+    assert_int_equal(rc_store_pg_ops.open(&e, &cfg, &err), 0);
+    assert_int_equal(rc_store_pg_ops.begin(e, &err), 0);
+    assert_int_equal(rc_store_pg_ops.notif_create(e, rec, &pa, &err), 0);
+    assert_true(pa.queued);
+    pts_halt(&g_pg);
+    json_object_set_new(rec, "id", json_string("ntf_b"));
+    (void)rc_store_pg_ops.notif_create(e, rec, &pb, &err); /* queued or refused: both fine */
+    assert_int_equal(rc_store_pg_ops.commit(e, &err), -EIO);
+    assert_int_equal(err.status, 503);
+    assert_int_equal(pa.rc, -EIO);
+    assert_int_equal(pa.err.status, 503);
+    rc_store_pg_ops.rollback(e);
+    assert_true(pts_restart(&g_pg));
+    nanosleep(&(struct timespec){0, (RC_STORE_PG_RETRY_MS + 50) * 1000000L}, NULL);
+    json_t *got = NULL;
+    for (int i = 0; i < 50 && rc_store_pg_ops.notif_get(e, "ntf_a", 0, &got, &err) == -EIO; i++)
+        nanosleep(&(struct timespec){0, (RC_STORE_PG_RETRY_MS + 50) * 1000000L}, NULL);
+    assert_int_equal(rc_store_pg_ops.notif_get(e, "ntf_a", 0, &got, &err), -ENOENT);
+    assert_int_equal(rc_store_pg_ops.notif_get(e, "ntf_b", 0, &got, &err), -ENOENT);
+    json_decref(rec);
+    rc_store_pg_ops.close(e);
+}
+
+/* postgres_pool: several storage threads, each with its connection. A
+ * user's requests all go to one of them, in order, so the
+ * max_user_subscriptions count is exact even in a burst; every request is
+ * answered; STATS sums the pool; close waits for every worker. */
+static void test_store_pg_pool_keeps_each_user_in_order(void **state)
+{
+    struct fix *f = *state;
+    struct rc_err err = {0};
+    enum { USERS = 6, PER_USER = 40, QUOTA = 5 };
+    rc_store_stop(f->s);
+    f->cfg.pool = 3;
+    f->cfg.max_user_subscriptions = QUOTA;
+    open_store(f);
+    assert_int_equal(rc_store_workers(f->s), 3);
+    assert_int_equal(rc_store_start(f->s, &err), 0);
+    for (int i = 0; i < PER_USER; i++)
+        for (int u = 0; u < USERS; u++) {
+            submit(f, RC_STORE_NOTIF_CREATE,
+                   J("{'title':'t','message':'m','recipients':['u%d'],'metadata':{'i':%d}}", u, i));
+            if (i < QUOTA + 2)
+                submit(f, RC_STORE_SUB_CREATE_TOPIC,
+                       J("{'user_id':'u%d','topic':'t.%d','metadata':{'i':%d}}", u, i, i));
+        }
+    int next_notif[USERS] = {0}, next_sub[USERS] = {0}, refused = 0;
+    for (int k = 0; k < USERS * (PER_USER + QUOTA + 2); k++) {
+        struct rc_store_req *r = wait_reply(f);
+        bool notif = r->op == RC_STORE_NOTIF_CREATE;
+        const char *user =
+            notif ? json_string_value(json_array_get(json_object_get(r->args, "recipients"), 0))
+                  : S(r->args, "user_id");
+        int u = atoi(user + 1);
+        int i = (int)json_integer_value(json_object_get(json_object_get(r->args, "metadata"), "i"));
+        /* per user and kind, answers come in submission order */
+        assert_int_equal(i, notif ? next_notif[u]++ : next_sub[u]++);
+        if (!notif && i >= QUOTA) {
+            assert_int_equal(r->status, 409);
+            refused++;
+        } else {
+            assert_ok(r, 201);
+        }
+        rc_store_req_free(r);
+    }
+    assert_int_equal(refused, USERS * 2);
+    for (int u = 0; u < USERS; u++) {
+        submit(f, RC_STORE_NOTIF_UNREAD_COUNT, J("{'user_id':'u%d'}", u));
+        struct rc_store_req *r = wait_reply(f);
+        assert_int_equal(json_integer_value(r->result), PER_USER);
+        rc_store_req_free(r);
+    }
+    submit(f, RC_STORE_STATS, NULL);
+    struct rc_store_req *r = wait_reply(f);
+    assert_int_equal(json_integer_value(json_object_get(r->result, "pool")), 3);
+    assert_int_equal(json_integer_value(json_object_get(r->result, "requests")),
+                     USERS * (PER_USER + QUOTA + 2) + USERS + 1);
+    assert_int_equal(json_integer_value(json_object_get(r->result, "queued")), 0);
+    rc_store_req_free(r);
+    assert_int_equal(count_rows(f, "SELECT count(*) FROM subscriptions"), USERS * QUOTA);
+    /* one connection per worker */
+    assert_int_equal(count_rows(f, "SELECT count(*) FROM pg_stat_activity"
+                                   " WHERE application_name = 'ringcast'"),
+                     3);
 }
 
 /* PostgreSQL restarted while the store was idle: libpq learns of the dead
@@ -1861,6 +2013,9 @@ int main(void)
         T(test_store_open_names_a_changed_schema),
         TP(test_store_pg_restart_mid_batch_is_eio_then_reconnects),
         TP(test_store_pg_restart_while_idle_is_invisible),
+        TP(test_store_pg_pipelined_create_fails_alone),
+        TP(test_store_pg_pipeline_broken_mid_batch_saves_nothing),
+        TP(test_store_pg_pool_keeps_each_user_in_order),
         TP(test_store_pg_schema_version_is_recorded_and_newer_refused),
         TP(test_store_pg_check_and_open_name_an_unreachable_server),
         TP(test_store_pg_two_opens_at_once_both_succeed),

@@ -119,6 +119,7 @@ struct rc_config {
     enum rc_config_store store;                   /* sqlite (data_dir) or postgres */
     char postgres_url[RC_CONFIG_PATH_MAX];        /* secret: libpq conninfo or URI */
     char postgres_password[RC_CONFIG_SECRET_MAX]; /* secret; "" = libpq's own sources */
+    uint32_t postgres_pool;                       /* connections (storage threads) per node */
     char data_dir[RC_CONFIG_PATH_MAX];            /* holds ringcast.db; created if missing */
     enum rc_config_store_sync store_synchronous;
     uint64_t store_purge_interval; /* ms between purges of expired rows */

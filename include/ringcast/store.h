@@ -57,6 +57,8 @@ extern "C" {
 #define RC_STORE_MAX_BATCH_DEFAULT 4096u       /* requests per group commit */
 #define RC_STORE_PURGE_INTERVAL_DEFAULT 60000u /* ms */
 #define RC_STORE_MSG_MAX 224
+#define RC_STORE_POOL_MAX 64     /* storage threads (PostgreSQL connections) per node */
+#define RC_STORE_POOL_DEFAULT 4u /* the postgres_pool config key's default */
 
 /* ---- requests ------------------------------------------------------------- */
 
@@ -206,6 +208,21 @@ struct rc_store_engine; /* an engine's private state */
  * A write op is atomic: when it fails it leaves nothing behind (the SQLite
  * engine wraps each in a savepoint), so a batch can go on after it.
  * begin/commit bracket a batch of writes; rollback undoes an open batch. */
+/* A create that the engine may queue instead of running at once, so that a
+ * whole batch of creates reaches the database in one round trip (the
+ * PostgreSQL engine's pipeline). Inside begin/commit, with pend non-NULL, the
+ * engine may send the write, set pend->queued and return 0 before the
+ * database has answered. The outcome lands in pend->rc and pend->err by the
+ * time commit returns (or earlier, when the engine flushes for another op);
+ * rc stays 0 when the write succeeded. The caller zeroes pend before the call
+ * and keeps it (and rec) until commit or rollback has returned. An engine
+ * that runs every write at once never sets queued (the SQLite engine). */
+struct rc_store_pending {
+    bool queued;
+    int rc;
+    struct rc_err err;
+};
+
 struct rc_store_engine_ops {
     const char *name;
     int (*open)(struct rc_store_engine **out, const struct rc_store_config *cfg,
@@ -214,8 +231,10 @@ struct rc_store_engine_ops {
     int (*begin)(struct rc_store_engine *e, struct rc_err *err);
     int (*commit)(struct rc_store_engine *e, struct rc_err *err);
     void (*rollback)(struct rc_store_engine *e);
-    /* rec: a complete notification; recipients distinct; read_by empty */
-    int (*notif_create)(struct rc_store_engine *e, const json_t *rec, struct rc_err *err);
+    /* rec: a complete notification; recipients distinct; read_by empty.
+     * pend: see struct rc_store_pending (NULL: complete the write now). */
+    int (*notif_create)(struct rc_store_engine *e, const json_t *rec, struct rc_store_pending *pend,
+                        struct rc_err *err);
     int (*notif_list)(struct rc_store_engine *e, const struct rc_store_query *q, json_t **items,
                       uint64_t *total, struct rc_err *err);
     int (*notif_get)(struct rc_store_engine *e, const char *id, int64_t now_ms, json_t **rec,
@@ -228,8 +247,9 @@ struct rc_store_engine_ops {
                               uint64_t *count, struct rc_err *err);
     int (*notif_purge_expired)(struct rc_store_engine *e, int64_t now_ms, uint64_t *purged,
                                struct rc_err *err);
-    /* rec: a complete subscription, topic already derived */
-    int (*sub_create)(struct rc_store_engine *e, const json_t *rec, struct rc_err *err);
+    /* rec: a complete subscription, topic already derived; pend as above */
+    int (*sub_create)(struct rc_store_engine *e, const json_t *rec, struct rc_store_pending *pend,
+                      struct rc_err *err);
     int (*sub_list)(struct rc_store_engine *e, const struct rc_store_query *q, json_t **items,
                     uint64_t *total, struct rc_err *err);
     int (*sub_get)(struct rc_store_engine *e, const char *id, int64_t now_ms, json_t **rec,
@@ -255,8 +275,9 @@ extern const struct rc_store_engine_ops rc_store_sqlite_ops;
  * another id, or other tables and no id, belongs to another program. */
 #define RC_STORE_SQLITE_APP_ID 0x52435354u
 
-/* The PostgreSQL engine (store_pg.c, store_pg_open.c): one libpq connection
- * per node, on the storage thread; several nodes share one database. */
+/* The PostgreSQL engine (store_pg.c, store_pg_tx.c, store_pg_open.c): one
+ * libpq connection per storage thread (cfg->pool of them per node); several
+ * nodes share one database. */
 extern const struct rc_store_engine_ops rc_store_pg_ops;
 
 /* For --check-config: connect to cfg->postgres_url and read the schema
@@ -294,7 +315,9 @@ struct rc_store_config {
     const struct rc_store_engine_ops *engine; /* NULL = &rc_store_sqlite_ops */
     const char *postgres_url;                 /* rc_store_pg_ops: libpq conninfo or URI */
     const char *postgres_password;            /* NULL or "" = the URL's / PGPASSWORD / .pgpass */
-    rc_store_clock_fn clock;                  /* NULL = CLOCK_REALTIME */
+    uint32_t pool; /* rc_store_pg_ops: connections (storage threads), 1..RC_STORE_POOL_MAX;
+                      0 = 1. The SQLite engine always uses one. */
+    rc_store_clock_fn clock; /* NULL = CLOCK_REALTIME */
     void *clock_ctx;
 };
 
@@ -317,6 +340,15 @@ RC_MUST_CHECK int rc_store_start(struct rc_store *s, struct rc_err *err);
 
 /* Any thread, never blocks. req must not be queued elsewhere. */
 void rc_store_submit(struct rc_store *s, struct rc_store_req *req);
+
+/* The storage threads (workers) of s: 1, or cfg->pool with the PostgreSQL
+ * engine. rc_store_submit routes each request to one of them (store_pool.c:
+ * by user); answers of one worker come in submission order, of different
+ * workers in any order. rc_store_submit_to queues req on worker i (<
+ * rc_store_workers) whatever it is: a fence that must be behind everything
+ * queued before it goes to every worker. Any thread. */
+unsigned rc_store_workers(const struct rc_store *s);
+void rc_store_submit_to(struct rc_store *s, unsigned i, struct rc_store_req *req);
 
 /* Without a thread only (tests, tools): run one batch of what is pending, as
  * the thread would. Returns the number of requests answered. */

@@ -38,7 +38,8 @@ static struct {
     bool closed;         /* no more posts to shards */
     bool stop;           /* expiry thread: leave */
     bool started;        /* expiry thread runs */
-    bool barrier;        /* the close barrier was answered */
+    unsigned barrier;    /* close barrier requests answered (one per store worker) */
+    unsigned barriers;   /* close barrier requests sent */
     unsigned fenced;     /* shards that saw the close fence (after their drain) */
     pthread_t thread;    /* main thread only */
     struct expiry *heap; /* min-heap on at_ms */
@@ -250,7 +251,7 @@ static void on_store_reply(void *ctx, struct rc_store_req *req)
     pthread_mutex_lock(&g.lock);
     if (req->origin == &barrier_origin) {
         /* everything submitted before it has been answered and posted */
-        g.barrier = true;
+        g.barrier++;
         pthread_cond_broadcast(&g.barrier_cond);
     }
     if (g.closed || !w) {
@@ -339,12 +340,14 @@ int rc_api_store_open(struct rc_store **out, const struct rc_config *cfg, struct
         .engine = cfg->store == RC_CONFIG_STORE_POSTGRES ? &rc_store_pg_ops : &rc_store_sqlite_ops,
         .postgres_url = cfg->postgres_url,
         .postgres_password = cfg->postgres_password,
+        .pool = cfg->postgres_pool,
     };
     g.srv = srv;
     g.closed = false;
     int rc = rc_store_open(out, &sc, on_store_reply, NULL, err);
     if (rc == 0 && cfg->store == RC_CONFIG_STORE_POSTGRES)
-        rc_log(RC_LOG_INFO, "store_opened", "engine=postgres max_batch=%u", cfg->store_max_batch);
+        rc_log(RC_LOG_INFO, "store_opened", "engine=postgres pool=%u max_batch=%u",
+               cfg->postgres_pool, cfg->store_max_batch);
     else if (rc == 0)
         rc_log(RC_LOG_INFO, "store_opened",
                "engine=sqlite data_dir=\"%s\" synchronous=%s max_batch=%u", cfg->data_dir,
@@ -408,7 +411,7 @@ static bool all_fenced(void)
 
 static bool barrier_answered(void)
 {
-    return g.barrier;
+    return g.barrier >= g.barriers;
 }
 
 void rc_api_store_close(struct rc_store *st)
@@ -417,9 +420,10 @@ void rc_api_store_close(struct rc_store *st)
     if (st && g.started && !g.closed) {
         /* 1. a fence behind each shard's drain message: once every shard has
          *    run it, no shard submits anything more (draining shards answer
-         *    503 instead); 2. a barrier request: the store answers it after
-         *    everything queued before it (FIFO queue, batches answered in
-         *    order), so every answer in flight has been posted to its shard.
+         *    503 instead); 2. a barrier request on every store worker: each
+         *    answers it after everything queued to it before (FIFO queue,
+         *    batches answered in order), so every answer in flight has been
+         *    posted to its shard.
          *    Both bounded by CLOSE_WAIT_S in case a shard or the disk hangs. */
         struct timespec deadline;
         clock_gettime(CLOCK_REALTIME, &deadline);
@@ -435,11 +439,17 @@ void rc_api_store_close(struct rc_store *st)
             f->discard = fence_done;
             rc_shard_post(g.srv->shards[i], f);
         }
-        struct rc_store_req *req = NULL;
-        if (wait_until(all_fenced, &deadline) && (req = rc_store_req_new(RC_STORE_STATS, NULL))) {
-            req->origin = &barrier_origin;
-            g.barrier = false;
-            rc_store_submit(st, req);
+        if (wait_until(all_fenced, &deadline)) {
+            g.barrier = 0;
+            g.barriers = 0;
+            for (unsigned i = 0; i < rc_store_workers(st); i++) {
+                struct rc_store_req *req = rc_store_req_new(RC_STORE_STATS, NULL);
+                if (!req)
+                    continue; /* out of memory: that worker is not waited for */
+                req->origin = &barrier_origin;
+                g.barriers++;
+                rc_store_submit_to(st, i, req);
+            }
             (void)wait_until(barrier_answered, &deadline);
         }
     }

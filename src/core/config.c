@@ -290,10 +290,13 @@ const struct rc_config_key rc_config_keys[] = {
     KEY_SECRET(postgres_url, "",
                "with store=postgres: a libpq connection string or URI "
                "(postgresql://user@host:port/db; secret: may hold a password, never printed); "
-               "one connection per node, on the storage thread"),
+               "postgres_pool connections per node, each on its own storage thread"),
     KEY_SECRET(postgres_password, "",
                "with store=postgres: the password (secret; prefer RINGCAST_POSTGRES_PASSWORD or "
                "a .pgpass); empty = the URL's, PGPASSWORD or .pgpass"),
+    KEY_UINT(postgres_pool, "4", 1, 64, NULL,
+             "with store=postgres: connections to PostgreSQL per node, each on its own storage "
+             "thread; one user's requests always take the same one"),
     KEY_ENUM(store_synchronous, "full", store_sync_words,
              "full: every acknowledged write survives a power loss; normal: it survives a "
              "process crash, faster commits"),

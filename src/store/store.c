@@ -110,12 +110,9 @@ void rc_store_req_free(struct rc_store_req *req)
 
 /* ---- the store ------------------------------------------------------------------ */
 
-struct store_stats {
-    uint64_t requests, batches, commits, commit_failures, writes, reads, failed, purged;
-    uint64_t largest_batch;
-};
-
-struct rc_store {
+/* One storage thread with its own engine (database connection); store_pool.c
+ * holds the pool of them that struct rc_store is. */
+struct rc_store_worker {
     struct rc_mpsc q; /* first: the producers' hot line */
     const struct rc_store_engine_ops *ops;
     struct rc_store_engine *eng;
@@ -133,20 +130,25 @@ struct rc_store {
     pthread_t thread;
     struct rc_store_req **batch;  /* max_batch slots */
     struct rc_store_req stop_req; /* rc_store_stop's own, never replied to */
-    /* ids: time + counter + random, see new_id() */
-    uint32_t id_counter;
+    /* ids: time + the pool's counter + random, see new_id() */
     uint64_t id_rand;
-    struct store_stats st; /* the storage thread's */
+    struct rc_store *pool;         /* the pool this worker is part of */
+    unsigned index;                /* 0 also purges and answers STATS and LOAD_ACTIVE */
+    struct rc_store_pending *pend; /* max_batch slots, by batch index */
+    struct rc_store_stats st;      /* written by this thread only, relaxed atomics */
 };
 
-static int64_t now_of(struct rc_store *s)
+/* A counter of s->st: written by this thread only, read by any (STATS sums the pool). */
+#define ST_ADD(s, field, v) __atomic_add_fetch(&(s)->st.field, (uint64_t)(v), __ATOMIC_RELAXED)
+
+static int64_t now_of(struct rc_store_worker *s)
 {
     return s->clock(s->clock_ctx);
 }
 
 /* xorshift64*: cheap, seeded from getrandom; only needs to differ between
  * processes, uniqueness within one comes from time + counter. */
-static uint64_t next_rand(struct rc_store *s)
+static uint64_t next_rand(struct rc_store_worker *s)
 {
     uint64_t x = s->id_rand;
     x ^= x >> 12;
@@ -158,10 +160,10 @@ static uint64_t next_rand(struct rc_store *s)
 
 /* prefix + 20 hex digits: 44 bits of ms time (sorts by creation until 2527),
  * 20 bits of a per-process counter, 16 random bits. */
-static void new_id(struct rc_store *s, const char *prefix, char *buf, size_t cap)
+static void new_id(struct rc_store_worker *s, const char *prefix, char *buf, size_t cap)
 {
     uint64_t t = (uint64_t)now_of(s) & ((1ULL << 44) - 1);
-    uint32_t c = s->id_counter++ & 0xfffff;
+    uint32_t c = rc_store_pool_counter(s->pool) & 0xfffff;
     unsigned r = (unsigned)(next_rand(s) >> 48);
     snprintf(buf, cap, "%s%011llx%05x%04x", prefix, (unsigned long long)t, c, r);
 }
@@ -239,7 +241,7 @@ static json_t *time_or_null(const json_t *args, const char *key)
     return json_integer(ms);
 }
 
-static json_t *build_notif(struct rc_store *s, const json_t *a, int64_t now)
+static json_t *build_notif(struct rc_store_worker *s, const json_t *a, int64_t now)
 {
     char id[RC_STORE_ID_MAX];
     new_id(s, "ntf_", id, sizeof(id));
@@ -257,7 +259,8 @@ static json_t *build_notif(struct rc_store *s, const json_t *a, int64_t now)
         copy_or_null(a, "metadata"), "expires_at", time_or_null(a, "expires_at"));
 }
 
-static json_t *build_sub(struct rc_store *s, enum rc_store_op op, const json_t *a, int64_t now)
+static json_t *build_sub(struct rc_store_worker *s, enum rc_store_op op, const json_t *a,
+                         int64_t now)
 {
     char id[RC_STORE_ID_MAX];
     json_t *topic, *labels = json_object_get(a, "labels");
@@ -302,8 +305,8 @@ static void query_of(const json_t *a, int64_t now, struct rc_store_query *q)
 
 /* Fetch a record by id and, when the request names a user, check that the
  * user may see it. For a notification the user must be a recipient. */
-static int fetch_owned(struct rc_store *s, bool notif, const json_t *a, int64_t now, json_t **rec,
-                       struct rc_err *err)
+static int fetch_owned(struct rc_store_worker *s, bool notif, const json_t *a, int64_t now,
+                       json_t **rec, struct rc_err *err)
 {
     const char *id = arg_str(a, "id"), *user = arg_str(a, "user_id");
     int rc = notif ? s->ops->notif_get(s->eng, id, now, rec, err)
@@ -327,14 +330,18 @@ static int fetch_owned(struct rc_store *s, bool notif, const json_t *a, int64_t 
     return -EPERM;
 }
 
-static json_t *stats_json(struct rc_store *s)
+/* The pool's counters summed over its workers, this worker's engine facts. */
+static json_t *stats_json(struct rc_store_worker *s)
 {
+    struct rc_store_stats t;
+    rc_store_pool_stats(s->pool, &t);
     json_t *o = json_pack(
-        "{s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I}", "requests", (json_int_t)s->st.requests,
-        "batches", (json_int_t)s->st.batches, "commits", (json_int_t)s->st.commits,
-        "commit_failures", (json_int_t)s->st.commit_failures, "writes", (json_int_t)s->st.writes,
-        "reads", (json_int_t)s->st.reads, "failed", (json_int_t)s->st.failed, "purged",
-        (json_int_t)s->st.purged, "largest_batch", (json_int_t)s->st.largest_batch);
+        "{s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I}", "requests",
+        (json_int_t)t.requests, "batches", (json_int_t)t.batches, "commits", (json_int_t)t.commits,
+        "commit_failures", (json_int_t)t.commit_failures, "writes", (json_int_t)t.writes, "reads",
+        (json_int_t)t.reads, "failed", (json_int_t)t.failed, "purged", (json_int_t)t.purged,
+        "largest_batch", (json_int_t)t.largest_batch, "queued",
+        (json_int_t)(t.submitted - t.requests), "pool", (json_int_t)rc_store_pool_size(s->pool));
     struct rc_err err = {0};
     if (o && s->ops->describe(s->eng, o, &err) != 0)
         json_object_set_new(o, "engine_error", json_string(err.msg));
@@ -345,7 +352,8 @@ static json_t *stats_json(struct rc_store *s)
  * the user's unexpired subscriptions (active and paused) in this batch's
  * transaction, so creates earlier in the batch count too. 0, -EDQUOT (409
  * too_many_subscriptions) or the engine's error. */
-static int user_subs_room(struct rc_store *s, const json_t *a, int64_t now, struct rc_err *err)
+static int user_subs_room(struct rc_store_worker *s, const json_t *a, int64_t now,
+                          struct rc_err *err)
 {
     if (!s->max_user_subs)
         return 0;
@@ -368,7 +376,8 @@ static int user_subs_room(struct rc_store *s, const json_t *a, int64_t now, stru
 }
 
 /* Run one validated request against the engine; fills its result. */
-static void execute(struct rc_store *s, struct rc_store_req *req, int64_t now)
+static void execute(struct rc_store_worker *s, struct rc_store_req *req,
+                    struct rc_store_pending *pend, int64_t now)
 {
     const json_t *a = req->args;
     struct rc_err err = {0};
@@ -388,8 +397,8 @@ static void execute(struct rc_store *s, struct rc_store_req *req, int64_t now)
             rc = -ENOMEM;
             break;
         }
-        rc =
-            notif ? s->ops->notif_create(s->eng, rec, &err) : s->ops->sub_create(s->eng, rec, &err);
+        rc = notif ? s->ops->notif_create(s->eng, rec, pend, &err)
+                   : s->ops->sub_create(s->eng, rec, pend, &err);
         if (rc == 0) {
             render(rec);
             req_ok(req, 201, rec);
@@ -439,7 +448,7 @@ static void execute(struct rc_store *s, struct rc_store_req *req, int64_t now)
     case RC_STORE_NOTIF_PURGE:
         rc = s->ops->notif_purge_expired(s->eng, now, &n, &err);
         if (rc == 0) {
-            s->st.purged += n;
+            ST_ADD(s, purged, n);
             req_ok(req, 200, json_pack("{s:I}", "purged", (json_int_t)n));
             return;
         }
@@ -497,7 +506,7 @@ static void execute(struct rc_store *s, struct rc_store_req *req, int64_t now)
 /* A failing disk fails every batch: one log line per COMMIT_FAIL_LOG_MS at most,
  * with the number of failures since the previous line. */
 #define COMMIT_FAIL_LOG_MS 10000u
-static void log_commit_failure(struct rc_store *s, const struct rc_err *err)
+static void log_commit_failure(struct rc_store_worker *s, const struct rc_err *err)
 {
     uint64_t failures;
     if (!rc_log_limit_take(&s->commit_fail_log, (uint64_t)mono_ms(), COMMIT_FAIL_LOG_MS, &failures))
@@ -505,10 +514,11 @@ static void log_commit_failure(struct rc_store *s, const struct rc_err *err)
     rc_log(RC_LOG_ERROR, "store_commit_failed",
            "failures=%llu total=%llu reason=\"%.160s\" (writes are answered 503 "
            "store_unavailable; check the disk of data_dir: space, permissions, errors)",
-           (unsigned long long)failures, (unsigned long long)s->st.commit_failures, err->msg);
+           (unsigned long long)failures,
+           (unsigned long long)__atomic_load_n(&s->st.commit_failures, __ATOMIC_RELAXED), err->msg);
 }
 
-size_t rc_store_poll(struct rc_store *s)
+size_t rc_store_worker_poll(struct rc_store_worker *s)
 {
     size_t n = 0, first_write = SIZE_MAX;
     struct rc_mpsc_node *node;
@@ -530,14 +540,15 @@ size_t rc_store_poll(struct rc_store *s)
     }
     if (n == 0)
         return 0;
-    s->st.batches++;
-    s->st.requests += n;
-    if (n > s->st.largest_batch)
-        s->st.largest_batch = n;
+    ST_ADD(s, batches, 1);
+    ST_ADD(s, requests, n);
+    if (n > __atomic_load_n(&s->st.largest_batch, __ATOMIC_RELAXED))
+        __atomic_store_n(&s->st.largest_batch, n, __ATOMIC_RELAXED);
     if (has_write)
         tx = s->ops->begin(s->eng, &err) == 0;
 
     int64_t now = now_of(s);
+    memset(s->pend, 0, n * sizeof(*s->pend));
     for (size_t i = 0; i < n; i++) {
         struct rc_store_req *req = s->batch[i];
         struct rc_err verr = {0};
@@ -545,25 +556,29 @@ size_t rc_store_poll(struct rc_store *s)
 
         req->total = 0;
         if (w) {
-            s->st.writes++;
+            ST_ADD(s, writes, 1);
             if (first_write == SIZE_MAX)
                 first_write = i;
         } else {
-            s->st.reads++;
+            ST_ADD(s, reads, 1);
         }
         if (rc_store_check(req->op, req->args, now, &verr) != 0)
             req_fail(req, verr.status, verr.code, verr.msg);
         else if (w && !tx)
             req_fail(req, 503, "store_unavailable", err.msg);
         else
-            execute(s, req, now);
+            execute(s, req, &s->pend[i], now);
     }
     if (tx) {
         if (s->ops->commit(s->eng, &err) == 0) {
-            s->st.commits++;
+            ST_ADD(s, commits, 1);
+            /* creates the engine had queued: committed, or failed alone */
+            for (size_t i = first_write; i < n; i++)
+                if (s->pend[i].queued && s->pend[i].rc)
+                    req_fail_err(s->batch[i], s->pend[i].rc, &s->pend[i].err);
         } else {
             s->ops->rollback(s->eng);
-            s->st.commit_failures++;
+            ST_ADD(s, commit_failures, 1);
             log_commit_failure(s, &err);
             /* reads after the first write may have seen the lost rows */
             for (size_t i = first_write; i < n; i++) {
@@ -576,14 +591,14 @@ size_t rc_store_poll(struct rc_store *s)
         }
     }
     for (size_t i = 0; i < n; i++) {
-        s->st.failed += s->batch[i]->status >= 400;
+        ST_ADD(s, failed, s->batch[i]->status >= 400);
         s->reply(s->reply_ctx, s->batch[i]);
     }
     return n;
 }
 
 /* Periodic purge of expired rows, in its own small transaction. */
-static void purge_expired(struct rc_store *s)
+static void purge_expired(struct rc_store_worker *s)
 {
     struct rc_err err = {0};
     uint64_t n = 0;
@@ -594,21 +609,23 @@ static void purge_expired(struct rc_store *s)
         s->ops->rollback(s->eng);
         return; /* retried at the next interval; reads already hide these rows */
     }
-    s->st.commits++;
-    s->st.purged += n;
+    ST_ADD(s, commits, 1);
+    ST_ADD(s, purged, n);
 }
 
-/* Owns: the engine (database connection), the batch array, the stats.
- * Drains: s->q (rc_store_submit). Posts: through s->reply, once per request,
- * after the batch's commit. Sleeps on s->efd, waking at least every
- * purge_interval_ms to purge expired rows. */
-void *rc_store_main(void *store)
+/* One storage thread of the pool (store_pool.c starts them).
+ * Owns: its engine (database connection), the batch and pending arrays, its
+ * stats (written here only; others read them with relaxed loads).
+ * Drains: s->q (rc_store_worker_submit). Posts: through s->reply, once per
+ * request, after the batch's commit. Sleeps on s->efd; worker 0 also wakes at
+ * least every purge_interval_ms to purge expired rows. */
+static void *worker_main(void *arg)
 {
-    struct rc_store *s = store;
-    int64_t next_purge = mono_ms() + (int64_t)s->purge_interval_ms;
+    struct rc_store_worker *s = arg;
+    int64_t next_purge = s->index == 0 ? mono_ms() + (int64_t)s->purge_interval_ms : INT64_MAX;
 
     while (!s->stopped) {
-        size_t n = rc_store_poll(s);
+        size_t n = rc_store_worker_poll(s);
         int64_t now = mono_ms();
         if (now >= next_purge) {
             purge_expired(s);
@@ -630,24 +647,19 @@ void *rc_store_main(void *store)
     return NULL;
 }
 
-int rc_store_open(struct rc_store **out, const struct rc_store_config *cfg, rc_store_reply_fn reply,
-                  void *reply_ctx, struct rc_err *err)
+int rc_store_worker_open(struct rc_store_worker **out, struct rc_store *pool, unsigned index,
+                         const struct rc_store_config *cfg, rc_store_reply_fn reply,
+                         void *reply_ctx, struct rc_err *err)
 {
-    struct rc_store *s;
+    struct rc_store_worker *s;
     int rc;
 
     *out = NULL;
-    if (!cfg->data_dir || !cfg->data_dir[0] || !reply) {
-        rc_err_set(err, 500, "bad_config", "store: data_dir is empty; set data_dir to a directory");
-        return -EINVAL;
-    }
-    if (cfg->synchronous != RC_STORE_SYNC_FULL && cfg->synchronous != RC_STORE_SYNC_NORMAL) {
-        rc_err_set(err, 500, "bad_config", "store: synchronous must be full or normal");
-        return -EINVAL;
-    }
     s = calloc(1, sizeof(*s));
     if (!s)
         goto out_nomem;
+    s->pool = pool;
+    s->index = index;
     s->ops = cfg->engine ? cfg->engine : &rc_store_sqlite_ops;
     s->reply = reply;
     s->reply_ctx = reply_ctx;
@@ -658,17 +670,17 @@ int rc_store_open(struct rc_store **out, const struct rc_store_config *cfg, rc_s
         cfg->purge_interval_ms ? cfg->purge_interval_ms : RC_STORE_PURGE_INTERVAL_DEFAULT;
     s->max_user_subs = cfg->max_user_subscriptions;
     s->batch = calloc(s->max_batch, sizeof(*s->batch));
-    if (!s->batch)
+    s->pend = calloc(s->max_batch, sizeof(*s->pend));
+    if (!s->batch || !s->pend)
         goto out_free;
     if (getrandom(&s->id_rand, sizeof(s->id_rand), 0) != sizeof(s->id_rand))
-        s->id_rand = (uint64_t)mono_ms() ^ (uint64_t)getpid() << 32;
+        s->id_rand = (uint64_t)mono_ms() ^ (uint64_t)getpid() << 32 ^ index;
     s->id_rand |= 1; /* xorshift must not start at 0 */
-    s->id_counter = (uint32_t)next_rand(s);
     s->efd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
     if (s->efd < 0) {
         rc = -errno;
         rc_err_set(err, 500, "start", "store: eventfd failed: %s", strerror(errno));
-        goto out_batch;
+        goto out_arrays;
     }
     rc_mpsc_init(&s->q, s->efd);
     s->stop_req.op = RC_STORE_STOP;
@@ -680,20 +692,23 @@ int rc_store_open(struct rc_store **out, const struct rc_store_config *cfg, rc_s
 
 out_efd:
     close(s->efd);
-out_batch:
+out_arrays:
+    free(s->pend);
     free(s->batch);
     free(s);
     return rc;
 out_free:
+    free(s->pend);
+    free(s->batch);
     free(s);
 out_nomem:
     rc_err_set(err, 500, "no_memory", "store: out of memory at start");
     return -ENOMEM;
 }
 
-int rc_store_start(struct rc_store *s, struct rc_err *err)
+int rc_store_worker_start(struct rc_store_worker *s, struct rc_err *err)
 {
-    int rc = pthread_create(&s->thread, NULL, rc_store_main, s);
+    int rc = pthread_create(&s->thread, NULL, worker_main, s);
     if (rc) {
         rc_err_set(err, 500, "start", "store: pthread_create failed: %s", strerror(rc));
         return -rc;
@@ -702,19 +717,20 @@ int rc_store_start(struct rc_store *s, struct rc_err *err)
     return 0;
 }
 
-void rc_store_submit(struct rc_store *s, struct rc_store_req *req)
+void rc_store_worker_submit(struct rc_store_worker *s, struct rc_store_req *req)
 {
+    __atomic_add_fetch(&s->st.submitted, 1, __ATOMIC_RELAXED);
     rc_mpsc_push(&s->q, &req->node);
 }
 
-void rc_store_stop(struct rc_store *s)
+void rc_store_worker_stop(struct rc_store_worker *s)
 {
     struct rc_mpsc_node *node;
 
     if (!s)
         return;
     if (s->thread_started) {
-        rc_store_submit(s, &s->stop_req);
+        rc_mpsc_push(&s->q, &s->stop_req.node);
         pthread_join(s->thread, NULL);
     }
     /* the thread has exited (or never ran): we are the only consumer now */
@@ -727,6 +743,25 @@ void rc_store_stop(struct rc_store *s)
     }
     s->ops->close(s->eng);
     close(s->efd);
+    free(s->pend);
     free(s->batch);
     free(s);
+}
+
+void rc_store_worker_stats(const struct rc_store_worker *s, struct rc_store_stats *sum)
+{
+#define LOAD(f) __atomic_load_n(&s->st.f, __ATOMIC_RELAXED)
+    sum->submitted += LOAD(submitted);
+    sum->requests += LOAD(requests);
+    sum->batches += LOAD(batches);
+    sum->commits += LOAD(commits);
+    sum->commit_failures += LOAD(commit_failures);
+    sum->writes += LOAD(writes);
+    sum->reads += LOAD(reads);
+    sum->failed += LOAD(failed);
+    sum->purged += LOAD(purged);
+    uint64_t largest = LOAD(largest_batch);
+    if (largest > sum->largest_batch)
+        sum->largest_batch = largest;
+#undef LOAD
 }

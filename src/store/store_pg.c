@@ -10,9 +10,11 @@
  * behind and the batch goes on (an error in PostgreSQL otherwise aborts the
  * whole transaction). A write called outside begin/commit runs in its own
  * transaction.
- * Round trips: a single-statement write in a batch (create, status change,
- * delete) is ONE round trip: savepoint, statement and release go out as a
- * libpq pipeline (write_one). A notification and its recipients are one
+ * Round trips: the creates of a batch are queued in one libpq pipeline
+ * with the batch's COMMIT (store_pg_tx.c): a batch of creates is two round
+ * trips (BEGIN, then everything else). Any other single-statement write in a
+ * batch (status change, delete) is ONE round trip: savepoint, statement and
+ * release go out as a pipeline of their own (write_one). A notification and its recipients are one
  * statement (a data-modifying CTE), a record and its recipients/read_by
  * lists one row (json_agg subqueries). Reads, mark-read (which reads the row
  * it locks) and the purge run statement by statement.
@@ -92,13 +94,11 @@ static const char *const pst_sql[PST_COUNT] = {
 
 /* ---- parameters and results ------------------------------------------------------------------ */
 
-#define PARAMS_MAX 16
-
 /* Text parameters of one statement; NULL is SQL NULL. */
 struct params {
-    const char *v[PARAMS_MAX];
-    char num[PARAMS_MAX][24];
-    char *owned[PARAMS_MAX];
+    const char *v[RC_STORE_PG_PARAMS_MAX];
+    char num[RC_STORE_PG_PARAMS_MAX][24];
+    char *owned[RC_STORE_PG_PARAMS_MAX];
     int n;
 };
 
@@ -215,9 +215,6 @@ static json_t *col_json(const PGresult *r, int row, int col)
     return v ? v : json_null();
 }
 
-static int begin_tx(struct rc_store_engine *e, struct rc_err *err);
-static int commit_tx(struct rc_store_engine *e, struct rc_err *err);
-
 /* Savepoint bracket of one atomic write; finish() releases or rolls back.
  * Outside a batch the write is its own transaction (own_tx). */
 static int write_begin(struct rc_store_engine *e, struct rc_err *err)
@@ -227,7 +224,7 @@ static int write_begin(struct rc_store_engine *e, struct rc_err *err)
         return rc;
     if (e->in_tx)
         return rc_store_pg_exec(e, "SAVEPOINT w", "savepoint", err);
-    rc = begin_tx(e, err);
+    rc = rc_store_pg_begin_tx(e, err);
     e->own_tx = rc == 0;
     return rc;
 }
@@ -242,7 +239,7 @@ static int write_finish(struct rc_store_engine *e, int rc, struct rc_err *err)
                 (void)rc_store_pg_exec(e, "ROLLBACK", "rollback", &ignored);
             return rc;
         }
-        return commit_tx(e, err);
+        return rc_store_pg_commit_tx(e, err);
     }
     if (rc)
         (void)rc_store_pg_exec(e, "ROLLBACK TO w", "rollback to savepoint", &ignored);
@@ -452,7 +449,8 @@ struct col {
 /* INSERT rec through statement st (cols give its parameters); what names the
  * write in an error. 0 or -errno with err. */
 static int insert_record(struct rc_store_engine *e, enum pst st, const json_t *rec,
-                         const struct col *cols, size_t ncols, const char *what, struct rc_err *err)
+                         const struct col *cols, size_t ncols, const char *what,
+                         struct rc_store_pending *pend, struct rc_err *err)
 {
     struct params p = {0};
     int rc = 0;
@@ -473,7 +471,9 @@ static int insert_record(struct rc_store_engine *e, enum pst st, const json_t *r
             break;
         }
     }
-    if (rc == 0)
+    if (rc == 0 && pend && e->in_tx)
+        rc = rc_store_pg_queue(e, st, p.n, p.v, what, pend, err);
+    else if (rc == 0)
         rc = write_one(e, st, &p, what, NULL, err);
     p_free(&p);
     if (rc == -ENOMEM)
@@ -481,7 +481,8 @@ static int insert_record(struct rc_store_engine *e, enum pst st, const json_t *r
     return rc;
 }
 
-static int pg_notif_create(struct rc_store_engine *e, const json_t *rec, struct rc_err *err)
+static int pg_notif_create(struct rc_store_engine *e, const json_t *rec,
+                           struct rc_store_pending *pend, struct rc_err *err)
 {
     static const struct col cols[] = {
         {"id", COL_TEXT},         {"title", COL_TEXT},         {"message", COL_TEXT},
@@ -492,7 +493,7 @@ static int pg_notif_create(struct rc_store_engine *e, const json_t *rec, struct 
         {"recipients", COL_JSON},
     };
     return insert_record(e, PST_NOTIF_INSERT, rec, cols, RC_ARRAY_LEN(cols),
-                         "saving the notification", err);
+                         "saving the notification", pend, err);
 }
 
 static int pg_notif_get(struct rc_store_engine *e, const char *id, int64_t now_ms, json_t **rec,
@@ -609,7 +610,8 @@ static int pg_notif_purge_expired(struct rc_store_engine *e, int64_t now_ms, uin
 /* ---- subscriptions ----------------------------------------------------------------------------
  */
 
-static int pg_sub_create(struct rc_store_engine *e, const json_t *rec, struct rc_err *err)
+static int pg_sub_create(struct rc_store_engine *e, const json_t *rec,
+                         struct rc_store_pending *pend, struct rc_err *err)
 {
     static const struct col cols[] = {
         {"id", COL_TEXT},
@@ -627,7 +629,7 @@ static int pg_sub_create(struct rc_store_engine *e, const json_t *rec, struct rc
         {"payload_filter", COL_JSON},
     };
     return insert_record(e, PST_SUB_INSERT, rec, cols, RC_ARRAY_LEN(cols),
-                         "saving the subscription", err);
+                         "saving the subscription", pend, err);
 }
 
 static int pg_sub_get(struct rc_store_engine *e, const char *id, int64_t now_ms, json_t **rec,
@@ -681,70 +683,6 @@ static int pg_sub_load_active(struct rc_store_engine *e, int64_t now_ms, json_t 
     return list_rows(e, PST_SUB_ACTIVE, &p, false, items, err);
 }
 
-/* ---- transactions -----------------------------------------------------------------------------
- */
-
-/* BEGIN; if the connection turns out to have died while idle, connect again
- * and BEGIN once more (nothing was in flight). */
-static int begin_tx(struct rc_store_engine *e, struct rc_err *err)
-{
-    int rc = rc_store_pg_ready(e, err);
-    if (rc == 0)
-        rc = rc_store_pg_exec(e, "BEGIN", "begin", err);
-    if (rc && e->conn && PQstatus(e->conn) != CONNECTION_OK) {
-        rc = rc_store_pg_ready(e, err);
-        if (rc == 0)
-            rc = rc_store_pg_exec(e, "BEGIN", "begin", err);
-    }
-    return rc;
-}
-
-static int pg_begin(struct rc_store_engine *e, struct rc_err *err)
-{
-    int rc = begin_tx(e, err);
-    e->in_tx = rc == 0;
-    return rc;
-}
-
-/* COMMIT. A COMMIT of a transaction that had failed answers "ROLLBACK", not
- * an error: that is a failed commit too. */
-static int commit_tx(struct rc_store_engine *e, struct rc_err *err)
-{
-    int rc = 0;
-    if (!e->conn || PQstatus(e->conn) != CONNECTION_OK) {
-        rc_err_set(err, 503, "store_unavailable",
-                   "store: commit failed: the connection to PostgreSQL was lost; nothing of this "
-                   "batch was saved; retry later");
-        return -EIO;
-    }
-    PGresult *res = PQexec(e->conn, "COMMIT");
-    if (PQresultStatus(res) != PGRES_COMMAND_OK) {
-        rc = rc_store_pg_fail(e, "commit", res, err);
-    } else if (strcmp(PQcmdStatus(res), "COMMIT") != 0) {
-        rc_err_set(err, 503, "store_unavailable",
-                   "store: commit failed: PostgreSQL rolled the transaction back; retry later");
-        rc = -EIO;
-    }
-    PQclear(res);
-    return rc;
-}
-
-static int pg_commit(struct rc_store_engine *e, struct rc_err *err)
-{
-    int rc = commit_tx(e, err);
-    if (rc == 0)
-        e->in_tx = false;
-    return rc;
-}
-
-static void pg_rollback(struct rc_store_engine *e)
-{
-    struct rc_err ignored;
-    if (e->in_tx && e->conn && PQstatus(e->conn) == CONNECTION_OK)
-        (void)rc_store_pg_exec(e, "ROLLBACK", "rollback", &ignored);
-    e->in_tx = false;
-}
-
 int rc_store_pg_prepare(struct rc_store_engine *e, struct rc_err *err)
 {
     for (int i = 0; i < PST_COUNT; i++) {
@@ -766,9 +704,9 @@ const struct rc_store_engine_ops rc_store_pg_ops = {
     .name = "postgres",
     .open = rc_store_pg_open,
     .close = rc_store_pg_close,
-    .begin = pg_begin,
-    .commit = pg_commit,
-    .rollback = pg_rollback,
+    .begin = rc_store_pg_begin,
+    .commit = rc_store_pg_commit,
+    .rollback = rc_store_pg_rollback,
     .notif_create = pg_notif_create,
     .notif_list = pg_notif_list,
     .notif_get = pg_notif_get,

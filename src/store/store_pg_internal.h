@@ -63,6 +63,11 @@ struct rc_store_engine {
     bool own_tx;                     /* a write outside a batch runs in its own transaction */
     int64_t retry_at_ms;             /* monotonic; no reconnect before it */
     char last_err[RC_STORE_MSG_MAX]; /* why the last attempt failed (answered until retry_at_ms) */
+    /* the batch's pipeline of creates (store_pg_tx.c) */
+    bool piped;       /* in pipeline mode, with queries sent and not yet read */
+    bool pipe_broken; /* sending failed: the flush fails what is queued */
+    struct rc_store_pg_queued *queued;
+    size_t nqueued, capqueued;
     char *url;
     char *password; /* NULL = libpq's own sources */
     long schema_version;
@@ -91,6 +96,27 @@ RC_MUST_CHECK int rc_store_pg_prepare(struct rc_store_engine *e, struct rc_err *
 /* Run sql (no parameters, no rows wanted) as a simple query. 0 or -errno. */
 int rc_store_pg_exec(struct rc_store_engine *e, const char *sql, const char *what,
                      struct rc_err *err);
+
+/* store_pg_tx.c: transactions and the pipeline of a batch's creates. */
+#define RC_STORE_PG_PARAMS_MAX 16
+struct rc_store_pg_queued;
+/* BEGIN (connecting again first if the idle connection died) / COMMIT as
+ * single round trips. 0 or -errno with err. */
+int rc_store_pg_begin_tx(struct rc_store_engine *e, struct rc_err *err);
+int rc_store_pg_commit_tx(struct rc_store_engine *e, struct rc_err *err);
+/* The ops' begin, commit (flushes the pipeline with the COMMIT in it) and rollback. */
+int rc_store_pg_begin(struct rc_store_engine *e, struct rc_err *err);
+int rc_store_pg_commit(struct rc_store_engine *e, struct rc_err *err);
+void rc_store_pg_rollback(struct rc_store_engine *e);
+/* Inside a batch: send prepared statement st with the n parameters v as one
+ * create of the pipeline (copies v); its outcome goes to *pend. 0, or -errno
+ * with err when it could not even be queued. */
+int rc_store_pg_queue(struct rc_store_engine *e, enum pst st, int n, const char *const *v,
+                      const char *what, struct rc_store_pending *pend, struct rc_err *err);
+/* Read everything in flight (commit: with the batch's COMMIT added). 0, or
+ * -errno with err: the connection broke (every queued create failed), or the
+ * COMMIT failed. A create's own failure is in its pend, not in the result. */
+int rc_store_pg_flush(struct rc_store_engine *e, bool commit, struct rc_err *err);
 
 /* The engine's open, close and describe (struct rc_store_engine_ops). */
 RC_MUST_CHECK int rc_store_pg_open(struct rc_store_engine **out, const struct rc_store_config *cfg,

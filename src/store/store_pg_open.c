@@ -277,6 +277,12 @@ static int migrate(struct rc_store_engine *e, struct rc_err *err)
 
 int rc_store_pg_ready(struct rc_store_engine *e, struct rc_err *err)
 {
+    if (e->piped) {
+        /* creates of this batch are in flight: this op comes after them */
+        int rc = rc_store_pg_flush(e, false, err);
+        if (rc)
+            return rc;
+    }
     if (e->conn && e->prepared && PQstatus(e->conn) == CONNECTION_OK)
         return 0;
     if (rc_store_pg_in_tx(e)) {
@@ -318,6 +324,7 @@ void rc_store_pg_close(struct rc_store_engine *e)
     if (!e)
         return;
     PQfinish(e->conn);
+    free(e->queued);
     free(e->url);
     if (e->password) {
         memset(e->password, 0, strlen(e->password));

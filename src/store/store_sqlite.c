@@ -255,8 +255,10 @@ static int notif_row(struct rc_store_engine *e, sqlite3_stmt *s, json_t **out, s
     return 0;
 }
 
-static int sq_notif_create(struct rc_store_engine *e, const json_t *rec, struct rc_err *err)
+static int sq_notif_create(struct rc_store_engine *e, const json_t *rec,
+                           struct rc_store_pending *pend, struct rc_err *err)
 {
+    (void)pend; /* every write completes here */
     static const char *const text_cols[] = {"id",       "title",  "message",  "type",
                                             "priority", "status", "sender_id"};
     const json_t *recips = json_object_get(rec, "recipients");
@@ -391,8 +393,10 @@ static json_t *sub_row(sqlite3_stmt *s)
                      "metadata", col_json(s, 11), "payload_filter", col_json(s, 12));
 }
 
-static int sq_sub_create(struct rc_store_engine *e, const json_t *rec, struct rc_err *err)
+static int sq_sub_create(struct rc_store_engine *e, const json_t *rec,
+                         struct rc_store_pending *pend, struct rc_err *err)
 {
+    (void)pend; /* every write completes here */
     static const char *const text_cols[] = {"id", "user_id", "type", "status"};
     int rc = write_begin(e, err);
     if (rc)
