@@ -45,6 +45,13 @@ void rc_http_error(struct rc_http_ctx *x, int status, const char *code, const ch
     rc_http_respond(x, status, "application/json", NULL, body, (size_t)n);
 }
 
+void rc_http_preflight(struct rc_http_ctx *x, const char *methods)
+{
+    (void)x;
+    g_status = 204;
+    snprintf(g_headers, sizeof(g_headers), "preflight: %s", methods);
+}
+
 size_t rc_auth_api_key_count(const struct rc_auth *a)
 {
     (void)a;
@@ -189,6 +196,24 @@ static void test_router_wrong_method_is_405_allowing_every_row_of_the_path(void 
                                 "not allowed on /a; use GET or DELETE\"}}");
 }
 
+/* OPTIONS on a path answers with the methods of every row of it, before any
+ * scope check (a browser's preflight carries no credentials); unknown paths 404. */
+static void test_router_options_lists_the_methods_of_the_path(void **state)
+{
+    (void)state;
+    route(RC_HTTP_OPTIONS, "OPTIONS", "/a", NULL);
+    assert_null(g_ran);
+    assert_int_equal(g_status, 204);
+    assert_string_equal(g_headers, "preflight: GET, HEAD, DELETE");
+    route(RC_HTTP_OPTIONS, "OPTIONS", "/pub", NULL); /* needs a publish key, preflight not */
+    assert_int_equal(g_status, 204);
+    assert_string_equal(g_headers, "preflight: POST");
+    route(RC_HTTP_OPTIONS, "OPTIONS", "/s/abc/x", NULL);
+    assert_string_equal(g_headers, "preflight: POST");
+    route(RC_HTTP_OPTIONS, "OPTIONS", "/nowhere", NULL);
+    assert_int_equal(g_status, 404);
+}
+
 static void test_router_405_wording_of_id_prefix_and_tail_paths(void **state)
 {
     (void)state;
@@ -300,6 +325,7 @@ int main(void)
         cmocka_unit_test(test_router_unknown_path_is_404_not_found),
         cmocka_unit_test(test_router_wrong_method_is_405_allowing_every_row_of_the_path),
         cmocka_unit_test(test_router_405_wording_of_id_prefix_and_tail_paths),
+        cmocka_unit_test(test_router_options_lists_the_methods_of_the_path),
         cmocka_unit_test(test_router_id_prefix_captures_decoded_segments),
         cmocka_unit_test(test_router_literal_row_shadows_a_later_param_row),
         cmocka_unit_test(test_router_id_prefix_refuses_malformed_paths),

@@ -27,6 +27,8 @@
 extern "C" {
 #endif
 
+struct rc_config;
+
 /* A request handed to a route handler: the parsed head plus the whole body. */
 struct rc_http_ctx {
     struct rc_conn *conn;
@@ -35,7 +37,27 @@ struct rc_http_ctx {
     size_t body_len;
     bool keep_alive;
     bool head_only;
+    int cors; /* rc_http_cors_of(the request): which CORS answer it gets */
 };
+
+/* ---- CORS (cors.c): browsers on another origin ---------------------------------
+ * rc_http_cors_of classifies a request by its Origin against allowed_origins:
+ * RC_CORS_NONE (no Origin), RC_CORS_SAME (Origin is the Host), RC_CORS_ANY
+ * (empty list: any origin, no credentials), 1 + i (allowed_origins[i]: echoed,
+ * with credentials) or RC_CORS_DENIED (a list without it). */
+#define RC_CORS_NONE 0
+#define RC_CORS_SAME (-1)
+#define RC_CORS_ANY (-2)
+#define RC_CORS_DENIED (-3)
+int rc_http_cors_of(const struct rc_config *cfg, const struct rc_http_request *req);
+/* The answer headers for that class into out ("" for none); their length. */
+size_t rc_http_cors_headers(const struct rc_config *cfg, int cors, char *out, size_t cap);
+/* RC_CORS_DENIED: answers 403 origin_not_allowed (counted) and returns true. */
+bool rc_http_origin_refused(struct rc_http_ctx *x);
+/* Answer OPTIONS on a resource allowing `methods` ("GET, POST"): a CORS
+ * preflight (Allow-Methods, Allow-Headers incl. Authorization, Max-Age) or a
+ * plain OPTIONS (Allow). 204 either way. */
+void rc_http_preflight(struct rc_http_ctx *x, const char *methods);
 
 /* The HTTP session's connection ops (conn.h). on_sent drives the
  * backpressure above; answer writes a deferred answer (RC_TICKET_HTTP). */

@@ -82,6 +82,7 @@ struct rc_counters {
     uint64_t rate_limited;
     uint64_t rate_limit_disconnects;
     uint64_t refused_handshake_rate;
+    uint64_t refused_origin;             /* requests from an Origin not in allowed_origins */
     uint64_t durable_refused;            /* durable subscriptions the rules refuse on a conn */
     uint64_t durable_load_timeouts;      /* greeted before the durable subscriptions loaded */
     uint64_t user_subscription_refusals; /* creates past max_user_subscriptions (409) */

@@ -419,6 +419,12 @@ void rc_api_route(struct rc_http_ctx *x)
         if (!rt && (row->methods & want))
             rt = row;
     }
+    if (x->req->method == RC_HTTP_OPTIONS && !(mask & want)) {
+        char allow[64];
+        method_list(allow, sizeof(allow), mask, true);
+        rc_http_preflight(x, allow); /* CORS preflight, or a plain OPTIONS */
+        return;
+    }
     if (!rt) {
         method_not_allowed(x, &rc_api_routes[first], mask, ids.prefix != NULL);
         return;

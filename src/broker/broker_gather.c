@@ -332,6 +332,7 @@ static json_t *shard_stats_part(struct rc_shard *s, size_t limit)
         {"refused_max_connections", k->refused_max_conns},
         {"refused_per_ip", k->refused_per_ip},
         {"refused_handshake_rate", k->refused_handshake_rate},
+        {"refused_origin", k->refused_origin},
         {"auth_failures", k->auth_failures},
         {"auth_timeouts", k->auth_timeouts},
         {"token_expiries", k->token_expiries},

@@ -214,7 +214,9 @@ const struct rc_config_key rc_config_keys[] = {
     KEY_DURATION(heartbeat_timeout, "90s", SEC, 24 * HOUR, NULL,
                  "a client silent this long is disconnected"),
     KEY_LIST(allowed_origins, check_origin, false,
-             "WebSocket Origin allow-list, e.g. https://app.example.com; empty = allow all"),
+             "origins whose browser pages may connect (WebSocket Origin check) and read answers "
+             "(CORS on HTTP and SSE, with credentials), e.g. https://app.example.com; others get "
+             "403 origin_not_allowed; empty = any origin (CORS without credentials)"),
     KEY_UINT(max_subscriptions, "1000", 1, 1000000, NULL, "subscriptions per connection"),
     KEY_SIZE(max_pending_bytes, "4MiB", 4 * KIB, GIB, NULL,
              "outbound bytes queued for one client before it is dropped as slow (HTTP: "

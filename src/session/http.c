@@ -85,6 +85,7 @@ struct http_slot {
     bool ready;
     bool keep_alive;
     bool head_only;
+    int cors; /* the request's CORS class (cors.c) */
 };
 
 struct rc_http_pending {
@@ -280,13 +281,13 @@ static void emit(struct rc_conn *c, char *out, size_t total, bool keep_alive)
 }
 
 static void respond(struct rc_conn *c, int status, const char *ctype, const char *extra,
-                    const char *body, size_t blen, bool keep_alive, bool head_only)
+                    const char *body, size_t blen, bool keep_alive, bool head_only, int cors)
 {
     if (c->shard->draining)
         keep_alive = false;
     size_t total;
-    char *out =
-        rc_http_build_response(c, status, ctype, extra, body, blen, keep_alive, head_only, &total);
+    char *out = rc_http_build_response(c, status, ctype, extra, body, blen, keep_alive, head_only,
+                                       cors, &total);
     if (!out) {
         rc_conn_close_now(c);
         return;
@@ -298,7 +299,7 @@ void rc_http_respond(struct rc_http_ctx *x, int status, const char *content_type
                      const char *extra_headers, const char *body, size_t body_len)
 {
     respond(x->conn, status, content_type, extra_headers, body, body_len, x->keep_alive,
-            x->head_only);
+            x->head_only, x->cors);
 }
 
 void rc_http_json(struct rc_http_ctx *x, int status, const char *json, size_t len)
@@ -330,7 +331,7 @@ static void fatal_error(struct rc_conn *c, const struct rc_err *err)
     /* Connection: close; written (and the connection closed) after any
      * answers still pending for earlier requests */
     respond(c, err->status ? err->status : 400, "application/json", extra[0] ? extra : NULL, body,
-            n, false, false);
+            n, false, false, RC_CORS_NONE);
 }
 
 /* ---- deferred answers ----------------------------------------------------------- */
@@ -359,6 +360,7 @@ uint32_t rc_http_defer(struct rc_http_ctx *x)
     sl->ready = false;
     sl->keep_alive = ka;
     sl->head_only = x->head_only;
+    sl->cors = x->cors;
     uint32_t serial = p->tail++;
     p->waiting++;
     if (p->tail - p->head == RC_HTTP_MAX_PENDING)
@@ -388,7 +390,7 @@ static void fill_deferred(struct rc_conn *c, struct http_slot *sl, int status, c
     bool was_paused = paused(c);
     c->pend->waiting--;
     char *out = rc_http_build_response(c, status, "application/json", extra, json, len,
-                                       sl->keep_alive, sl->head_only, &total);
+                                       sl->keep_alive, sl->head_only, sl->cors, &total);
     if (!out) {
         rc_conn_close_now(c);
         return;
@@ -471,10 +473,13 @@ static void dispatch(struct rc_conn *c, const struct rc_http_request *req, const
         .body_len = blen,
         .keep_alive = req->keep_alive && !c->shard->draining,
         .head_only = req->method == RC_HTTP_HEAD,
+        .cors = rc_http_cors_of(c->shard->cfg, req),
     };
     c->shard->ctr.http_requests++;
     c->served = true;
     const struct rc_session_hooks *h = rc_session_hooks();
+    if (rc_http_origin_refused(&x))
+        return; /* a browser page of an origin not in allowed_origins */
     if (h->route)
         h->route(&x);
     else

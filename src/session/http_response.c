@@ -8,6 +8,8 @@
 
 #include <jansson.h>
 
+#include "ringcast/config.h"
+#include "ringcast/http.h"
 #include "ringcast/shard.h"
 
 #include "http_response.h"
@@ -27,7 +29,7 @@ size_t rc_http_error_json(char *out, size_t cap, const char *code, const char *m
 
 char *rc_http_build_response(struct rc_conn *c, int status, const char *ctype, const char *extra,
                              const char *body, size_t blen, bool keep_alive, bool head_only,
-                             size_t *total_out)
+                             int cors, size_t *total_out)
 {
     struct rc_shard *s = c->shard;
     char head[512];
@@ -45,18 +47,26 @@ char *rc_http_build_response(struct rc_conn *c, int status, const char *ctype, c
                       status, rc_http_reason(status), ctype, blen,
                       keep_alive ? "keep-alive" : "close");
     }
+    char corsh[RC_CONFIG_ITEM_MAX + 256];
+    size_t clen = rc_http_cors_headers(s->cfg, cors, corsh, sizeof(corsh));
     size_t elen = extra ? strlen(extra) : 0;
     size_t send_body = head_only ? 0 : blen;
-    size_t total = (size_t)hn + elen + 2 + send_body;
+    size_t total = (size_t)hn + clen + elen + 2 + send_body;
     char *out = malloc(total);
     if (!out)
         return NULL;
-    memcpy(out, head, (size_t)hn);
+    char *w = out;
+    memcpy(w, head, (size_t)hn);
+    w += hn;
+    memcpy(w, corsh, clen);
+    w += clen;
     if (elen)
-        memcpy(out + hn, extra, elen);
-    memcpy(out + (size_t)hn + elen, "\r\n", 2);
+        memcpy(w, extra, elen);
+    w += elen;
+    memcpy(w, "\r\n", 2);
+    w += 2;
     if (send_body)
-        memcpy(out + (size_t)hn + elen + 2, body, send_body);
+        memcpy(w, body, send_body);
     if (status >= 400)
         s->ctr.http_errors++;
     *total_out = total;

@@ -400,13 +400,14 @@ void rc_sse_handle(struct rc_http_ctx *x)
     }
     if (id)
         rc_client_set_identity(c, id);
-    char head[512];
+    char head[512 + RC_CONFIG_ITEM_MAX + 256], corsh[RC_CONFIG_ITEM_MAX + 256];
+    (void)rc_http_cors_headers(s->cfg, x->cors, corsh, sizeof(corsh));
     int hn = snprintf(head, sizeof(head),
                       "HTTP/1.1 200 OK\r\nContent-Type: text/event-stream\r\n"
                       "Cache-Control: no-cache\r\nConnection: keep-alive\r\n"
-                      "X-Accel-Buffering: no\r\n\r\n"
+                      "X-Accel-Buffering: no\r\n%s\r\n"
                       "retry: %llu\n", /* the connection record completes this record */
-                      (unsigned long long)s->cfg->sse_retry);
+                      corsh, (unsigned long long)s->cfg->sse_retry);
     if (rc_conn_queue_copy(c, head, (size_t)hn) < 0) {
         sse_req_fini(&r);
         return;

@@ -603,16 +603,6 @@ static const struct rc_conn_ops ws_ops = {
 
 /* ---- opening handshake (RFC 6455 section 4.2) ------------------------------------------------ */
 
-static bool origin_allowed(const struct rc_config *cfg, const struct rc_http_header *h)
-{
-    if (cfg->allowed_origins.n == 0 || !h)
-        return true; /* no list, or a non-browser client without Origin */
-    for (size_t i = 0; i < cfg->allowed_origins.n; i++)
-        if (rc_slice_ieq(h->value, cfg->allowed_origins.items[i]))
-            return true;
-    return false;
-}
-
 void rc_ws_handle_upgrade(struct rc_http_ctx *x)
 {
     struct rc_conn *c = x->conn;
@@ -663,11 +653,8 @@ void rc_ws_handle_upgrade(struct rc_http_ctx *x)
                       "Sec-WebSocket-Key must be the base64 encoding of 16 bytes");
         return;
     }
-    if (!origin_allowed(c->shard->cfg, rc_http_find_header(req, "Origin"))) {
-        rc_http_error(x, 403, "origin_not_allowed",
-                      "Origin is not in allowed_origins; ask the operator to add it");
-        return;
-    }
+    /* Origin: refused before routing (http.c dispatch, cors.c) when allowed_origins
+     * is set and neither lists it nor is it this server's own origin */
     struct rc_shard *s = c->shard;
     if (s->ip_handshakes && rc_iptable_rate_hit(s->ip_handshakes, &c->ipkey, (int64_t)s->now_ms,
                                                 s->cfg->handshake_rate_per_ip) < 0) {
