@@ -104,6 +104,10 @@ void rc_api_store_notif_mark_read(struct rc_http_ctx *x, struct rc_route_req *r)
 void rc_api_store_sub_list(struct rc_http_ctx *x, struct rc_route_req *r);
 void rc_api_store_sub_create_resource(struct rc_http_ctx *x, struct rc_route_req *r);
 void rc_api_store_sub_create_topic(struct rc_http_ctx *x, struct rc_route_req *r);
+/* api_admin.c: the dashboard's embedded pages */
+void rc_api_admin_redirect(struct rc_http_ctx *x, struct rc_route_req *r);
+void rc_api_admin_index(struct rc_http_ctx *x, struct rc_route_req *r);
+void rc_api_admin_file(struct rc_http_ctx *x, struct rc_route_req *r);
 void rc_api_store_sub_get(struct rc_http_ctx *x, struct rc_route_req *r);
 void rc_api_store_sub_delete(struct rc_http_ctx *x, struct rc_route_req *r);
 void rc_api_store_sub_set_status(struct rc_http_ctx *x, struct rc_route_req *r);

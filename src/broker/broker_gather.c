@@ -288,6 +288,7 @@ static json_t *shard_stats_part(struct rc_shard *s, size_t limit)
 {
     json_t *part = json_object();
     json_t *subs = json_object();
+    json_t *detail = json_object(); /* the same connections, with user, transport, queue */
     json_t *users = json_array();
     uint64_t conns = 0, authed = 0, nsubs = 0;
     size_t listed = 0;
@@ -306,7 +307,13 @@ static json_t *shard_stats_part(struct rc_shard *s, size_t limit)
             json_t *arr = json_array();
             for (struct rc_sub *sub = c->subs; sub; sub = sub->next_in_conn)
                 json_array_append_new(arr, json_string(sub->pattern));
-            json_object_set_new(subs, idbuf, arr);
+            json_object_set(subs, idbuf, arr);
+            json_object_set_new(
+                detail, idbuf,
+                json_pack("{s:o, s:s, s:I, s:I, s:o}", "user_id",
+                          c->authenticated ? json_string(c->user_id) : json_null(), "transport",
+                          c->proto == RC_PROTO_WS ? "websocket" : "sse", "shard", (json_int_t)s->id,
+                          "queued_bytes", (json_int_t)c->out.bytes, "subscriptions", arr));
             listed++;
         }
     }
@@ -360,6 +367,7 @@ static json_t *shard_stats_part(struct rc_shard *s, size_t limit)
     json_object_set_new(part, "authenticated", json_integer((json_int_t)authed));
     json_object_set_new(part, "subscription_count", json_integer((json_int_t)nsubs));
     json_object_set_new(part, "subscriptions", subs);
+    json_object_set_new(part, "detail", detail);
     json_object_set_new(part, "users", users);
     json_object_set_new(part, "counters", ctr);
     json_object_set_new(part, "open_connections", json_integer((json_int_t)s->nconns));
@@ -395,6 +403,7 @@ static void stats_merge(struct gather *g, json_t *part)
         json_object_set_new(g->acc, "total_connections", json_integer(0));
         json_object_set_new(g->acc, "authenticated_connections", json_integer(0));
         json_object_set_new(g->acc, "subscriptions", json_object());
+        json_object_set_new(g->acc, "connections", json_object());
         json_object_set_new(g->acc, "counters", json_object());
         json_object_set_new(g->acc, "shards", json_array());
         g->users = json_object();
@@ -404,12 +413,15 @@ static void stats_merge(struct gather *g, json_t *part)
     add_counter(g->acc, "total_subscriptions", json_object_get(part, "subscription_count"));
     add_counter(g->acc, "topics", json_object_get(part, "topics"));
     json_t *subs = json_object_get(g->acc, "subscriptions");
+    json_t *detail = json_object_get(g->acc, "connections");
+    json_t *part_detail = json_object_get(part, "detail");
     const char *key;
     json_t *v;
     json_object_foreach(json_object_get(part, "subscriptions"), key, v)
     {
         if (g->listed < g->limit) {
             json_object_set(subs, key, v);
+            json_object_set(detail, key, json_object_get(part_detail, key));
             g->listed++;
         }
     }

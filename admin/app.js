@@ -1,0 +1,255 @@
+// ringcast admin dashboard: served by ringcast itself at /admin/ (embedded in the
+// binary, no external assets). Polls GET /api/realtime/stats every second with the
+// API key from this tab's sessionStorage (never in a URL), draws the rates, and calls
+// the admin endpoints for the tools (publish, presence, disconnect). docs/OPERATIONS.md,
+// "The admin dashboard".
+'use strict';
+
+const KEY_STORE = 'ringcast.apiKey';
+const HISTORY = 120; // seconds of rates kept for the charts
+const LISTED = 1000; // connections the stats list in detail (?limit=)
+
+const $ = (id) => document.getElementById(id);
+let timer = null;
+let prev = null; // the previous stats sample: {t, published, deliveries}
+const rates = { pub: [], del: [] };
+let lastStats = null;
+
+function apiKey() {
+  return sessionStorage.getItem(KEY_STORE);
+}
+
+async function api(method, path, body) {
+  const key = apiKey();
+  const opt = { method, headers: key ? { Authorization: 'Bearer ' + key } : {} };
+  if (body !== undefined) {
+    opt.headers['Content-Type'] = 'application/json';
+    opt.body = JSON.stringify(body);
+  }
+  const r = await fetch(path, opt);
+  const text = await r.text();
+  let json = null;
+  try {
+    json = text ? JSON.parse(text) : null;
+  } catch (e) {
+    json = null;
+  }
+  return { status: r.status, json, text };
+}
+
+function errorText(res) {
+  const e = res.json && res.json.error;
+  return e ? `${res.status} ${e.code}: ${e.message}` : `${res.status} ${res.text}`;
+}
+
+function fmt(n) {
+  if (n === undefined || n === null || Number.isNaN(n)) return '-';
+  if (Math.abs(n) >= 1e6) return (n / 1e6).toFixed(2) + 'M';
+  if (Math.abs(n) >= 1e4) return (n / 1e3).toFixed(1) + 'k';
+  return Math.round(n * 10) / 10 + '';
+}
+
+function setText(id, v) {
+  $(id).textContent = v;
+}
+
+function row(cells) {
+  const tr = document.createElement('tr');
+  for (const c of cells) {
+    const td = document.createElement('td');
+    if (c instanceof Node) td.appendChild(c);
+    else td.textContent = c;
+    tr.appendChild(td);
+  }
+  return tr;
+}
+
+function fillTable(id, rows) {
+  const body = $(id).querySelector('tbody');
+  body.replaceChildren(...rows);
+}
+
+function drawChart(canvas, values) {
+  const ctx = canvas.getContext('2d');
+  const w = canvas.width;
+  const h = canvas.height;
+  ctx.clearRect(0, 0, w, h);
+  const max = Math.max(1, ...values);
+  ctx.strokeStyle = '#e3e5ea';
+  ctx.beginPath();
+  ctx.moveTo(0, h - 0.5);
+  ctx.lineTo(w, h - 0.5);
+  ctx.stroke();
+  ctx.fillStyle = '#667';
+  ctx.font = '11px system-ui, sans-serif';
+  ctx.fillText(fmt(max) + '/s', 4, 12);
+  if (values.length < 2) return;
+  ctx.strokeStyle = '#2f6fde';
+  ctx.lineWidth = 2;
+  ctx.beginPath();
+  values.forEach((v, i) => {
+    const x = (i / (HISTORY - 1)) * w;
+    const y = h - 2 - (v / max) * (h - 18);
+    if (i === 0) ctx.moveTo(x, y);
+    else ctx.lineTo(x, y);
+  });
+  ctx.stroke();
+}
+
+function push(arr, v) {
+  arr.push(v);
+  if (arr.length > HISTORY) arr.shift();
+}
+
+function render(st) {
+  lastStats = st;
+  const c = st.counters || {};
+  setText('v-connections', fmt(st.total_connections));
+  setText('v-authenticated', fmt(st.authenticated_connections));
+  setText('v-subscriptions', fmt(st.total_subscriptions || 0));
+  setText('v-topics', fmt(st.topics || 0));
+  setText('v-slow', fmt(c.slow_consumer_disconnects));
+  setText('v-errors', fmt(c.http_errors));
+  setText('node', st.node_name ? `node ${st.node_name}` : `${st.shard_count} shards, ${st.pubsub_backend}`);
+  const now = performance.now() / 1000;
+  if (prev) {
+    const dt = Math.max(0.001, now - prev.t);
+    const pub = Math.max(0, (c.published - prev.published) / dt);
+    const del = Math.max(0, (c.deliveries - prev.deliveries) / dt);
+    push(rates.pub, pub);
+    push(rates.del, del);
+    setText('v-pub-rate', fmt(pub));
+    setText('v-del-rate', fmt(del));
+  }
+  prev = { t: now, published: c.published, deliveries: c.deliveries };
+  drawChart($('c-pub'), rates.pub);
+  drawChart($('c-del'), rates.del);
+
+  fillTable('shards', (st.shards || []).map((s, i) => row([
+    String(i), fmt(s.connections), fmt(s.topics), fmt(s.counters.published),
+    fmt(s.counters.deliveries), fmt(s.counters.sends), fmt(s.counters.slow_consumer_disconnects),
+  ])));
+
+  const conns = st.connections || {};
+  setText('listed', String(Object.keys(conns).length));
+  const counts = new Map();
+  for (const d of Object.values(conns))
+    for (const p of d.subscriptions) counts.set(p, (counts.get(p) || 0) + 1);
+  const top = [...counts.entries()].sort((a, b) => b[1] - a[1]).slice(0, 20);
+  fillTable('patterns', top.map(([p, n]) => row([p, String(n)])));
+  showLookup();
+}
+
+function showLookup() {
+  const q = $('lookup').value.trim();
+  const conns = (lastStats && lastStats.connections) || {};
+  const rows = [];
+  for (const [id, d] of Object.entries(conns)) {
+    if (q && id !== q && d.user_id !== q) continue;
+    if (!q && rows.length >= 10) break;
+    const btn = document.createElement('button');
+    btn.textContent = 'disconnect';
+    btn.dataset.conn = id;
+    btn.addEventListener('click', () => disconnect({ connection_id: id }));
+    rows.push(row([id, d.user_id === null ? '(anonymous)' : d.user_id,
+      `${d.subscriptions.join(', ') || '-'} (${d.transport}, shard ${d.shard}, ${d.queued_bytes} B queued)`,
+      btn]));
+  }
+  fillTable('conns', rows);
+  setText('conn-result', q && rows.length === 0 ? `no connection ${q} among those listed` : '');
+}
+
+async function poll() {
+  try {
+    const res = await api('GET', `/api/realtime/stats?limit=${LISTED}`);
+    if (res.status === 401 || res.status === 403) {
+      signOut(errorText(res));
+      return;
+    }
+    if (res.status !== 200) {
+      setText('status', 'stats: ' + errorText(res));
+      return;
+    }
+    setText('status', 'live, updated ' + new Date().toLocaleTimeString());
+    render(res.json);
+  } catch (e) {
+    setText('status', 'unreachable: ' + e.message);
+  }
+}
+
+async function disconnect(body) {
+  const reason = $('dis-reason').value.trim();
+  if (reason) body.reason = reason;
+  const res = await api('POST', '/api/realtime/disconnect', body);
+  setText('dis-result', res.status === 200 ? `closed ${res.json.closed} connection(s)` : errorText(res));
+  poll();
+}
+
+function signIn() {
+  $('login').hidden = true;
+  $('main').hidden = false;
+  $('logout').hidden = false;
+  setText('status', 'connecting');
+  poll();
+  timer = setInterval(poll, 1000);
+}
+
+function signOut(why) {
+  sessionStorage.removeItem(KEY_STORE);
+  clearInterval(timer);
+  timer = null;
+  prev = null;
+  $('main').hidden = true;
+  $('logout').hidden = true;
+  $('login').hidden = false;
+  setText('status', 'not signed in');
+  setText('login-error', why || '');
+}
+
+function init() {
+  $('login-form').addEventListener('submit', async (ev) => {
+    ev.preventDefault();
+    // empty: no key (a server without api_keys answers loopback clients)
+    const key = $('key').value.trim();
+    sessionStorage.setItem(KEY_STORE, key);
+    $('key').value = '';
+    const res = await api('GET', '/api/realtime/stats?limit=0');
+    if (res.status !== 200) {
+      signOut(errorText(res));
+      return;
+    }
+    setText('login-error', '');
+    signIn();
+  });
+  $('logout').addEventListener('click', () => signOut(''));
+  $('lookup-form').addEventListener('submit', (ev) => {
+    ev.preventDefault();
+    showLookup();
+  });
+  $('publish-form').addEventListener('submit', async (ev) => {
+    ev.preventDefault();
+    let data;
+    try {
+      data = JSON.parse($('pub-data').value || 'null');
+    } catch (e) {
+      setText('pub-result', 'data is not JSON: ' + e.message);
+      return;
+    }
+    const res = await api('POST', '/api/realtime/publish', { topic: $('pub-topic').value.trim(), data });
+    setText('pub-result', res.status < 300 ? `published: ${res.text}` : errorText(res));
+  });
+  $('presence-form').addEventListener('submit', async (ev) => {
+    ev.preventDefault();
+    const topic = $('pres-topic').value.trim();
+    const res = await api('GET', '/api/realtime/presence/' + encodeURIComponent(topic));
+    setText('pres-result', res.status === 200 ? JSON.stringify(res.json, null, 1) : errorText(res));
+  });
+  $('disconnect-form').addEventListener('submit', (ev) => {
+    ev.preventDefault();
+    const user = $('dis-user').value.trim();
+    if (user) disconnect({ user_id: user });
+  });
+  if (apiKey() !== null) signIn();
+}
+
+document.addEventListener('DOMContentLoaded', init);

@@ -1,0 +1,144 @@
+"""The admin dashboard at /admin/: embedded pages with safe headers, the per-connection detail the
+stats give it, and the page itself in Debian's headless Chromium (puppeteer-core): sign in, live
+numbers while publishing, connection lookup, presence, a test event, a screenshot."""
+
+import asyncio
+import base64
+import hashlib
+import hmac
+import json
+import os
+import shutil
+import time
+import urllib.parse
+
+from harness import Server, check, eq, http, node, run_async, ws_connect, ws_request
+
+SECRET = "e2e-admin-hs256-secret-0123456789abcdef"
+KEY = "admin-dashboard-key-0123456789abcdef"
+SHOT_DIR = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "..", "build",
+                        "test-logs")
+
+
+def b64u(raw):
+    return base64.urlsafe_b64encode(raw).rstrip(b"=").decode()
+
+
+def tok(sub, ttl=600):
+    now = int(time.time())
+    h = b64u(json.dumps({"alg": "HS256", "typ": "JWT"}, separators=(",", ":")).encode())
+    c = b64u(json.dumps({"sub": sub, "iat": now, "exp": now + ttl}, separators=(",", ":")).encode())
+    sig = hmac.new(SECRET.encode(), f"{h}.{c}".encode(), hashlib.sha256).digest()
+    return f"{h}.{c}.{b64u(sig)}"
+
+
+def server():
+    return Server(f"--jwt-secret={SECRET}", f"--api-keys={KEY}:admin+publish", "--presence=true")
+
+
+def test_admin_pages_are_embedded_with_safe_headers():
+    with server() as srv:
+        r = http(srv, "GET", "/admin")
+        eq(r.status, 308, "/admin redirects")
+        eq(r.header("Location"), "/admin/", "to /admin/")
+        r = http(srv, "GET", "/admin/")
+        eq(r.status, 200, "index")
+        check(r.header("Content-Type").startswith("text/html"), "html")
+        check(b"<title>ringcast admin</title>" in r.body, "the dashboard page")
+        csp = r.header("Content-Security-Policy")
+        check("default-src 'self'" in csp and "frame-ancestors 'none'" in csp, f"CSP {csp}")
+        eq(r.header("X-Frame-Options"), "DENY", "no framing")
+        eq(r.header("X-Content-Type-Options"), "nosniff", "nosniff")
+        check(b"https://" not in r.body and b"http://" not in r.body, "no external asset")
+        for name, ctype in (("app.js", "text/javascript"), ("app.css", "text/css")):
+            r = http(srv, "GET", "/admin/" + name)
+            eq(r.status, 200, name)
+            check(r.header("Content-Type").startswith(ctype), f"{name} type")
+            check(b"//cdn" not in r.body, f"{name} loads nothing from elsewhere")
+        r = http(srv, "HEAD", "/admin/app.js")
+        eq((r.status, r.body), (200, b""), "HEAD")
+        for bad in ("/admin/nope.js", "/admin/../api/realtime/stats", "/admin/%2e%2e/x",
+                    "/admin/app.js/", "/admin/index.html%00"):
+            r = http(srv, "GET", bad)
+            eq(r.status, 404, f"{bad} is not a file of the dashboard")
+        r = http(srv, "POST", "/admin/", "x")
+        eq(r.status, 405, "POST on the page")
+        # the pages are public, the data is not
+        r = http(srv, "GET", "/api/realtime/stats", headers={"Authorization": "Bearer wrong"})
+        check(r.status in (401, 403), f"stats need the key: {r.status}")
+
+
+def test_admin_stats_detail_each_listed_connection():
+    with server() as srv:
+        async def go():
+            ws = await ws_connect(srv, "/api/realtime/ws?token=" + urllib.parse.quote(tok("ann")))
+            await ws_request(ws, {"action": "subscribe", "topic": "desk.1"})
+            anon = await ws_connect(srv)
+            r = http(srv, "GET", "/api/realtime/stats?limit=10",
+                     headers={"Authorization": "Bearer " + KEY})
+            eq(r.status, 200, "stats")
+            eq(r.json()["total_connections"], 2, "the counts are unchanged by the detail")
+            conns = r.json()["connections"]
+            eq(sorted(conns), sorted([ws.connection_id, anon.connection_id]), "both listed")
+            d = conns[ws.connection_id]
+            eq((d["user_id"], d["transport"], d["subscriptions"]), ("ann", "websocket", ["desk.1"]),
+               "the user's connection")
+            check(isinstance(d["queued_bytes"], int) and d["queued_bytes"] >= 0, "queued bytes")
+            check(0 <= d["shard"] < 2, "its shard")
+            eq(conns[anon.connection_id]["user_id"], None, "anonymous")
+            eq(r.json()["subscriptions"][ws.connection_id], ["desk.1"], "the old listing stays")
+            r = http(srv, "GET", "/api/realtime/stats?limit=1", headers={"Authorization": "Bearer " + KEY})
+            eq(len(r.json()["connections"]), 1, "limit bounds the detail too")
+            await ws.close()
+            await anon.close()
+        run_async(go())
+
+
+def test_admin_dashboard_in_chromium():
+    chromium = shutil.which("chromium") or "/usr/bin/chromium"
+    check(os.path.exists(chromium), "Debian's chromium is installed (scripts/deps.sh test)")
+    os.makedirs(SHOT_DIR, exist_ok=True)
+    shot = os.path.join(SHOT_DIR, "dashboard.png")
+    if os.path.exists(shot):
+        os.unlink(shot)
+    with server() as srv:
+        async def go():
+            ws = await ws_connect(srv, "/api/realtime/ws?token=" + urllib.parse.quote(tok("dash-user")))
+            await ws_request(ws, {"action": "subscribe", "topic": "desk.live"})
+            got = []
+
+            async def drain():
+                try:
+                    async for m in ws:
+                        got.append(json.loads(m))
+                except Exception:
+                    pass
+            reader = asyncio.ensure_future(drain())
+            res = await asyncio.to_thread(node, "browser_admin.js", srv.base, KEY, "dash-user",
+                                          "desk.live", shot, 60, timeout=180,
+                                          env={"CHROMIUM": chromium})
+            await ws.close()
+            await reader
+            return res, got
+        res, got = run_async(go(), timeout=240)
+        check("401" in res["wrongKey"] or "403" in res["wrongKey"], f"wrong key refused: {res['wrongKey']}")
+        eq(res["wrongKeyMainHidden"], True, "nothing shown with a wrong key")
+        eq(res["landed"], srv.base + "/admin/", "/admin redirected")
+        eq(res["connections"], "1", "the dashboard counts the live connection")
+        check(float(res["pubRate"]) > 0 and float(res["delRate"]) > 0,
+              f"rates moved while publishing: {res['pubRate']} {res['delRate']}")
+        eq(res["shardRows"], 2, "one row per shard")
+        eq(len(res["lookup"]), 1, f"lookup by user: {res['lookup']}")
+        eq(res["lookup"][0][1], "dash-user", "the user's connection")
+        check("desk.live" in res["lookup"][0][2], "with its subscription")
+        eq(res["patterns"], [["desk.live", "1"]], "subscribed patterns")
+        check('"dash-user"' in res["presence"], f"presence tool: {res['presence']}")
+        check(res["published"].startswith("published"), f"test event: {res['published']}")
+        eq(res["reloadSignedIn"], True, "a reload keeps the session")
+        eq(res["keyInUrl"], False, "the key is never in a URL")
+        eq(res["afterLogout"], None, "sign out forgets the key")
+        eq(res["pageErrors"], [], "no JavaScript errors")
+        eq(res["console"], [], "no console errors")
+        check(os.path.getsize(shot) > 10000, "a screenshot was saved")
+        events = [m for m in got if m.get("type") == "event"]
+        check(len(events) >= 200, f"the subscriber got the script's events: {len(events)}")
