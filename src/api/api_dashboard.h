@@ -1,9 +1,9 @@
-/* api_admin.h - private to src/api/api_admin.c and the generated admin_assets.c:
+/* api_dashboard.h - private to src/api/api_dashboard.c and the generated admin_assets.c:
  * the dashboard's static files, embedded at build time (scripts/embed_assets.py
  * over the files of admin/), served at /admin/.
  * Owner: immutable data, any thread. */
-#ifndef RINGCAST_API_ADMIN_H
-#define RINGCAST_API_ADMIN_H
+#ifndef RINGCAST_API_DASHBOARD_H
+#define RINGCAST_API_DASHBOARD_H
 
 #include <stddef.h>
 

@@ -1,4 +1,4 @@
-/* api_admin.c - the admin dashboard's pages: GET /admin redirects to /admin/,
+/* api_dashboard.c - the admin dashboard's pages: GET /admin redirects to /admin/,
  * /admin/ is index.html, /admin/<file> one of the embedded files (admin/ in the
  * source tree, compiled in by scripts/embed_assets.py: no CDN, nothing fetched
  * at run time). The pages hold no secret, so they are public; everything they
@@ -10,7 +10,7 @@
 
 #include "ringcast/http.h"
 
-#include "api_admin.h"
+#include "api_dashboard.h"
 #include "api_router.h"
 
 #define SECURITY_HEADERS                                                                           \
