@@ -1,6 +1,6 @@
 #!/usr/bin/env python3
 """Embed static files in the binary: embed_assets.py OUT.c FILE... writes a C file defining
-rc_admin_assets[] (name, content type, bytes, length) for src/api/api_dashboard.c. Run by meson
+rc_dashboard_assets[] (name, content type, bytes, length) for src/api/api_dashboard.c. Run by meson
 at build time; needs nothing but python3 (meson's own interpreter)."""
 import os
 import sys
@@ -25,10 +25,10 @@ def main():
             lines.append("    " + ", ".join(str(b) for b in data[off:off + 20]) + ",")
         lines.append("};")
         entries.append(f'    {{"{name}", "{ctype}", a{i}, sizeof(a{i})}},')
-    lines.append("const struct rc_admin_asset rc_admin_assets[] = {")
+    lines.append("const struct rc_dashboard_asset rc_dashboard_assets[] = {")
     lines += entries
     lines.append("};")
-    lines.append(f"const size_t rc_admin_nassets = {len(entries)};")
+    lines.append(f"const size_t rc_dashboard_nassets = {len(entries)};")
     with open(out, "w") as f:
         f.write("\n".join(lines) + "\n")
 

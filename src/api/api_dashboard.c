@@ -20,8 +20,8 @@
 
 static void serve(struct rc_http_ctx *x, struct rc_slice name)
 {
-    for (size_t i = 0; i < rc_admin_nassets; i++) {
-        const struct rc_admin_asset *a = &rc_admin_assets[i];
+    for (size_t i = 0; i < rc_dashboard_nassets; i++) {
+        const struct rc_dashboard_asset *a = &rc_dashboard_assets[i];
         if (rc_slice_eq(name, a->name)) {
             rc_http_respond(x, 200, a->ctype, SECURITY_HEADERS, (const char *)a->data, a->len);
             return;
@@ -30,20 +30,20 @@ static void serve(struct rc_http_ctx *x, struct rc_slice name)
     rc_http_error(x, 404, "not_found", "no such file of the admin dashboard; open /admin/");
 }
 
-void rc_api_admin_redirect(struct rc_http_ctx *x, struct rc_route_req *r)
+void rc_api_dashboard_redirect(struct rc_http_ctx *x, struct rc_route_req *r)
 {
     (void)r;
     static const char body[] = "{\"location\":\"/admin/\"}";
     rc_http_respond(x, 308, "application/json", "Location: /admin/\r\n", body, sizeof(body) - 1);
 }
 
-void rc_api_admin_index(struct rc_http_ctx *x, struct rc_route_req *r)
+void rc_api_dashboard_index(struct rc_http_ctx *x, struct rc_route_req *r)
 {
     (void)r;
     serve(x, rc_slice_make("index.html", strlen("index.html")));
 }
 
-void rc_api_admin_file(struct rc_http_ctx *x, struct rc_route_req *r)
+void rc_api_dashboard_file(struct rc_http_ctx *x, struct rc_route_req *r)
 {
     serve(x, r->tail);
 }

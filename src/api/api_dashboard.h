@@ -7,14 +7,14 @@
 
 #include <stddef.h>
 
-struct rc_admin_asset {
+struct rc_dashboard_asset {
     const char *name;  /* "index.html" */
     const char *ctype; /* its Content-Type */
     const unsigned char *data;
     size_t len;
 };
 
-extern const struct rc_admin_asset rc_admin_assets[];
-extern const size_t rc_admin_nassets;
+extern const struct rc_dashboard_asset rc_dashboard_assets[];
+extern const size_t rc_dashboard_nassets;
 
 #endif

@@ -105,9 +105,9 @@ void rc_api_store_sub_list(struct rc_http_ctx *x, struct rc_route_req *r);
 void rc_api_store_sub_create_resource(struct rc_http_ctx *x, struct rc_route_req *r);
 void rc_api_store_sub_create_topic(struct rc_http_ctx *x, struct rc_route_req *r);
 /* api_dashboard.c: the dashboard's embedded pages */
-void rc_api_admin_redirect(struct rc_http_ctx *x, struct rc_route_req *r);
-void rc_api_admin_index(struct rc_http_ctx *x, struct rc_route_req *r);
-void rc_api_admin_file(struct rc_http_ctx *x, struct rc_route_req *r);
+void rc_api_dashboard_redirect(struct rc_http_ctx *x, struct rc_route_req *r);
+void rc_api_dashboard_index(struct rc_http_ctx *x, struct rc_route_req *r);
+void rc_api_dashboard_file(struct rc_http_ctx *x, struct rc_route_req *r);
 void rc_api_store_sub_get(struct rc_http_ctx *x, struct rc_route_req *r);
 void rc_api_store_sub_delete(struct rc_http_ctx *x, struct rc_route_req *r);
 void rc_api_store_sub_set_status(struct rc_http_ctx *x, struct rc_route_req *r);
