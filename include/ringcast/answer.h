@@ -29,6 +29,16 @@ static inline struct rc_ticket rc_ticket_http(const struct rc_conn *c, uint32_t 
     return t;
 }
 
+/* Part idx of the batch answer in slot serial (rc_http_defer_parts). */
+static inline struct rc_ticket rc_ticket_http_part(const struct rc_conn *c, uint32_t serial,
+                                                   uint32_t idx)
+{
+    struct rc_ticket t = {.conn_id = c->id, .serial = serial, .kind = RC_TICKET_HTTP_PART};
+    int n = snprintf(t.req_id, sizeof(t.req_id), "%u", idx);
+    t.req_id_len = (uint8_t)(n > 0 ? n : 0);
+    return t;
+}
+
 /* The answer to a WebSocket client message, echoing id (a string of at most
  * 64 bytes or an integer, as rc_msg_parse checked; anything else: no id). */
 static inline struct rc_ticket rc_ticket_ws(const struct rc_conn *c, const json_t *id)

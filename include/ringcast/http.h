@@ -82,6 +82,16 @@ void rc_http_json(struct rc_http_ctx *x, int status, const char *json, size_t le
  * the connection's pipeline. serial guards against a reply for a request the
  * connection no longer waits for. */
 uint32_t rc_http_defer(struct rc_http_ctx *x);
+/* A deferred answer made of n parts (1..RC_HTTP_PARTS_MAX), each answered on
+ * its own with a ticket from rc_ticket_http_part(conn, serial, i) (through
+ * rc_conn_answer) or rc_http_part_error: once every part has come, the answer
+ * is 200 {"results":[part 0, part 1, ...]} in index order, a part being its
+ * result's JSON object with "status":N added, or {"error":{...},"status":N}. Returns the serial,
+ * or 0 (out of memory: 503 was answered). http_parts.c. */
+#define RC_HTTP_PARTS_MAX 100
+uint32_t rc_http_defer_parts(struct rc_http_ctx *x, uint32_t n);
+void rc_http_part_error(struct rc_conn *c, uint32_t serial, uint32_t idx, int status,
+                        const char *code, const char *msg);
 void rc_http_deferred_json(struct rc_conn *c, uint32_t serial, int status, const char *json,
                            size_t len);
 void rc_http_deferred_error(struct rc_conn *c, uint32_t serial, int status, const char *code,

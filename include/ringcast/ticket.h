@@ -15,7 +15,10 @@
  *   kind     enum rc_ticket_kind: RC_TICKET_NONE drops the answer;
  *            RC_TICKET_WS: a WebSocket message, echoing req_id;
  *            RC_TICKET_SSE: a record on the stream, naming the subscription
- *            in req_id (error records)
+ *            in req_id (error records);
+ *            RC_TICKET_HTTP_PART: one part of a deferred HTTP answer made of
+ *            several (a batch of publishes, http.h rc_http_defer_parts):
+ *            serial is the answer's slot, req_id the part's index (digits)
  *   req_id   RC_TICKET_WS: a compact copy of the client's request id (a json_t
  *            may not cross threads): req_id_len 0 = none; req_id[0] == '"': a
  *            string whose raw bytes follow (at most 64, docs/PROTOCOL.md);
@@ -34,7 +37,13 @@
 extern "C" {
 #endif
 
-enum rc_ticket_kind { RC_TICKET_NONE, RC_TICKET_HTTP, RC_TICKET_WS, RC_TICKET_SSE };
+enum rc_ticket_kind {
+    RC_TICKET_NONE,
+    RC_TICKET_HTTP,
+    RC_TICKET_WS,
+    RC_TICKET_SSE,
+    RC_TICKET_HTTP_PART
+};
 
 /* RC_MSG_MAX_ID (64) bytes of a string id plus its '"' mark */
 #define RC_TICKET_REQ_ID_MAX 65

@@ -22,38 +22,56 @@
 #define STATS_DEFAULT_LIMIT 100
 #define STATS_MAX_LIMIT 10000
 
-/* Optional string field; false (answered) on a wrong type or length. */
-static bool opt_string(struct rc_http_ctx *x, json_t *obj, const char *name, size_t max,
-                       const char **out)
+/* Optional string field; false (err filled, a 400) on a wrong type or length. */
+static bool opt_str(struct rc_err *err, json_t *obj, const char *name, size_t max, const char **out)
 {
     json_t *v = json_object_get(obj, name);
     *out = NULL;
     if (!v || json_is_null(v))
         return true;
     if (!json_is_string(v)) {
-        rc_http_error(x, 400, "bad_type", "\"%s\" must be a string", name);
+        rc_err_set(err, 400, "bad_type", "\"%s\" must be a string", name);
         return false;
     }
     size_t n = json_string_length(v);
     if (n == 0 || n > max) {
-        rc_http_error(x, 400, "bad_value", "\"%s\" must be 1..%zu bytes, got %zu", name, max, n);
+        rc_err_set(err, 400, "bad_value", "\"%s\" must be 1..%zu bytes, got %zu", name, max, n);
         return false;
     }
     *out = json_string_value(v);
     return true;
 }
 
-static bool valid_event_type(struct rc_http_ctx *x, const char *field, const char *t)
+static bool event_type_ok(struct rc_err *err, const char *field, const char *t)
 {
     for (const char *p = t; *p; p++) {
         if (*p <= 0x20 || *p >= 0x7f) {
-            rc_http_error(x, 400, "bad_value",
-                          "\"%s\" must be printable ASCII without spaces (e.g. record.created)",
-                          field);
+            rc_err_set(err, 400, "bad_value",
+                       "\"%s\" must be printable ASCII without spaces (e.g. record.created)",
+                       field);
             return false;
         }
     }
     return true;
+}
+
+static bool answered(struct rc_http_ctx *x, const struct rc_err *err)
+{
+    rc_http_error(x, err->status, err->code, "%s", err->msg);
+    return false;
+}
+
+static bool opt_string(struct rc_http_ctx *x, json_t *obj, const char *name, size_t max,
+                       const char **out)
+{
+    struct rc_err err = {0};
+    return opt_str(&err, obj, name, max, out) || answered(x, &err);
+}
+
+static bool valid_event_type(struct rc_http_ctx *x, const char *field, const char *t)
+{
+    struct rc_err err = {0};
+    return event_type_ok(&err, field, t) || answered(x, &err);
 }
 
 /* Take `name` out of obj with its reference, so the caller holds the only one
@@ -99,9 +117,8 @@ static void h_healthz(struct rc_http_ctx *x, struct rc_route_req *r)
 #define MAX_USER_ID 128
 
 /* A list of user ids (seed 004's subscriber_ids / user_ids): NULL when absent;
- * false (answered) when malformed. *out points into j (valid while j lives). */
-static bool user_list(struct rc_http_ctx *x, json_t *j, const char *name, const char ***out,
-                      size_t *n)
+ * false (err filled) when malformed. *out points into j (valid while j lives). */
+static bool user_list(struct rc_err *err, json_t *j, const char *name, const char ***out, size_t *n)
 {
     json_t *arr = json_object_get(j, name);
     *out = NULL;
@@ -109,13 +126,13 @@ static bool user_list(struct rc_http_ctx *x, json_t *j, const char *name, const 
     if (!arr || json_is_null(arr))
         return true;
     if (!json_is_array(arr) || json_array_size(arr) == 0 || json_array_size(arr) > MAX_USER_IDS) {
-        rc_http_error(x, 400, "bad_value", "\"%s\" must be an array of 1..%d user ids", name,
-                      MAX_USER_IDS);
+        rc_err_set(err, 400, "bad_value", "\"%s\" must be an array of 1..%d user ids", name,
+                   MAX_USER_IDS);
         return false;
     }
     const char **ids = calloc(json_array_size(arr), sizeof(*ids));
     if (!ids) {
-        rc_http_error(x, 503, "unavailable", "out of memory");
+        rc_err_set(err, 503, "unavailable", "out of memory");
         return false;
     }
     for (size_t i = 0; i < json_array_size(arr); i++) {
@@ -123,8 +140,8 @@ static bool user_list(struct rc_http_ctx *x, json_t *j, const char *name, const 
         if (!json_is_string(v) || json_string_length(v) == 0 ||
             json_string_length(v) > MAX_USER_ID) {
             free(ids);
-            rc_http_error(x, 400, "bad_value", "%s[%zu] must be a user id of 1..%d bytes", name, i,
-                          MAX_USER_ID);
+            rc_err_set(err, 400, "bad_value", "%s[%zu] must be a user id of 1..%d bytes", name, i,
+                       MAX_USER_ID);
             return false;
         }
         ids[i] = json_string_value(v);
@@ -134,64 +151,133 @@ static bool user_list(struct rc_http_ctx *x, json_t *j, const char *name, const 
     return true;
 }
 
+/* One publication of POST /api/realtime/publish, checked; the lists point into
+ * its JSON. */
+struct pub_req {
+    const char *topic, *type, *key, *exclude;
+    const char **users, **targets;
+    size_t nusers, ntargets;
+};
+
+static void pub_req_fini(struct pub_req *q)
+{
+    free(q->users);
+    free(q->targets);
+}
+
+/* Check publication j. 0, or -EINVAL with err (a 400). */
+static int pub_check(json_t *j, struct pub_req *q, struct rc_err *err)
+{
+    memset(q, 0, sizeof(*q));
+    if (!json_is_object(j)) {
+        rc_err_set(err, 400, "bad_type", "a publication must be a JSON object");
+        return -EINVAL;
+    }
+    if (!opt_str(err, j, "topic", RC_TOPIC_MAX_LEN, &q->topic) ||
+        !opt_str(err, j, "type", MAX_EVENT_TYPE, &q->type) ||
+        !opt_str(err, j, "id", MAX_CLIENT_KEY, &q->key) ||
+        !opt_str(err, j, "exclude_user_id", MAX_USER_ID, &q->exclude) ||
+        !user_list(err, j, "subscriber_ids", &q->targets, &q->ntargets) ||
+        !user_list(err, j, "user_ids", &q->users, &q->nusers) ||
+        (q->type && !event_type_ok(err, "type", q->type)))
+        return -EINVAL;
+    if (q->topic && q->users) {
+        rc_err_set(err, 400, "bad_value",
+                   "\"user_ids\" addresses users without a topic; with a topic use "
+                   "\"subscriber_ids\"");
+        return -EINVAL;
+    }
+    if (!q->topic && !q->users) {
+        rc_err_set(err, 400, "missing_field", "publish needs \"topic\" (or \"user_ids\")");
+        return -EINVAL;
+    }
+    struct rc_err terr = {0};
+    if (q->topic && rc_topic_validate(q->topic, strlen(q->topic), RC_TOPIC_NAME, &terr) < 0) {
+        rc_err_set(err, 400, "bad_topic", "%s", terr.msg);
+        return -EINVAL;
+    }
+    return 0;
+}
+
+/* Publish checked q (its data detached from j); the answer goes to t. */
+static void pub_submit(struct rc_conn *c, const struct rc_ticket *t, struct pub_req *q, json_t *j)
+{
+    if (!q->topic) {
+        /* an event for every connection of these users, no topic involved */
+        struct rc_publish up = {
+            .type = q->type ? q->type : "message",
+            .data = detach(j, "data"),
+            .users = (char **)q->users,
+            .nusers = q->nusers,
+            .exclude_user = q->exclude,
+        };
+        rc_broker_publish_users(c, t, &up);
+        return;
+    }
+    struct rc_publish pub = {
+        .topic = q->topic,
+        .topic_len = strlen(q->topic),
+        .type = q->type ? q->type : "message",
+        .data = detach(j, "data"),
+        .client_key = q->key,
+        .users = (char **)q->targets,
+        .nusers = q->ntargets,
+        .exclude_user = q->exclude,
+    };
+    rc_broker_publish(c, t, &pub);
+}
+
+/* {"events":[...]}: each publication checked and published in order (one that
+ * fails its check is answered in its place, the others go on), one answer
+ * {"results":[...]} in the same order. */
+static void publish_batch(struct rc_http_ctx *x, json_t *j)
+{
+    json_t *evs = json_object_get(j, "events");
+    if (json_object_size(j) != 1) {
+        rc_http_error(
+            x, 400, "bad_value",
+            "a batch is {\"events\":[...]} alone; put topic, type and data in each event");
+        return;
+    }
+    size_t n = json_is_array(evs) ? json_array_size(evs) : 0;
+    if (n == 0 || n > RC_HTTP_PARTS_MAX) {
+        rc_http_error(x, 400, "bad_value", "\"events\" must be an array of 1..%d publications",
+                      RC_HTTP_PARTS_MAX);
+        return;
+    }
+    uint32_t serial = rc_http_defer_parts(x, (uint32_t)n);
+    if (!serial)
+        return;
+    for (size_t i = 0; i < n; i++) {
+        json_t *ev = json_array_get(evs, i);
+        struct pub_req q;
+        struct rc_err err = {0};
+        if (pub_check(ev, &q, &err) == 0) {
+            struct rc_ticket t = rc_ticket_http_part(x->conn, serial, (uint32_t)i);
+            pub_submit(x->conn, &t, &q, ev);
+        } else {
+            rc_http_part_error(x->conn, serial, (uint32_t)i, err.status, err.code, err.msg);
+        }
+        pub_req_fini(&q);
+    }
+}
+
 static void h_publish(struct rc_http_ctx *x, struct rc_route_req *r)
 {
     json_t *j = r->body;
-    const char *topic, *type, *key, *exclude;
-    const char **users = NULL, **targets = NULL;
-    size_t nusers = 0, ntargets = 0;
+    if (json_object_get(j, "events")) {
+        publish_batch(x, j);
+        return;
+    }
+    struct pub_req q;
     struct rc_err err = {0};
-    if (!opt_string(x, j, "topic", RC_TOPIC_MAX_LEN, &topic) ||
-        !opt_string(x, j, "type", MAX_EVENT_TYPE, &type) ||
-        !opt_string(x, j, "id", MAX_CLIENT_KEY, &key) ||
-        !opt_string(x, j, "exclude_user_id", MAX_USER_ID, &exclude) ||
-        !user_list(x, j, "subscriber_ids", &targets, &ntargets) ||
-        !user_list(x, j, "user_ids", &users, &nusers))
-        goto out;
-    if (type && !valid_event_type(x, "type", type))
-        goto out;
-    if (!topic && users) {
-        /* an event for every connection of these users, no topic involved */
-        struct rc_publish up = {
-            .type = type ? type : "message",
-            .data = detach(j, "data"),
-            .users = (char **)users,
-            .nusers = nusers,
-            .exclude_user = exclude,
-        };
+    if (pub_check(j, &q, &err) == 0) {
         struct rc_ticket t = rc_ticket_http(x->conn, rc_http_defer(x));
-        rc_broker_publish_users(x->conn, &t, &up);
-        goto out;
+        pub_submit(x->conn, &t, &q, j);
+    } else {
+        rc_http_error(x, err.status, err.code, "%s", err.msg);
     }
-    if (users) {
-        rc_http_error(x, 400, "bad_value",
-                      "\"user_ids\" addresses users without a topic; with a topic use "
-                      "\"subscriber_ids\"");
-        goto out;
-    }
-    if (!topic) {
-        rc_http_error(x, 400, "missing_field", "publish needs \"topic\" (or \"user_ids\")");
-        goto out;
-    }
-    if (rc_topic_validate(topic, strlen(topic), RC_TOPIC_NAME, &err) < 0) {
-        rc_http_error(x, 400, "bad_topic", "%s", err.msg);
-        goto out;
-    }
-    struct rc_publish pub = {
-        .topic = topic,
-        .topic_len = strlen(topic),
-        .type = type ? type : "message",
-        .data = detach(j, "data"),
-        .client_key = key,
-        .users = (char **)targets,
-        .nusers = ntargets,
-        .exclude_user = exclude,
-    };
-    struct rc_ticket t = rc_ticket_http(x->conn, rc_http_defer(x));
-    rc_broker_publish(x->conn, &t, &pub);
-out:
-    free(users);
-    free(targets);
+    pub_req_fini(&q);
 }
 
 /* Seed 001's event fields shared by /events and /events/broadcast. */

@@ -97,10 +97,16 @@ struct rc_http_pending {
      * RC_HTTP_MAX_PENDING answers. */
     char *final;
     size_t final_len;
-    size_t ready_bytes; /* bytes of answers ready here, not yet queued for sending */
-    uint32_t waiting;   /* deferred answers not ready yet */
-    size_t largest;     /* largest answer on this connection so far */
+    size_t ready_bytes;          /* bytes of answers ready here, not yet queued for sending */
+    uint32_t waiting;            /* deferred answers not ready yet */
+    size_t largest;              /* largest answer on this connection so far */
+    struct rc_http_parts *parts; /* batch answers collecting their parts (http_parts.c) */
 };
+
+struct rc_http_parts **rc_http_parts_head(struct rc_conn *c)
+{
+    return c->pend ? &c->pend->parts : NULL;
+}
 
 static bool has_pending(const struct rc_conn *c)
 {
@@ -144,6 +150,7 @@ void rc_http_release(struct rc_conn *c)
     for (uint32_t i = c->pend->head; i != c->pend->tail; i++)
         free(c->pend->slots[i % RC_HTTP_MAX_PENDING].buf);
     free(c->pend->final);
+    rc_http_parts_free(c->pend->parts);
     free(c->pend);
     c->pend = NULL;
 }
@@ -760,7 +767,9 @@ static void http_on_drain(struct rc_conn *c)
  * serial); take_deferred drops one for a request no longer waited for. */
 static void answer_http(struct rc_conn *c, const struct rc_ticket *t, const struct rc_answer *a)
 {
-    if (a->code)
+    if (t->kind == RC_TICKET_HTTP_PART)
+        rc_http_part_answer(c, t, a);
+    else if (a->code)
         rc_http_deferred_error(c, t->serial, a->status, a->code, a->msg);
     else
         rc_http_deferred_respond(c, t->serial, a->status, a->extra_headers, a->json ? a->json : "",

@@ -1,5 +1,6 @@
-/* http_response.h - private to src/session/http.c and http_response.c: the
- * bytes of one response and of an error body.
+/* http_response.h - private to src/session/http.c, http_response.c and
+ * http_parts.c: the bytes of one response and of an error body, and the batch
+ * answers' hooks.
  * Owner: the connection's shard thread. */
 #ifndef RINGCAST_HTTP_RESPONSE_H
 #define RINGCAST_HTTP_RESPONSE_H
@@ -8,6 +9,7 @@
 #include <stddef.h>
 
 #include "ringcast/conn.h"
+#include "ringcast/ticket.h"
 
 /* One whole response in a malloc'ed buffer (*total_out bytes), or NULL (out of
  * memory). A 204 has no Content-Length and no body; head_only drops the body but
@@ -21,5 +23,12 @@ char *rc_http_build_response(struct rc_conn *c, int status, const char *ctype, c
 /* {"error":{"code":C,"message":M}} into out[0..cap); its length (a fixed
  * "internal" body if it does not fit). */
 size_t rc_http_error_json(char *out, size_t cap, const char *code, const char *msg);
+
+/* http_parts.c: batch answers collecting their parts. The list hangs off the
+ * connection's answer ring (rc_http_parts_head: NULL while it has none). */
+struct rc_http_parts;
+struct rc_http_parts **rc_http_parts_head(struct rc_conn *c);
+void rc_http_part_answer(struct rc_conn *c, const struct rc_ticket *t, const struct rc_answer *a);
+void rc_http_parts_free(struct rc_http_parts *list);
 
 #endif /* RINGCAST_HTTP_RESPONSE_H */
