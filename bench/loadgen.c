@@ -74,6 +74,9 @@ struct conn {
     uint32_t inflight; /* publisher: requests (HTTP) or PINGs (NATS) unanswered */
     uint64_t *sent_at; /* HTTP publisher: send time of each unanswered request (ring) */
     uint32_t sent_head;
+    char *bbuf; /* --batch: the events of the request being collected, comma-separated */
+    size_t blen, bcap;
+    uint32_t bn;
     char accept[29];
 };
 
@@ -89,6 +92,7 @@ static struct {
     int port, pub_port;
     int port2; /* cluster case: every other subscriber connects here (0 = none) */
     uint32_t subs, topics, groups, pubs, pipeline, size, window, connect_inflight;
+    uint32_t batch; /* ringcast: events per publish request ({"events":[...]}), 1 = plain */
     uint64_t events;
     double rate, duration, timeout, drain;
     int server_pid;
@@ -740,6 +744,13 @@ static size_t pub_http_parse(struct conn *c, uint8_t *p, size_t n)
                 break;
             body_end += clen;
         }
+        if (status == 200 && G.batch > 1 &&
+            memmem(p + off + hl, body_end - off - hl, "\"error\"", 7)) {
+            G.pub_errors++;
+            proto_error(c, "a batch answered an error: %.*s",
+                        (int)(body_end - off - hl < 300 ? body_end - off - hl : 300),
+                        (const char *)p + off + hl);
+        }
         if (status < 200 || status > 299) {
             G.pub_errors++;
             proto_error(c, "publish answered %d: %.*s", status,
@@ -783,6 +794,48 @@ static size_t pub_nats_parse(struct conn *c, uint8_t *p, size_t n)
 
 #define NATS_PING_EVERY 64
 
+/* --batch: send the events collected on c as one request. */
+static void pub_emit_batch(struct conn *c)
+{
+    if (c->bn == 0)
+        return;
+    char head[160];
+    int hl = snprintf(head, sizeof(head),
+                      "POST /api/realtime/publish HTTP/1.1\r\nHost: 127.0.0.1\r\n"
+                      "Content-Type: application/json\r\nContent-Length: %zu\r\n\r\n"
+                      "{\"events\":[",
+                      c->blen + 13);
+    conn_queue(c, head, (size_t)hl);
+    conn_queue(c, c->bbuf, c->blen);
+    conn_queue(c, "]}", 2);
+    c->sent_at[c->sent_head] = now_ns();
+    c->sent_head = (c->sent_head + 1) % G.pipeline;
+    c->inflight++;
+    c->bn = 0;
+    c->blen = 0;
+}
+
+/* --batch: add one event to c's request; sent when it holds G.batch. */
+static void pub_add_batch(struct conn *c, const char *ev, size_t n)
+{
+    if (c->blen + n + 1 > c->bcap) {
+        size_t cap = (c->blen + n + 1) * 2;
+        char *b = realloc(c->bbuf, cap);
+        if (!b) {
+            fprintf(stderr, "loadgen: out of memory\n");
+            exit(2);
+        }
+        c->bbuf = b;
+        c->bcap = cap;
+    }
+    if (c->bn)
+        c->bbuf[c->blen++] = ',';
+    memcpy(c->bbuf + c->blen, ev, n);
+    c->blen += n;
+    if (++c->bn == G.batch)
+        pub_emit_batch(c);
+}
+
 /* Queue one publication of stream s on publisher c. */
 static void pub_one(struct conn *c, uint32_t s)
 {
@@ -796,6 +849,12 @@ static void pub_one(struct conn *c, uint32_t s)
         char body[4300];
         int bl = snprintf(body, sizeof(body), "{\"topic\":\"t.%u\",\"type\":\"m\",\"data\":%.*s}",
                           t, (int)pl, payload);
+        if (G.batch > 1) {
+            pub_add_batch(c, body, (size_t)bl);
+            G.published++;
+            G.expected += G.subs_per_stream[s];
+            return;
+        }
         n = snprintf(req, sizeof(req),
                      "POST /api/realtime/publish HTTP/1.1\r\nHost: 127.0.0.1\r\n"
                      "Content-Type: application/json\r\nContent-Length: %d\r\n\r\n%s",
@@ -872,6 +931,8 @@ static void pub_pump(uint64_t now)
     }
     for (uint32_t i = 0; i < G.pubs; i++) {
         struct conn *c = &G.c[first + i];
+        if (c->fd >= 0)
+            pub_emit_batch(c); /* what this turn collected, even if short of --batch */
         if (c->fd >= 0 && c->out_len > c->out_off && !c->want_out)
             conn_flush(c);
     }
@@ -1140,6 +1201,8 @@ static void usage(void)
           "  --events=M --size=B          publications and payload bytes (2000, 64)\n"
           "  --publishers=K --pipeline=D  publishing connections and unanswered requests per "
           "connection (4, 64)\n"
+          "  --batch=N                    ringcast: N events per publish request ({\"events\":[...]}),\n"
+          "                               1..100 (default 1: one event per request)\n"
           "  --window=W                   undelivered publications allowed in flight (64)\n"
           "  --rate=R                     events/s instead of as fast as possible\n"
           "  --duration=S                 with --rate and no --events: publish for S seconds;\n"
@@ -1179,6 +1242,7 @@ static void parse_args(int argc, char **argv)
         {"size", 1, 0, 's'},
         {"publishers", 1, 0, 'k'},
         {"pipeline", 1, 0, 'd'},
+        {"batch", 1, 0, 'B'},
         {"window", 1, 0, 'w'},
         {"rate", 1, 0, 'r'},
         {"duration", 1, 0, 'D'},
@@ -1204,6 +1268,7 @@ static void parse_args(int argc, char **argv)
     G.events = 2000;
     G.size = 64;
     G.pubs = 4;
+    G.batch = 1;
     G.pipeline = 64;
     G.window = 64;
     G.timeout = 120;
@@ -1255,6 +1320,9 @@ static void parse_args(int argc, char **argv)
             break;
         case 'd':
             G.pipeline = (uint32_t)num_arg("pipeline", optarg, 1, 1e6);
+            break;
+        case 'B':
+            G.batch = (uint32_t)num_arg("batch", optarg, 1, 100);
             break;
         case 'w':
             G.window = (uint32_t)num_arg("window", optarg, 0, 1e9);
