@@ -5,8 +5,11 @@
  *   broker_sub.c      subscriptions, SSE stream ids and delivery on a shard
  *   broker_topic.c    owned topics (table, epochs, idle sweep) and publish
  *   broker_history.c  history, resume and include_initial
- *   broker_gather.c   presence, max_subscribers claims and the cross-shard
- *                     gathers (stats, broadcast, user-targeted publish)
+ *   broker_owner.c    presence, max_subscribers claims and holds at the
+ *                     topic's owner; the memory engine's subscription hooks
+ *   broker_gather.c   the cross-shard gathers (stats and metrics, broadcast,
+ *                     user-targeted publish)
+ *   broker_metrics.c  the Prometheus rendering of a metrics gather
  * The memory engine (broker.h) is the brk_mem_* functions of these files.
  * Owner: struct rc_broker and the topics in it belong to one shard's thread;
  * a post is owned by whichever shard's inbox it is in (origin -> owner ->
@@ -162,12 +165,15 @@ int brk_mem_resume(struct rc_conn *c, struct rc_sub *sub, const struct rc_sub_op
 void brk_mem_history(struct rc_conn *c, const struct rc_ticket *t, const char *topic, size_t n,
                      const char *since, size_t limit);
 
-/* ---- broker_gather.c ---- */
+/* ---- broker_owner.c ---- */
 
 void brk_mem_subscribed(struct rc_conn *c, struct rc_sub *sub);
 void brk_mem_unsubscribed(struct rc_conn *c, struct rc_sub *sub);
 void brk_mem_presence_list(struct rc_conn *c, const struct rc_ticket *t, const char *topic,
                            size_t n, size_t offset, size_t limit);
+
+/* ---- broker_gather.c ---- */
+
 void brk_mem_publish_users(struct rc_conn *c, const struct rc_ticket *t, struct rc_publish *pub);
 void brk_mem_broadcast(struct rc_conn *c, const struct rc_ticket *t, struct rc_evbuf *ev);
 void brk_mem_stats(struct rc_conn *c, const struct rc_ticket *t, size_t limit);
