@@ -229,6 +229,10 @@ bool rc_broker_presence_enabled(const struct rc_shard *s, const char *topic, siz
 
 /* Gather stats from every shard and answer t (seed 003's shape). */
 void rc_broker_stats(struct rc_conn *c, const struct rc_ticket *t, size_t limit);
+/* GET /metrics: the same gather of every shard of this node, answered as
+ * Prometheus text (content_type text/plain; version=0.0.4), plus the process,
+ * the build and, with broker = redis, the bridge (docs/OPERATIONS.md). */
+void rc_broker_metrics(struct rc_conn *c, const struct rc_ticket *t);
 
 /* ---- engines ------------------------------------------------------------------ */
 

@@ -15,12 +15,65 @@
 
 #include "broker_internal.h"
 
-/* ---- gathers (stats, broadcast) --------------------------------------------------------- */
+/* ---- the shard counters, for both renderings ------------------------------------------ */
+
+#define CTR(field, help)                                                                           \
+    {                                                                                              \
+#field, help, offsetof(struct rc_counters, field)                                          \
+    }
+const struct brk_counter_field brk_counter_fields[] = {
+    CTR(accepted, "Connections accepted."),
+    CTR(closed, "Connections closed."),
+    CTR(http_requests, "HTTP requests received."),
+    CTR(http_errors, "HTTP requests answered with an error status."),
+    CTR(ws_upgrades, "WebSocket upgrades completed."),
+    CTR(sse_streams, "SSE streams opened."),
+    CTR(published, "Events this shard gave ids to as their topic's owner."),
+    CTR(deliveries, "Events queued to connections."),
+    CTR(drops, "Deliveries refused because the connection was closing."),
+    CTR(slow_consumer_disconnects, "Connections closed for exceeding their output cap."),
+    CTR(heartbeat_timeouts, "Connections closed for missing heartbeats."),
+    CTR(handshake_timeouts, "Connections closed before completing a handshake in time."),
+    CTR(request_timeouts, "HTTP requests that did not arrive in time."),
+    CTR(refused_max_conns, "Connections refused at max_connections."),
+    CTR(refused_per_ip, "Connections refused at max_connections_per_ip."),
+    CTR(refused_handshake_rate, "Handshakes refused by the per-IP handshake rate."),
+    CTR(auth_failures, "Authentication failures."),
+    CTR(auth_timeouts, "Connections closed for not authenticating in time."),
+    CTR(token_expiries, "Connections closed because their token expired."),
+    CTR(forbidden, "Requests refused by the authorization rules."),
+    CTR(rate_limited, "Client messages refused by the rate limit."),
+    CTR(rate_limit_disconnects, "Connections closed for exceeding the rate limit."),
+    CTR(recv_enobufs, "Receives that found the provided-buffer ring empty."),
+    CTR(http_read_pauses, "HTTP connections that stopped being read while answers were owed."),
+    CTR(sends, "Send operations completed."),
+    CTR(send_iovecs, "Iovecs in completed send operations."),
+    CTR(wakeups, "Inbox wake-ups of the shard loop."),
+    CTR(durable_refused, "Durable subscriptions refused by the rules."),
+    CTR(durable_load_timeouts, "Connections greeted before their durable subscriptions loaded."),
+    CTR(user_subscription_refusals, "Subscription creates refused at max_user_subscriptions."),
+    CTR(accept_fd_exhausted, "Accepts that failed for want of file descriptors or memory."),
+    CTR(forwarded_loopback, "Trusted loopback requests carrying X-Forwarded-For."),
+    CTR(topics_evicted, "Owned topics freed by the idle sweep."),
+    CTR(rearms_deferred, "Accept, receive or wake-up re-arms retried a loop turn later."),
+    CTR(proxy_refused, "Connections refused for lacking a valid PROXY header."),
+};
+#undef CTR
+const size_t brk_ncounter_fields = RC_ARRAY_LEN(brk_counter_fields);
+
+uint64_t brk_counter_value(const struct rc_counters *k, const struct brk_counter_field *f)
+{
+    uint64_t v;
+    memcpy(&v, (const char *)k + f->offset, sizeof(v));
+    return v;
+}
+
+/* ---- gathers (stats, metrics, broadcast) ------------------------------------------------ */
 
 /* A request that needs every shard: the origin posts one job to each shard
  * (itself included); each fills in its part and posts the job back; the
  * origin merges the parts into the gather and answers once the last is in. */
-enum job_kind { JOB_STATS, JOB_BROADCAST };
+enum job_kind { JOB_STATS, JOB_METRICS, JOB_BROADCAST };
 
 struct gather {
     enum job_kind kind;
@@ -33,6 +86,7 @@ struct gather {
     json_t *acc;  /* stats: the answer being built */
     json_t *users;
     size_t listed;
+    struct brk_metrics_part *mparts; /* metrics: one per shard, by shard id */
 };
 
 struct job_post {
@@ -40,11 +94,13 @@ struct job_post {
     bool done;
     struct rc_shard *origin;
     struct gather *g;
+    enum job_kind kind;
     struct rc_evbuf *ev; /* broadcast */
     size_t limit;
     /* results */
     uint64_t reached;
     json_t *part;
+    struct brk_metrics_part *mpart;
 };
 
 static void job_run(struct rc_shard *s, struct rc_post *p);
@@ -58,6 +114,7 @@ static void job_discard(struct rc_post *p)
     if (j->ev)
         rc_evbuf_unref(j->ev);
     json_decref(j->part);
+    free(j->mpart);
     free(j);
 }
 
@@ -76,6 +133,7 @@ static void gather_start(struct rc_conn *c, struct gather *g, struct rc_evbuf *e
         j->post.discard = job_discard;
         j->origin = s;
         j->g = g;
+        j->kind = g->kind;
         j->limit = g->limit;
         if (ev) {
             rc_evbuf_ref(ev);
@@ -112,50 +170,12 @@ static json_t *shard_stats_part(struct rc_shard *s, size_t limit)
         }
     }
     const struct rc_counters *k = &s->ctr;
-    const struct {
-        const char *name;
-        uint64_t v;
-    } counters[] = {
-        {"accepted", k->accepted},
-        {"closed", k->closed},
-        {"http_requests", k->http_requests},
-        {"http_errors", k->http_errors},
-        {"ws_upgrades", k->ws_upgrades},
-        {"sse_streams", k->sse_streams},
-        {"published", k->published},
-        {"deliveries", k->deliveries},
-        {"drops", k->drops},
-        {"slow_consumer_disconnects", k->slow_consumer_disconnects},
-        {"heartbeat_timeouts", k->heartbeat_timeouts},
-        {"handshake_timeouts", k->handshake_timeouts},
-        {"request_timeouts", k->request_timeouts},
-        {"refused_connections", k->refused_max_conns + k->refused_per_ip},
-        {"refused_max_connections", k->refused_max_conns},
-        {"refused_per_ip", k->refused_per_ip},
-        {"refused_handshake_rate", k->refused_handshake_rate},
-        {"auth_failures", k->auth_failures},
-        {"auth_timeouts", k->auth_timeouts},
-        {"token_expiries", k->token_expiries},
-        {"forbidden", k->forbidden},
-        {"rate_limited", k->rate_limited},
-        {"rate_limit_disconnects", k->rate_limit_disconnects},
-        {"recv_enobufs", k->recv_enobufs},
-        {"http_read_pauses", k->http_read_pauses},
-        {"sends", k->sends},
-        {"send_iovecs", k->send_iovecs},
-        {"wakeups", k->wakeups},
-        {"durable_refused", k->durable_refused},
-        {"durable_load_timeouts", k->durable_load_timeouts},
-        {"user_subscription_refusals", k->user_subscription_refusals},
-        {"accept_fd_exhausted", k->accept_fd_exhausted},
-        {"forwarded_loopback", k->forwarded_loopback},
-        {"topics_evicted", k->topics_evicted},
-        {"rearms_deferred", k->rearms_deferred},
-        {"proxy_refused", k->proxy_refused},
-    };
     json_t *ctr = json_object();
-    for (size_t i = 0; i < RC_ARRAY_LEN(counters); i++)
-        json_object_set_new(ctr, counters[i].name, json_integer((json_int_t)counters[i].v));
+    for (size_t i = 0; i < brk_ncounter_fields; i++)
+        json_object_set_new(ctr, brk_counter_fields[i].name,
+                            json_integer((json_int_t)brk_counter_value(k, &brk_counter_fields[i])));
+    json_object_set_new(ctr, "refused_connections",
+                        json_integer((json_int_t)(k->refused_max_conns + k->refused_per_ip)));
     json_object_set_new(part, "connections", json_integer((json_int_t)conns));
     json_object_set_new(part, "authenticated", json_integer((json_int_t)authed));
     json_object_set_new(part, "subscription_count", json_integer((json_int_t)nsubs));
@@ -167,6 +187,44 @@ static json_t *shard_stats_part(struct rc_shard *s, size_t limit)
     return part;
 }
 
+/* A copy of this shard's numbers for /metrics (NULL when out of memory). */
+static struct brk_metrics_part *shard_metrics_part(struct rc_shard *s)
+{
+    struct brk_metrics_part *m = calloc(1, sizeof(*m));
+    if (!m)
+        return NULL;
+    m->present = true;
+    m->shard = s->id;
+    m->ctr = s->ctr;
+    m->hist = s->hist;
+    for (struct rc_conn *c = s->all; c; c = c->all_next) {
+        if (c->state == RC_CONN_CLOSED)
+            continue;
+        if (c->proto < RC_ARRAY_LEN(m->conns))
+            m->conns[c->proto]++;
+        if (c->authenticated && c->proto != RC_PROTO_HTTP)
+            m->authenticated++;
+        m->subscriptions += c->nsubs;
+        m->out_bytes += c->out.bytes;
+    }
+    struct rc_broker *b = B(s);
+    if (b) {
+        m->topics = b->ntopics;
+        for (size_t i = 0; i < b->topics_cap; i++) {
+            const struct topic_state *t = b->topics[i];
+            if (t) {
+                m->history_events += rc_history_len(&t->hist);
+                m->history_bytes += t->hist.bytes;
+            }
+        }
+        m->sub_pool_used = b->sub_pool.in_use;
+        m->sub_pool_cap = b->sub_pool.capacity;
+    }
+    m->conn_pool_used = s->conn_pool.in_use;
+    m->conn_pool_cap = s->conn_pool.capacity;
+    return m;
+}
+
 /* Any shard: run a gather's job and post it back to its origin. */
 static void run_job(struct rc_shard *s, struct job_post *j)
 {
@@ -174,6 +232,8 @@ static void run_job(struct rc_shard *s, struct job_post *j)
         j->reached = brk_deliver_broadcast(s, j->ev);
         rc_evbuf_unref(j->ev);
         j->ev = NULL;
+    } else if (j->kind == JOB_METRICS) {
+        j->mpart = shard_metrics_part(s);
     } else {
         j->part = shard_stats_part(s, j->limit);
     }
@@ -237,10 +297,27 @@ static void answer_no_memory(struct rc_conn *c, const struct rc_ticket *t)
         c, t, &(struct rc_answer){.status = 503, .code = "unavailable", .msg = "out of memory"});
 }
 
+/* The metrics answer: Prometheus text (broker_metrics.c). */
+static void metrics_finish(struct rc_shard *s, struct rc_conn *c, struct gather *g)
+{
+    size_t len = 0;
+    char *txt = brk_metrics_render(s, g->mparts, s->srv->nshards, &len);
+    if (txt)
+        rc_conn_answer(
+            c, &g->ticket,
+            &(struct rc_answer){
+                .status = 200, .json = txt, .len = len, .content_type = BRK_METRICS_CONTENT_TYPE});
+    else
+        answer_no_memory(c, &g->ticket);
+    free(txt);
+}
+
 static void gather_finish(struct rc_shard *s, struct gather *g)
 {
     struct rc_conn *c = rc_shard_conn(s, g->ticket.conn_id);
-    if (c && g->kind == JOB_BROADCAST && g->echo) {
+    if (c && g->kind == JOB_METRICS) {
+        metrics_finish(s, c, g);
+    } else if (c && g->kind == JOB_BROADCAST && g->echo) {
         json_object_set_new(g->echo, "connections", json_integer((json_int_t)g->reached));
         char *txt = json_dumps(g->echo, JSON_COMPACT);
         if (txt)
@@ -276,6 +353,7 @@ static void gather_finish(struct rc_shard *s, struct gather *g)
     json_decref(g->acc);
     json_decref(g->users);
     json_decref(g->echo);
+    free(g->mparts);
     free(g);
 }
 
@@ -285,9 +363,12 @@ static void job_done(struct rc_shard *s, struct job_post *j)
     struct gather *g = j->g;
     if (g->kind == JOB_BROADCAST)
         g->reached += j->reached;
+    else if (g->kind == JOB_METRICS && j->mpart && j->mpart->shard < s->srv->nshards)
+        g->mparts[j->mpart->shard] = *j->mpart;
     else if (j->part)
         stats_merge(g, j->part);
     json_decref(j->part);
+    free(j->mpart);
     free(j);
     if (--g->pending == 0)
         gather_finish(s, g);
@@ -367,6 +448,24 @@ void brk_mem_stats(struct rc_conn *c, const struct rc_ticket *t, size_t limit)
     g->kind = JOB_STATS;
     g->ticket = *t;
     g->limit = limit;
+    gather_start(c, g, NULL);
+    if (g->pending == 0)
+        gather_finish(c->shard, g);
+}
+
+void brk_mem_metrics(struct rc_conn *c, const struct rc_ticket *t)
+{
+    struct gather *g = calloc(1, sizeof(*g));
+    struct brk_metrics_part *parts = calloc(c->shard->srv->nshards, sizeof(*parts));
+    if (!g || !parts) {
+        free(g);
+        free(parts);
+        answer_no_memory(c, t);
+        return;
+    }
+    g->kind = JOB_METRICS;
+    g->ticket = *t;
+    g->mparts = parts;
     gather_start(c, g, NULL);
     if (g->pending == 0)
         gather_finish(c->shard, g);

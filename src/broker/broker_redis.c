@@ -130,6 +130,8 @@ struct rc_evbuf *brk_redis_evbuf(const char *topic, size_t len, const char *epoc
     }
     free(t);
     ev->data = d;
+    if (nposts)
+        ev->accepted_ns = rc_now_ns(); /* live: received from Redis, for /metrics */
     return ev;
 }
 

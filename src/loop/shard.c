@@ -517,6 +517,7 @@ static void on_send(struct rc_shard *s, struct io_uring_cqe *cqe)
     }
     s->ctr.sends++;
     s->ctr.send_iovecs += c->send_iovs;
+    rc_histo_add(&s->hist.send_iovecs, c->send_iovs);
     rc_outq_consume(&c->out, (size_t)cqe->res);
     /* a short send leaves the rest queued; the flush below resubmits it */
     rc_conn_mark_dirty(c);
@@ -715,6 +716,7 @@ void *rc_shard_main(void *arg)
     arm_wake(s);
     rc_server_report_started();
 
+    rc_shard_turn_start(s);
     while (!s->stop) {
         rc_mpsc_awake(&s->inbox);
         drain_inbox(s);
@@ -743,6 +745,7 @@ void *rc_shard_main(void *arg)
             arm_wake(s);
         rc_shard_flush(s);
         rc_shard_buf_publish(s);
+        rc_shard_turn_end(s);
 
         struct __kernel_timespec ts = {.tv_sec = 0, .tv_nsec = RC_TIMER_TICK_MS * 1000000L};
         struct io_uring_cqe *cqe = NULL;
@@ -752,6 +755,7 @@ void *rc_shard_main(void *arg)
             rc = io_uring_submit(&s->ring);
         if (rc < 0 && rc != -ETIME && rc != -EINTR && rc != -EBUSY)
             rc_log(RC_LOG_WARN, "ring_enter_failed", "shard=%u error=\"%s\"", s->id, strerror(-rc));
+        rc_shard_turn_start(s);
         unsigned head, seen = 0;
         io_uring_for_each_cqe(&s->ring, head, cqe)
         {
