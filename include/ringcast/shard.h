@@ -173,6 +173,9 @@ struct rc_shard {
     /* an accept or wake-up read that found the SQ ring full: armed next turn */
     bool accept_rearm;
     bool wake_rearm;
+    /* metrics_address (shard 0 only): its multishot accept, re-armed in the loop */
+    bool metrics_armed;
+    bool metrics_rearm;
     uint64_t rearm_log_ms;         /* no rearm_deferred log line before this */
     bool forwarded_warned;         /* the X-Forwarded-For warning was logged */
     struct rc_log_limit proxy_log; /* proxy_refused lines (shard_proxy.c) */

@@ -235,3 +235,57 @@ def test_grafana_dashboard_queries_name_exported_metrics():
     missing = sorted(n for n in names if n not in exported)
     eq(missing, [], "dashboard metrics that /metrics does not export")
     check(any(n.endswith("_bucket") for n in names), "a latency percentile panel")
+
+
+def metrics_port(srv):
+    def port():
+        with srv.lock:
+            for ln in srv.lines:
+                m = re.search(r"event=listening_metrics .*port=(\d+)", ln)
+                if m:
+                    return int(m.group(1))
+        return None
+    return wait_for(port, what="the listening_metrics log line")
+
+
+def test_metrics_address_listener_serves_only_metrics_without_a_key():
+    with Server("--metrics-address=127.0.0.1:0", f"--api-keys={KEY_ADMIN}:admin") as srv:
+        mp = metrics_port(srv)
+        check(mp != srv.port, "a port of its own")
+        status, ctype, text = scrape(srv, port=mp)
+        eq(status, 200, f"/metrics on metrics_address without a key: {text[:200]}")
+        eq(ctype, CTYPE, "content type")
+        promtool_check(text)
+        status, _, body = scrape(srv, "/healthz", port=mp)
+        eq(status, 200, f"/healthz on metrics_address: {body}")
+        for path in ("/api/realtime/stats", "/api/realtime/ws", "/nope"):
+            status, _, body = scrape(srv, path, port=mp)
+            eq(status, 404, f"{path} on metrics_address: {body}")
+        req = urllib.request.Request(f"http://127.0.0.1:{mp}/api/realtime/publish",
+                                     data=b'{"topic":"a","data":1}',
+                                     headers={"Content-Type": "application/json",
+                                              "X-API-Key": KEY_ADMIN})
+        try:
+            urllib.request.urlopen(req, timeout=10)
+            raise TestFailure("publish on metrics_address was served")
+        except urllib.error.HTTPError as e:
+            eq(e.code, 404, "publish on metrics_address")
+        # the main listener keeps its rules
+        eq(scrape(srv)[0], 401, "/metrics on the main listener without a key")
+        eq(scrape(srv, headers={"X-API-Key": KEY_ADMIN})[0], 200, "... with the admin key")
+        # the scrapes through metrics_address count as connections of shard 0
+        m = parse(scrape(srv, port=mp)[2])
+        check(values(m, "ringcast_accepted_total", shard="0")[0] >= 1, "accepted on shard 0")
+
+
+def test_metrics_address_bad_values_refuse_to_start():
+    for bad in ("127.0.0.1", "example.com:9464", "127.0.0.1:99999", "::1:9464", ":9464",
+                "127.0.0.1:x"):
+        p = subprocess.run([Server.BINARY, "--port=0", f"--metrics-address={bad}",
+                            "--check-config"], capture_output=True, text=True, timeout=30)
+        check(p.returncode != 0, f"metrics_address={bad} accepted: {p.stdout} {p.stderr}")
+        check("metrics_address=" in (p.stdout + p.stderr) and "host:port" in (p.stdout + p.stderr),
+              f"metrics_address={bad}: message {p.stdout + p.stderr!r}")
+    p = subprocess.run([Server.BINARY, "--port=0", "--metrics-address=[::1]:9464",
+                        "--check-config"], capture_output=True, text=True, timeout=30)
+    eq(p.returncode, 0, f"[::1]:9464 is valid: {p.stdout} {p.stderr}")
