@@ -231,8 +231,9 @@ bool rc_broker_presence_enabled(const struct rc_shard *s, const char *topic, siz
 void rc_broker_stats(struct rc_conn *c, const struct rc_ticket *t, size_t limit);
 /* GET /metrics: the same gather of every shard of this node, answered as
  * Prometheus text (content_type text/plain; version=0.0.4), plus the process,
- * the build and, with broker = redis, the bridge (docs/OPERATIONS.md). */
-void rc_broker_metrics(struct rc_conn *c, const struct rc_ticket *t);
+ * the build and, with broker = redis, the bridge (docs/OPERATIONS.md). extra
+ * (NULL = none; copied) is Prometheus text of the layers above, appended. */
+void rc_broker_metrics(struct rc_conn *c, const struct rc_ticket *t, const char *extra);
 
 /* ---- engines ------------------------------------------------------------------ */
 

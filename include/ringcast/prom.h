@@ -42,6 +42,8 @@ void rc_prom_fini(struct rc_prom *p);
 /* The text (caller frees) with its length, or NULL after a failure. */
 char *rc_prom_take(struct rc_prom *p, size_t *len);
 
+/* Append text rendered elsewhere (whole lines). */
+void rc_prom_text(struct rc_prom *p, const char *text);
 /* "# HELP name help" and "# TYPE name type". */
 void rc_prom_family(struct rc_prom *p, const char *name, enum rc_prom_type type, const char *help);
 /* name{labels} value; an integer and a floating-point variant. */

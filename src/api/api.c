@@ -440,14 +440,6 @@ static void h_stats(struct rc_http_ctx *x, struct rc_route_req *r)
     rc_broker_stats(x->conn, &t, limit);
 }
 
-/* GET /metrics: Prometheus text of every shard's counters, gauges and histograms. */
-static void h_metrics(struct rc_http_ctx *x, struct rc_route_req *r)
-{
-    (void)r;
-    struct rc_ticket t = rc_ticket_http(x->conn, rc_http_defer(x));
-    rc_broker_metrics(x->conn, &t);
-}
-
 #define HISTORY_PREFIX "/api/realtime/history/"
 #define PRESENCE_PREFIX "/api/realtime/presence/"
 #define HISTORY_DEFAULT_LIMIT 100
@@ -551,7 +543,7 @@ const struct rc_route rc_api_routes[] = {
     {POST, "/api/realtime/publish", RC_SCOPE_PUBLISH, RC_BODY_JSON, 0, h_publish},
     {GET, "/api/realtime/stats", RC_SCOPE_ADMIN, RC_BODY_NONE, 0, h_stats},
     {GET, "/api/v1/stats", RC_SCOPE_ADMIN, RC_BODY_NONE, 0, h_stats},
-    {GET, "/metrics", RC_SCOPE_ADMIN, RC_BODY_NONE, 0, h_metrics},
+    {GET, "/metrics", RC_SCOPE_ADMIN, RC_BODY_NONE, 0, rc_api_metrics},
     {GET, HISTORY_PREFIX "{topic}", RC_SCOPE_PUBLISH, RC_BODY_NONE, RC_ROUTE_TAIL, h_history},
     {GET, PRESENCE_PREFIX "{topic}", RC_SCOPE_PUBLISH, RC_BODY_NONE, RC_ROUTE_TAIL, h_presence},
 

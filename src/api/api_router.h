@@ -97,6 +97,8 @@ extern const size_t rc_api_nid_prefixes;
 
 /* Store handlers (api_store.c). */
 void rc_api_store_notif_list(struct rc_http_ctx *x, struct rc_route_req *r);
+/* GET /metrics (api_metrics.c) */
+void rc_api_metrics(struct rc_http_ctx *x, struct rc_route_req *r);
 void rc_api_store_notif_create(struct rc_http_ctx *x, struct rc_route_req *r);
 void rc_api_store_notif_unread(struct rc_http_ctx *x, struct rc_route_req *r);
 void rc_api_store_notif_get(struct rc_http_ctx *x, struct rc_route_req *r);

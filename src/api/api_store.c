@@ -91,9 +91,11 @@ static void run_wait(struct rc_shard *s, struct rc_post *p)
 {
     struct rc_api_store_wait *w = RC_CONTAINER_OF(p, struct rc_api_store_wait, base);
     struct rc_conn *c = rc_shard_conn(s, w->conn_id);
-    if (w->purpose == RC_API_STORE_P_HTTP) {
-        if (c)
+    if (w->purpose == RC_API_STORE_P_HTTP || w->purpose == RC_API_STORE_P_METRICS) {
+        if (c && w->purpose == RC_API_STORE_P_HTTP)
             answer_http(c, w);
+        else if (c)
+            rc_api_metrics_store_answered(c, w);
         discard_wait(p);
         return;
     }

@@ -87,6 +87,7 @@ struct gather {
     json_t *users;
     size_t listed;
     struct brk_metrics_part *mparts; /* metrics: one per shard, by shard id */
+    char *extra;                     /* metrics: text of the layers above (NULL = none) */
 };
 
 struct job_post {
@@ -301,7 +302,7 @@ static void answer_no_memory(struct rc_conn *c, const struct rc_ticket *t)
 static void metrics_finish(struct rc_shard *s, struct rc_conn *c, struct gather *g)
 {
     size_t len = 0;
-    char *txt = brk_metrics_render(s, g->mparts, s->srv->nshards, &len);
+    char *txt = brk_metrics_render(s, g->mparts, s->srv->nshards, g->extra, &len);
     if (txt)
         rc_conn_answer(
             c, &g->ticket,
@@ -354,6 +355,7 @@ static void gather_finish(struct rc_shard *s, struct gather *g)
     json_decref(g->users);
     json_decref(g->echo);
     free(g->mparts);
+    free(g->extra);
     free(g);
 }
 
@@ -453,19 +455,22 @@ void brk_mem_stats(struct rc_conn *c, const struct rc_ticket *t, size_t limit)
         gather_finish(c->shard, g);
 }
 
-void brk_mem_metrics(struct rc_conn *c, const struct rc_ticket *t)
+void brk_mem_metrics(struct rc_conn *c, const struct rc_ticket *t, const char *extra)
 {
     struct gather *g = calloc(1, sizeof(*g));
     struct brk_metrics_part *parts = calloc(c->shard->srv->nshards, sizeof(*parts));
-    if (!g || !parts) {
+    char *copy = extra ? strdup(extra) : NULL;
+    if (!g || !parts || (extra && !copy)) {
         free(g);
         free(parts);
+        free(copy);
         answer_no_memory(c, t);
         return;
     }
     g->kind = JOB_METRICS;
     g->ticket = *t;
     g->mparts = parts;
+    g->extra = copy;
     gather_start(c, g, NULL);
     if (g->pending == 0)
         gather_finish(c->shard, g);

@@ -178,7 +178,7 @@ void brk_mem_publish_users(struct rc_conn *c, const struct rc_ticket *t, struct 
 void brk_mem_broadcast(struct rc_conn *c, const struct rc_ticket *t, struct rc_evbuf *ev);
 void brk_mem_stats(struct rc_conn *c, const struct rc_ticket *t, size_t limit);
 /* GET /metrics: gather every shard's brk_metrics_part, answer Prometheus text. */
-void brk_mem_metrics(struct rc_conn *c, const struct rc_ticket *t);
+void brk_mem_metrics(struct rc_conn *c, const struct rc_ticket *t, const char *extra);
 
 /* The shard counters (shard.h) by name, for both renderings of a gather:
  * the JSON stats' "counters" keys and the Prometheus ringcast_<name>_total. */
@@ -209,7 +209,7 @@ struct brk_metrics_part {
  * process, the build and (broker = redis) the bridge; malloc'd, NULL when out
  * of memory. Runs on the origin shard s. */
 char *brk_metrics_render(struct rc_shard *s, const struct brk_metrics_part *parts, unsigned n,
-                         size_t *len);
+                         const char *extra, size_t *len);
 
 /* ---- broker_redis.c, broker_redis_read.c (the cluster engine) ---- */
 

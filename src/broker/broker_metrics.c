@@ -268,7 +268,7 @@ static void render_cluster(struct rc_prom *p, const struct rc_server *srv)
 /* ---- all of it ---------------------------------------------------------------------------- */
 
 char *brk_metrics_render(struct rc_shard *s, const struct brk_metrics_part *parts, unsigned n,
-                         size_t *len)
+                         const char *extra, size_t *len)
 {
     struct rc_prom p;
     rc_prom_init(&p);
@@ -283,5 +283,7 @@ char *brk_metrics_render(struct rc_shard *s, const struct brk_metrics_part *part
     render_gauges(&p, parts, n);
     render_histos(&p, parts, n);
     render_cluster(&p, s->srv);
+    if (extra)
+        rc_prom_text(&p, extra);
     return rc_prom_take(&p, len);
 }

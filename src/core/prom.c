@@ -76,6 +76,11 @@ static void __attribute__((format(printf, 2, 3))) putf(struct rc_prom *p, const 
     put(p, tmp, (size_t)n);
 }
 
+void rc_prom_text(struct rc_prom *p, const char *text)
+{
+    puts_(p, text);
+}
+
 void rc_prom_family(struct rc_prom *p, const char *name, enum rc_prom_type type, const char *help)
 {
     static const char *const types[] = {"counter", "gauge", "histogram"};

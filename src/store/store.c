@@ -33,8 +33,10 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "ringcast/histo.h"
 #include "ringcast/log.h"
 #include "ringcast/store.h"
+#include "ringcast/timer.h"
 #include "ringcast/topic.h"
 #include "store_internal.h"
 
@@ -113,6 +115,7 @@ void rc_store_req_free(struct rc_store_req *req)
 struct store_stats {
     uint64_t requests, batches, commits, commit_failures, writes, reads, failed, purged;
     uint64_t largest_batch;
+    struct rc_histo latency_ns; /* rc_store_submit -> reply, per request (GET /metrics) */
 };
 
 struct rc_store {
@@ -336,6 +339,14 @@ static json_t *stats_json(struct rc_store *s)
         "reads", (json_int_t)s->st.reads, "failed", (json_int_t)s->st.failed, "purged",
         (json_int_t)s->st.purged, "largest_batch", (json_int_t)s->st.largest_batch);
     struct rc_err err = {0};
+    json_t *b = json_array();
+    for (unsigned i = 0; b && i < RC_HISTO_BUCKETS; i++)
+        json_array_append_new(b, json_integer((json_int_t)s->st.latency_ns.b[i]));
+    if (o)
+        json_object_set_new(o, "latency_ns",
+                            json_pack("{s:I, s:I, s:o?}", "count",
+                                      (json_int_t)s->st.latency_ns.count, "sum",
+                                      (json_int_t)s->st.latency_ns.sum, "buckets", b));
     if (o && s->ops->describe(s->eng, o, &err) != 0)
         json_object_set_new(o, "engine_error", json_string(err.msg));
     return o;
@@ -575,8 +586,10 @@ size_t rc_store_poll(struct rc_store *s)
             }
         }
     }
+    uint64_t done_ns = rc_now_ns();
     for (size_t i = 0; i < n; i++) {
         s->st.failed += s->batch[i]->status >= 400;
+        rc_histo_add(&s->st.latency_ns, done_ns - s->batch[i]->submitted_ns);
         s->reply(s->reply_ctx, s->batch[i]);
     }
     return n;
@@ -704,6 +717,7 @@ int rc_store_start(struct rc_store *s, struct rc_err *err)
 
 void rc_store_submit(struct rc_store *s, struct rc_store_req *req)
 {
+    req->submitted_ns = rc_now_ns();
     rc_mpsc_push(&s->q, &req->node);
 }
 

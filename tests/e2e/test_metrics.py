@@ -289,3 +289,30 @@ def test_metrics_address_bad_values_refuse_to_start():
     p = subprocess.run([Server.BINARY, "--port=0", "--metrics-address=[::1]:9464",
                         "--check-config"], capture_output=True, text=True, timeout=30)
     eq(p.returncode, 0, f"[::1]:9464 is valid: {p.stdout} {p.stderr}")
+
+
+def test_metrics_store_requests_and_latency_histogram():
+    with Server() as srv:
+        before = parse(scrape(srv)[2])
+        body = {"title": "t", "message": "m", "recipients": ["user-1"], "type": "message",
+                "priority": "normal", "sender_id": "user-2"}
+        for _ in range(3):
+            r = http(srv, "POST", "/api/realtime/notifications", body)
+            eq(r.status, 201, f"notification create: {r}")
+        status, _, text = scrape(srv)
+        eq(status, 200, "status")
+        promtool_check(text)
+        after = parse(text)
+        eq(after["types"].get("ringcast_store_requests_total"), "counter", "store requests TYPE")
+        # the 3 creates, and the stats request of the first scrape (answered after its render)
+        eq(total(after, "ringcast_store_writes_total") - total(before, "ringcast_store_writes_total"),
+           3.0, "store writes moved by the 3 creates")
+        got = (total(after, "ringcast_store_request_seconds_count") -
+               total(before, "ringcast_store_request_seconds_count"))
+        eq(got, 4.0, "latency samples: 3 creates + the first scrape's stats request")
+        check(total(after, "ringcast_store_request_seconds_sum") > 0, "store latency sum")
+        eq(sorted({l.get("shard") for n, l, _ in after["samples"]
+                   if n.startswith("ringcast_store_")}), [None], "the store has no shard label")
+        buckets = [v for n, l, v in after["samples"] if n == "ringcast_store_request_seconds_bucket"]
+        eq(buckets, sorted(buckets), "cumulative store latency buckets")
+        eq(buckets[-1], total(after, "ringcast_store_request_seconds_count"), "+Inf == _count")
