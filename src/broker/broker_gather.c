@@ -21,6 +21,10 @@
     {                                                                                              \
 #field, help, offsetof(struct rc_counters, field)                                          \
     }
+#define CTR_AS(field, name, help)                                                                  \
+    {                                                                                              \
+        name, help, offsetof(struct rc_counters, field)                                            \
+    }
 const struct brk_counter_field brk_counter_fields[] = {
     CTR(accepted, "Connections accepted."),
     CTR(closed, "Connections closed."),
@@ -35,7 +39,7 @@ const struct brk_counter_field brk_counter_fields[] = {
     CTR(heartbeat_timeouts, "Connections closed for missing heartbeats."),
     CTR(handshake_timeouts, "Connections closed before completing a handshake in time."),
     CTR(request_timeouts, "HTTP requests that did not arrive in time."),
-    CTR(refused_max_conns, "Connections refused at max_connections."),
+    CTR_AS(refused_max_conns, "refused_max_connections", "Connections refused at max_connections."),
     CTR(refused_per_ip, "Connections refused at max_connections_per_ip."),
     CTR(refused_handshake_rate, "Handshakes refused by the per-IP handshake rate."),
     CTR(auth_failures, "Authentication failures."),
@@ -59,6 +63,7 @@ const struct brk_counter_field brk_counter_fields[] = {
     CTR(proxy_refused, "Connections refused for lacking a valid PROXY header."),
 };
 #undef CTR
+#undef CTR_AS
 const size_t brk_ncounter_fields = RC_ARRAY_LEN(brk_counter_fields);
 
 uint64_t brk_counter_value(const struct rc_counters *k, const struct brk_counter_field *f)
