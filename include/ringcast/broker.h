@@ -307,6 +307,10 @@ void rc_broker_cluster_send(const struct rc_server *srv, const char *kind, const
 /* Stats: broker = redis adds "cluster": node_name, redis_up (and reason),
  * the bridge's counters (docs/OPERATIONS.md). No-op with broker = memory. */
 void rc_broker_cluster_stats(const struct rc_server *srv, json_t *obj);
+/* broker = redis: the bridge's counters (redis_bridge.h) into out; false
+ * (out untouched) with broker = memory. */
+struct rc_redis_counters;
+bool rc_broker_cluster_counters(const struct rc_server *srv, struct rc_redis_counters *out);
 /* This node's name (node_name, else hostname:port). */
 const char *rc_broker_node_name(const struct rc_server *srv);
 

@@ -263,6 +263,13 @@ static void render_cluster(struct rc_prom *p, const struct rc_server *srv)
         }
     }
     json_decref(o);
+    struct rc_redis_counters c;
+    if (rc_broker_cluster_counters(srv, &c)) {
+        rc_prom_family(p, "ringcast_redis_round_trip_seconds", RC_PROM_HISTOGRAM,
+                       "Publishes and history reads Redis answered: from the bridge sending the "
+                       "command to the reply.");
+        rc_prom_histo(p, "ringcast_redis_round_trip_seconds", NULL, 0, &c.rtt_ns, 10, 33, NS);
+    }
 }
 
 /* ---- all of it ---------------------------------------------------------------------------- */

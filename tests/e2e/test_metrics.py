@@ -316,3 +316,37 @@ def test_metrics_store_requests_and_latency_histogram():
         buckets = [v for n, l, v in after["samples"] if n == "ringcast_store_request_seconds_bucket"]
         eq(buckets, sorted(buckets), "cumulative store latency buckets")
         eq(buckets[-1], total(after, "ringcast_store_request_seconds_count"), "+Inf == _count")
+
+
+def test_metrics_cluster_bridge_counters_and_cross_node_latency():
+    """broker = redis: ringcast_redis_up, the bridge's counters (publishes
+    out, events in), and publish-to-send samples on the receiving node."""
+    from cluster import Nodes, Redis
+
+    async def run(a, b):
+        ws = await ws_connect(b)
+        try:
+            await ws_subscribe(ws, "metrics.cluster")
+            for i in range(3):
+                publish(a, "metrics.cluster", {"i": i})
+            for i in range(3):
+                ev = await ws_next(ws, type_="event")
+                eq(ev["data"]["data"], {"i": i}, "event across nodes")
+        finally:
+            await ws.close()
+
+    with Redis() as redis, Nodes(redis, 2) as (a, b):
+        run_async(run(a, b))
+        ta, tb = scrape(a)[2], scrape(b)[2]
+        promtool_check(ta)
+        promtool_check(tb)
+        ma, mb = parse(ta), parse(tb)
+        eq(values(ma, "ringcast_redis_up"), [1.0], "redis up on a")
+        eq(values(ma, "ringcast_redis_published_total"), [3.0], "a published 3 to Redis")
+        check(values(mb, "ringcast_redis_received_total")[0] >= 3, "b received them")
+        eq(mb["types"].get("ringcast_redis_reconnects_total"), "counter", "reconnects TYPE")
+        check(total(ma, "ringcast_redis_round_trip_seconds_count") >= 3,
+              "a timed its 3 publishes' Redis round trips")
+        check(total(ma, "ringcast_redis_round_trip_seconds_sum") > 0, "round-trip sum")
+        eq(total(mb, "ringcast_publish_to_send_seconds_count"), 3.0,
+           "b measured each event from its bridge receiving it to its send")
