@@ -91,6 +91,8 @@ struct rc_counters {
     uint64_t topics_evicted;  /* owned topics freed by the idle sweep (topic_idle_timeout) */
     uint64_t rearms_deferred; /* accept/recv/wake re-arms retried a loop turn later (SQ full) */
     uint64_t proxy_refused;   /* proxy_protocol: connections without a valid PROXY header */
+    uint64_t store_submitted; /* requests this shard queued to the store ... */
+    uint64_t store_answered;  /* ... and whose answers came back: the difference is queued */
 };
 
 /* Histograms for /metrics (histo.h); written by the shard thread only,

@@ -106,6 +106,10 @@ GAUGE_FN(history_events)
 GAUGE_FN(history_bytes)
 GAUGE_FN(out_bytes)
 #undef GAUGE_FN
+static uint64_t g_store_queued(const struct brk_metrics_part *m)
+{
+    return m->ctr.store_submitted - m->ctr.store_answered;
+}
 
 static const struct {
     const char *name, *help;
@@ -119,6 +123,9 @@ static const struct {
     {"ringcast_history_bytes", "Wire bytes of the events kept in the owned topics' history.",
      g_history_bytes},
     {"ringcast_outbound_queued_bytes", "Bytes queued to connections, not yet sent.", g_out_bytes},
+    {"ringcast_store_queue_depth",
+     "Store requests of this shard queued or in the storage thread's batch, not yet answered.",
+     g_store_queued},
 };
 
 static void render_counters(struct rc_prom *p, const struct brk_metrics_part *parts, unsigned n)

@@ -311,8 +311,16 @@ def test_metrics_store_requests_and_latency_histogram():
                total(before, "ringcast_store_request_seconds_count"))
         eq(got, 4.0, "latency samples: 3 creates + the first scrape's stats request")
         check(total(after, "ringcast_store_request_seconds_sum") > 0, "store latency sum")
-        eq(sorted({l.get("shard") for n, l, _ in after["samples"]
-                   if n.startswith("ringcast_store_")}), [None], "the store has no shard label")
+        per_shard = ("ringcast_store_queue_depth", "ringcast_store_submitted_total",
+                     "ringcast_store_answered_total")
+        eq({l.get("shard") for n, l, _ in after["samples"]
+            if n.startswith("ringcast_store_") and n not in per_shard}, {None},
+           "the storage thread's metrics have no shard label")
+        eq(values(after, "ringcast_store_queue_depth"), [0.0, 0.0],
+           "nothing queued to the store once the creates are answered (per shard)")
+        check(total(after, "ringcast_store_submitted_total") -
+              total(before, "ringcast_store_submitted_total") >= 4,
+              "store submits: 3 creates + the scrape's stats request")
         buckets = [v for n, l, v in after["samples"] if n == "ringcast_store_request_seconds_bucket"]
         eq(buckets, sorted(buckets), "cumulative store latency buckets")
         eq(buckets[-1], total(after, "ringcast_store_request_seconds_count"), "+Inf == _count")
