@@ -339,7 +339,7 @@ static json_t *stats_json(struct rc_store *s)
         "reads", (json_int_t)s->st.reads, "failed", (json_int_t)s->st.failed, "purged",
         (json_int_t)s->st.purged, "largest_batch", (json_int_t)s->st.largest_batch);
     struct rc_err err = {0};
-    json_t *b = json_array();
+    json_t *b = o ? json_array() : NULL;
     for (unsigned i = 0; b && i < RC_HISTO_BUCKETS; i++)
         json_array_append_new(b, json_integer((json_int_t)s->st.latency_ns.b[i]));
     if (o)
