@@ -1201,7 +1201,8 @@ static void usage(void)
           "  --events=M --size=B          publications and payload bytes (2000, 64)\n"
           "  --publishers=K --pipeline=D  publishing connections and unanswered requests per "
           "connection (4, 64)\n"
-          "  --batch=N                    ringcast: N events per publish request ({\"events\":[...]}),\n"
+          "  --batch=N                    ringcast: N events per publish request "
+          "({\"events\":[...]}),\n"
           "                               1..100 (default 1: one event per request)\n"
           "  --window=W                   undelivered publications allowed in flight (64)\n"
           "  --rate=R                     events/s instead of as fast as possible\n"
@@ -1231,34 +1232,20 @@ static double num_arg(const char *name, const char *v, double lo, double hi)
 static void parse_args(int argc, char **argv)
 {
     static const struct option opts[] = {
-        {"peer", 1, 0, 'P'},
-        {"host", 1, 0, 'H'},
-        {"port", 1, 0, 'p'},
-        {"pub-port", 1, 0, 'Q'},
-        {"subscribers", 1, 0, 'n'},
-        {"topics", 1, 0, 'c'},
-        {"groups", 1, 0, 'g'},
-        {"events", 1, 0, 'm'},
-        {"size", 1, 0, 's'},
-        {"publishers", 1, 0, 'k'},
-        {"pipeline", 1, 0, 'd'},
-        {"batch", 1, 0, 'B'},
-        {"window", 1, 0, 'w'},
-        {"rate", 1, 0, 'r'},
-        {"duration", 1, 0, 'D'},
-        {"timeout", 1, 0, 'T'},
-        {"drain", 1, 0, 'R'},
-        {"connect-inflight", 1, 0, 'i'},
-        {"idle", 0, 0, 'I'},
-        {"settle", 1, 0, 'S'},
-        {"server-pid", 1, 0, 'x'},
-        {"cpu-pid", 1, 0, 'X'},
-        {"port2", 1, 0, '2'},
-        {"case", 1, 0, 'C'},
-        {"quiet", 0, 0, 'q'},
-        {"recv-chunk", 1, 0, 'Z'},
-        {"help", 0, 0, 'h'},
-        {0, 0, 0, 0},
+        {"peer", 1, 0, 'P'},        {"host", 1, 0, 'H'},
+        {"port", 1, 0, 'p'},        {"pub-port", 1, 0, 'Q'},
+        {"subscribers", 1, 0, 'n'}, {"topics", 1, 0, 'c'},
+        {"groups", 1, 0, 'g'},      {"events", 1, 0, 'm'},
+        {"size", 1, 0, 's'},        {"publishers", 1, 0, 'k'},
+        {"pipeline", 1, 0, 'd'},    {"batch", 1, 0, 'B'},
+        {"window", 1, 0, 'w'},      {"rate", 1, 0, 'r'},
+        {"duration", 1, 0, 'D'},    {"timeout", 1, 0, 'T'},
+        {"drain", 1, 0, 'R'},       {"connect-inflight", 1, 0, 'i'},
+        {"idle", 0, 0, 'I'},        {"settle", 1, 0, 'S'},
+        {"server-pid", 1, 0, 'x'},  {"cpu-pid", 1, 0, 'X'},
+        {"port2", 1, 0, '2'},       {"case", 1, 0, 'C'},
+        {"quiet", 0, 0, 'q'},       {"recv-chunk", 1, 0, 'Z'},
+        {"help", 0, 0, 'h'},        {0, 0, 0, 0},
     };
     G.peer = PEER_RINGCAST;
     G.case_name = "custom";

@@ -9,7 +9,7 @@ build_pkgs=(meson ninja-build pkg-config gcc libc6-dev liburing-dev libmimalloc-
             libjansson-dev libssl-dev libsqlite3-dev libhiredis-dev libpq-dev curl ca-certificates)
 test_pkgs=(libcmocka-dev clang libclang-rt-14-dev clang-format g++ libbenchmark-dev python3
            python3-websockets openssl nodejs npm git redis-server haproxy postgresql-15
-           chromium)
+           chromium prometheus)
 bench_pkgs=(g++ libbenchmark-dev nginx-light libnginx-mod-nchan nats-server gnuplot-nox)
 
 pkgs=("${build_pkgs[@]}")

@@ -204,6 +204,9 @@ int main(int argc, char **argv)
            cfg.listen_address, rc_server_port(&srv), srv.nshards,
            strcmp(cfg.listen_address, "0.0.0.0") == 0 ? "127.0.0.1" : cfg.listen_address,
            rc_server_port(&srv), RC_VERSION);
+    if (cfg.metrics_address[0])
+        rc_log(RC_LOG_INFO, "listening_metrics", "address=%s port=%u", cfg.metrics_address,
+               rc_server_metrics_port(&srv));
 
     for (;;) {
         int sig = 0;

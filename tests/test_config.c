@@ -409,6 +409,42 @@ static void test_config_address_rejects_names_brackets_and_bad_octets(void **sta
     assert_string_equal(fx->c.listen_address, "0.0.0.0");
 }
 
+static void test_config_hostport_splits_ipv4_bracketed_ipv6_and_localhost(void **state)
+{
+    (void)state;
+    struct rc_err err = {0};
+    char host[RC_CONFIG_ADDR_MAX];
+    uint16_t port = 1;
+
+    assert_int_equal(rc_config_hostport("10.0.0.5:9464", host, &port, &err), 0);
+    assert_string_equal(host, "10.0.0.5");
+    assert_int_equal(port, 9464);
+    assert_int_equal(rc_config_hostport("[::1]:0", host, &port, &err), 0);
+    assert_string_equal(host, "::1");
+    assert_int_equal(port, 0);
+    assert_int_equal(rc_config_hostport("localhost:65535", host, &port, &err), 0);
+    assert_string_equal(host, "localhost");
+    assert_int_equal(port, 65535);
+}
+
+static void test_config_hostport_rejects_names_missing_ports_and_bare_ipv6(void **state)
+{
+    (void)state;
+    struct rc_err err = {0};
+    char host[RC_CONFIG_ADDR_MAX];
+    uint16_t port = 7;
+    static const char *const bad[] = {
+        "127.0.0.1", "127.0.0.1:",      ":9464",        "example.com:80", "::1:9464",
+        "[::1]",     "127.0.0.1:65536", "127.0.0.1:8x", "[127.0.0.1]:80", "1.2.3.4:-1"};
+
+    for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++)
+        assert_int_equal(rc_config_hostport(bad[i], host, &port, &err), -EINVAL);
+    assert_int_equal(port, 7);
+    assert_string_equal(err.msg, "config: metrics_address=1.2.3.4:-1 is not host:port; use an IP "
+                                 "literal and a port, e.g. 10.0.0.5:9464 or [::1]:9464, or leave "
+                                 "it empty");
+}
+
 static void test_config_enum_accepts_listed_words(void **state)
 {
     struct fixture *fx = *state;
@@ -1425,6 +1461,8 @@ int main(void)
         T(test_config_string_rejects_too_long_and_control_chars),
         T(test_config_address_accepts_ipv4_ipv6_localhost),
         T(test_config_address_rejects_names_brackets_and_bad_octets),
+        T(test_config_hostport_splits_ipv4_bracketed_ipv6_and_localhost),
+        T(test_config_hostport_rejects_names_missing_ports_and_bare_ipv6),
         T(test_config_enum_accepts_listed_words),
         T(test_config_enum_rejects_other_words_listing_the_allowed),
         T(test_config_list_splits_commas_and_appends),

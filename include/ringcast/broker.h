@@ -229,6 +229,11 @@ bool rc_broker_presence_enabled(const struct rc_shard *s, const char *topic, siz
 
 /* Gather stats from every shard and answer t (seed 003's shape). */
 void rc_broker_stats(struct rc_conn *c, const struct rc_ticket *t, size_t limit);
+/* GET /metrics: the same gather of every shard of this node, answered as
+ * Prometheus text (content_type text/plain; version=0.0.4), plus the process,
+ * the build and, with broker = redis, the bridge (docs/OPERATIONS.md). extra
+ * (NULL = none; copied) is Prometheus text of the layers above, appended. */
+void rc_broker_metrics(struct rc_conn *c, const struct rc_ticket *t, const char *extra);
 
 /* ---- engines ------------------------------------------------------------------ */
 
@@ -302,6 +307,10 @@ void rc_broker_cluster_send(const struct rc_server *srv, const char *kind, const
 /* Stats: broker = redis adds "cluster": node_name, redis_up (and reason),
  * the bridge's counters (docs/OPERATIONS.md). No-op with broker = memory. */
 void rc_broker_cluster_stats(const struct rc_server *srv, json_t *obj);
+/* broker = redis: the bridge's counters (redis_bridge.h) into out; false
+ * (out untouched) with broker = memory. */
+struct rc_redis_counters;
+bool rc_broker_cluster_counters(const struct rc_server *srv, struct rc_redis_counters *out);
 /* This node's name (node_name, else hostname:port). */
 const char *rc_broker_node_name(const struct rc_server *srv);
 

@@ -61,9 +61,10 @@ enum rc_config_broker { RC_CONFIG_BROKER_MEMORY, RC_CONFIG_BROKER_REDIS };
 
 struct rc_config {
     /* listening */
-    char listen_address[RC_CONFIG_ADDR_MAX]; /* IPv4/IPv6 literal or "localhost" */
-    uint16_t port;                           /* 0 = ephemeral */
-    uint32_t shards;                         /* 0 = one per online CPU */
+    char listen_address[RC_CONFIG_ADDR_MAX];      /* IPv4/IPv6 literal or "localhost" */
+    uint16_t port;                                /* 0 = ephemeral */
+    char metrics_address[RC_CONFIG_ADDR_MAX + 8]; /* host:port serving /metrics only; "" = none */
+    uint32_t shards;                              /* 0 = one per online CPU */
     /* logging */
     enum rc_log_level log_level;
     enum rc_log_format log_format;
@@ -191,6 +192,11 @@ void rc_config_usage(FILE *f);
 void rc_config_fini(struct rc_config *c);
 
 /* "debug".."error" / "logfmt","json"; "?" for an out-of-range value. */
+/* Split metrics_address "host:port" (IPv4 literal, [IPv6 literal] or
+ * localhost; port 0..65535, 0 = ephemeral) into host (NUL-terminated, IPv6
+ * without brackets) and port. 0, or -EINVAL with err naming the mistake. */
+int rc_config_hostport(const char *v, char host[RC_CONFIG_ADDR_MAX], uint16_t *port,
+                       struct rc_err *err) RC_MUST_CHECK;
 const char *rc_config_log_level_name(enum rc_log_level level);
 const char *rc_config_log_format_name(enum rc_log_format format);
 

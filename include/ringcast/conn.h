@@ -48,6 +48,11 @@ struct rc_proxy;
 
 enum rc_conn_proto { RC_PROTO_HTTP, RC_PROTO_WS, RC_PROTO_SSE };
 
+/* The listener a connection came through: the main one (listen_address:port,
+ * every shard), or metrics_address (shard 0 only), whose connections are
+ * served /metrics and /healthz and nothing else (api_router.c). */
+enum rc_conn_listener { RC_LISTENER_MAIN, RC_LISTENER_METRICS };
+
 enum rc_conn_state {
     RC_CONN_OPEN,
     RC_CONN_FLUSHING, /* send what is queued, then shut down writing (error replies, drain) */
@@ -149,8 +154,9 @@ struct rc_conn {
     uint64_t id;
     uint32_t slot;
     int fd;
-    uint8_t proto; /* enum rc_conn_proto */
-    uint8_t state; /* enum rc_conn_state */
+    uint8_t proto;    /* enum rc_conn_proto */
+    uint8_t state;    /* enum rc_conn_state */
+    uint8_t listener; /* enum rc_conn_listener */
     bool recv_armed;
     bool recv_rearm;  /* multishot ended (ENOBUFS): re-arm at the end of the turn */
     bool recv_paused; /* backpressure: not read until resumed (rc_shard_recv_pause) */

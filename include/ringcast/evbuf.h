@@ -79,7 +79,11 @@ struct rc_evbuf {
                      with another json_t holder); read-only; freed with the evbuf */
     char id[RC_EVENT_ID_MAX];
     uint64_t seq; /* per-topic sequence number (0 for broadcasts) */
-    char *type;   /* event type (for the history API) */
+    /* monotonic ns (rc_now_ns) when its order point accepted it: the owner
+     * shard, or with broker = redis this node's bridge receiving it; 0 = not
+     * measured (broadcasts, replays). For the publish-to-send histogram. */
+    uint64_t accepted_ns;
+    char *type; /* event type (for the history API) */
     /* wire images */
     uint8_t *ws; /* prefix (topic) or whole (broadcast) WebSocket frame */
     size_t ws_len;

@@ -157,8 +157,10 @@ struct rc_history {
     uint32_t len;  /* entries in use */
     uint64_t ttl_ms;
     bool retain;
-    uint64_t seq;                   /* last seq appended: the topic's current seq */
-    uint64_t dropped;               /* highest seq no longer in the ring (0 = none) */
+    uint64_t seq;     /* last seq appended: the topic's current seq */
+    uint64_t dropped; /* highest seq no longer in the ring (0 = none) */
+    size_t bytes;     /* wire images (WebSocket + SSE) of the ring's events, for /metrics;
+                         the retained latest event counts only while it is in the ring */
     struct rc_history_entry latest; /* retained latest event (ev NULL = none) */
 };
 

@@ -25,6 +25,7 @@
 #include <stdint.h>
 
 #include "ringcast/common.h"
+#include "ringcast/histo.h"
 #include "ringcast/mpsc.h"
 #include "ringcast/redis_keys.h"
 
@@ -66,7 +67,8 @@ struct rc_redis_entry {
 struct rc_redis_req {
     struct rc_mpsc_node node;
     enum rc_redis_op op;
-    char *topic; /* owned, NUL-terminated */
+    uint64_t sent_ns; /* the bridge took it (rc_now_ns): the round-trip histogram */
+    char *topic;      /* owned, NUL-terminated */
     size_t topic_len;
     /* publish */
     char *type, *data, *targeting, *key; /* owned; targeting / key may be NULL */
@@ -128,6 +130,9 @@ struct rc_redis_counters {
     uint64_t published, publish_refused, received, duplicates, gaps, gap_filled, gap_lost,
         malformed, epochs, reconnects, send_failed, reads, node_published, node_received,
         presence_failed, patterns_coarsened;
+    /* publishes and reads Redis answered: the bridge sending the command ->
+     * its reply (GET /metrics); uint64_t members too */
+    struct rc_histo rtt_ns;
 };
 #define RC_REDIS_NCOUNTERS (sizeof(struct rc_redis_counters) / sizeof(uint64_t))
 /* Any thread: the counters as of the bridge's last loop turn (each one exact,

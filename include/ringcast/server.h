@@ -47,6 +47,7 @@ struct rc_server {
                                                  shards only submit to it */
     /* the one mutable member: max_connections across every shard (limits.h) */
     struct rc_connbudget conns;
+    int metrics_fd; /* metrics_address's listener, accepted on shard 0; -1 = none */
 };
 
 /* Main thread, before start: allocate shards and create the listeners
@@ -56,6 +57,8 @@ int rc_server_init(struct rc_server *srv, const struct rc_config *cfg,
                    struct rc_err *err) RC_MUST_CHECK;
 /* The port actually bound. */
 uint16_t rc_server_port(const struct rc_server *srv);
+/* The port metrics_address bound (0 = no such listener). */
+uint16_t rc_server_metrics_port(const struct rc_server *srv);
 /* Start every shard thread; waits until each has set up its ring (or failed:
  * then err names the missing kernel feature). */
 int rc_server_start(struct rc_server *srv, struct rc_err *err) RC_MUST_CHECK;

@@ -24,6 +24,7 @@
 #include "ringcast/config.h"
 #include "ringcast/conn.h"
 #include "ringcast/evbuf.h"
+#include "ringcast/histo.h"
 #include "ringcast/limits.h"
 #include "ringcast/log.h"
 #include "ringcast/mpsc.h"
@@ -91,7 +92,21 @@ struct rc_counters {
     uint64_t topics_evicted;  /* owned topics freed by the idle sweep (topic_idle_timeout) */
     uint64_t rearms_deferred; /* accept/recv/wake re-arms retried a loop turn later (SQ full) */
     uint64_t proxy_refused;   /* proxy_protocol: connections without a valid PROXY header */
+    uint64_t store_submitted; /* requests this shard queued to the store ... */
+    uint64_t store_answered;  /* ... and whose answers came back: the difference is queued */
 };
+
+/* Histograms for /metrics (histo.h); written by the shard thread only,
+ * copied out by the stats gather like the counters. */
+struct rc_shard_histos {
+    struct rc_histo publish_send_ns; /* an event's owner accepted it -> its send submitted here */
+    struct rc_histo turn_ns;         /* one loop turn: wake-up to the next submit */
+    struct rc_histo send_iovecs;     /* iovecs per completed send (sendmsg) */
+};
+
+/* Events whose first delivery this turn waits for the turn's submit to be
+ * measured; more in one turn are measured when the array fills up. */
+#define RC_SHARD_LAT_PENDING 64
 
 /* User data: | op:8 | gen:24 | slot:32 |; gen drops CQEs meant for a reused slot. */
 enum rc_op {
@@ -161,6 +176,9 @@ struct rc_shard {
     /* an accept or wake-up read that found the SQ ring full: armed next turn */
     bool accept_rearm;
     bool wake_rearm;
+    /* metrics_address (shard 0 only): its multishot accept, re-armed in the loop */
+    bool metrics_armed;
+    bool metrics_rearm;
     uint64_t rearm_log_ms;         /* no rearm_deferred log line before this */
     bool forwarded_warned;         /* the X-Forwarded-For warning was logged */
     struct rc_log_limit proxy_log; /* proxy_refused lines (shard_proxy.c) */
@@ -183,6 +201,10 @@ struct rc_shard {
      * connect; closed once every stream was told (or there were none) */
     bool drain_listening;
     struct rc_counters ctr;
+    struct rc_shard_histos hist;
+    uint64_t turn_start_ns;                     /* monotonic: this loop turn woke up */
+    uint64_t lat_pending[RC_SHARD_LAT_PENDING]; /* accepted_ns of events queued this turn */
+    uint32_t nlat_pending;
     struct rc_broker *broker;
     /* per-IP connection counts and handshake rates, shard-local */
     struct rc_iptable *ip_conns;
@@ -213,6 +235,16 @@ void rc_shard_arm_timer(struct rc_shard *s, struct rc_conn *c, uint64_t deadline
  * again by itself (a lingering close must see the peer's FIN). */
 void rc_shard_recv_pause(struct rc_shard *s, struct rc_conn *c);
 void rc_shard_recv_resume(struct rc_shard *s, struct rc_conn *c);
+/* Shard thread, metrics (shard_metrics.c). rc_shard_note_event: an event
+ * its owner accepted at accepted_ns (rc_now_ns) was queued to at least one
+ * connection here; its publish-to-send latency is taken when this turn's
+ * sends are submitted. rc_shard_turn_start / _end: the loop woke up / is
+ * about to submit and sleep (records the turn's duration and the noted
+ * latencies: two clock reads per turn, none per delivery). */
+void rc_shard_note_event(struct rc_shard *s, uint64_t accepted_ns);
+void rc_shard_turn_start(struct rc_shard *s);
+void rc_shard_turn_end(struct rc_shard *s);
+
 /* Shard thread: after a conn was closed, release it when nothing is in flight. */
 void rc_shard_conn_closed(struct rc_shard *s, struct rc_conn *c);
 

@@ -128,9 +128,10 @@ enum rc_store_op {
 struct rc_store_req {
     struct rc_mpsc_node node; /* queue link; the store's between submit and reply */
     enum rc_store_op op;
-    json_t *args; /* owned; a JSON object (NULL means {}) */
-    void *origin; /* the caller's (e.g. its shard); never read by the store */
-    uint64_t tag; /* the caller's (e.g. connection id + generation) */
+    json_t *args;          /* owned; a JSON object (NULL means {}) */
+    void *origin;          /* the caller's (e.g. its shard); never read by the store */
+    uint64_t tag;          /* the caller's (e.g. connection id + generation) */
+    uint64_t submitted_ns; /* set by rc_store_submit (monotonic): the latency histogram */
     /* results, valid in the reply */
     int status;                     /* HTTP status: 200, 201, 204, 400, 403, 404, 503 */
     const char *code;               /* NULL on success, else a static token: missing_field,

@@ -26,7 +26,8 @@
  *            RC_TICKET_SSE: the subscription id the record names ("" = none).
  * An answer is either an error (code set: status, code, msg) or a result
  *   (type, json[0..len): HTTP body / WebSocket "data" / SSE record data,
- *   status, extra_headers for HTTP). Its strings are borrowed for the call. */
+ *   status, extra_headers and content_type for HTTP; json may then be other
+ *   text, e.g. /metrics). Its strings are borrowed for the call. */
 #ifndef RINGCAST_TICKET_H
 #define RINGCAST_TICKET_H
 
@@ -64,6 +65,7 @@ struct rc_answer {
     const char *json;          /* a result: JSON text (NULL = none) */
     size_t len;                /* of json */
     const char *extra_headers; /* HTTP: "Name: value\r\n..." or NULL */
+    const char *content_type;  /* HTTP: of the result; NULL = application/json */
 };
 
 #ifdef __cplusplus

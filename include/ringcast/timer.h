@@ -46,6 +46,8 @@ static inline bool rc_timer_is_armed(const struct rc_timer *t)
 size_t rc_timer_advance(struct rc_timer_wheel *w, uint64_t now_ms, rc_timer_fn fn, void *ctx);
 /* Monotonic milliseconds. */
 uint64_t rc_now_ms(void);
+/* Monotonic nanoseconds (the metrics' histograms; one clock read). */
+uint64_t rc_now_ns(void);
 /* Wall-clock milliseconds since the Unix epoch (CLOCK_REALTIME). */
 uint64_t rc_wall_ms(void);
 

@@ -153,6 +153,9 @@ static bool scope_allowed(struct rc_http_ctx *x, enum rc_route_scope scope, stru
     case RC_SCOPE_PUBLISH:
         return backend_allowed(x, RC_AUTH_SCOPE_PUBLISH);
     case RC_SCOPE_ADMIN:
+        /* metrics_address: the network is the access control (only /metrics is there) */
+        if (x->conn->listener == RC_LISTENER_METRICS)
+            return true;
         return backend_allowed(x, RC_AUTH_SCOPE_ADMIN);
     case RC_SCOPE_NOTIFY:
         if (!caller_id(x, r->user, NULL))
@@ -389,6 +392,12 @@ void rc_api_route(struct rc_http_ctx *x)
     struct rc_slice path = x->req->path, rest;
     struct rc_route_req r = {0};
     struct ids ids;
+    if (x->conn->listener == RC_LISTENER_METRICS && !rc_slice_eq(path, "/metrics") &&
+        !rc_slice_eq(path, "/healthz")) {
+        rc_http_error(x, 404, "not_found",
+                      "this listener (metrics_address) serves only /metrics and /healthz");
+        return;
+    }
     note_forwarded(x);
     ids.prefix = NULL;
     for (size_t i = 0; i < rc_api_nid_prefixes; i++) {

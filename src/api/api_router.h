@@ -4,7 +4,8 @@
  *
  * Owner: everything here runs on the shard thread of the connection that made the request;
  *   the table is const and shared by every shard.
- * A request meets, in this order: the forwarded-loopback note, the path match (404), the
+ * A request meets, in this order: (on the metrics_address listener: 404 for any path but
+ *   /metrics and /healthz) the forwarded-loopback note, the path match (404), the
  *   method check (405 with Allow naming the methods of the matched path), the scope check
  *   (401/403), the body (400 bad_json), then the row's handler. A handler only does its own job.
  * Matching: rows are tried in table order and the first row whose pattern matches the path
@@ -97,6 +98,8 @@ extern const size_t rc_api_nid_prefixes;
 
 /* Store handlers (api_store.c). */
 void rc_api_store_notif_list(struct rc_http_ctx *x, struct rc_route_req *r);
+/* GET /metrics (api_metrics.c) */
+void rc_api_metrics(struct rc_http_ctx *x, struct rc_route_req *r);
 void rc_api_store_notif_create(struct rc_http_ctx *x, struct rc_route_req *r);
 void rc_api_store_notif_unread(struct rc_http_ctx *x, struct rc_route_req *r);
 void rc_api_store_notif_get(struct rc_http_ctx *x, struct rc_route_req *r);

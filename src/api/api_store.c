@@ -54,6 +54,7 @@ bool rc_api_store_submit(struct rc_shard *s, struct rc_api_store_wait *w, json_t
         return false;
     req->origin = s;
     req->tag = (uint64_t)(uintptr_t)w;
+    s->ctr.store_submitted++;
     rc_store_submit(s->srv->store, req);
     return true;
 }
@@ -91,9 +92,12 @@ static void run_wait(struct rc_shard *s, struct rc_post *p)
 {
     struct rc_api_store_wait *w = RC_CONTAINER_OF(p, struct rc_api_store_wait, base);
     struct rc_conn *c = rc_shard_conn(s, w->conn_id);
-    if (w->purpose == RC_API_STORE_P_HTTP) {
-        if (c)
+    s->ctr.store_answered++;
+    if (w->purpose == RC_API_STORE_P_HTTP || w->purpose == RC_API_STORE_P_METRICS) {
+        if (c && w->purpose == RC_API_STORE_P_HTTP)
             answer_http(c, w);
+        else if (c)
+            rc_api_metrics_store_answered(c, w);
         discard_wait(p);
         return;
     }

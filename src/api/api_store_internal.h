@@ -35,7 +35,9 @@ static inline int64_t rc_api_store_wall_ms(void)
     return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
 }
 
-enum rc_api_store_purpose { RC_API_STORE_P_HTTP, RC_API_STORE_P_LOAD };
+/* P_HTTP: answer an HTTP request with the result; P_LOAD: a connection's
+ * durable subscriptions; P_METRICS: the store's stats for GET /metrics. */
+enum rc_api_store_purpose { RC_API_STORE_P_HTTP, RC_API_STORE_P_LOAD, RC_API_STORE_P_METRICS };
 
 /* A request's way back: allocated by the shard at submit, filled and posted
  * by the reply function. */
@@ -96,6 +98,10 @@ int64_t rc_api_store_rec_time(const json_t *rec, const char *key);
 void rc_api_store_index_reset(void);
 
 /* A new request's way back to c's shard (api_store.c); NULL when out of memory. */
+/* GET /metrics (api_metrics.c): the store's stats came back for c (NULL:
+ * gone); renders them and starts the shards' gather. */
+void rc_api_metrics_store_answered(struct rc_conn *c, struct rc_api_store_wait *w);
+
 struct rc_api_store_wait *rc_api_store_wait_new(enum rc_api_store_purpose purpose,
                                                 enum rc_store_op op, struct rc_conn *c);
 

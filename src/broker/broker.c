@@ -72,6 +72,11 @@ void rc_broker_stats(struct rc_conn *c, const struct rc_ticket *t, size_t limit)
     engine_of(c)->stats(c, t, limit);
 }
 
+void rc_broker_metrics(struct rc_conn *c, const struct rc_ticket *t, const char *extra)
+{
+    brk_mem_metrics(c, t, extra); /* the shards of this node, whatever the engine */
+}
+
 /* ---- lifecycle ------------------------------------------------------------------------------ */
 
 int rc_broker_init(struct rc_shard *s)

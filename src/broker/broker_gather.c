@@ -1,5 +1,5 @@
-/* broker_gather.c - presence (joins, leaves and listings on the owner
- * shard) and the gathers that ask every shard and merge the answers: stats,
+/* broker_gather.c - the gathers that ask every shard and merge the answers:
+ * stats (JSON for GET /api/realtime/stats, Prometheus text for GET /metrics),
  * broadcast and user-targeted publish (see broker.h). */
 #include <errno.h>
 #include <stdio.h>
@@ -15,211 +15,73 @@
 
 #include "broker_internal.h"
 
-/* ---- presence -------------------------------------------------------------------------- */
+/* ---- the shard counters, for both renderings ------------------------------------------ */
 
-/* A presence message's trip: a subscriber shard tells the topic's owner of a
- * join or leave (one hop); a listing goes origin -> owner (rendered) ->
- * origin (answers the ticket). */
-enum pres_kind { PRES_JOIN, PRES_LEAVE, PRES_LIST };
-
-struct pres_post {
-    struct rc_post post;
-    bool done;
-    enum pres_kind kind;
-    struct rc_shard *origin;
-    uint64_t conn_id; /* JOIN/LEAVE: the member connection */
-    char topic[RC_TOPIC_MAX_LEN + 1];
-    size_t topic_len;
-    char user[129]; /* "" = anonymous */
-    /* LIST */
-    struct rc_ticket ticket;
-    size_t offset, limit;
-    char *json;
+#define CTR(field, help)                                                                           \
+    {                                                                                              \
+#field, help, offsetof(struct rc_counters, field)                                          \
+    }
+#define CTR_AS(field, name, help)                                                                  \
+    {                                                                                              \
+        name, help, offsetof(struct rc_counters, field)                                            \
+    }
+const struct brk_counter_field brk_counter_fields[] = {
+    CTR(accepted, "Connections accepted."),
+    CTR(closed, "Connections closed."),
+    CTR(http_requests, "HTTP requests received."),
+    CTR(http_errors, "HTTP requests answered with an error status."),
+    CTR(ws_upgrades, "WebSocket upgrades completed."),
+    CTR(sse_streams, "SSE streams opened."),
+    CTR(published, "Events this shard gave ids to as their topic's owner."),
+    CTR(deliveries, "Events queued to connections."),
+    CTR(drops, "Deliveries refused because the connection was closing."),
+    CTR(slow_consumer_disconnects, "Connections closed for exceeding their output cap."),
+    CTR(heartbeat_timeouts, "Connections closed for missing heartbeats."),
+    CTR(handshake_timeouts, "Connections closed before completing a handshake in time."),
+    CTR(request_timeouts, "HTTP requests that did not arrive in time."),
+    CTR_AS(refused_max_conns, "refused_max_connections", "Connections refused at max_connections."),
+    CTR(refused_per_ip, "Connections refused at max_connections_per_ip."),
+    CTR(refused_handshake_rate, "Handshakes refused by the per-IP handshake rate."),
+    CTR(refused_origin, "Requests and handshakes refused: Origin not in allowed_origins."),
+    CTR(auth_failures, "Authentication failures."),
+    CTR(auth_timeouts, "Connections closed for not authenticating in time."),
+    CTR(token_expiries, "Connections closed because their token expired."),
+    CTR(forbidden, "Requests refused by the authorization rules."),
+    CTR(rate_limited, "Client messages refused by the rate limit."),
+    CTR(rate_limit_disconnects, "Connections closed for exceeding the rate limit."),
+    CTR(recv_enobufs, "Receives that found the provided-buffer ring empty."),
+    CTR(http_read_pauses, "HTTP connections that stopped being read while answers were owed."),
+    CTR(sends, "Send operations completed."),
+    CTR(send_iovecs, "Iovecs in completed send operations."),
+    CTR(wakeups, "Inbox wake-ups of the shard loop."),
+    CTR(durable_refused, "Durable subscriptions refused by the rules."),
+    CTR(durable_load_timeouts, "Connections greeted before their durable subscriptions loaded."),
+    CTR(user_subscription_refusals, "Subscription creates refused at max_user_subscriptions."),
+    CTR(accept_fd_exhausted, "Accepts that failed for want of file descriptors or memory."),
+    CTR(forwarded_loopback, "Trusted loopback requests carrying X-Forwarded-For."),
+    CTR(topics_evicted, "Owned topics freed by the idle sweep."),
+    CTR(rearms_deferred, "Accept, receive or wake-up re-arms retried a loop turn later."),
+    CTR(proxy_refused, "Connections refused for lacking a valid PROXY header."),
+    CTR(store_submitted, "Requests this shard queued to the store."),
+    CTR(store_answered, "Store requests of this shard whose answers came back."),
 };
+#undef CTR
+#undef CTR_AS
+const size_t brk_ncounter_fields = RC_ARRAY_LEN(brk_counter_fields);
 
-static void pres_run(struct rc_shard *s, struct rc_post *p);
-static void pres_discard(struct rc_post *p);
-
-static bool presence_on(const struct rc_shard *s, const char *topic, size_t n)
+uint64_t brk_counter_value(const struct rc_counters *k, const struct brk_counter_field *f)
 {
-    const struct rc_auth_rule *r = s->srv->auth ? rc_auth_rule_for(s->srv->auth, topic, n) : NULL;
-    if (r && (r->set & RC_AUTH_RULE_PRESENCE))
-        return r->presence;
-    return s->cfg->presence;
+    uint64_t v;
+    memcpy(&v, (const char *)k + f->offset, sizeof(v));
+    return v;
 }
 
-static void pres_free(struct pres_post *p)
-{
-    free(p->json);
-    free(p);
-}
-
-/* Subscriber shard: tell the owner that sub's connection joined or left. */
-static void presence_post(struct rc_shard *s, struct rc_sub *sub, struct rc_conn *c,
-                          enum pres_kind kind)
-{
-    struct pres_post *p = calloc(1, sizeof(*p));
-    if (!p)
-        return; /* presence counts drift by one; nothing else breaks */
-    p->post.run = pres_run;
-    p->post.discard = pres_discard;
-    p->kind = kind;
-    p->origin = s;
-    p->conn_id = c->id;
-    memcpy(p->topic, sub->pattern, sub->pattern_len);
-    p->topic_len = sub->pattern_len;
-    /* leave with the identity the join used, even if the connection has
-     * authenticated in between */
-    if (kind == PRES_JOIN)
-        memcpy(sub->presence_user, c->user_id, sizeof(sub->presence_user));
-    memcpy(p->user, sub->presence_user, sizeof(p->user));
-    rc_shard_post(s->srv->shards[rc_topic_owner(s->srv->nshards, p->topic, p->topic_len)],
-                  &p->post);
-}
-
-static int list_user(void *ctx, const struct rc_presence_user *u)
-{
-    json_t *arr = ctx;
-    json_t *o = json_object();
-    if (u->user.p) {
-        json_object_set_new(o, "user_id", json_stringn(u->user.p, u->user.n));
-    } else {
-        char idbuf[RC_CONN_ID_HEX + 1];
-        rc_conn_id_format(u->conn, idbuf);
-        json_object_set_new(o, "user_id", json_null());
-        json_object_set_new(o, "connection_id", json_string(idbuf));
-    }
-    json_object_set_new(o, "connections", json_integer(u->connections));
-    json_array_append_new(arr, o);
-    return 0;
-}
-
-/* Owner shard: apply a join/leave (announcing the user's first/last
- * connection on the topic as an event) or render a listing. */
-static void owner_presence(struct rc_shard *s, struct pres_post *p)
-{
-    struct rc_broker *b = B(s);
-    struct rc_slice topic = {p->topic, p->topic_len};
-    struct rc_slice user = {p->user, strlen(p->user)};
-    if (p->kind == PRES_LIST) {
-        json_t *users = json_array();
-        size_t nu = 0, nc = 0, next = 0;
-        rc_presence_count(b->presence, topic, &nu, &nc);
-        rc_presence_list(b->presence, topic, p->offset, p->limit, list_user, users, &next);
-        json_t *body =
-            json_pack("{s:s%, s:o, s:I, s:I}", "topic", p->topic, p->topic_len, "users", users,
-                      "total_users", (json_int_t)nu, "total_connections", (json_int_t)nc);
-        if (body && next)
-            json_object_set_new(body, "next_offset", json_integer((json_int_t)next));
-        p->json = body ? json_dumps(body, JSON_COMPACT) : NULL;
-        json_decref(body);
-        return;
-    }
-    bool changed = false;
-    if (p->kind == PRES_JOIN) {
-        if (rc_presence_join(b->presence, topic, user, p->conn_id, &changed) < 0)
-            return;
-    } else if (rc_presence_leave(b->presence, topic, user, p->conn_id, &changed) < 0) {
-        return;
-    }
-    if (b->engine == &rc_broker_redis_engine) {
-        /* the cluster decides joined/left: this node tells it its count */
-        brk_redis_presence(s, topic, user, p->conn_id);
-        return;
-    }
-    if (!changed)
-        return;
-    struct topic_state *t = brk_topic_get(b, p->topic, p->topic_len);
-    if (!t)
-        return;
-    json_t *data = json_object();
-    json_object_set_new(data, "topic", json_stringn(p->topic, p->topic_len));
-    if (user.n) {
-        json_object_set_new(data, "user_id", json_string(p->user));
-    } else {
-        char idbuf[RC_CONN_ID_HEX + 1];
-        rc_conn_id_format(p->conn_id, idbuf);
-        json_object_set_new(data, "user_id", json_null());
-        json_object_set_new(data, "connection_id", json_string(idbuf));
-    }
-    char id[RC_EVENT_ID_MAX];
-    const char *type = p->kind == PRES_JOIN ? "presence.joined" : "presence.left";
-    if (!brk_owner_fanout(s, t, type, &data, NULL, 0, NULL, id))
-        json_decref(data);
-}
-
-/* Origin shard: answer a listing, then free p. */
-static void presence_answer(struct rc_shard *s, struct pres_post *p)
-{
-    struct rc_conn *c = rc_shard_conn(s, p->ticket.conn_id);
-    if (c && p->json)
-        rc_conn_answer(
-            c, &p->ticket,
-            &(struct rc_answer){
-                .status = 200, .type = "presence", .json = p->json, .len = strlen(p->json)});
-    else if (c)
-        rc_conn_answer(
-            c, &p->ticket,
-            &(struct rc_answer){.status = 503, .code = "unavailable", .msg = "out of memory"});
-    pres_free(p);
-}
-
-static void pres_run(struct rc_shard *s, struct rc_post *post)
-{
-    struct pres_post *p = RC_CONTAINER_OF(post, struct pres_post, post);
-    if (p->kind != PRES_LIST) {
-        owner_presence(s, p);
-        pres_free(p);
-    } else if (p->done) {
-        presence_answer(s, p);
-    } else {
-        owner_presence(s, p);
-        p->done = true;
-        rc_shard_post(p->origin, &p->post);
-    }
-}
-
-static void pres_discard(struct rc_post *p)
-{
-    pres_free(RC_CONTAINER_OF(p, struct pres_post, post));
-}
-
-void brk_mem_presence_list(struct rc_conn *c, const struct rc_ticket *t, const char *topic,
-                           size_t n, size_t offset, size_t limit)
-{
-    struct rc_shard *s = c->shard;
-    struct pres_post *p = calloc(1, sizeof(*p));
-    if (!p || n > RC_TOPIC_MAX_LEN) {
-        free(p);
-        rc_conn_answer(
-            c, t,
-            &(struct rc_answer){.status = 503, .code = "unavailable", .msg = "out of memory"});
-        return;
-    }
-    p->post.run = pres_run;
-    p->post.discard = pres_discard;
-    p->kind = PRES_LIST;
-    p->origin = s;
-    p->conn_id = c->id;
-    memcpy(p->topic, topic, n);
-    p->topic_len = n;
-    p->ticket = *t;
-    p->offset = offset;
-    p->limit = limit;
-    rc_shard_post(s->srv->shards[rc_topic_owner(s->srv->nshards, topic, n)], &p->post);
-}
-
-bool rc_broker_presence_enabled(const struct rc_shard *s, const char *topic, size_t n)
-{
-    return presence_on(s, topic, n);
-}
-
-/* ---- gathers (stats, broadcast) --------------------------------------------------------- */
+/* ---- gathers (stats, metrics, broadcast) ------------------------------------------------ */
 
 /* A request that needs every shard: the origin posts one job to each shard
  * (itself included); each fills in its part and posts the job back; the
  * origin merges the parts into the gather and answers once the last is in. */
-enum job_kind { JOB_STATS, JOB_BROADCAST };
+enum job_kind { JOB_STATS, JOB_METRICS, JOB_BROADCAST };
 
 struct gather {
     enum job_kind kind;
@@ -232,6 +94,8 @@ struct gather {
     json_t *acc;  /* stats: the answer being built */
     json_t *users;
     size_t listed;
+    struct brk_metrics_part *mparts; /* metrics: one per shard, by shard id */
+    char *extra;                     /* metrics: text of the layers above (NULL = none) */
 };
 
 struct job_post {
@@ -239,11 +103,13 @@ struct job_post {
     bool done;
     struct rc_shard *origin;
     struct gather *g;
+    enum job_kind kind;
     struct rc_evbuf *ev; /* broadcast */
     size_t limit;
     /* results */
     uint64_t reached;
     json_t *part;
+    struct brk_metrics_part *mpart;
 };
 
 static void job_run(struct rc_shard *s, struct rc_post *p);
@@ -257,6 +123,7 @@ static void job_discard(struct rc_post *p)
     if (j->ev)
         rc_evbuf_unref(j->ev);
     json_decref(j->part);
+    free(j->mpart);
     free(j);
 }
 
@@ -275,6 +142,7 @@ static void gather_start(struct rc_conn *c, struct gather *g, struct rc_evbuf *e
         j->post.discard = job_discard;
         j->origin = s;
         j->g = g;
+        j->kind = g->kind;
         j->limit = g->limit;
         if (ev) {
             rc_evbuf_ref(ev);
@@ -318,51 +186,12 @@ static json_t *shard_stats_part(struct rc_shard *s, size_t limit)
         }
     }
     const struct rc_counters *k = &s->ctr;
-    const struct {
-        const char *name;
-        uint64_t v;
-    } counters[] = {
-        {"accepted", k->accepted},
-        {"closed", k->closed},
-        {"http_requests", k->http_requests},
-        {"http_errors", k->http_errors},
-        {"ws_upgrades", k->ws_upgrades},
-        {"sse_streams", k->sse_streams},
-        {"published", k->published},
-        {"deliveries", k->deliveries},
-        {"drops", k->drops},
-        {"slow_consumer_disconnects", k->slow_consumer_disconnects},
-        {"heartbeat_timeouts", k->heartbeat_timeouts},
-        {"handshake_timeouts", k->handshake_timeouts},
-        {"request_timeouts", k->request_timeouts},
-        {"refused_connections", k->refused_max_conns + k->refused_per_ip},
-        {"refused_max_connections", k->refused_max_conns},
-        {"refused_per_ip", k->refused_per_ip},
-        {"refused_handshake_rate", k->refused_handshake_rate},
-        {"refused_origin", k->refused_origin},
-        {"auth_failures", k->auth_failures},
-        {"auth_timeouts", k->auth_timeouts},
-        {"token_expiries", k->token_expiries},
-        {"forbidden", k->forbidden},
-        {"rate_limited", k->rate_limited},
-        {"rate_limit_disconnects", k->rate_limit_disconnects},
-        {"recv_enobufs", k->recv_enobufs},
-        {"http_read_pauses", k->http_read_pauses},
-        {"sends", k->sends},
-        {"send_iovecs", k->send_iovecs},
-        {"wakeups", k->wakeups},
-        {"durable_refused", k->durable_refused},
-        {"durable_load_timeouts", k->durable_load_timeouts},
-        {"user_subscription_refusals", k->user_subscription_refusals},
-        {"accept_fd_exhausted", k->accept_fd_exhausted},
-        {"forwarded_loopback", k->forwarded_loopback},
-        {"topics_evicted", k->topics_evicted},
-        {"rearms_deferred", k->rearms_deferred},
-        {"proxy_refused", k->proxy_refused},
-    };
     json_t *ctr = json_object();
-    for (size_t i = 0; i < RC_ARRAY_LEN(counters); i++)
-        json_object_set_new(ctr, counters[i].name, json_integer((json_int_t)counters[i].v));
+    for (size_t i = 0; i < brk_ncounter_fields; i++)
+        json_object_set_new(ctr, brk_counter_fields[i].name,
+                            json_integer((json_int_t)brk_counter_value(k, &brk_counter_fields[i])));
+    json_object_set_new(ctr, "refused_connections",
+                        json_integer((json_int_t)(k->refused_max_conns + k->refused_per_ip)));
     json_object_set_new(part, "connections", json_integer((json_int_t)conns));
     json_object_set_new(part, "authenticated", json_integer((json_int_t)authed));
     json_object_set_new(part, "subscription_count", json_integer((json_int_t)nsubs));
@@ -375,6 +204,44 @@ static json_t *shard_stats_part(struct rc_shard *s, size_t limit)
     return part;
 }
 
+/* A copy of this shard's numbers for /metrics (NULL when out of memory). */
+static struct brk_metrics_part *shard_metrics_part(struct rc_shard *s)
+{
+    struct brk_metrics_part *m = calloc(1, sizeof(*m));
+    if (!m)
+        return NULL;
+    m->present = true;
+    m->shard = s->id;
+    m->ctr = s->ctr;
+    m->hist = s->hist;
+    for (struct rc_conn *c = s->all; c; c = c->all_next) {
+        if (c->state == RC_CONN_CLOSED)
+            continue;
+        if (c->proto < RC_ARRAY_LEN(m->conns))
+            m->conns[c->proto]++;
+        if (c->authenticated && c->proto != RC_PROTO_HTTP)
+            m->authenticated++;
+        m->subscriptions += c->nsubs;
+        m->out_bytes += c->out.bytes;
+    }
+    struct rc_broker *b = B(s);
+    if (b) {
+        m->topics = b->ntopics;
+        for (size_t i = 0; i < b->topics_cap; i++) {
+            const struct topic_state *t = b->topics[i];
+            if (t) {
+                m->history_events += rc_history_len(&t->hist);
+                m->history_bytes += t->hist.bytes;
+            }
+        }
+        m->sub_pool_used = b->sub_pool.in_use;
+        m->sub_pool_cap = b->sub_pool.capacity;
+    }
+    m->conn_pool_used = s->conn_pool.in_use;
+    m->conn_pool_cap = s->conn_pool.capacity;
+    return m;
+}
+
 /* Any shard: run a gather's job and post it back to its origin. */
 static void run_job(struct rc_shard *s, struct job_post *j)
 {
@@ -382,6 +249,8 @@ static void run_job(struct rc_shard *s, struct job_post *j)
         j->reached = brk_deliver_broadcast(s, j->ev);
         rc_evbuf_unref(j->ev);
         j->ev = NULL;
+    } else if (j->kind == JOB_METRICS) {
+        j->mpart = shard_metrics_part(s);
     } else {
         j->part = shard_stats_part(s, j->limit);
     }
@@ -449,10 +318,27 @@ static void answer_no_memory(struct rc_conn *c, const struct rc_ticket *t)
         c, t, &(struct rc_answer){.status = 503, .code = "unavailable", .msg = "out of memory"});
 }
 
+/* The metrics answer: Prometheus text (broker_metrics.c). */
+static void metrics_finish(struct rc_shard *s, struct rc_conn *c, struct gather *g)
+{
+    size_t len = 0;
+    char *txt = brk_metrics_render(s, g->mparts, s->srv->nshards, g->extra, &len);
+    if (txt)
+        rc_conn_answer(
+            c, &g->ticket,
+            &(struct rc_answer){
+                .status = 200, .json = txt, .len = len, .content_type = BRK_METRICS_CONTENT_TYPE});
+    else
+        answer_no_memory(c, &g->ticket);
+    free(txt);
+}
+
 static void gather_finish(struct rc_shard *s, struct gather *g)
 {
     struct rc_conn *c = rc_shard_conn(s, g->ticket.conn_id);
-    if (c && g->kind == JOB_BROADCAST && g->echo) {
+    if (c && g->kind == JOB_METRICS) {
+        metrics_finish(s, c, g);
+    } else if (c && g->kind == JOB_BROADCAST && g->echo) {
         json_object_set_new(g->echo, "connections", json_integer((json_int_t)g->reached));
         char *txt = json_dumps(g->echo, JSON_COMPACT);
         if (txt)
@@ -488,6 +374,8 @@ static void gather_finish(struct rc_shard *s, struct gather *g)
     json_decref(g->acc);
     json_decref(g->users);
     json_decref(g->echo);
+    free(g->mparts);
+    free(g->extra);
     free(g);
 }
 
@@ -497,9 +385,12 @@ static void job_done(struct rc_shard *s, struct job_post *j)
     struct gather *g = j->g;
     if (g->kind == JOB_BROADCAST)
         g->reached += j->reached;
+    else if (g->kind == JOB_METRICS && j->mpart && j->mpart->shard < s->srv->nshards)
+        g->mparts[j->mpart->shard] = *j->mpart;
     else if (j->part)
         stats_merge(g, j->part);
     json_decref(j->part);
+    free(j->mpart);
     free(j);
     if (--g->pending == 0)
         gather_finish(s, g);
@@ -584,178 +475,23 @@ void brk_mem_stats(struct rc_conn *c, const struct rc_ticket *t, size_t limit)
         gather_finish(c->shard, g);
 }
 
-/* ---- max_subscribers and holds: counted at the topic's owner ------------------------- */
-
-/* Claims of a subscription slot at the owner (max_subscribers), and holds. */
-enum claim_kind {
-    CLAIM_TAKE,    /* max_subscribers: ask for a slot (answered) */
-    CLAIM_RELEASE, /* give a slot back */
-    CLAIM_HOLD,    /* an exact-topic subscription keeps the topic from eviction */
-    CLAIM_UNHOLD,  /* ... no longer */
-};
-
-/* A claim's trip: subscriber shard -> owner; a CLAIM_TAKE goes back with the
- * owner's answer (done). */
-struct claim_post {
-    struct rc_post post;
-    bool done;
-    bool allowed;
-    enum claim_kind kind;
-    struct rc_shard *origin;
-    uint64_t conn_id;
-    char sub_id[RC_SUB_ID_LEN + 1];
-    char topic[RC_TOPIC_MAX_LEN + 1];
-    size_t topic_len;
-    uint32_t limit;
-};
-
-static void claim_run(struct rc_shard *s, struct rc_post *post);
-
-static void claim_discard(struct rc_post *p)
+void brk_mem_metrics(struct rc_conn *c, const struct rc_ticket *t, const char *extra)
 {
-    free(RC_CONTAINER_OF(p, struct claim_post, post));
-}
-
-/* max_subscribers of the rule covering pattern, 0 = unlimited */
-static uint32_t max_subscribers(const struct rc_shard *s, const char *pattern, size_t n)
-{
-    const struct rc_auth_rule *r = s->srv->auth ? rc_auth_rule_for(s->srv->auth, pattern, n) : NULL;
-    return r && (r->set & RC_AUTH_RULE_MAX_SUBSCRIBERS) ? r->max_subscribers : 0;
-}
-
-static void claim_post(struct rc_shard *s, struct rc_sub *sub, struct rc_conn *c,
-                       enum claim_kind kind)
-{
-    struct claim_post *p = calloc(1, sizeof(*p));
-    if (!p) {
-        if (kind == CLAIM_TAKE)
-            sub->claim_pending = false; /* cannot ask: admit rather than block forever */
+    struct gather *g = calloc(1, sizeof(*g));
+    struct brk_metrics_part *parts = calloc(c->shard->srv->nshards, sizeof(*parts));
+    char *copy = extra ? strdup(extra) : NULL;
+    if (!g || !parts || (extra && !copy)) {
+        free(g);
+        free(parts);
+        free(copy);
+        answer_no_memory(c, t);
         return;
     }
-    p->post.run = claim_run;
-    p->post.discard = claim_discard;
-    p->kind = kind;
-    p->origin = s;
-    p->conn_id = c->id;
-    memcpy(p->sub_id, sub->id, sizeof(p->sub_id));
-    memcpy(p->topic, sub->pattern, sub->pattern_len);
-    p->topic_len = sub->pattern_len;
-    p->limit = max_subscribers(s, sub->pattern, sub->pattern_len);
-    rc_shard_post(s->srv->shards[rc_topic_owner(s->srv->nshards, p->topic, p->topic_len)],
-                  &p->post);
-}
-
-/* Subscriber shard: the owner's answer to a claim. */
-static void claim_answer(struct rc_shard *s, struct claim_post *p)
-{
-    struct rc_conn *c = rc_shard_conn(s, p->conn_id);
-    struct rc_sub *sub = NULL;
-    for (struct rc_sub *it = c ? c->subs : NULL; it; it = it->next_in_conn)
-        if (strcmp(it->id, p->sub_id) == 0)
-            sub = it;
-    if (!sub) {
-        /* the subscription is gone already: give the slot back */
-        if (p->allowed) {
-            p->kind = CLAIM_RELEASE;
-            p->done = false;
-            rc_shard_post(s->srv->shards[rc_topic_owner(s->srv->nshards, p->topic, p->topic_len)],
-                          &p->post);
-            return;
-        }
-        free(p);
-        return;
-    }
-    sub->claim_pending = false;
-    if (p->allowed) {
-        sub->claimed = true;
-        brk_sub_release_reply(c, sub); /* unless a cluster channel still waits */
-        free(p);
-        return;
-    }
-    char *reply = sub->pending_reply;
-    sub->pending_reply = NULL;
-    sub->channel_pending = false; /* it is removed: nothing waits any more */
-    struct rc_ticket t = brk_sub_ticket(sub, c);
-    brk_sub_ticket_done(sub);
-    char msg[400];
-    snprintf(msg, sizeof(msg),
-             "subscription %s to %.*s removed: the topic has its maximum of %u subscribers "
-             "(max_subscribers)",
-             sub->id, (int)p->topic_len, p->topic, p->limit);
-    s->ctr.forbidden++;
-    rc_conn_answer(c, &t,
-                   &(struct rc_answer){.status = 403, .code = "too_many_subscribers", .msg = msg});
-    free(reply);
-    rc_broker_unsubscribe_id(c, p->sub_id);
-    free(p);
-}
-
-static void claim_run(struct rc_shard *s, struct rc_post *post)
-{
-    struct claim_post *p = RC_CONTAINER_OF(post, struct claim_post, post);
-    if (p->done) {
-        claim_answer(s, p);
-        return;
-    }
-    if (p->kind == CLAIM_UNHOLD) {
-        struct topic_state *t = brk_topic_find(B(s), p->topic, p->topic_len);
-        if (t && t->holds && --t->holds == 0)
-            t->last_ms = rc_now_ms(); /* idle from now */
-        free(p);
-        return;
-    }
-    struct topic_state *t = brk_topic_get(B(s), p->topic, p->topic_len);
-    if (p->kind == CLAIM_HOLD) {
-        if (t)
-            t->holds++;
-        free(p);
-        return;
-    }
-    if (p->kind == CLAIM_RELEASE) {
-        if (t && t->subscribers)
-            t->subscribers--;
-        free(p);
-        return;
-    }
-    p->allowed = !t || !p->limit || t->subscribers < p->limit;
-    if (t && p->allowed)
-        t->subscribers++;
-    p->done = true;
-    rc_shard_post(p->origin, &p->post);
-}
-
-/* ---- the memory engine's subscription hooks -------------------------------------------- */
-
-/* sub entered this shard's trie: tell the topic's owner (hold an exact
- * topic, join its presence, claim a max_subscribers slot). */
-void brk_mem_subscribed(struct rc_conn *c, struct rc_sub *sub)
-{
-    struct rc_shard *s = c->shard;
-    bool exact = !rc_topic_is_pattern(sub->pattern, sub->pattern_len);
-    if (exact) {
-        /* keeps the topic's state (seq, history) from the idle sweep */
-        sub->held = true;
-        claim_post(s, sub, c, CLAIM_HOLD);
-    }
-    if (exact && presence_on(s, sub->pattern, sub->pattern_len)) {
-        sub->presence = true;
-        presence_post(s, sub, c, PRES_JOIN);
-    }
-    if (max_subscribers(s, sub->pattern, sub->pattern_len)) {
-        /* the owner decides; nothing is delivered until it says yes */
-        sub->claim_pending = true;
-        claim_post(s, sub, c, CLAIM_TAKE);
-    }
-}
-
-/* sub is leaving this shard's trie: undo what brk_mem_subscribed told the owner. */
-void brk_mem_unsubscribed(struct rc_conn *c, struct rc_sub *sub)
-{
-    struct rc_shard *s = c->shard;
-    if (sub->presence)
-        presence_post(s, sub, c, PRES_LEAVE);
-    if (sub->claimed)
-        claim_post(s, sub, c, CLAIM_RELEASE);
-    if (sub->held)
-        claim_post(s, sub, c, CLAIM_UNHOLD);
+    g->kind = JOB_METRICS;
+    g->ticket = *t;
+    g->mparts = parts;
+    g->extra = copy;
+    gather_start(c, g, NULL);
+    if (g->pending == 0)
+        gather_finish(c->shard, g);
 }

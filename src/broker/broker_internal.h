@@ -5,8 +5,11 @@
  *   broker_sub.c      subscriptions, SSE stream ids and delivery on a shard
  *   broker_topic.c    owned topics (table, epochs, idle sweep) and publish
  *   broker_history.c  history, resume and include_initial
- *   broker_gather.c   presence, max_subscribers claims and the cross-shard
- *                     gathers (stats, broadcast, user-targeted publish)
+ *   broker_owner.c    presence, max_subscribers claims and holds at the
+ *                     topic's owner; the memory engine's subscription hooks
+ *   broker_gather.c   the cross-shard gathers (stats and metrics, broadcast,
+ *                     user-targeted publish)
+ *   broker_metrics.c  the Prometheus rendering of a metrics gather
  * The memory engine (broker.h) is the brk_mem_* functions of these files.
  * Owner: struct rc_broker and the topics in it belong to one shard's thread;
  * a post is owned by whichever shard's inbox it is in (origin -> owner ->
@@ -162,15 +165,51 @@ int brk_mem_resume(struct rc_conn *c, struct rc_sub *sub, const struct rc_sub_op
 void brk_mem_history(struct rc_conn *c, const struct rc_ticket *t, const char *topic, size_t n,
                      const char *since, size_t limit);
 
-/* ---- broker_gather.c ---- */
+/* ---- broker_owner.c ---- */
 
 void brk_mem_subscribed(struct rc_conn *c, struct rc_sub *sub);
 void brk_mem_unsubscribed(struct rc_conn *c, struct rc_sub *sub);
 void brk_mem_presence_list(struct rc_conn *c, const struct rc_ticket *t, const char *topic,
                            size_t n, size_t offset, size_t limit);
+
+/* ---- broker_gather.c ---- */
+
 void brk_mem_publish_users(struct rc_conn *c, const struct rc_ticket *t, struct rc_publish *pub);
 void brk_mem_broadcast(struct rc_conn *c, const struct rc_ticket *t, struct rc_evbuf *ev);
 void brk_mem_stats(struct rc_conn *c, const struct rc_ticket *t, size_t limit);
+/* GET /metrics: gather every shard's brk_metrics_part, answer Prometheus text. */
+void brk_mem_metrics(struct rc_conn *c, const struct rc_ticket *t, const char *extra);
+
+/* The shard counters (shard.h) by name, for both renderings of a gather:
+ * the JSON stats' "counters" keys and the Prometheus ringcast_<name>_total. */
+struct brk_counter_field {
+    const char *name;
+    const char *help;
+    size_t offset; /* of a uint64_t in struct rc_counters */
+};
+extern const struct brk_counter_field brk_counter_fields[];
+extern const size_t brk_ncounter_fields;
+uint64_t brk_counter_value(const struct rc_counters *k, const struct brk_counter_field *f);
+
+/* One shard's numbers for /metrics, copied on its own thread by the gather. */
+struct brk_metrics_part {
+    bool present; /* false: the shard's job could not be allocated */
+    unsigned shard;
+    struct rc_counters ctr;
+    struct rc_shard_histos hist;
+    uint64_t conns[3]; /* open connections by enum rc_conn_proto */
+    uint64_t authenticated, subscriptions, topics, history_events, history_bytes, out_bytes;
+    uint64_t conn_pool_used, conn_pool_cap, sub_pool_used, sub_pool_cap;
+};
+
+/* ---- broker_metrics.c ---- */
+
+#define BRK_METRICS_CONTENT_TYPE "text/plain; version=0.0.4; charset=utf-8"
+/* The Prometheus text of a metrics gather (parts[0..n), by shard id), the
+ * process, the build and (broker = redis) the bridge; malloc'd, NULL when out
+ * of memory. Runs on the origin shard s. */
+char *brk_metrics_render(struct rc_shard *s, const struct brk_metrics_part *parts, unsigned n,
+                         const char *extra, size_t *len);
 
 /* ---- broker_redis.c, broker_redis_read.c (the cluster engine) ---- */
 

@@ -66,6 +66,14 @@ void rc_broker_cluster_stats(const struct rc_server *srv, json_t *obj)
     json_object_set_new(obj, "cluster", o);
 }
 
+bool rc_broker_cluster_counters(const struct rc_server *srv, struct rc_redis_counters *out)
+{
+    if (!srv->cluster)
+        return false;
+    rc_redis_bridge_counters(srv->cluster->bridge, out);
+    return true;
+}
+
 bool rc_broker_degraded(const struct rc_shard *s, char *why, size_t cap)
 {
     struct rc_broker_cluster *k = s->srv->cluster;
@@ -130,6 +138,8 @@ struct rc_evbuf *brk_redis_evbuf(const char *topic, size_t len, const char *epoc
     }
     free(t);
     ev->data = d;
+    if (nposts)
+        ev->accepted_ns = rc_now_ns(); /* live: received from Redis, for /metrics */
     return ev;
 }
 

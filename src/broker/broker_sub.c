@@ -330,6 +330,8 @@ size_t rc_broker_deliver(struct rc_shard *s, struct rc_evbuf *ev)
     b->cur_delivered = 0;
     rc_trie_match(b->trie, ev->topic, ev->topic_len, ev->data, deliver_one, b);
     s->ctr.deliveries += b->cur_delivered;
+    if (b->cur_delivered)
+        rc_shard_note_event(s, ev->accepted_ns);
     b->cur = NULL;
     return b->cur_delivered;
 }

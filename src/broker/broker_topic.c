@@ -262,6 +262,7 @@ uint64_t brk_owner_fanout(struct rc_shard *s, struct topic_state *t, const char 
     }
     memcpy(id_out, ev->id, RC_EVENT_ID_MAX);
     s->ctr.published++;
+    ev->accepted_ns = rc_now_ns(); /* one clock read per event, for /metrics */
     /* one reference per shard post; the creator's reference is handed over */
     rc_evbuf_ref_n(ev, s->srv->nshards - 1);
     for (unsigned i = 0; i < s->srv->nshards; i++) {

@@ -186,6 +186,7 @@ static void drop_oldest(struct rc_history *h)
 {
     struct rc_history_entry *o = &h->ring[h->head];
     h->dropped = o->seq;
+    h->bytes -= o->ev->ws_len + o->ev->sse_len;
     rc_evbuf_unref(o->ev);
     o->ev = NULL;
     h->head = h->head + 1 == h->size ? 0 : h->head + 1;
@@ -240,6 +241,7 @@ int rc_history_append(struct rc_history *h, uint64_t seq, struct rc_evbuf *ev, u
     rc_evbuf_ref(ev);
     h->ring[tail] = (struct rc_history_entry){seq, ev, now_ms};
     h->len++;
+    h->bytes += ev->ws_len + ev->sse_len;
     return 0;
 }
 

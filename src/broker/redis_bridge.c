@@ -16,6 +16,7 @@
 #include "ringcast/redis_bridge.h"
 #include "ringcast/redis_conn.h"
 #include "ringcast/redis_topics.h"
+#include "ringcast/timer.h"
 
 #include "redis_bridge_internal.h"
 
@@ -75,6 +76,8 @@ static void answer(struct rc_redis_bridge *b, struct rc_redis_req *req, int stat
     req->status = status;
     req->code = code;
     snprintf(req->why, sizeof(req->why), "%.150s", why ? why : "");
+    if ((req->op == RC_REDIS_READ || req->op == RC_REDIS_PUBLISH) && status < 400 && req->sent_ns)
+        rc_histo_add(&b->ctr.rtt_ns, rc_now_ns() - req->sent_ns);
     if (req->op == RC_REDIS_READ)
         b->ctr.reads++;
     else if (req->op != RC_REDIS_PUBLISH)
@@ -504,6 +507,7 @@ static void handle(struct rc_redis_bridge *b, struct rc_redis_req *req)
     uint32_t i = rc_redis_instance_for(req->topic, req->topic_len, b->cfg.nep);
     struct instance *in = &b->inst[i];
     bool edge = false;
+    req->sent_ns = rc_now_ns();
     switch (req->op) {
     case RC_REDIS_PUBLISH:
         publish(b, req);

@@ -50,6 +50,7 @@
  *   string    any text without control characters, up to the key's length
  * ---------------------------------------------------------------------------
  */
+#include <arpa/inet.h>
 #include <assert.h>
 #include <errno.h>
 #include <stdio.h>
@@ -187,6 +188,9 @@ static const char *check_api_key(const char *item)
 const struct rc_config_key rc_config_keys[] = {
     KEY_ADDR(listen_address, "0.0.0.0", "address to listen on: IPv4 or IPv6 literal, or localhost"),
     KEY_PORT(port, "8080", "TCP port to listen on"),
+    KEY_STRING(metrics_address, "",
+               "host:port of an extra listener serving only /metrics and /healthz, without API "
+               "keys (for a private network); empty = none"),
     KEY_UINT(shards, "0", 0, 256, "0 = one per CPU", "event-loop threads (one io_uring each)"),
     KEY_ENUM(log_level, "info", log_level_words, "lowest level that is logged"),
     KEY_ENUM(log_format, "logfmt", log_format_words, "log line format"),
@@ -424,9 +428,47 @@ static int validate_auth(const struct rc_config *c, struct rc_err *err)
     return 0;
 }
 
+int rc_config_hostport(const char *v, char host[RC_CONFIG_ADDR_MAX], uint16_t *port,
+                       struct rc_err *err)
+{
+    const char *colon = strrchr(v, ':'), *h = v;
+    size_t hn = colon ? (size_t)(colon - v) : 0;
+    if (hn >= 2 && v[0] == '[' && v[hn - 1] == ']') { /* [IPv6]:port */
+        h = v + 1;
+        hn -= 2;
+    }
+    char *end = NULL;
+    unsigned long p =
+        colon && colon[1] >= '0' && colon[1] <= '9' ? strtoul(colon + 1, &end, 10) : 0;
+    unsigned char tmp[sizeof(struct in6_addr)];
+    if (colon && hn && hn < RC_CONFIG_ADDR_MAX) {
+        memcpy(host, h, hn);
+        host[hn] = '\0';
+    }
+    bool ok = colon && hn && hn < RC_CONFIG_ADDR_MAX && end && !*end && p <= 65535 &&
+              (h != v ? inet_pton(AF_INET6, host, tmp) == 1
+                      : strcmp(host, "localhost") == 0 || inet_pton(AF_INET, host, tmp) == 1);
+    if (!ok) {
+        rc_err_set(err, 0, "bad_config",
+                   "config: metrics_address=%s is not host:port; use an IP literal and a port, "
+                   "e.g. 10.0.0.5:9464 or [::1]:9464, or leave it empty",
+                   v);
+        return -EINVAL;
+    }
+    *port = (uint16_t)p;
+    return 0;
+}
+
 int rc_config_validate(const struct rc_config *c, struct rc_err *err)
 {
     char a[32], b[32];
+
+    if (c->metrics_address[0]) {
+        char host[RC_CONFIG_ADDR_MAX];
+        uint16_t port;
+        if (rc_config_hostport(c->metrics_address, host, &port, err) < 0)
+            return -EINVAL;
+    }
 
     if (c->heartbeat_timeout <= c->heartbeat_interval) {
         rc_config_fmt_duration(c->heartbeat_timeout, a, sizeof(a));

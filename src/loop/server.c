@@ -155,12 +155,13 @@ static int check_port_free(const struct sockaddr *sa, socklen_t slen, const char
     return rc;
 }
 
-/* listen_address and port as a socket address; -EINVAL (err set) if not a literal. */
-static int listen_sockaddr(const struct rc_config *cfg, uint16_t port, struct sockaddr_storage *ss,
+/* addr (listen_address, or metrics_address's host) and port as a socket
+ * address; -EINVAL (err set) if not a literal. */
+static int listen_sockaddr(const char *cfg_addr, uint16_t port, struct sockaddr_storage *ss,
                            socklen_t *slen, struct rc_err *err)
 {
     memset(ss, 0, sizeof(*ss));
-    const char *addr = cfg->listen_address;
+    const char *addr = cfg_addr;
     if (strcmp(addr, "localhost") == 0)
         addr = "127.0.0.1";
     struct sockaddr_in *in4 = (struct sockaddr_in *)ss;
@@ -177,17 +178,15 @@ static int listen_sockaddr(const struct rc_config *cfg, uint16_t port, struct so
         *slen = sizeof(*in6);
         return 0;
     }
-    rc_err_set(err, 0, "bad_config", "listen_address %s is not an IPv4 or IPv6 literal",
-               cfg->listen_address);
+    rc_err_set(err, 0, "bad_config", "listen address %s is not an IPv4 or IPv6 literal", cfg_addr);
     return -EINVAL;
 }
 
-static int make_listener(const struct rc_config *cfg, uint16_t port, uint16_t *bound,
-                         struct rc_err *err)
+static int make_listener(const char *addr, uint16_t port, uint16_t *bound, struct rc_err *err)
 {
     struct sockaddr_storage ss;
     socklen_t slen;
-    int rc = listen_sockaddr(cfg, port, &ss, &slen, err);
+    int rc = listen_sockaddr(addr, port, &ss, &slen, err);
     if (rc < 0)
         return rc;
     int family = ss.ss_family;
@@ -206,7 +205,7 @@ static int make_listener(const struct rc_config *cfg, uint16_t port, uint16_t *b
     }
     if (bind(fd, (struct sockaddr *)&ss, slen) < 0) {
         int e = errno;
-        rc_err_set(err, 0, "listen", "bind %s port %u: %s", cfg->listen_address, port, strerror(e));
+        rc_err_set(err, 0, "listen", "bind %s port %u: %s", addr, port, strerror(e));
         close(fd);
         return -e;
     }
@@ -259,6 +258,7 @@ static int steer_by_address(int fd, unsigned nshards, struct rc_err *err)
 int rc_server_init(struct rc_server *srv, const struct rc_config *cfg, struct rc_err *err)
 {
     memset(srv, 0, sizeof(*srv));
+    srv->metrics_fd = -1;
     srv->cfg = cfg;
     unsigned n = cfg->shards;
     if (n == 0) {
@@ -295,7 +295,7 @@ int rc_server_init(struct rc_server *srv, const struct rc_config *cfg, struct rc
     if (port != 0) {
         struct sockaddr_storage ss;
         socklen_t slen;
-        int rc = listen_sockaddr(cfg, port, &ss, &slen, err);
+        int rc = listen_sockaddr(cfg->listen_address, port, &ss, &slen, err);
         if (rc == 0)
             rc = check_port_free((struct sockaddr *)&ss, slen, cfg->listen_address, port, err);
         if (rc < 0)
@@ -318,11 +318,20 @@ int rc_server_init(struct rc_server *srv, const struct rc_config *cfg, struct rc
         rc_mpsc_init(&s->inbox, s->wake_fd);
         rc_pool_init(&s->conn_pool, sizeof(struct rc_conn), 256, 0);
         uint16_t bound = 0;
-        int fd = make_listener(cfg, port, &bound, err);
+        int fd = make_listener(cfg->listen_address, port, &bound, err);
         if (fd < 0)
             return fd;
         s->listen_fd = fd;
         port = bound; /* port 0: the first listener picks, the others share it */
+    }
+    if (cfg->metrics_address[0]) {
+        char host[RC_CONFIG_ADDR_MAX];
+        uint16_t mport = 0, mbound = 0;
+        if (rc_config_hostport(cfg->metrics_address, host, &mport, err) < 0)
+            return -EINVAL;
+        srv->metrics_fd = make_listener(host, mport, &mbound, err);
+        if (srv->metrics_fd < 0)
+            return srv->metrics_fd;
     }
     /* behind a PROXY-protocol proxy every socket has the proxy's address:
      * steering by it would put every connection on one shard */
@@ -335,15 +344,25 @@ int rc_server_init(struct rc_server *srv, const struct rc_config *cfg, struct rc
     return 0;
 }
 
-uint16_t rc_server_port(const struct rc_server *srv)
+static uint16_t bound_port(int fd)
 {
     struct sockaddr_storage got;
     socklen_t glen = sizeof(got);
-    if (!srv->nshards || getsockname(srv->shards[0]->listen_fd, (struct sockaddr *)&got, &glen))
+    if (fd < 0 || getsockname(fd, (struct sockaddr *)&got, &glen))
         return 0;
     if (got.ss_family == AF_INET)
         return ntohs(((struct sockaddr_in *)&got)->sin_port);
     return ntohs(((struct sockaddr_in6 *)&got)->sin6_port);
+}
+
+uint16_t rc_server_port(const struct rc_server *srv)
+{
+    return srv->nshards ? bound_port(srv->shards[0]->listen_fd) : 0;
+}
+
+uint16_t rc_server_metrics_port(const struct rc_server *srv)
+{
+    return bound_port(srv->metrics_fd);
 }
 
 int rc_server_start(struct rc_server *srv, struct rc_err *err)
@@ -438,6 +457,9 @@ void rc_server_join(struct rc_server *srv)
         rc_pool_fini(&s->conn_pool);
         free(s);
     }
+    if (srv->metrics_fd >= 0)
+        close(srv->metrics_fd);
+    srv->metrics_fd = -1;
     free(srv->shards);
     srv->shards = NULL;
 }

@@ -34,14 +34,16 @@ static struct io_uring_sqe *get_sqe(struct rc_shard *s)
     return sqe;
 }
 
-static int rc_ring_prep_accept(struct rc_shard *s)
+/* slot names the listener (enum rc_conn_listener) */
+static int rc_ring_prep_accept(struct rc_shard *s, enum rc_conn_listener l)
 {
     struct io_uring_sqe *sqe = get_sqe(s);
     if (!sqe)
         return -EBUSY;
-    io_uring_prep_multishot_accept(sqe, s->listen_fd, NULL, NULL, SOCK_CLOEXEC);
-    io_uring_sqe_set_data64(sqe, rc_ud_pack(RC_OP_ACCEPT, 0, 0));
-    s->accept_armed = true;
+    int fd = l == RC_LISTENER_METRICS ? s->srv->metrics_fd : s->listen_fd;
+    io_uring_prep_multishot_accept(sqe, fd, NULL, NULL, SOCK_CLOEXEC);
+    io_uring_sqe_set_data64(sqe, rc_ud_pack(RC_OP_ACCEPT, 0, l));
+    *(l == RC_LISTENER_METRICS ? &s->metrics_armed : &s->accept_armed) = true;
     return 0;
 }
 
@@ -236,23 +238,6 @@ void rc_shard_recv_resume(struct rc_shard *s, struct rc_conn *c)
 
 /* ---- completions -------------------------------------------------------------- */
 
-/* Refuse a just-accepted socket over a limit: a short 503 the client can read
- * (best effort, never blocking), then close. The Content-Length is computed,
- * so the text can change safely. */
-static void refuse(int fd, const char *json)
-{
-    char msg[320];
-    int n = snprintf(msg, sizeof(msg),
-                     "HTTP/1.1 503 Service Unavailable\r\nContent-Type: application/json\r\n"
-                     "Connection: close\r\nContent-Length: %zu\r\n\r\n%s",
-                     strlen(json), json);
-    if (n > 0 && (size_t)n < sizeof(msg)) {
-        ssize_t w = send(fd, msg, (size_t)n, MSG_NOSIGNAL | MSG_DONTWAIT);
-        (void)w; /* the client may already be gone */
-    }
-    close(fd);
-}
-
 #define ACCEPT_BACKOFF_MIN_MS 10
 #define ACCEPT_BACKOFF_MAX_MS 1000
 #define ACCEPT_LOG_INTERVAL_MS 1000
@@ -304,7 +289,7 @@ static void rearm_deferred(struct rc_shard *s, const char *what)
 static void arm_accept(struct rc_shard *s)
 {
     s->accept_rearm = false;
-    if (rc_ring_prep_accept(s) < 0) {
+    if (rc_ring_prep_accept(s, RC_LISTENER_MAIN) < 0) {
         s->accept_rearm = true;
         rearm_deferred(s, "accept");
     }
@@ -323,6 +308,9 @@ static void arm_wake(struct rc_shard *s)
  * one that could not be armed for want of an SQE. */
 static void accept_maybe_resume(struct rc_shard *s)
 {
+    /* metrics_address (shard 0): re-armed whenever it ended, unless paused */
+    if (s->metrics_rearm && !s->metrics_armed && !s->accept_paused && s->accepting)
+        s->metrics_rearm = rc_ring_prep_accept(s, RC_LISTENER_METRICS) < 0;
     if (s->accept_rearm && !s->accept_armed && !s->accept_paused) {
         if (s->accepting)
             arm_accept(s);
@@ -343,7 +331,11 @@ static bool accept_out_of_resources(int res)
 
 static void on_accept(struct rc_shard *s, struct io_uring_cqe *cqe)
 {
-    if (!(cqe->flags & IORING_CQE_F_MORE)) {
+    bool metrics = rc_ud_slot(cqe->user_data) == RC_LISTENER_METRICS;
+    if (metrics && !(cqe->flags & IORING_CQE_F_MORE)) {
+        s->metrics_armed = false;
+        s->metrics_rearm = cqe->res != -ECANCELED; /* next turn (accept_maybe_resume) */
+    } else if (!(cqe->flags & IORING_CQE_F_MORE)) {
         s->accept_armed = false;
         if (s->accepting && !s->accept_paused && cqe->res != -ECANCELED &&
             !accept_out_of_resources(cqe->res))
@@ -368,8 +360,9 @@ static void on_accept(struct rc_shard *s, struct io_uring_cqe *cqe)
     int fd = cqe->res;
     /* max_connections counts every shard's connections: one shared budget */
     if ((s->draining && !s->drain_listening) || !rc_connbudget_take(&s->srv->conns)) {
-        refuse(fd, "{\"error\":{\"code\":\"too_many_connections\",\"message\":\"connection "
-                   "limit reached; retry later\"}}");
+        rc_shard_refuse(fd,
+                        "{\"error\":{\"code\":\"too_many_connections\",\"message\":\"connection "
+                        "limit reached; retry later\"}}");
         s->ctr.refused_max_conns++;
         return;
     }
@@ -384,8 +377,8 @@ static void on_accept(struct rc_shard *s, struct io_uring_cqe *cqe)
     bool count_ip = have_key && s->ip_conns && !s->cfg->proxy_protocol;
     if (count_ip && rc_iptable_acquire(s->ip_conns, &key, s->cfg->max_connections_per_ip) < 0) {
         rc_connbudget_put(&s->srv->conns);
-        refuse(fd, "{\"error\":{\"code\":\"too_many_connections\",\"message\":\"too many "
-                   "connections from your address; retry later\"}}");
+        rc_shard_refuse(fd, "{\"error\":{\"code\":\"too_many_connections\",\"message\":\"too many "
+                            "connections from your address; retry later\"}}");
         s->ctr.refused_per_ip++;
         return;
     }
@@ -403,6 +396,7 @@ static void on_accept(struct rc_shard *s, struct io_uring_cqe *cqe)
     c->peer = peer;
     c->ipkey = key;
     c->counted_ip = count_ip;
+    c->listener = metrics ? RC_LISTENER_METRICS : RC_LISTENER_MAIN;
     s->ctr.accepted++;
     if (rc_ring_prep_recv(s, c) < 0) {
         /* no SQE: the flush at the end of this loop turn arms it */
@@ -410,8 +404,8 @@ static void on_accept(struct rc_shard *s, struct io_uring_cqe *cqe)
         rc_conn_mark_dirty(c);
         rearm_deferred(s, "recv");
     }
-    if (s->cfg->proxy_protocol)
-        rc_shard_proxy_start(s, c); /* the session opens once the header is read */
+    if (s->cfg->proxy_protocol && !metrics) /* scrapers connect directly */
+        rc_shard_proxy_start(s, c);         /* the session opens once the header is read */
     else
         rc_conn_on_open(c);
 }
@@ -517,6 +511,7 @@ static void on_send(struct rc_shard *s, struct io_uring_cqe *cqe)
     }
     s->ctr.sends++;
     s->ctr.send_iovecs += c->send_iovs;
+    rc_histo_add(&s->hist.send_iovecs, c->send_iovs);
     rc_outq_consume(&c->out, (size_t)cqe->res);
     /* a short send leaves the rest queued; the flush below resubmits it */
     rc_conn_mark_dirty(c);
@@ -712,9 +707,11 @@ void *rc_shard_main(void *arg)
     }
     s->accepting = true;
     arm_accept(s);
+    s->metrics_rearm = s->id == 0 && s->srv->metrics_fd >= 0; /* armed in the loop */
     arm_wake(s);
     rc_server_report_started();
 
+    rc_shard_turn_start(s);
     while (!s->stop) {
         rc_mpsc_awake(&s->inbox);
         drain_inbox(s);
@@ -743,6 +740,7 @@ void *rc_shard_main(void *arg)
             arm_wake(s);
         rc_shard_flush(s);
         rc_shard_buf_publish(s);
+        rc_shard_turn_end(s);
 
         struct __kernel_timespec ts = {.tv_sec = 0, .tv_nsec = RC_TIMER_TICK_MS * 1000000L};
         struct io_uring_cqe *cqe = NULL;
@@ -752,6 +750,7 @@ void *rc_shard_main(void *arg)
             rc = io_uring_submit(&s->ring);
         if (rc < 0 && rc != -ETIME && rc != -EINTR && rc != -EBUSY)
             rc_log(RC_LOG_WARN, "ring_enter_failed", "shard=%u error=\"%s\"", s->id, strerror(-rc));
+        rc_shard_turn_start(s);
         unsigned head, seen = 0;
         io_uring_for_each_cqe(&s->ring, head, cqe)
         {

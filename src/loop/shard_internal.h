@@ -44,6 +44,9 @@ void rc_shard_drain_step(struct rc_shard *s);
  * PROXY header (handshake_timeout) before its session opens; the per-IP
  * connection count is taken once the header gives the client's address. */
 void rc_shard_proxy_start(struct rc_shard *s, struct rc_conn *c);
+/* Refuse a just-accepted socket over a limit (a short 503 with body json,
+ * best effort), then close it. */
+void rc_shard_refuse(int fd, const char *json);
 /* Pin the calling thread to the shard's CPU (id modulo the CPUs it may use). */
 void rc_shard_pin_cpu(struct rc_shard *s);
 

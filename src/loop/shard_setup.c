@@ -1,13 +1,16 @@
 /* shard_setup.c - what a shard sets up before its loop runs: the io_uring ring
  * (features probed, with a message naming what the kernel lacks), the
- * provided-buffer ring, the per-IP tables, the CPU pin. Runs on the shard's own
- * thread, from rc_shard_main (shard.c). */
+ * provided-buffer ring, the per-IP tables, the CPU pin; and the answer to a
+ * connection refused at accept. Runs on the shard's own thread, from
+ * rc_shard_main (shard.c). */
 #include <errno.h>
 #include <pthread.h>
 #include <sched.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/socket.h>
+#include <unistd.h>
 
 #include "shard_internal.h"
 
@@ -129,4 +132,21 @@ void rc_shard_pin_cpu(struct rc_shard *s)
             return;
         }
     }
+}
+
+/* Refuse a just-accepted socket over a limit: a short 503 the client can read
+ * (best effort, never blocking), then close. The Content-Length is computed,
+ * so the text can change safely. */
+void rc_shard_refuse(int fd, const char *json)
+{
+    char msg[320];
+    int n = snprintf(msg, sizeof(msg),
+                     "HTTP/1.1 503 Service Unavailable\r\nContent-Type: application/json\r\n"
+                     "Connection: close\r\nContent-Length: %zu\r\n\r\n%s",
+                     strlen(json), json);
+    if (n > 0 && (size_t)n < sizeof(msg)) {
+        ssize_t w = send(fd, msg, (size_t)n, MSG_NOSIGNAL | MSG_DONTWAIT);
+        (void)w; /* the client may already be gone */
+    }
+    close(fd);
 }

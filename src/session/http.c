@@ -390,14 +390,14 @@ static struct http_slot *take_deferred(struct rc_conn *c, uint32_t serial)
     return sl->ready ? NULL : sl;
 }
 
-static void fill_deferred(struct rc_conn *c, struct http_slot *sl, int status, const char *extra,
-                          const char *json, size_t len)
+static void fill_deferred(struct rc_conn *c, struct http_slot *sl, int status, const char *ctype,
+                          const char *extra, const char *json, size_t len)
 {
     size_t total;
     bool was_paused = paused(c);
     c->pend->waiting--;
-    char *out = rc_http_build_response(c, status, "application/json", extra, json, len,
-                                       sl->keep_alive, sl->head_only, sl->cors, &total);
+    char *out = rc_http_build_response(c, status, ctype ? ctype : "application/json", extra, json,
+                                       len, sl->keep_alive, sl->head_only, sl->cors, &total);
     if (!out) {
         rc_conn_close_now(c);
         return;
@@ -418,7 +418,7 @@ void rc_http_deferred_json(struct rc_conn *c, uint32_t serial, int status, const
 {
     struct http_slot *sl = take_deferred(c, serial);
     if (sl)
-        fill_deferred(c, sl, status, NULL, json, len);
+        fill_deferred(c, sl, status, NULL, NULL, json, len);
 }
 
 void rc_http_deferred_respond(struct rc_conn *c, uint32_t serial, int status,
@@ -426,7 +426,7 @@ void rc_http_deferred_respond(struct rc_conn *c, uint32_t serial, int status,
 {
     struct http_slot *sl = take_deferred(c, serial);
     if (sl)
-        fill_deferred(c, sl, status, extra_headers, json, len);
+        fill_deferred(c, sl, status, NULL, extra_headers, json, len);
 }
 
 void rc_http_deferred_error(struct rc_conn *c, uint32_t serial, int status, const char *code,
@@ -437,7 +437,7 @@ void rc_http_deferred_error(struct rc_conn *c, uint32_t serial, int status, cons
     if (!sl)
         return;
     size_t n = rc_http_error_json(body, sizeof(body), code, msg);
-    fill_deferred(c, sl, status, NULL, body, n);
+    fill_deferred(c, sl, status, NULL, NULL, body, n);
 }
 
 void rc_http_switch(struct rc_conn *c, enum rc_conn_proto proto, const struct rc_conn_ops *ops)
@@ -767,13 +767,14 @@ static void http_on_drain(struct rc_conn *c)
  * serial); take_deferred drops one for a request no longer waited for. */
 static void answer_http(struct rc_conn *c, const struct rc_ticket *t, const struct rc_answer *a)
 {
+    struct http_slot *sl;
     if (t->kind == RC_TICKET_HTTP_PART)
         rc_http_part_answer(c, t, a);
     else if (a->code)
         rc_http_deferred_error(c, t->serial, a->status, a->code, a->msg);
-    else
-        rc_http_deferred_respond(c, t->serial, a->status, a->extra_headers, a->json ? a->json : "",
-                                 a->json ? a->len : 0);
+    else if ((sl = take_deferred(c, t->serial)))
+        fill_deferred(c, sl, a->status, a->content_type, a->extra_headers, a->json ? a->json : "",
+                      a->json ? a->len : 0);
 }
 
 const struct rc_conn_ops rc_http_conn_ops = {

@@ -33,8 +33,10 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "ringcast/histo.h"
 #include "ringcast/log.h"
 #include "ringcast/store.h"
+#include "ringcast/timer.h"
 #include "ringcast/topic.h"
 #include "store_internal.h"
 
@@ -140,6 +142,15 @@ struct rc_store_worker {
 
 /* A counter of s->st: written by this thread only, read by any (STATS sums the pool). */
 #define ST_ADD(s, field, v) __atomic_add_fetch(&(s)->st.field, (uint64_t)(v), __ATOMIC_RELAXED)
+
+/* The request latency histogram of s->st, with the same relaxed atomics. */
+static void st_latency_add(struct rc_store_worker *s, uint64_t v)
+{
+    struct rc_histo *h = &s->st.latency_ns;
+    __atomic_add_fetch(&h->b[rc_histo_bucket(v)], 1, __ATOMIC_RELAXED);
+    __atomic_add_fetch(&h->count, 1, __ATOMIC_RELAXED);
+    __atomic_add_fetch(&h->sum, v, __ATOMIC_RELAXED);
+}
 
 static int64_t now_of(struct rc_store_worker *s)
 {
@@ -343,6 +354,13 @@ static json_t *stats_json(struct rc_store_worker *s)
         "largest_batch", (json_int_t)t.largest_batch, "queued",
         (json_int_t)(t.submitted - t.requests), "pool", (json_int_t)rc_store_pool_size(s->pool));
     struct rc_err err = {0};
+    json_t *b = o ? json_array() : NULL;
+    for (unsigned i = 0; b && i < RC_HISTO_BUCKETS; i++)
+        json_array_append_new(b, json_integer((json_int_t)t.latency_ns.b[i]));
+    if (o)
+        json_object_set_new(o, "latency_ns",
+                            json_pack("{s:I, s:I, s:o?}", "count", (json_int_t)t.latency_ns.count,
+                                      "sum", (json_int_t)t.latency_ns.sum, "buckets", b));
     if (o && s->ops->describe(s->eng, o, &err) != 0)
         json_object_set_new(o, "engine_error", json_string(err.msg));
     return o;
@@ -590,8 +608,10 @@ size_t rc_store_worker_poll(struct rc_store_worker *s)
             }
         }
     }
+    uint64_t done_ns = rc_now_ns();
     for (size_t i = 0; i < n; i++) {
         ST_ADD(s, failed, s->batch[i]->status >= 400);
+        st_latency_add(s, done_ns - s->batch[i]->submitted_ns);
         s->reply(s->reply_ctx, s->batch[i]);
     }
     return n;
@@ -719,6 +739,7 @@ int rc_store_worker_start(struct rc_store_worker *s, struct rc_err *err)
 
 void rc_store_worker_submit(struct rc_store_worker *s, struct rc_store_req *req)
 {
+    req->submitted_ns = rc_now_ns();
     __atomic_add_fetch(&s->st.submitted, 1, __ATOMIC_RELAXED);
     rc_mpsc_push(&s->q, &req->node);
 }
@@ -760,6 +781,10 @@ void rc_store_worker_stats(const struct rc_store_worker *s, struct rc_store_stat
     sum->reads += LOAD(reads);
     sum->failed += LOAD(failed);
     sum->purged += LOAD(purged);
+    sum->latency_ns.count += LOAD(latency_ns.count);
+    sum->latency_ns.sum += LOAD(latency_ns.sum);
+    for (unsigned i = 0; i < RC_HISTO_BUCKETS; i++)
+        sum->latency_ns.b[i] += LOAD(latency_ns.b[i]);
     uint64_t largest = LOAD(largest_batch);
     if (largest > sum->largest_batch)
         sum->largest_batch = largest;

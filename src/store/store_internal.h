@@ -14,6 +14,7 @@
 
 #include <stdint.h>
 
+#include "ringcast/histo.h"
 #include "ringcast/store.h"
 
 #ifdef __cplusplus
@@ -29,6 +30,7 @@ struct rc_store_stats {
     uint64_t submitted; /* requests queued to the worker (any thread) */
     uint64_t requests, batches, commits, commit_failures, writes, reads, failed, purged;
     uint64_t largest_batch;
+    struct rc_histo latency_ns; /* submit -> reply, per request (GET /metrics) */
 };
 
 struct rc_store_worker;
