@@ -543,6 +543,7 @@ const struct rc_route rc_api_routes[] = {
     {POST, "/api/realtime/publish", RC_SCOPE_PUBLISH, RC_BODY_JSON, 0, h_publish},
     {GET, "/api/realtime/stats", RC_SCOPE_ADMIN, RC_BODY_NONE, 0, h_stats},
     {GET, "/api/v1/stats", RC_SCOPE_ADMIN, RC_BODY_NONE, 0, h_stats},
+    {POST, "/api/realtime/disconnect", RC_SCOPE_ADMIN, RC_BODY_JSON, 0, rc_api_admin_disconnect},
     {GET, HISTORY_PREFIX "{topic}", RC_SCOPE_PUBLISH, RC_BODY_NONE, RC_ROUTE_TAIL, h_history},
     {GET, PRESENCE_PREFIX "{topic}", RC_SCOPE_PUBLISH, RC_BODY_NONE, RC_ROUTE_TAIL, h_presence},
 
