@@ -991,6 +991,9 @@ static void expect_signed_roundtrip(struct rc_jwt_signer *s, const struct rc_jwt
     assert_int_equal(c.exp, now + 600);
     assert_int_equal(c.n_topics, 2);
     assert_string_equal(c.topics[1], "b.c");
+    json_t *back = rc_jwt_payload(tok, strlen(tok));
+    assert_true(json_equal(back, claims)); /* every claim as signed */
+    json_decref(back);
     /* one flipped signature character: refused */
     size_t n = strlen(tok);
     tok[n - 2] = tok[n - 2] == 'A' ? 'B' : 'A';

@@ -133,6 +133,11 @@ void rc_jwt_signer_free(struct rc_jwt_signer *s);
  * RC_JWT_MAX_TOKEN bytes). */
 char *rc_jwt_sign(const struct rc_jwt_signer *s, const json_t *claims, struct rc_err *err);
 
+/* The claims of a token rc_jwt_verify accepted, every one of them (custom claims too), as a
+ * new JSON object; NULL when the payload does not decode. Only for showing a verified token
+ * (the CLI's checktoken): it checks nothing itself. */
+json_t *rc_jwt_payload(const char *token, size_t len);
+
 /* "HS256", "RS256" or "ES256". */
 const char *rc_jwt_alg_name(enum rc_jwt_alg alg);
 

@@ -192,10 +192,9 @@ static void on_message(struct wsc *w, const char *txt, size_t n)
                      (int)(n > 200 ? 200 : n), txt);
     } else if (strcmp(type, "event") == 0) {
         char *line = json_dumps(data, JSON_COMPACT | JSON_PRESERVE_ORDER);
-        if (line) {
-            puts(line);
-            fflush(stdout);
-        }
+        if (line && (puts(line) < 0 || fflush(stdout) != 0))
+            w->result =
+                rc_cli_error(w->cmd, RC_CLI_FAIL, "cannot write to stdout: %s", strerror(errno));
         free(line);
     } else if (strcmp(type, "subscribed") == 0) {
         w->subscribed = true;

@@ -149,24 +149,16 @@ out:
     return rc;
 }
 
-static void print_claims(const struct rc_jwt_claims *c, int64_t now)
+/* {"valid":true,"alg":...,"expires_in_s":...} then every claim of the token, as signed. */
+static void print_claims(const struct rc_jwt_claims *c, const char *token, int64_t now)
 {
-    json_t *j =
-        json_pack("{s:b, s:s, s:s}", "valid", 1, "alg", rc_jwt_alg_name(c->alg), "sub", c->sub);
-    if (c->has_exp) {
-        json_object_set_new(j, "exp", json_integer(c->exp));
+    json_t *j = json_pack("{s:b, s:s}", "valid", 1, "alg", rc_jwt_alg_name(c->alg));
+    if (c->has_exp)
         json_object_set_new(j, "expires_in_s", json_integer(c->exp - now));
-    }
-    if (c->has_nbf)
-        json_object_set_new(j, "nbf", json_integer(c->nbf));
-    if (c->has_iat)
-        json_object_set_new(j, "iat", json_integer(c->iat));
-    if (c->has_topics) {
-        json_t *t = json_array();
-        for (size_t i = 0; i < c->n_topics; i++)
-            json_array_append_new(t, json_string(c->topics[i]));
-        json_object_set_new(j, "topics", t);
-    }
+    json_t *all = rc_jwt_payload(token, strlen(token));
+    if (all)
+        json_object_update_missing(j, all);
+    json_decref(all);
     char *txt = json_dumps(j, JSON_COMPACT | JSON_PRESERVE_ORDER);
     if (txt)
         puts(txt);
@@ -223,7 +215,7 @@ int rc_cli_checktoken(const struct rc_cli_cmd *cmd, int argc, char **argv, char 
                           err.msg);
         goto out;
     }
-    print_claims(&claims, now);
+    print_claims(&claims, token, now);
     rc = RC_CLI_OK;
 out:
     OPENSSL_cleanse(token, sizeof(token));

@@ -322,6 +322,7 @@ def test_cli_gentoken_accepted_by_the_server_and_checktoken_verdicts():
         eq((c["valid"], c["alg"], c["sub"], c["topics"]), (True, "HS256", "carol",
                                                            ["team.x.>", "b.c"]), "claims")
         check(895 <= c["expires_in_s"] <= 900, f"ttl 15m: {c}")
+        eq((c["plan"], c["level"], c["exp"] - c["iat"]), ("pro", 3, 900), "custom claims, exp")
         eq(cli("checktoken", "-", env=env, stdin=tok + "\n")[0], 0, "the token from stdin")
         # a damaged signature, another secret, an expired token
         head, body, sig = tok.split(".")
