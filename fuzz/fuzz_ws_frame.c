@@ -1,6 +1,7 @@
 /* fuzz_ws_frame.c - libFuzzer harness for the WebSocket frame reader.
- * Input: byte 0 picks max_message, byte 1 the split point, the rest is the
- * client byte stream, fed in two pieces. Checks: consumed <= len; DONE consumes;
+ * Input: byte 0 picks max_message (low 7 bits) and the side (top bit: the client's
+ * reader of unmasked server frames), byte 1 the split point, the rest is the
+ * byte stream, fed in two pieces. Checks: consumed <= len; DONE consumes;
  * MORE consumes all; chunk data lies inside the piece or inside the reader; a
  * data message never exceeds max_message; control payloads <= 125; TEXT pieces
  * are valid UTF-8 (checked again with a separate validator) and complete at
@@ -125,9 +126,12 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         return 0;
     n = size - 2;
     split = data[1] % (n + 1);
-    s.max_message = (size_t)data[0] * 37;
+    s.max_message = (size_t)(data[0] & 0x7f) * 74;
     struct rc_ws_limits lim = {s.max_message};
-    rc_ws_reader_init(&s.r, &lim);
+    if (data[0] & 0x80)
+        rc_ws_reader_init_client(&s.r, &lim); /* server frames, as the CLI reads them */
+    else
+        rc_ws_reader_init(&s.r, &lim);
     s.in_msg = false;
     s.failed = false;
 

@@ -20,6 +20,7 @@
 #include "ringcast/api_store.h"
 #include "ringcast/auth.h"
 #include "ringcast/broker.h"
+#include "ringcast/cli.h"
 #include "ringcast/config.h"
 #include "ringcast/http.h"
 #include "ringcast/log.h"
@@ -90,19 +91,42 @@ static void raise_fd_limit(const struct rc_config *cfg, unsigned nshards)
                (unsigned long long)rl.rlim_cur, (unsigned long long)was);
 }
 
+/* The command line: `ringcast [serve] [--KEY=VALUE ...]` runs the server, `ringcast
+ * checkconfig ...` is `ringcast --check-config ...`, and any other command is the CLI's
+ * (src/cli/). A command is argv[1]; an option first means serve. */
+static int run_command(int *argc, char ***argv, bool *check)
+{
+    if (*argc < 2 || (*argv)[1][0] == '-')
+        return -1;
+    if (strcmp((*argv)[1], "serve") == 0 || strcmp((*argv)[1], "checkconfig") == 0) {
+        *check = strcmp((*argv)[1], "checkconfig") == 0;
+        (*argv)[1] = (*argv)[0];
+        (*argv)++;
+        (*argc)--;
+        return -1;
+    }
+    return rc_cli_run(*argc, *argv, environ);
+}
+
 int main(int argc, char **argv)
 {
     struct rc_config cfg;
     struct rc_err err = {0};
     struct rc_server srv;
+    bool check = false;
 
+    int cli_rc = run_command(&argc, &argv, &check);
+    if (cli_rc >= 0)
+        return cli_rc;
     if (rc_config_load(&cfg, argc, argv, environ, &err) < 0) {
         fprintf(stderr, "ringcast: %s\n", err.msg);
         rc_config_fini(&cfg);
         return EXIT_CONFIG;
     }
+    cfg.check_config = cfg.check_config || check;
     if (cfg.help) {
         rc_config_usage(stdout);
+        rc_cli_usage_commands(stdout);
         rc_config_fini(&cfg);
         return 0;
     }
@@ -166,6 +190,7 @@ int main(int argc, char **argv)
     int fail = init_rc < 0                                                    ? 1
                : rc_broker_cluster_open(&srv, rc_server_port(&srv), &err) < 0 ? EXIT_CONFIG
                : rc_api_store_cluster(&srv, &err) < 0                         ? 1
+               : rc_api_admin_cluster(&srv, &err) < 0                         ? 1
                                                                               : 0;
     if (fail) {
         if (fail == 1)

@@ -667,6 +667,28 @@ static void test_config_file_rejects_file_over_1mib(void **state)
     assert_non_null(strstr(fx->err.msg, "is larger than 1 MiB"));
 }
 
+/* genconfig's file: every key once, and loading it over other values gives the defaults. */
+static void test_config_template_loads_as_the_defaults(void **state)
+{
+    struct fixture *fx = *state;
+    char path[] = "/tmp/test_config_templateXXXXXX";
+    int fd = mkstemp(path);
+    struct rc_config d;
+
+    assert_true(fd >= 0);
+    FILE *f = fdopen(fd, "w");
+    assert_non_null(f);
+    rc_config_template(f);
+    fclose(f);
+    assert_int_equal(rc_config_set(&fx->c, "port", "9999", &fx->err), 0);
+    assert_int_equal(rc_config_set(&fx->c, "rules", "a.> subscribe=none", &fx->err), 0);
+    assert_int_equal(rc_config_load_file(&fx->c, path, &fx->err), 0);
+    unlink(path);
+    rc_config_defaults(&d);
+    assert_true(rc_config_equal(&fx->c, &d));
+    rc_config_fini(&d);
+}
+
 static void test_config_file_accepts_crlf_and_bom(void **state)
 {
     struct fixture *fx = *state;
@@ -1444,6 +1466,7 @@ int main(void)
     const struct CMUnitTest tests[] = {
         T(test_config_defaults_match_the_documented_values),
         T(test_config_defaults_pass_validation),
+        T(test_config_template_loads_as_the_defaults),
         T(test_config_bool_accepts_all_spellings),
         T(test_config_bool_rejects_other_words),
         T(test_config_uint_parses_decimal_within_range),

@@ -970,10 +970,86 @@ static void test_jwt_verifies_concurrently_from_threads(void **state)
     }
 }
 
+/* ---- signing (jwt_sign.c) ------------------------------------------------------------- */
+
+/* A token signed by s verifies with v and carries the claims given. */
+static void expect_signed_roundtrip(struct rc_jwt_signer *s, const struct rc_jwt_verifier *v,
+                                    enum rc_jwt_alg alg)
+{
+    struct rc_err err = {0};
+    struct rc_jwt_claims c;
+    int64_t now = (int64_t)time(NULL);
+    json_t *claims = json_pack("{s:s, s:s, s:s, s:I, s:[s,s]}", "sub", "signer", "iss", ISS, "aud",
+                               AUD, "exp", (json_int_t)(now + 600), "topics", "a.>", "b.c");
+    assert_non_null(s);
+    assert_int_equal(rc_jwt_signer_alg(s), alg);
+    char *tok = rc_jwt_sign(s, claims, &err);
+    assert_non_null(tok);
+    assert_int_equal(rc_jwt_verify(v, tok, strlen(tok), now, &c, &err), 0);
+    assert_int_equal(c.alg, alg);
+    assert_string_equal(c.sub, "signer");
+    assert_int_equal(c.exp, now + 600);
+    assert_int_equal(c.n_topics, 2);
+    assert_string_equal(c.topics[1], "b.c");
+    json_t *back = rc_jwt_payload(tok, strlen(tok));
+    assert_true(json_equal(back, claims)); /* every claim as signed */
+    json_decref(back);
+    /* one flipped signature character: refused */
+    size_t n = strlen(tok);
+    tok[n - 2] = tok[n - 2] == 'A' ? 'B' : 'A';
+    assert_int_equal(rc_jwt_verify(v, tok, n, now, &c, &err), -EACCES);
+    free(tok);
+    json_decref(claims);
+}
+
+static void test_jwt_signs_hs256_that_verifies(void **state)
+{
+    (void)state;
+    uint8_t secret[64];
+    size_t n = read_file("hs256.secret", (char *)secret, sizeof(secret));
+    struct rc_err err = {0};
+    struct rc_jwt_signer *s = rc_jwt_signer_hs256(secret, n, &err);
+    expect_signed_roundtrip(s, V.hs, RC_JWT_HS256);
+    rc_jwt_signer_free(s);
+    assert_null(rc_jwt_signer_hs256(secret, 31, &err)); /* too short a secret */
+    assert_non_null(strstr(err.msg, "32"));
+}
+
+static void test_jwt_signs_rs256_and_es256_from_private_keys(void **state)
+{
+    (void)state;
+    char path[PATH_MAX];
+    struct rc_err err = {0};
+    path_in_dir(path, sizeof(path), "rsa_priv.pem");
+    struct rc_jwt_signer *s = rc_jwt_signer_pem(path, &err);
+    expect_signed_roundtrip(s, V.rs, RC_JWT_RS256);
+    rc_jwt_signer_free(s);
+    path_in_dir(path, sizeof(path), "ec_priv.pem");
+    s = rc_jwt_signer_pem(path, &err);
+    expect_signed_roundtrip(s, V.es, RC_JWT_ES256);
+    rc_jwt_signer_free(s);
+}
+
+static void test_jwt_signer_refuses_public_keys_and_missing_files(void **state)
+{
+    (void)state;
+    char path[PATH_MAX];
+    struct rc_err err = {0};
+    path_in_dir(path, sizeof(path), "rsa_pub.pem");
+    assert_null(rc_jwt_signer_pem(path, &err));
+    assert_non_null(strstr(err.msg, "private key"));
+    path_in_dir(path, sizeof(path), "no_such.pem");
+    assert_null(rc_jwt_signer_pem(path, &err));
+    assert_non_null(strstr(err.msg, "no_such.pem"));
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_jwt_accepts_valid_hs256),
+        cmocka_unit_test(test_jwt_signs_hs256_that_verifies),
+        cmocka_unit_test(test_jwt_signs_rs256_and_es256_from_private_keys),
+        cmocka_unit_test(test_jwt_signer_refuses_public_keys_and_missing_files),
         cmocka_unit_test(test_jwt_accepts_valid_rs256),
         cmocka_unit_test(test_jwt_accepts_valid_es256),
         cmocka_unit_test(test_jwt_accepts_each_alg_with_all_keys_configured),

@@ -267,6 +267,85 @@ static void test_ws_frame_reads_rfc_masked_hello(void **state)
     assert_false(rc_ws_reader_in_message(&r));
 }
 
+/* RFC 6455 5.7: the unmasked "Hello" a server sends, read by the client-side reader,
+ * whole and byte by byte. */
+static void test_ws_frame_client_reads_unmasked_hello(void **state)
+{
+    (void)state;
+    const uint8_t frame[] = {0x81, 0x05, 0x48, 0x65, 0x6c, 0x6c, 0x6f};
+    uint8_t buf[sizeof(frame)];
+    struct rc_ws_reader r;
+    struct rc_ws_chunk c;
+    struct rc_err err;
+    size_t used = 0;
+
+    memcpy(buf, frame, sizeof(buf));
+    rc_ws_reader_init_client(&r, NULL);
+    assert_int_equal(rc_ws_read(&r, buf, sizeof(buf), &used, &c, &err), RC_PARSE_DONE);
+    assert_int_equal(used, sizeof(buf));
+    assert_int_equal(c.kind, RC_WS_CHUNK_TEXT);
+    assert_int_equal(c.len, 5);
+    assert_memory_equal(c.data, "Hello", 5);
+    assert_true(c.msg_end);
+
+    memcpy(buf, frame, sizeof(buf));
+    rc_ws_reader_init_client(&r, NULL);
+    char got[8] = "";
+    size_t have = 0;
+    for (size_t i = 0; i < sizeof(buf); i++) {
+        enum rc_parse p = rc_ws_read(&r, buf + i, 1, &used, &c, &err);
+        assert_int_equal(used, 1);
+        if (p == RC_PARSE_DONE && c.len) {
+            memcpy(got + have, c.data, c.len);
+            have += c.len;
+        }
+    }
+    assert_int_equal(have, 5);
+    assert_memory_equal(got, "Hello", 5);
+}
+
+/* An empty unmasked close, then a 256-byte binary frame (16-bit length). */
+static void test_ws_frame_client_reads_close_and_16bit_length(void **state)
+{
+    (void)state;
+    uint8_t buf[4 + 256];
+    struct rc_ws_reader r;
+    struct rc_ws_chunk c;
+    struct rc_err err;
+    size_t used = 0;
+
+    buf[0] = 0x82;
+    buf[1] = 126;
+    buf[2] = 0x01;
+    buf[3] = 0x00;
+    memset(buf + 4, 'x', 256);
+    rc_ws_reader_init_client(&r, NULL);
+    assert_int_equal(rc_ws_read(&r, buf, sizeof(buf), &used, &c, &err), RC_PARSE_DONE);
+    assert_int_equal(c.kind, RC_WS_CHUNK_BINARY);
+    assert_int_equal(c.len, 256);
+    assert_int_equal(c.data[255], 'x');
+    uint8_t cl[] = {0x88, 0x00};
+    assert_int_equal(rc_ws_read(&r, cl, sizeof(cl), &used, &c, &err), RC_PARSE_DONE);
+    assert_int_equal(c.kind, RC_WS_CHUNK_CLOSE);
+    assert_int_equal(c.close_code, 1005);
+}
+
+/* RFC 6455 5.1: a server must not mask; the client closes with 1002. */
+static void test_ws_frame_client_refuses_masked_frame(void **state)
+{
+    (void)state;
+    uint8_t buf[] = {0x81, 0x85, 0x37, 0xfa, 0x21, 0x3d, 0x7f, 0x9f, 0x4d, 0x51, 0x58};
+    struct rc_ws_reader r;
+    struct rc_ws_chunk c;
+    struct rc_err err = {0};
+    size_t used = 0;
+
+    rc_ws_reader_init_client(&r, NULL);
+    assert_int_equal(rc_ws_read(&r, buf, sizeof(buf), &used, &c, &err), RC_PARSE_FAIL);
+    assert_int_equal(err.status, 1002);
+    assert_non_null(strstr(err.msg, "server frame is masked"));
+}
+
 static void test_ws_frame_returns_more_on_empty_input(void **state)
 {
     (void)state;
@@ -1419,6 +1498,9 @@ int main(void)
         cmocka_unit_test(test_ws_close_validate_checks_reason_utf8),
         cmocka_unit_test(test_ws_close_payload_builds_code_and_reason),
         cmocka_unit_test(test_ws_close_payload_cuts_reason_at_character_boundary),
+        cmocka_unit_test(test_ws_frame_client_reads_unmasked_hello),
+        cmocka_unit_test(test_ws_frame_client_reads_close_and_16bit_length),
+        cmocka_unit_test(test_ws_frame_client_refuses_masked_frame),
     };
 
     return cmocka_run_group_tests(tests, NULL, NULL);

@@ -21,6 +21,12 @@ void rc_api_route(struct rc_http_ctx *x);
  * the session hooks' is_stream. */
 bool rc_api_is_stream(const struct rc_http_request *req);
 
+struct rc_server;
+struct rc_err;
+/* Main thread, after rc_broker_cluster_open: receive other nodes' disconnects of a user
+ * (broker = redis; api_admin.c). 0, or -ENOSPC with err. */
+RC_MUST_CHECK int rc_api_admin_cluster(struct rc_server *srv, struct rc_err *err);
+
 /* Shared request helpers (api.c, api_store.c). */
 /* Is the client on a loopback address (127.0.0.0/8, ::1, ::ffff:127.x)? */
 bool rc_api_is_loopback(const struct rc_conn *c);

@@ -133,6 +133,10 @@ void rc_auth_free(struct rc_auth *a);
 /* True when a JWT key is configured (tokens can be verified at all). */
 bool rc_auth_has_jwt(const struct rc_auth *a);
 
+/* The verifier built from the configuration (NULL when no JWT key is configured): the
+ * ringcast CLI's checktoken verifies with it exactly as the server does. */
+const struct rc_jwt_verifier *rc_auth_jwt(const struct rc_auth *a);
+
 /* Number of configured API keys (0: the HTTP API decides its loopback-only fallback). */
 size_t rc_auth_api_key_count(const struct rc_auth *a);
 

@@ -188,6 +188,10 @@ void rc_config_print(const struct rc_config *c, FILE *f);
  * default and a one-line doc. */
 void rc_config_usage(FILE *f);
 
+/* A config file (ringcast genconfig): every key in table order, each after comment lines
+ * with its doc, type and range, set to its default. Loading it gives the defaults. */
+void rc_config_template(FILE *f);
+
 /* Free the string lists (safe to call twice). */
 void rc_config_fini(struct rc_config *c);
 

@@ -1,4 +1,5 @@
-/* jwt.h - verify client JWTs (compact JWS, RFC 7515/7519) signed HS256, RS256 or ES256.
+/* jwt.h - verify (and, for the CLI, sign) client JWTs (compact JWS, RFC 7515/7519) signed HS256,
+ * RS256 or ES256.
  *
  * Owner: the main thread builds one rc_jwt_verifier at startup (secret, PEM keys, checks);
  *   after that it is immutable and shared read-only by every shard thread. rc_jwt_verify()
@@ -29,6 +30,8 @@
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
+
+#include <jansson.h>
 
 #include "ringcast/common.h"
 
@@ -112,6 +115,28 @@ void rc_jwt_verifier_free(struct rc_jwt_verifier *v);
  * Allocates (jansson) and does not log. */
 RC_MUST_CHECK int rc_jwt_verify(const struct rc_jwt_verifier *v, const char *token, size_t len,
                                 int64_t now, struct rc_jwt_claims *claims, struct rc_err *err);
+
+/* ---- signing (jwt_sign.c: the CLI's gentoken and tests; never on a shard) ---------------- */
+
+struct rc_jwt_signer;
+
+/* A signer for HS256 with secret[0..len) (RC_JWT_HS_SECRET_MIN..MAX bytes, copied), or for
+ * RS256 / ES256 with the private key in a PEM file (an RSA key of RC_JWT_RSA_BITS_MIN..MAX
+ * bits, or an EC P-256 key; the key type picks the algorithm). NULL with err saying why. */
+struct rc_jwt_signer *rc_jwt_signer_hs256(const uint8_t *secret, size_t len, struct rc_err *err);
+struct rc_jwt_signer *rc_jwt_signer_pem(const char *path, struct rc_err *err);
+enum rc_jwt_alg rc_jwt_signer_alg(const struct rc_jwt_signer *s);
+void rc_jwt_signer_free(struct rc_jwt_signer *s);
+
+/* A compact JWS of claims (a JSON object, dumped in its order) signed by s: a heap string
+ * the caller frees, or NULL with err (out of memory, OpenSSL failure, or a token over
+ * RC_JWT_MAX_TOKEN bytes). */
+char *rc_jwt_sign(const struct rc_jwt_signer *s, const json_t *claims, struct rc_err *err);
+
+/* The claims of a token rc_jwt_verify accepted, every one of them (custom claims too), as a
+ * new JSON object; NULL when the payload does not decode. Only for showing a verified token
+ * (the CLI's checktoken): it checks nothing itself. */
+json_t *rc_jwt_payload(const char *token, size_t len);
 
 /* "HS256", "RS256" or "ES256". */
 const char *rc_jwt_alg_name(enum rc_jwt_alg alg);

@@ -1,7 +1,8 @@
 /* ws_frame.h - RFC 6455 WebSocket frame layer, server side: an incremental frame
  * reader that assembles messages and enforces the protocol's framing rules, frame
  * header encoding, close payloads, the opening handshake's accept key, and an
- * incremental UTF-8 validator.
+ * incremental UTF-8 validator. The reader also runs on the client side (the
+ * ringcast CLI), where it expects unmasked server frames.
  *
  * Owner: the shard that owns the connection. A reader is plain state embedded in
  *   the connection; it is never shared between threads. Nothing here allocates
@@ -114,6 +115,7 @@ struct rc_ws_reader {
     uint8_t opcode;     /* of the current frame */
     uint8_t msg_opcode; /* TEXT or BINARY while a message is in progress, else 0 */
     bool fin;           /* of the current frame */
+    bool server_frames; /* a client's reader: frames come unmasked (rc_ws_reader_init_client) */
     uint8_t hdr_have, hdr_need;
     uint8_t mask_off; /* payload bytes of the current frame consumed, mod 4 */
     uint8_t ctrl_have;
@@ -138,6 +140,11 @@ void rc_ws_reader_init(struct rc_ws_reader *r, const struct rc_ws_limits *lim);
  * when it ends a message. err may be NULL. */
 enum rc_parse rc_ws_read(struct rc_ws_reader *r, uint8_t *buf, size_t len, size_t *consumed,
                          struct rc_ws_chunk *out, struct rc_err *err);
+
+/* The same for the client side (the ringcast CLI's subscribe): frames from a
+ * server must be unmasked, a masked one fails with 1002 (RFC 6455 5.1); every
+ * other rule is the same. */
+void rc_ws_reader_init_client(struct rc_ws_reader *r, const struct rc_ws_limits *lim);
 
 /* A CLOSE chunk was delivered; further input is ignored. */
 bool rc_ws_reader_is_closed(const struct rc_ws_reader *r);

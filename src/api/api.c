@@ -633,6 +633,7 @@ const struct rc_route rc_api_routes[] = {
     {GET, "/admin/{file}", RC_SCOPE_PUBLIC, RC_BODY_NONE, RC_ROUTE_TAIL, rc_api_dashboard_file},
     {GET, "/api/v1/stats", RC_SCOPE_ADMIN, RC_BODY_NONE, 0, h_stats},
     {GET, "/metrics", RC_SCOPE_ADMIN, RC_BODY_NONE, 0, rc_api_metrics},
+    {POST, "/api/realtime/disconnect", RC_SCOPE_ADMIN, RC_BODY_JSON, 0, rc_api_admin_disconnect},
     {GET, HISTORY_PREFIX "{topic}", RC_SCOPE_PUBLISH, RC_BODY_NONE, RC_ROUTE_TAIL, h_history},
     {GET, PRESENCE_PREFIX "{topic}", RC_SCOPE_PUBLISH, RC_BODY_NONE, RC_ROUTE_TAIL, h_presence},
 

@@ -96,6 +96,9 @@ extern const size_t rc_api_nroutes;
 extern const char *const rc_api_id_prefixes[];
 extern const size_t rc_api_nid_prefixes;
 
+/* POST /api/realtime/disconnect (api_admin.c). */
+void rc_api_admin_disconnect(struct rc_http_ctx *x, struct rc_route_req *r);
+
 /* Store handlers (api_store.c). */
 void rc_api_store_notif_list(struct rc_http_ctx *x, struct rc_route_req *r);
 /* GET /metrics (api_metrics.c) */

@@ -225,6 +225,11 @@ void rc_auth_free(struct rc_auth *a)
     free(a);
 }
 
+const struct rc_jwt_verifier *rc_auth_jwt(const struct rc_auth *a)
+{
+    return a->jwt;
+}
+
 bool rc_auth_has_jwt(const struct rc_auth *a)
 {
     return a->jwt != NULL;

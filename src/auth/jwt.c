@@ -552,3 +552,19 @@ int rc_jwt_verify(const struct rc_jwt_verifier *v, const char *token, size_t len
     claims->alg = alg;
     return 0;
 }
+
+json_t *rc_jwt_payload(const char *token, size_t len)
+{
+    uint8_t *buf = len <= RC_JWT_MAX_TOKEN ? malloc(RC_JWT_MAX_TOKEN) : NULL;
+    struct parts pt;
+    struct rc_err err = {0};
+    json_t *j = NULL;
+    if (buf && split_token(token, len, buf, &pt, &err) == 0)
+        j = json_loadb((const char *)pt.payload, pt.payload_n, JSON_REJECT_DUPLICATES, NULL);
+    free(buf);
+    if (!json_is_object(j)) {
+        json_decref(j);
+        return NULL;
+    }
+    return j;
+}

@@ -630,6 +630,43 @@ void rc_config_print(const struct rc_config *c, FILE *f)
     }
 }
 
+/* k's range, or its words for an enum, into buf[n] ("" when neither applies). */
+static void fmt_allowed(const struct rc_config_key *k, char *buf, size_t n)
+{
+    buf[0] = '\0';
+    if (k->type == T_UINT || k->type == T_PORT || k->type == T_SIZE || k->type == T_DURATION) {
+        rc_config_fmt_range(k, buf, n);
+    } else if (k->type == T_ENUM) {
+        size_t used = 0;
+        for (unsigned j = 0; k->words[j] && used < n; j++)
+            used += (size_t)snprintf(buf + used, n - used, "%s%s", j ? "|" : "", k->words[j]);
+    }
+}
+
+void rc_config_template(FILE *f)
+{
+    fputs("# ringcast configuration: every key with its default (ringcast genconfig).\n"
+          "# Load it with --config=PATH or RINGCAST_CONFIG=PATH; check it with\n"
+          "# ringcast checkconfig --config=PATH. Values: bool true/false; size in bytes or\n"
+          "# with a unit (B, KB/MB/GB, KiB/MiB/GiB); duration with a unit (ms, s, m, h);\n"
+          "# list: items separated by commas, or the key repeated. Secrets (api_keys,\n"
+          "# jwt_secret, postgres_url, postgres_password, redis_url) are better set in\n"
+          "# the environment (RINGCAST_<KEY>) than in a file.\n",
+          f);
+    for (size_t i = 0; i < RC_CONFIG_NKEYS; i++) {
+        const struct rc_config_key *k = &rc_config_keys[i];
+        char allowed[96];
+        fmt_allowed(k, allowed, sizeof(allowed));
+        fprintf(f, "\n# %s\n# %s%s%s%s\n%s = ", k->doc, type_names[k->type], allowed[0] ? ": " : "",
+                allowed, k->secret ? " (secret)" : "", k->name);
+        if (k->type == T_STRING || k->type == T_ADDR || (k->type == T_LIST && k->def[0]))
+            print_quoted(k->def, f);
+        else
+            fputs(k->def, f);
+        fputc('\n', f);
+    }
+}
+
 void rc_config_usage(FILE *f)
 {
     fputs("usage: ringcast [--config=PATH] [--KEY=VALUE ...] [--check-config] [--help] "
@@ -654,16 +691,8 @@ void rc_config_usage(FILE *f)
           f);
     for (size_t i = 0; i < RC_CONFIG_NKEYS; i++) {
         const struct rc_config_key *k = &rc_config_keys[i];
-        char range[96] = "";
-
-        if (k->type == T_UINT || k->type == T_PORT || k->type == T_SIZE || k->type == T_DURATION) {
-            rc_config_fmt_range(k, range, sizeof(range));
-        } else if (k->type == T_ENUM) {
-            size_t used = 0;
-            for (unsigned j = 0; k->words[j] && used < sizeof(range); j++)
-                used += (size_t)snprintf(range + used, sizeof(range) - used, "%s%s", j ? "|" : "",
-                                         k->words[j]);
-        }
+        char range[96];
+        fmt_allowed(k, range, sizeof(range));
         fprintf(f, "  %-24s %-8s default %s%s%s%s%s\n      %s\n", k->name, type_names[k->type],
                 k->def[0] ? "" : "\"", k->def, k->def[0] ? "" : "\"", range[0] ? "; " : "", range,
                 k->doc);

@@ -267,6 +267,12 @@ void rc_ws_reader_init(struct rc_ws_reader *r, const struct rc_ws_limits *lim)
     rc_utf8_init(&r->utf8);
 }
 
+void rc_ws_reader_init_client(struct rc_ws_reader *r, const struct rc_ws_limits *lim)
+{
+    rc_ws_reader_init(r, lim);
+    r->server_frames = true;
+}
+
 bool rc_ws_reader_is_closed(const struct rc_ws_reader *r)
 {
     return r->state == ST_CLOSED;
@@ -318,10 +324,15 @@ static enum rc_parse check_first_bytes(struct rc_ws_reader *r, struct rc_err *er
         return reject(r, err, RC_WS_CLOSE_PROTOCOL, CODE_PROTOCOL,
                       "websocket: opcode 0x%x is reserved (RFC 6455 5.2); use 0x0-0x2 or 0x8-0xA",
                       opcode);
-    if (!(b1 & 0x80))
+    bool masked = b1 & 0x80;
+    if (!masked && !r->server_frames)
         return reject(r, err, RC_WS_CLOSE_PROTOCOL, CODE_PROTOCOL,
                       "websocket: client frame is not masked (RFC 6455 5.1); a client must mask "
                       "every frame it sends");
+    if (masked && r->server_frames)
+        return reject(r, err, RC_WS_CLOSE_PROTOCOL, CODE_PROTOCOL,
+                      "websocket: server frame is masked (RFC 6455 5.1); a server must not mask "
+                      "the frames it sends");
     if (is_control(opcode)) {
         if (!fin)
             return reject(r, err, RC_WS_CLOSE_PROTOCOL, CODE_PROTOCOL,
@@ -343,7 +354,7 @@ static enum rc_parse check_first_bytes(struct rc_ws_reader *r, struct rc_err *er
                       "progress (RFC 6455 5.4); finish it with continuation frames first",
                       opcode == RC_WS_OP_TEXT ? "text" : "binary");
     }
-    r->hdr_need = (uint8_t)(2 + (len7 == 126 ? 2 : len7 == 127 ? 8 : 0) + 4);
+    r->hdr_need = (uint8_t)(2 + (len7 == 126 ? 2 : len7 == 127 ? 8 : 0) + (masked ? 4 : 0));
     return RC_PARSE_MORE;
 }
 
@@ -369,7 +380,10 @@ static enum rc_parse finish_header(struct rc_ws_reader *r, struct rc_err *err)
     }
     r->opcode = r->hdr[0] & 0x0F;
     r->fin = r->hdr[0] & 0x80;
-    memcpy(r->mask, r->hdr + pos, 4);
+    if (r->server_frames)
+        memset(r->mask, 0, sizeof(r->mask)); /* unmasking with zeros changes nothing */
+    else
+        memcpy(r->mask, r->hdr + pos, 4);
     if (!is_control(r->opcode)) {
         /* Cap on the declared length, before any payload is read. */
         if (plen > r->max_message - r->msg_len)
@@ -412,7 +426,9 @@ static enum rc_parse read_header(struct rc_ws_reader *r, const uint8_t *buf, siz
         if (r->hdr_have == 2) {
             if (check_first_bytes(r, err) == RC_PARSE_FAIL)
                 return RC_PARSE_FAIL;
-            continue;
+            if (r->hdr_need > 2)
+                continue;
+            /* an unmasked frame of 0..125 bytes (client side): its header is complete */
         }
         return finish_header(r, err);
     }
