@@ -1,5 +1,6 @@
 // ringcast admin dashboard: served by ringcast itself at /admin/ (embedded in the
-// binary, no external assets). Polls GET /api/realtime/stats every second with the
+// binary, no external assets). Polls GET /api/realtime/stats and GET /metrics (for the
+// latency percentiles) every second with the
 // API key from this tab's sessionStorage (never in a URL), draws the rates, and calls
 // the admin endpoints for the tools (publish, presence, disconnect). docs/OPERATIONS.md,
 // "The admin dashboard".
@@ -159,6 +160,58 @@ function showLookup() {
   setText('conn-result', q && rows.length === 0 ? `no connection ${q} among those listed` : '');
 }
 
+// publish-to-send latency from /metrics: the ringcast_publish_to_send_seconds
+// histogram summed over the shards; percentiles of the last second's
+// observations (the difference of two scrapes), or of all when none came.
+let prevBuckets = null;
+
+function parseBuckets(text, name) {
+  const sums = new Map();
+  const re = new RegExp('^' + name + '_bucket\\{([^}]*)\\} ([0-9.e+-]+)$', 'gm');
+  let m;
+  while ((m = re.exec(text)) !== null) {
+    const le = /le="([^"]+)"/.exec(m[1]);
+    if (!le) continue;
+    const bound = le[1] === '+Inf' ? Infinity : Number(le[1]);
+    sums.set(bound, (sums.get(bound) || 0) + Number(m[2]));
+  }
+  return [...sums.entries()].sort((a, b) => a[0] - b[0]);
+}
+
+function quantile(buckets, q) {
+  const total = buckets.length ? buckets[buckets.length - 1][1] : 0;
+  if (total <= 0) return null;
+  const rank = q * total;
+  for (const [bound, count] of buckets) if (count >= rank) return bound;
+  return null;
+}
+
+function fmtSeconds(s) {
+  if (s === null) return '-';
+  if (s === Infinity) return '> max';
+  if (s < 1e-3) return (s * 1e6).toFixed(0) + ' us';
+  if (s < 1) return (s * 1e3).toFixed(1) + ' ms';
+  return s.toFixed(2) + ' s';
+}
+
+async function pollLatency() {
+  const res = await api('GET', '/metrics');
+  if (res.status !== 200) {
+    setText('v-lat50', 'n/a');
+    setText('v-lat99', 'n/a');
+    return;
+  }
+  const now = parseBuckets(res.text, 'ringcast_publish_to_send_seconds');
+  let use = now;
+  if (prevBuckets && prevBuckets.length === now.length) {
+    const delta = now.map(([b, c], i) => [b, c - prevBuckets[i][1]]);
+    if (delta.length && delta[delta.length - 1][1] > 0) use = delta;
+  }
+  prevBuckets = now;
+  setText('v-lat50', fmtSeconds(quantile(use, 0.5)));
+  setText('v-lat99', fmtSeconds(quantile(use, 0.99)));
+}
+
 async function poll() {
   try {
     const res = await api('GET', `/api/realtime/stats?limit=${LISTED}`);
@@ -172,6 +225,7 @@ async function poll() {
     }
     setText('status', 'live, updated ' + new Date().toLocaleTimeString());
     render(res.json);
+    await pollLatency();
   } catch (e) {
     setText('status', 'unreachable: ' + e.message);
   }
@@ -199,6 +253,7 @@ function signOut(why) {
   clearInterval(timer);
   timer = null;
   prev = null;
+  prevBuckets = null;
   $('main').hidden = true;
   $('logout').hidden = true;
   $('login').hidden = false;

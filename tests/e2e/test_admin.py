@@ -1,6 +1,7 @@
 """The admin dashboard at /admin/: embedded pages with safe headers, the per-connection detail the
 stats give it, and the page itself in Debian's headless Chromium (puppeteer-core): sign in, live
-numbers while publishing, connection lookup, presence, a test event, a screenshot."""
+numbers while publishing, latency percentiles from /metrics, connection lookup, presence, a test
+event, a screenshot, the disconnect action."""
 
 import asyncio
 import base64
@@ -11,6 +12,8 @@ import os
 import shutil
 import time
 import urllib.parse
+
+import websockets
 
 from harness import Server, check, eq, http, node, run_async, ws_connect, ws_request
 
@@ -106,21 +109,23 @@ def test_admin_dashboard_in_chromium():
             ws = await ws_connect(srv, "/api/realtime/ws?token=" + urllib.parse.quote(tok("dash-user")))
             await ws_request(ws, {"action": "subscribe", "topic": "desk.live"})
             got = []
+            closed = {}
 
             async def drain():
                 try:
                     async for m in ws:
                         got.append(json.loads(m))
-                except Exception:
-                    pass
+                except websockets.exceptions.ConnectionClosed as e:
+                    closed["code"], closed["reason"] = e.code, e.reason
+                closed.setdefault("code", ws.close_code)
+                closed.setdefault("reason", ws.close_reason)
             reader = asyncio.ensure_future(drain())
             res = await asyncio.to_thread(node, "browser_admin.js", srv.base, KEY, "dash-user",
                                           "desk.live", shot, 60, timeout=180,
                                           env={"CHROMIUM": chromium})
-            await ws.close()
             await reader
-            return res, got
-        res, got = run_async(go(), timeout=240)
+            return res, got, closed
+        res, got, closed = run_async(go(), timeout=240)
         check("401" in res["wrongKey"] or "403" in res["wrongKey"], f"wrong key refused: {res['wrongKey']}")
         eq(res["wrongKeyMainHidden"], True, "nothing shown with a wrong key")
         eq(res["landed"], srv.base + "/admin/", "/admin redirected")
@@ -134,6 +139,12 @@ def test_admin_dashboard_in_chromium():
         eq(res["patterns"], [["desk.live", "1"]], "subscribed patterns")
         check('"dash-user"' in res["presence"], f"presence tool: {res['presence']}")
         check(res["published"].startswith("published"), f"test event: {res['published']}")
+        check(res["lat50"][0].isdigit() and res["lat99"][0].isdigit(),
+              f"latency percentiles from /metrics: {res['lat50']} {res['lat99']}")
+        eq(res["disconnected"], "closed 1 connection(s)", "the disconnect tool")
+        eq(res["connectionsAfter"], "0", "the dashboard sees it gone")
+        eq((closed["code"], closed["reason"]), (1000, "bye from the dashboard"),
+           "the user's WebSocket was closed with the dashboard's reason")
         eq(res["reloadSignedIn"], True, "a reload keeps the session")
         eq(res["keyInUrl"], False, "the key is never in a URL")
         eq(res["afterLogout"], None, "sign out forgets the key")

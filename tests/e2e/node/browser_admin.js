@@ -4,7 +4,8 @@
 // (the calling test holds it). Steps: a wrong key is refused with the server's reason
 // (in a page of its own); the right key signs in; the numbers change while this script
 // publishes to TOPIC; the connection lookup finds USER's connection and its
-// subscription; the presence tool and the test-event tool answer; a screenshot is saved;
+// subscription; the presence tool and the test-event tool answer; the latency
+// percentiles show; a screenshot is saved; the disconnect tool closes USER's connection;
 // then the page is reloaded and stays signed in (sessionStorage), and the key never
 // appears in a URL. Prints one JSON line with what it saw; the Python test asserts.
 'use strict';
@@ -92,9 +93,20 @@ async function main() {
     await page.click('#publish-form button');
     out.published = await waitText(page, 'pub-result', (v) => v.length > 0, 'the publish answer');
 
+    out.lat50 = await waitText(page, 'v-lat50', (v) => /[0-9]/.test(v), 'the p50 latency');
+    out.lat99 = await text(page, 'v-lat99');
+
     await page.screenshot({ path: shot, fullPage: true });
 
-    // 6. a reload stays signed in (sessionStorage), the key is in no URL
+    // 6. disconnect the user from the dashboard
+    await page.type('#dis-user', user);
+    await page.type('#dis-reason', 'bye from the dashboard');
+    await page.click('#disconnect-form button');
+    out.disconnected = await waitText(page, 'dis-result', (v) => v.length > 0, 'the disconnect answer');
+    out.connectionsAfter = await waitText(page, 'v-connections', (v) => v === '0',
+      'the connection gone');
+
+    // 7. a reload stays signed in (sessionStorage), the key is in no URL
     await page.reload({ waitUntil: 'load' });
     await waitText(page, 'status', (v) => v.startsWith('live'), 'live stats after a reload');
     out.reloadSignedIn = !(await page.$eval('#main', (e) => e.hidden));
