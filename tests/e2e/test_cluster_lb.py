@@ -99,13 +99,16 @@ def cluster_with_lb(redis, *args):
 
 
 def run_clients(front, nodes, topic, nclients, total, pub_node, at, act, pace):
-    """nclients Clients through haproxy; once all are connected, a publisher on
+    """nclients Clients through haproxy; once all are subscribed, a publisher on
     pub_node sends total events (pace seconds apart) and calls act() after
     event `at`. Returns (clients, the published ids, connections per node
     before the publishing)."""
     async def run():
         clients = [Client(front, topic) for _ in range(nclients)]
         tasks = [asyncio.ensure_future(c.run(total)) for c in clients]
+        # every client subscribed (its first subscription has no `since`: it gets the
+        # events published after its "subscribed"), and the nodes count them all
+        await await_for(lambda: all(c.conn_id for c in clients), 20, f"{nclients} subscribed")
         await await_for(lambda: sum(node_conns(n) for n in nodes) >= nclients, 20,
                         f"{nclients} connected")
         spread = [node_conns(n) for n in nodes]
