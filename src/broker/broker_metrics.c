@@ -144,6 +144,23 @@ static void render_counters(struct rc_prom *p, const struct brk_metrics_part *pa
     }
 }
 
+/* One pool gauge family: per shard, the connection and the subscription pool. */
+static void pool_family(struct rc_prom *p, const struct brk_metrics_part *parts, unsigned n,
+                        const char *name, const char *help, bool capacity)
+{
+    rc_prom_family(p, name, RC_PROM_GAUGE, help);
+    for (unsigned i = 0; i < n; i++) {
+        struct shard_label sl;
+        shard_label(&sl, parts[i].shard);
+        if (!parts[i].present)
+            continue;
+        sl.l[1] = (struct rc_prom_label){"pool", "connections"};
+        rc_prom_u64(p, name, sl.l, 2, capacity ? parts[i].conn_pool_cap : parts[i].conn_pool_used);
+        sl.l[1] = (struct rc_prom_label){"pool", "subscriptions"};
+        rc_prom_u64(p, name, sl.l, 2, capacity ? parts[i].sub_pool_cap : parts[i].sub_pool_used);
+    }
+}
+
 static void render_gauges(struct rc_prom *p, const struct brk_metrics_part *parts, unsigned n)
 {
     static const char *const transports[] = {"http", "websocket", "sse"};
@@ -166,30 +183,10 @@ static void render_gauges(struct rc_prom *p, const struct brk_metrics_part *part
                 rc_prom_u64(p, shard_gauges[g].name, sl.l, 1, shard_gauges[g].fn(&parts[i]));
         }
     }
-    rc_prom_family(p, "ringcast_pool_objects_in_use", RC_PROM_GAUGE,
-                   "Objects taken from the shard's pools (connections, subscriptions).");
-    for (unsigned i = 0; i < n; i++) {
-        struct shard_label sl;
-        shard_label(&sl, parts[i].shard);
-        if (!parts[i].present)
-            continue;
-        sl.l[1] = (struct rc_prom_label){"pool", "connections"};
-        rc_prom_u64(p, "ringcast_pool_objects_in_use", sl.l, 2, parts[i].conn_pool_used);
-        sl.l[1] = (struct rc_prom_label){"pool", "subscriptions"};
-        rc_prom_u64(p, "ringcast_pool_objects_in_use", sl.l, 2, parts[i].sub_pool_used);
-    }
-    rc_prom_family(p, "ringcast_pool_objects_capacity", RC_PROM_GAUGE,
-                   "Objects the shard's pools have room for without growing.");
-    for (unsigned i = 0; i < n; i++) {
-        struct shard_label sl;
-        shard_label(&sl, parts[i].shard);
-        if (!parts[i].present)
-            continue;
-        sl.l[1] = (struct rc_prom_label){"pool", "connections"};
-        rc_prom_u64(p, "ringcast_pool_objects_capacity", sl.l, 2, parts[i].conn_pool_cap);
-        sl.l[1] = (struct rc_prom_label){"pool", "subscriptions"};
-        rc_prom_u64(p, "ringcast_pool_objects_capacity", sl.l, 2, parts[i].sub_pool_cap);
-    }
+    pool_family(p, parts, n, "ringcast_pool_objects_in_use",
+                "Objects taken from the shard's pools (connections, subscriptions).", false);
+    pool_family(p, parts, n, "ringcast_pool_objects_capacity",
+                "Objects the shard's pools have room for without growing.", true);
 }
 
 /* The shard histograms: name, help, which one, bucket range (2^first..2^last), scale. */

@@ -10,6 +10,9 @@ sanitizer report in its log.
 
 import asyncio
 import http.client as httpclient
+import base64
+import hashlib
+import hmac
 import json
 import os
 import re
@@ -368,6 +371,20 @@ async def ws_next(ws, timeout=10.0, type_=None):
 def shard_of(connection_id):
     """Connection ids are 16 hex digits; the first two are the owning shard."""
     return int(connection_id[:2], 16)
+
+
+# ---- tokens ----------------------------------------------------------------------------
+
+def hs256_token(secret, sub, ttl=600, **claims):
+    """An HS256 JWT for sub, issued now, expiring in ttl seconds (PyJWT-free: plain hmac)."""
+    def b64u(raw):
+        return base64.urlsafe_b64encode(raw).rstrip(b"=").decode()
+    now = int(time.time())
+    h = b64u(json.dumps({"alg": "HS256", "typ": "JWT"}, separators=(",", ":")).encode())
+    c = b64u(json.dumps(dict({"sub": sub, "iat": now, "exp": now + ttl}, **claims),
+                        separators=(",", ":")).encode())
+    sig = hmac.new(secret.encode(), f"{h}.{c}".encode(), hashlib.sha256).digest()
+    return f"{h}.{c}.{b64u(sig)}"
 
 
 # ---- Node clients ----------------------------------------------------------------------

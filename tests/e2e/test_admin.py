@@ -4,18 +4,14 @@ numbers while publishing, latency percentiles from /metrics, connection lookup, 
 event, a screenshot, the disconnect action."""
 
 import asyncio
-import base64
-import hashlib
-import hmac
 import json
 import os
 import shutil
-import time
 import urllib.parse
 
 import websockets
 
-from harness import Server, check, eq, http, node, run_async, ws_connect, ws_request
+from harness import hs256_token, Server, check, eq, http, node, run_async, ws_connect, ws_request
 
 SECRET = "e2e-admin-hs256-secret-0123456789abcdef"
 KEY = "admin-dashboard-key-0123456789abcdef"
@@ -23,16 +19,8 @@ SHOT_DIR = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "..", 
                         "test-logs")
 
 
-def b64u(raw):
-    return base64.urlsafe_b64encode(raw).rstrip(b"=").decode()
-
-
 def tok(sub, ttl=600):
-    now = int(time.time())
-    h = b64u(json.dumps({"alg": "HS256", "typ": "JWT"}, separators=(",", ":")).encode())
-    c = b64u(json.dumps({"sub": sub, "iat": now, "exp": now + ttl}, separators=(",", ":")).encode())
-    sig = hmac.new(SECRET.encode(), f"{h}.{c}".encode(), hashlib.sha256).digest()
-    return f"{h}.{c}.{b64u(sig)}"
+    return hs256_token(SECRET, sub, ttl)
 
 
 def server():

@@ -4,18 +4,14 @@ another origin"). The last test drives Debian's Chromium (puppeteer-core) from p
 on two other ports: one listed, one not."""
 
 import asyncio
-import base64
-import hashlib
-import hmac
 import json
 import os
 import shutil
-import time
 
 import websockets
 
 from cluster import free_port
-from harness import Server, TestFailure, check, eq, http, node, run_async
+from harness import hs256_token, Server, TestFailure, check, eq, http, node, run_async
 
 SECRET = "e2e-cors-hs256-secret-0123456789abcdef"  # >= 32 bytes
 NOTIFY_KEY = "notify-key-cors-0123456789abcdef"
@@ -24,16 +20,8 @@ APP = "https://app.example.com"
 NP = "/api/realtime/notifications"
 
 
-def b64u(raw):
-    return base64.urlsafe_b64encode(raw).rstrip(b"=").decode()
-
-
 def tok(sub, ttl=600):
-    now = int(time.time())
-    h = b64u(json.dumps({"alg": "HS256", "typ": "JWT"}, separators=(",", ":")).encode())
-    c = b64u(json.dumps({"sub": sub, "iat": now, "exp": now + ttl}, separators=(",", ":")).encode())
-    sig = hmac.new(SECRET.encode(), f"{h}.{c}".encode(), hashlib.sha256).digest()
-    return f"{h}.{c}.{b64u(sig)}"
+    return hs256_token(SECRET, sub, ttl)
 
 
 def server(*origins):

@@ -21,7 +21,7 @@ import threading
 import time
 import urllib.parse
 
-from harness import (Server, TestFailure, check, eq, http, publish, run_async, shard_of,
+from harness import (hs256_token, Server, TestFailure, check, eq, http, publish, run_async, shard_of,
                      wait_for, ws_connect, ws_next, ws_request, sse_record)
 
 SECRET = "e2e-notifications-hs256-secret-0123456789"  # >= 32 bytes
@@ -62,17 +62,8 @@ def store_server(data_dir, *args, shards=2):
     return Server(f"--data-dir={data_dir}", *args, shards=shards)
 
 
-def b64u(raw):
-    return base64.urlsafe_b64encode(raw).rstrip(b"=").decode()
-
-
 def tok(sub, ttl=600):
-    now = int(time.time())
-    h = b64u(json.dumps({"alg": "HS256", "typ": "JWT"}, separators=(",", ":")).encode())
-    c = b64u(json.dumps({"sub": sub, "iat": now, "exp": now + ttl},
-                        separators=(",", ":")).encode())
-    sig = hmac.new(SECRET.encode(), f"{h}.{c}".encode(), hashlib.sha256).digest()
-    return f"{h}.{c}.{b64u(sig)}"
+    return hs256_token(SECRET, sub, ttl)
 
 
 def call(srv, method, path, body=None, token=None, key=None):
