@@ -1573,6 +1573,18 @@ static void test_store_four_concurrent_producers_all_answered(void **state)
 
 /* ---- PostgreSQL only ------------------------------------------------------------------------ */
 
+/* A complete notification record for the engine ops themselves (store.c builds them
+ * otherwise), one recipient u1. */
+static json_t *engine_notif(const char *id)
+{
+    json_t *rec = J("{'title':'t','message':'m','type':'info','priority':'low',"
+                    "'status':'delivered','recipients':['u1'],'sender_id':null,"
+                    "'created_at':1,'delivered_at':1,'read_by':[],'actions':[],"
+                    "'resource_type':null,'resource_id':null,'metadata':null,'expires_at':null}");
+    json_object_set_new(rec, "id", json_string(id));
+    return rec;
+}
+
 /* The server stops in the middle of a batch: the rest of the batch and its
  * commit fail -EIO (503 store_unavailable), nothing of it is saved; once the
  * server is back the engine reconnects by itself at the next begin. */
@@ -1582,10 +1594,7 @@ static void test_store_pg_restart_mid_batch_is_eio_then_reconnects(void **state)
     struct rc_store_engine *e = NULL;
     struct rc_err err = {0};
     struct rc_store_config cfg = {.data_dir = f->dir, .postgres_url = g_pg.url};
-    json_t *rec = J("{'id':'ntf_a','title':'t','message':'m','type':'info','priority':'low',"
-                    "'status':'delivered','recipients':['u1'],'sender_id':null,"
-                    "'created_at':1,'delivered_at':1,'read_by':[],'actions':[],"
-                    "'resource_type':null,'resource_id':null,'metadata':null,'expires_at':null}");
+    json_t *rec = engine_notif("ntf_a");
     assert_int_equal(rc_store_pg_ops.open(&e, &cfg, &err), 0);
     assert_int_equal(rc_store_pg_ops.begin(e, &err), 0);
     assert_int_equal(rc_store_pg_ops.notif_create(e, rec, NULL, &err), 0);
@@ -1698,10 +1707,7 @@ static void test_store_pg_pipeline_broken_mid_batch_saves_nothing(void **state)
     struct rc_store_engine *e = NULL;
     struct rc_err err = {0};
     struct rc_store_config cfg = {.data_dir = f->dir, .postgres_url = g_pg.url};
-    json_t *rec = J("{'id':'ntf_a','title':'t','message':'m','type':'info','priority':'low',"
-                    "'status':'delivered','recipients':['u1'],'sender_id':null,"
-                    "'created_at':1,'delivered_at':1,'read_by':[],'actions':[],"
-                    "'resource_type':null,'resource_id':null,'metadata':null,'expires_at':null}");
+    json_t *rec = engine_notif("ntf_a");
     struct rc_store_pending pa = {0}, pb = {0};
     assert_int_equal(rc_store_pg_ops.open(&e, &cfg, &err), 0);
     assert_int_equal(rc_store_pg_ops.begin(e, &err), 0);
