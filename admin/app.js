@@ -8,13 +8,13 @@
 
 const KEY_STORE = 'ringcast.apiKey';
 const HISTORY = 120; // seconds of rates kept for the charts
-const LISTED = 1000; // connections the stats list in detail (?limit=)
+const TOP = 20; // most subscribed patterns shown (?top=)
+const LOOKUP_MAX = 100; // connections a lookup lists (?limit=)
 
 const $ = (id) => document.getElementById(id);
 let timer = null;
 let prev = null; // the previous stats sample: {t, published, deliveries}
 const rates = { pub: [], del: [] };
-let lastStats = null;
 
 function apiKey() {
   return sessionStorage.getItem(KEY_STORE);
@@ -103,7 +103,6 @@ function push(arr, v) {
 }
 
 function render(st) {
-  lastStats = st;
   const c = st.counters || {};
   setText('v-connections', fmt(st.total_connections));
   setText('v-authenticated', fmt(st.authenticated_connections));
@@ -131,23 +130,31 @@ function render(st) {
     fmt(s.counters.deliveries), fmt(s.counters.sends), fmt(s.counters.slow_consumer_disconnects),
   ])));
 
-  const conns = st.connections || {};
-  setText('listed', String(Object.keys(conns).length));
-  const counts = new Map();
-  for (const d of Object.values(conns))
-    for (const p of d.subscriptions) counts.set(p, (counts.get(p) || 0) + 1);
-  const top = [...counts.entries()].sort((a, b) => b[1] - a[1]).slice(0, 20);
-  fillTable('patterns', top.map(([p, n]) => row([p, String(n)])));
-  showLookup();
+  fillTable('patterns', (st.top_subscriptions || []).map((t) => row([t.pattern, fmt(t.subscriptions)])));
 }
 
-function showLookup() {
+// The connection lookup asks the server (exact over every connection): a connection id
+// (16 hex digits) or else a user id; with nothing entered, the first 10 connections.
+async function lookupQuery(q) {
+  let url = `/api/realtime/stats?limit=${q ? LOOKUP_MAX : 10}`;
+  if (/^[0-9a-fA-F]{16}$/.test(q)) {
+    const res = await api('GET', `${url}&connection_id=${q}`);
+    if (res.status !== 200 || Object.keys(res.json.connections || {}).length) return res;
+  }
+  if (q) url += '&user_id=' + encodeURIComponent(q);
+  return api('GET', url);
+}
+
+async function showLookup() {
   const q = $('lookup').value.trim();
-  const conns = (lastStats && lastStats.connections) || {};
+  const res = await lookupQuery(q);
+  if (res.status !== 200) {
+    setText('conn-result', 'lookup: ' + errorText(res));
+    return;
+  }
+  const conns = res.json.connections || {};
   const rows = [];
   for (const [id, d] of Object.entries(conns)) {
-    if (q && id !== q && d.user_id !== q) continue;
-    if (!q && rows.length >= 10) break;
     const btn = document.createElement('button');
     btn.textContent = 'disconnect';
     btn.dataset.conn = id;
@@ -157,7 +164,8 @@ function showLookup() {
       btn]));
   }
   fillTable('conns', rows);
-  setText('conn-result', q && rows.length === 0 ? `no connection ${q} among those listed` : '');
+  setText('listed', String(rows.length));
+  setText('conn-result', q && rows.length === 0 ? `no connection or user ${q} on this node` : '');
 }
 
 // publish-to-send latency from /metrics: the ringcast_publish_to_send_seconds
@@ -214,7 +222,7 @@ async function pollLatency() {
 
 async function poll() {
   try {
-    const res = await api('GET', `/api/realtime/stats?limit=${LISTED}`);
+    const res = await api('GET', `/api/realtime/stats?limit=0&top=${TOP}`);
     if (res.status === 401 || res.status === 403) {
       signOut(errorText(res));
       return;
@@ -225,6 +233,7 @@ async function poll() {
     }
     setText('status', 'live, updated ' + new Date().toLocaleTimeString());
     render(res.json);
+    await showLookup();
     await pollLatency();
   } catch (e) {
     setText('status', 'unreachable: ' + e.message);

@@ -227,8 +227,18 @@ void rc_broker_presence_list(struct rc_conn *c, const struct rc_ticket *t, const
                              size_t n, size_t offset, size_t limit);
 bool rc_broker_presence_enabled(const struct rc_shard *s, const char *topic, size_t n);
 
-/* Gather stats from every shard and answer t (seed 003's shape). */
-void rc_broker_stats(struct rc_conn *c, const struct rc_ticket *t, size_t limit);
+/* What GET /api/realtime/stats asks of the gather (docs/API.md, "Stats"). */
+#define RC_STATS_TOP_MAX 1000u
+struct rc_stats_query {
+    size_t limit;      /* connections listed in detail, at most */
+    uint64_t conn_id;  /* list only this connection (0 = any) */
+    char user_id[129]; /* list only this user's connections ("" = any) */
+    size_t top;        /* also answer "top_subscriptions": the top most-subscribed patterns,
+                          counted exactly over every connection (0 = omit; <= RC_STATS_TOP_MAX) */
+};
+
+/* Gather stats from every shard and answer t (seed 003's shape); q is copied. */
+void rc_broker_stats(struct rc_conn *c, const struct rc_ticket *t, const struct rc_stats_query *q);
 /* GET /metrics: the same gather of every shard of this node, answered as
  * Prometheus text (content_type text/plain; version=0.0.4), plus the process,
  * the build and, with broker = redis, the bridge (docs/OPERATIONS.md). extra
@@ -263,7 +273,7 @@ struct rc_broker_engine_ops {
                     const char *since, size_t limit);
     void (*presence_list)(struct rc_conn *c, const struct rc_ticket *t, const char *topic, size_t n,
                           size_t offset, size_t limit);
-    void (*stats)(struct rc_conn *c, const struct rc_ticket *t, size_t limit);
+    void (*stats)(struct rc_conn *c, const struct rc_ticket *t, const struct rc_stats_query *q);
 };
 
 extern const struct rc_broker_engine_ops rc_broker_memory_engine;

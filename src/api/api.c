@@ -517,13 +517,32 @@ static size_t path_topic(struct rc_http_ctx *x, struct rc_slice enc, const char 
 static void h_stats(struct rc_http_ctx *x, struct rc_route_req *r)
 {
     (void)r;
-    size_t limit = STATS_DEFAULT_LIMIT;
+    struct rc_stats_query q = {.limit = STATS_DEFAULT_LIMIT};
     struct rc_slice rest = x->req->query, k, v;
-    while (rc_http_query_next(&rest, &k, &v))
-        if (rc_slice_eq(k, "limit") && !query_uint(x, v, "limit", 0, STATS_MAX_LIMIT, &limit))
+    while (rc_http_query_next(&rest, &k, &v)) {
+        if (rc_slice_eq(k, "limit") && !query_uint(x, v, "limit", 0, STATS_MAX_LIMIT, &q.limit))
             return;
+        if (rc_slice_eq(k, "top") && !query_uint(x, v, "top", 0, RC_STATS_TOP_MAX, &q.top))
+            return;
+        if (rc_slice_eq(k, "user_id")) {
+            ssize_t n = rc_http_url_decode(v, q.user_id, sizeof(q.user_id) - 1, true);
+            if (n <= 0) {
+                rc_http_error(x, 400, "bad_query",
+                              "user_id must be a user id of 1..%zu bytes (percent-encoded)",
+                              sizeof(q.user_id) - 1);
+                return;
+            }
+            q.user_id[n] = '\0';
+        }
+        if (rc_slice_eq(k, "connection_id") && rc_conn_id_parse(v.p, v.n, &q.conn_id) < 0) {
+            rc_http_error(x, 400, "bad_query",
+                          "connection_id must be a connection id (16 hex digits, as in the "
+                          "stats' \"connections\" map)");
+            return;
+        }
+    }
     struct rc_ticket t = rc_ticket_http(x->conn, rc_http_defer(x));
-    rc_broker_stats(x->conn, &t, limit);
+    rc_broker_stats(x->conn, &t, &q);
 }
 
 #define HISTORY_PREFIX "/api/realtime/history/"

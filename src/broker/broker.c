@@ -67,9 +67,9 @@ void rc_broker_presence_list(struct rc_conn *c, const struct rc_ticket *t, const
     engine_of(c)->presence_list(c, t, topic, n, offset, limit);
 }
 
-void rc_broker_stats(struct rc_conn *c, const struct rc_ticket *t, size_t limit)
+void rc_broker_stats(struct rc_conn *c, const struct rc_ticket *t, const struct rc_stats_query *q)
 {
-    engine_of(c)->stats(c, t, limit);
+    engine_of(c)->stats(c, t, q);
 }
 
 void rc_broker_metrics(struct rc_conn *c, const struct rc_ticket *t, const char *extra)

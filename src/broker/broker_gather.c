@@ -88,11 +88,13 @@ struct gather {
     struct rc_ticket ticket;
     unsigned pending;
     size_t limit;
+    struct rc_stats_query q; /* stats */
     /* merged results */
     uint64_t reached;
     json_t *echo; /* broadcast: answer 202 with this object plus "connections" */
     json_t *acc;  /* stats: the answer being built */
     json_t *users;
+    json_t *counts; /* stats with q.top: pattern -> subscriptions, summed over the shards */
     size_t listed;
     struct brk_metrics_part *mparts; /* metrics: one per shard, by shard id */
     char *extra;                     /* metrics: text of the layers above (NULL = none) */
@@ -105,7 +107,7 @@ struct job_post {
     struct gather *g;
     enum job_kind kind;
     struct rc_evbuf *ev; /* broadcast */
-    size_t limit;
+    struct rc_stats_query q;
     /* results */
     uint64_t reached;
     json_t *part;
@@ -143,7 +145,7 @@ static void gather_start(struct rc_conn *c, struct gather *g, struct rc_evbuf *e
         j->origin = s;
         j->g = g;
         j->kind = g->kind;
-        j->limit = g->limit;
+        j->q = g->q;
         if (ev) {
             rc_evbuf_ref(ev);
             j->ev = ev;
@@ -152,8 +154,33 @@ static void gather_start(struct rc_conn *c, struct gather *g, struct rc_evbuf *e
     }
 }
 
-static json_t *shard_stats_part(struct rc_shard *s, size_t limit)
+/* Is c one of the connections q asks to list? */
+static bool stats_lists(const struct rc_stats_query *q, const struct rc_conn *c)
 {
+    if (q->conn_id && c->id != q->conn_id)
+        return false;
+    return !q->user_id[0] || (c->authenticated && strcmp(c->user_id, q->user_id) == 0);
+}
+
+/* This shard's subscriptions per pattern (q.top): every connection's, exactly. */
+static json_t *shard_pattern_counts(struct rc_shard *s)
+{
+    json_t *counts = json_object();
+    for (struct rc_conn *c = s->all; c && counts; c = c->all_next) {
+        if (c->state == RC_CONN_CLOSED || c->proto == RC_PROTO_HTTP)
+            continue;
+        for (struct rc_sub *sub = c->subs; sub; sub = sub->next_in_conn) {
+            json_t *n = json_object_get(counts, sub->pattern);
+            json_object_set_new(counts, sub->pattern,
+                                json_integer(n ? json_integer_value(n) + 1 : 1));
+        }
+    }
+    return counts;
+}
+
+static json_t *shard_stats_part(struct rc_shard *s, const struct rc_stats_query *q)
+{
+    size_t limit = q->limit;
     json_t *part = json_object();
     json_t *subs = json_object();
     json_t *detail = json_object(); /* the same connections, with user, transport, queue */
@@ -169,7 +196,7 @@ static json_t *shard_stats_part(struct rc_shard *s, size_t limit)
             json_array_append_new(users, json_string(c->user_id));
         }
         nsubs += c->nsubs;
-        if (listed < limit) {
+        if (listed < limit && stats_lists(q, c)) {
             char idbuf[RC_CONN_ID_HEX + 1];
             rc_conn_id_format(c->id, idbuf);
             json_t *arr = json_array();
@@ -201,6 +228,8 @@ static json_t *shard_stats_part(struct rc_shard *s, size_t limit)
     json_object_set_new(part, "counters", ctr);
     json_object_set_new(part, "open_connections", json_integer((json_int_t)s->nconns));
     json_object_set_new(part, "topics", json_integer((json_int_t)rc_broker_owned_topics(s)));
+    if (q->top)
+        json_object_set_new(part, "pattern_counts", shard_pattern_counts(s));
     return part;
 }
 
@@ -252,7 +281,7 @@ static void run_job(struct rc_shard *s, struct job_post *j)
     } else if (j->kind == JOB_METRICS) {
         j->mpart = shard_metrics_part(s);
     } else {
-        j->part = shard_stats_part(s, j->limit);
+        j->part = shard_stats_part(s, &j->q);
     }
     j->done = true;
     rc_shard_post(j->origin, &j->post);
@@ -299,6 +328,12 @@ static void stats_merge(struct gather *g, json_t *part)
         json_object_set_new(g->users, json_string_value(v), json_true());
     json_t *ctr = json_object_get(g->acc, "counters");
     json_object_foreach(json_object_get(part, "counters"), key, v) add_counter(ctr, key, v);
+    if (g->q.top) {
+        if (!g->counts)
+            g->counts = json_object();
+        json_object_foreach(json_object_get(part, "pattern_counts"), key, v)
+            add_counter(g->counts, key, v);
+    }
     json_array_append_new(json_object_get(g->acc, "shards"),
                           json_pack("{s:O, s:O, s:O}", "connections",
                                     json_object_get(part, "open_connections"), "topics",
@@ -333,6 +368,39 @@ static void metrics_finish(struct rc_shard *s, struct rc_conn *c, struct gather 
     free(txt);
 }
 
+struct pattern_count {
+    const char *pattern;
+    json_int_t n;
+};
+
+static int by_count_desc(const void *a, const void *b)
+{
+    const struct pattern_count *x = a, *y = b;
+    if (x->n != y->n)
+        return x->n < y->n ? 1 : -1;
+    return strcmp(x->pattern, y->pattern);
+}
+
+/* The q.top most-subscribed patterns of counts, most first (ties by pattern). */
+static json_t *top_patterns(const json_t *counts, size_t top)
+{
+    size_t n = counts ? json_object_size(counts) : 0, i = 0;
+    struct pattern_count *all = n ? calloc(n, sizeof(*all)) : NULL;
+    json_t *arr = json_array();
+    const char *key;
+    json_t *v;
+    if (!all)
+        return arr; /* nothing subscribed (or out of memory: an empty list) */
+    json_object_foreach((json_t *)counts, key, v) all[i++] =
+        (struct pattern_count){key, json_integer_value(v)};
+    qsort(all, n, sizeof(*all), by_count_desc);
+    for (i = 0; i < n && i < top; i++)
+        json_array_append_new(
+            arr, json_pack("{s:s, s:I}", "pattern", all[i].pattern, "subscriptions", all[i].n));
+    free(all);
+    return arr;
+}
+
 static void gather_finish(struct rc_shard *s, struct gather *g)
 {
     struct rc_conn *c = rc_shard_conn(s, g->ticket.conn_id);
@@ -362,6 +430,8 @@ static void gather_finish(struct rc_shard *s, struct gather *g)
             acc, "uptime_seconds",
             json_integer((json_int_t)((rc_now_ms() - s->srv->start_mono_ms) / 1000u)));
         json_object_set_new(acc, "subscriptions_limit", json_integer((json_int_t)g->limit));
+        if (g->q.top)
+            json_object_set_new(acc, "top_subscriptions", top_patterns(g->counts, g->q.top));
         char *txt = json_dumps(acc, JSON_COMPACT);
         if (txt)
             answer_json(c, &g->ticket, 200, txt, strlen(txt));
@@ -373,6 +443,7 @@ static void gather_finish(struct rc_shard *s, struct gather *g)
     }
     json_decref(g->acc);
     json_decref(g->users);
+    json_decref(g->counts);
     json_decref(g->echo);
     free(g->mparts);
     free(g->extra);
@@ -460,7 +531,7 @@ void brk_mem_publish_users(struct rc_conn *c, const struct rc_ticket *t, struct 
         gather_finish(s, g);
 }
 
-void brk_mem_stats(struct rc_conn *c, const struct rc_ticket *t, size_t limit)
+void brk_mem_stats(struct rc_conn *c, const struct rc_ticket *t, const struct rc_stats_query *q)
 {
     struct gather *g = calloc(1, sizeof(*g));
     if (!g) {
@@ -469,7 +540,8 @@ void brk_mem_stats(struct rc_conn *c, const struct rc_ticket *t, size_t limit)
     }
     g->kind = JOB_STATS;
     g->ticket = *t;
-    g->limit = limit;
+    g->limit = q->limit;
+    g->q = *q;
     gather_start(c, g, NULL);
     if (g->pending == 0)
         gather_finish(c->shard, g);

@@ -176,7 +176,7 @@ void brk_mem_presence_list(struct rc_conn *c, const struct rc_ticket *t, const c
 
 void brk_mem_publish_users(struct rc_conn *c, const struct rc_ticket *t, struct rc_publish *pub);
 void brk_mem_broadcast(struct rc_conn *c, const struct rc_ticket *t, struct rc_evbuf *ev);
-void brk_mem_stats(struct rc_conn *c, const struct rc_ticket *t, size_t limit);
+void brk_mem_stats(struct rc_conn *c, const struct rc_ticket *t, const struct rc_stats_query *q);
 /* GET /metrics: gather every shard's brk_metrics_part, answer Prometheus text. */
 void brk_mem_metrics(struct rc_conn *c, const struct rc_ticket *t, const char *extra);
 

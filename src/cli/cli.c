@@ -46,8 +46,11 @@ static const struct rc_cli_cmd commands[] = {
      "A stream the server closes exits 1 (code and reason on stderr).\n",
      rc_cli_subscribe},
     {"stats",
-     "usage: ringcast stats [--limit=N] [options]\n"
+     "usage: ringcast stats [--limit=N] [--user=USER | --connection=ID] [--top=K] [options]\n"
      "Print the server's stats as JSON (GET /api/realtime/stats; needs the admin scope).\n"
+     "--limit lists at most N connections (default 100), --user only USER's, --connection\n"
+     "only that one (16 hex digits); --top adds the K most subscribed patterns, counted\n"
+     "over every connection (\"top_subscriptions\").\n"
      "\n" CLIENT_HELP "\n" EXIT_HELP,
      rc_cli_stats},
     {"disconnect",

@@ -73,25 +73,72 @@ int rc_cli_publish(const struct rc_cli_cmd *cmd, int argc, char **argv, char **e
     return rc;
 }
 
+/* Append "&key=" and v percent-encoded (RFC 3986 unreserved bytes kept) to path. false when
+ * it does not fit. */
+static bool query_append(char *path, size_t cap, const char *key, const char *v)
+{
+    static const char hex[] = "0123456789ABCDEF";
+    size_t n = strlen(path);
+    int w = snprintf(path + n, cap - n, "%c%s=", strchr(path, '?') ? '&' : '?', key);
+    if (w < 0 || (size_t)w >= cap - n)
+        return false;
+    n += (size_t)w;
+    for (const unsigned char *p = (const unsigned char *)v; *p; p++) {
+        if (n + 4 > cap)
+            return false;
+        if ((*p >= 'A' && *p <= 'Z') || (*p >= 'a' && *p <= 'z') || (*p >= '0' && *p <= '9') ||
+            strchr("-._~", *p)) {
+            path[n++] = (char)*p;
+        } else {
+            path[n++] = '%';
+            path[n++] = hex[*p >> 4];
+            path[n++] = hex[*p & 15];
+        }
+    }
+    path[n] = '\0';
+    return true;
+}
+
+/* A decimal option of at most 6 digits, or NULL. */
+static bool decimal(const char *v)
+{
+    return *v && strspn(v, "0123456789") == strlen(v) && strlen(v) <= 6;
+}
+
 int rc_cli_stats(const struct rc_cli_cmd *cmd, int argc, char **argv, char **envp)
 {
-    struct rc_cli_opt opts[] = {RC_CLI_CLIENT_OPTS, {.name = "limit", .has_arg = true}};
-    size_t nargs;
-    int rc = rc_cli_parse(cmd, argc, argv, opts, RC_ARRAY_LEN(opts), NULL, 0, 0, &nargs);
+    struct rc_cli_opt opts[] = {RC_CLI_CLIENT_OPTS,
+                                {.name = "limit", .has_arg = true},
+                                {.name = "user", .has_arg = true},
+                                {.name = "connection", .has_arg = true},
+                                {.name = "top", .has_arg = true}};
+    size_t n = RC_ARRAY_LEN(opts), nargs;
+    int rc = rc_cli_parse(cmd, argc, argv, opts, n, NULL, 0, 0, &nargs);
     if (rc)
         return rc > 0 ? RC_CLI_OK : RC_CLI_USAGE;
-    const char *limit = rc_cli_opt(opts, RC_ARRAY_LEN(opts), "limit")->value;
-    char path[64] = "/api/realtime/stats";
-    if (limit) {
-        if (!*limit || strspn(limit, "0123456789") != strlen(limit) || strlen(limit) > 6)
-            return rc_cli_error(cmd, RC_CLI_USAGE,
-                                "--limit=%s: give a number, 0..10000; see "
-                                "ringcast stats --help",
-                                limit);
-        snprintf(path, sizeof(path), "/api/realtime/stats?limit=%s", limit);
-    }
+    const char *limit = rc_cli_opt(opts, n, "limit")->value;
+    const char *top = rc_cli_opt(opts, n, "top")->value;
+    const char *user = rc_cli_opt(opts, n, "user")->value;
+    const char *conn = rc_cli_opt(opts, n, "connection")->value;
+    char path[512] = "/api/realtime/stats";
+    if (limit && !decimal(limit))
+        return rc_cli_error(cmd, RC_CLI_USAGE,
+                            "--limit=%s: give a number, 0..10000; see ringcast stats --help",
+                            limit);
+    if (top && !decimal(top))
+        return rc_cli_error(cmd, RC_CLI_USAGE,
+                            "--top=%s: give a number, 0..1000; see ringcast stats --help", top);
+    if ((user && (!*user || strlen(user) > 128)) || (conn && strlen(conn) != 16))
+        return rc_cli_error(cmd, RC_CLI_USAGE,
+                            "--user takes a user id (1..128 bytes), --connection a connection id "
+                            "(16 hex digits); see ringcast stats --help");
+    if ((limit && !query_append(path, sizeof(path), "limit", limit)) ||
+        (top && !query_append(path, sizeof(path), "top", top)) ||
+        (user && !query_append(path, sizeof(path), "user_id", user)) ||
+        (conn && !query_append(path, sizeof(path), "connection_id", conn)))
+        return rc_cli_error(cmd, RC_CLI_USAGE, "the options do not fit in one request");
     struct rc_cli_client cl;
-    if (!(rc = rc_cli_client_init(cmd, &cl, opts, RC_ARRAY_LEN(opts), envp)))
+    if (!(rc = rc_cli_client_init(cmd, &cl, opts, n, envp)))
         rc = request(cmd, &cl, "GET", path, NULL);
     rc_cli_client_fini(&cl);
     return rc;

@@ -11,7 +11,7 @@ import urllib.parse
 
 import websockets
 
-from harness import hs256_token, Server, check, eq, http, node, run_async, ws_connect, ws_request
+from harness import hs256_token, Server, check, eq, http, node, run_async, wait_for, ws_connect, ws_request
 
 SECRET = "e2e-admin-hs256-secret-0123456789abcdef"
 KEY = "admin-dashboard-key-0123456789abcdef"
@@ -85,6 +85,68 @@ def test_admin_stats_detail_each_listed_connection():
         run_async(go())
 
 
+def test_admin_stats_lookup_and_top_subscriptions_are_exact():
+    with server() as srv:
+        auth = {"Authorization": "Bearer " + KEY}
+
+        def stats(q):
+            r = http(srv, "GET", "/api/realtime/stats?" + q, headers=auth)
+            eq(r.status, 200, f"stats?{q}: {r.body[:200]!r}")
+            return r.json()
+
+        async def go():
+            socks = []
+            # 12 connections over both shards: user "zed x@y" (a space and an @: percent-encoded
+            # in the query) holds 3, the others one each; patterns counted over all of them
+            for i in range(12):
+                user = "zed x@y" if i < 3 else f"u{i}"
+                ws = await ws_connect(srv, "/api/realtime/ws?token=" + urllib.parse.quote(tok(user)))
+                await ws_request(ws, {"action": "subscribe", "topic": "all.news"})
+                if i % 2 == 0:
+                    await ws_request(ws, {"action": "subscribe", "topic": "even.>"})
+                if i == 5:
+                    await ws_request(ws, {"action": "subscribe", "topic": "solo"})
+                socks.append(ws)
+            shards = {d["shard"] for d in stats("limit=100")["connections"].values()}
+            eq(shards, {0, 1}, "the connections are spread over both shards")
+            # by user: exactly that user's connections, past a small limit of other listings
+            st = stats("limit=100&user_id=" + urllib.parse.quote("zed x@y"))
+            eq(sorted(st["connections"]), sorted(w.connection_id for w in socks[:3]), "the user's 3")
+            eq(st["total_connections"], 12, "the totals still count every connection")
+            eq(stats("limit=2&user_id=" + urllib.parse.quote("zed x@y"))["connections"].__len__(), 2,
+               "limit bounds a lookup too")
+            eq(stats("user_id=nobody")["connections"], {}, "no such user: nothing listed")
+            # by connection id, on whichever shard it lives
+            for w in (socks[4], socks[7]):
+                st = stats("connection_id=" + w.connection_id)
+                eq(list(st["connections"]), [w.connection_id], "exactly that connection")
+                eq(sorted(st["connections"][w.connection_id]["subscriptions"]),
+                   ["all.news", "even.>"] if socks.index(w) % 2 == 0 else ["all.news"], "its subs")
+            eq(stats("connection_id=00000000deadbeef")["connections"], {}, "unknown id: nothing")
+            # top: exact counts over every connection of both shards, most first, ties by name
+            eq(stats("limit=0&top=5")["top_subscriptions"],
+               [{"pattern": "all.news", "subscriptions": 12}, {"pattern": "even.>", "subscriptions": 6},
+                {"pattern": "solo", "subscriptions": 1}], "top patterns")
+            eq(stats("limit=0&top=1")["top_subscriptions"],
+               [{"pattern": "all.news", "subscriptions": 12}], "top bounds the list")
+            check("top_subscriptions" not in stats("limit=0"), "no top unless asked")
+            await socks[0].close()
+            await socks[5].close()
+
+            def counted():
+                top = stats("limit=0&top=5")["top_subscriptions"]
+                return top == [{"pattern": "all.news", "subscriptions": 10},
+                               {"pattern": "even.>", "subscriptions": 5}]
+            wait_for(counted, 10, "closed connections leave the counts")
+            for bad in ("top=1001", "top=-1", "connection_id=xyz", "connection_id=",
+                        "user_id=", "user_id=%zz", "user_id=" + "a" * 129, "limit=x"):
+                r = http(srv, "GET", "/api/realtime/stats?" + bad, headers=auth)
+                eq((r.status, r.json()["error"]["code"]), (400, "bad_query"), f"{bad} refused")
+            for w in socks[1:5] + socks[6:]:
+                await w.close()
+        run_async(go())
+
+
 def test_admin_dashboard_in_chromium():
     chromium = shutil.which("chromium") or "/usr/bin/chromium"
     check(os.path.exists(chromium), "Debian's chromium is installed (scripts/deps.sh test)")
@@ -121,7 +183,9 @@ def test_admin_dashboard_in_chromium():
         check(float(res["pubRate"]) > 0 and float(res["delRate"]) > 0,
               f"rates moved while publishing: {res['pubRate']} {res['delRate']}")
         eq(res["shardRows"], 2, "one row per shard")
+        eq(res["lookupNoneRows"], 0, f"an unknown user finds nothing: {res['lookupNone']}")
         eq(len(res["lookup"]), 1, f"lookup by user: {res['lookup']}")
+        eq(res["lookupById"], 1, "lookup by connection id")
         eq(res["lookup"][0][1], "dash-user", "the user's connection")
         check("desk.live" in res["lookup"][0][2], "with its subscription")
         eq(res["patterns"], [["desk.live", "1"]], "subscribed patterns")

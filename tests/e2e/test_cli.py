@@ -142,13 +142,32 @@ def test_cli_subscribe_since_resumes_and_filter_narrows():
 
 
 def test_cli_stats_prints_json_and_uses_the_api_key():
-    with Server() as srv:
+    with Server(f"--jwt-secret={SECRET}") as srv:
         code, out, err = cli("stats", url(srv))
         eq(code, 0, f"stats exit code ({err})")
         st = json.loads(out)
         check("counters" in st and "total_connections" in st, f"stats shape: {list(st)}")
         code, out, _ = cli("stats", "--limit=0", url(srv))
         eq((code, json.loads(out)["subscriptions_limit"]), (0, 0), "--limit passed on")
+
+        async def lookup():
+            a = await ws_connect(srv, "/api/realtime/ws?token=" + harness.hs256_token(SECRET, "ann b&c", 600))
+            await ws_request(a, {"action": "subscribe", "topic": "cli.top"})
+            other = await ws_connect(srv, "/api/realtime/ws?token=" + harness.hs256_token(SECRET, "zoe", 600))
+            await ws_request(other, {"action": "subscribe", "topic": "cli.top"})
+            code, out, err = cli("stats", "--user=ann b&c", "--top=3", url(srv))
+            eq(code, 0, f"stats --user ({err})")
+            st = json.loads(out)
+            eq(list(st["connections"]), [a.connection_id], "--user: only that user (encoded)")
+            eq(st["top_subscriptions"], [{"pattern": "cli.top", "subscriptions": 2}], "--top")
+            code, out, _ = cli("stats", f"--connection={other.connection_id}", url(srv))
+            eq(list(json.loads(out)["connections"]), [other.connection_id], "--connection")
+            for bad in ("--top=x", "--connection=12", "--user="):
+                code, _, err = cli("stats", bad, url(srv))
+                eq(code, 2, f"{bad}: a usage error ({err})")
+            await a.close()
+            await other.close()
+        run_async(lookup())
     key = "cli-admin-key-0123456789abcdef"
     with Server(f"--api-keys={key}:admin,cli-publish-key-0123456789abcdef:publish") as srv:
         code, _, err = cli("stats", url(srv))

@@ -78,11 +78,32 @@ async function main() {
     await pub;
     out.shardRows = await page.$$eval('#shards tbody tr', (rows) => rows.length);
 
-    // 4. connection lookup by user
+    // 4. connection lookup (asked of the server): an unknown user finds nothing, then the user
+    await page.type('#lookup', 'nobody-' + user);
+    await page.click('#lookup-form button');
+    out.lookupNone = await waitText(page, 'conn-result', (v) => v.startsWith('no connection'),
+      'the lookup of an unknown user');
+    out.lookupNoneRows = await page.$$eval('#conns tbody tr', (rows) => rows.length);
+    await page.$eval('#lookup', (el) => { el.value = ''; });
     await page.type('#lookup', user);
     await page.click('#lookup-form button');
+    await waitText(page, 'conn-result', (v) => v === '', 'the lookup of the user');
+    await page.waitForFunction((u) => {
+      const rows = [...document.querySelectorAll('#conns tbody tr')];
+      return rows.length > 0 && rows.every((r) => r.querySelectorAll('td')[1].textContent === u);
+    }, { timeout: timeoutMs / 2 }, user);
     out.lookup = await page.$$eval('#conns tbody tr', (rows) =>
       rows.map((r) => [...r.querySelectorAll('td')].map((td) => td.textContent)));
+    // the lookup by the connection's id finds the same connection
+    const connId = out.lookup[0][0];
+    await page.$eval('#lookup', (el) => { el.value = ''; });
+    await page.type('#lookup', connId);
+    await page.click('#lookup-form button');
+    await page.waitForFunction((id) => {
+      const rows = [...document.querySelectorAll('#conns tbody tr')];
+      return rows.length === 1 && rows[0].querySelectorAll('td')[0].textContent === id;
+    }, { timeout: timeoutMs / 2 }, connId);
+    out.lookupById = await page.$$eval('#conns tbody tr', (rows) => rows.length);
     out.patterns = await page.$$eval('#patterns tbody tr', (rows) =>
       rows.map((r) => [...r.querySelectorAll('td')].map((td) => td.textContent)));
 
