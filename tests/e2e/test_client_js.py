@@ -139,7 +139,7 @@ def test_client_js_basic_requests_errors_timeouts():
 
 def test_client_js_unit_backoff_ids_tokens():
     eq_n = run_node_tests("client_unit.test.mjs", {})
-    check(eq_n == 4, f"client_unit: {eq_n} tests passed, want 4")
+    check(eq_n == 5, f"client_unit: {eq_n} tests passed, want 5")
 
 
 def test_client_js_reconnect_resume_dead_link_and_restart():
@@ -163,3 +163,12 @@ def test_client_js_drain_1012_moves_to_the_other_node_without_gap():
             check(n == 1, f"client_drain: {n} tests passed, want 1")
         finally:
             ctl.close()
+
+
+def test_client_js_in_chromium_from_another_origin():
+    import shutil
+    chromium = shutil.which("chromium") or "/usr/bin/chromium"
+    check(os.path.exists(chromium), "Debian's chromium is installed (scripts/deps.sh test)")
+    page_port = free_port()
+    _single(f"--allowed-origins=http://127.0.0.1:{page_port}", tests="client_browser.test.mjs",
+            want=1, RC_PAGE_PORT=page_port, CHROMIUM=chromium)

@@ -22,12 +22,14 @@ test('close 1012: immediate jittered retry to the other node, resume without gap
   try {
     const sub = c.subscribe('drain.t', {}, (ev) => got.push(ev.id));
     await sub.ready;
-    const ids = await publishMany(BASE2, 'drain.t', 80, 5, async (i) => {
+    let drained = null;
+    const ids = await publishMany(BASE2, 'drain.t', 120, 2, async (i) => {
       if (i === 40) {
         px.target = portOf(BASE2); // the balancer took node A out
-        await control('drain');    // SIGTERM node A; returns once it exited
+        drained = control('drain'); // SIGTERM node A; publishing goes on meanwhile
       }
     });
+    await drained;
     await waitFor(() => got.length >= ids.length, 15000, `all ${ids.length} events (got ${got.length})`);
     const m = await publish(BASE2, 'drain.t', 'marker');
     await waitFor(() => got.includes(m), 5000, 'the marker');

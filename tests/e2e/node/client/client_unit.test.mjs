@@ -67,3 +67,67 @@ test('endpoint URLs', () => {
   assert.throws(() => endpoint('', '/x', true), TypeError);
   assert.throws(() => endpoint('not a url', '/x', true), TypeError);
 });
+
+// A scripted WebSocket: the test plays the server.
+class FakeWS {
+  static all = [];
+  constructor(url) {
+    this.url = url;
+    this.sent = [];
+    FakeWS.all.push(this);
+  }
+  send(s) { this.sent.push(JSON.parse(s)); }
+  close() {}
+  recv(m) { this.onmessage({ data: JSON.stringify(m) }); }
+  drop(code) { this.onclose({ code, reason: '' }); }
+}
+
+test('resubscribe resumes from the last delivered id and drops replayed duplicates; 1012 retries at once', async () => {
+  FakeWS.all = [];
+  const { connect } = await import('../../../../clients/js/ringcast.js');
+  const c = connect({ url: 'http://x', WebSocket: FakeWS, minDelay: 5000, maxDelay: 5000, drainJitter: 20 });
+  const got = [];
+  const ev = (id, sid) => ({ type: 'event', data: { id, topic: 't', type: 'm', data: null, subscription: sid } });
+  try {
+    await waitUntil(() => FakeWS.all.length === 1);
+    const w1 = FakeWS.all[0];
+    assert.equal(w1.url, 'ws://x/api/realtime/ws');
+    w1.recv({ type: 'connected', data: { connection_id: '00' } });
+    const sub = c.subscribe('t', {}, (e) => got.push(e.id));
+    const req = w1.sent.find((m) => m.action === 'subscribe');
+    assert.deepEqual(req, { action: 'subscribe', topic: 't', id: req.id });
+    w1.recv({ type: 'subscribed', id: req.id, data: { subscription: 's1', topic: 't' } });
+    w1.recv(ev('e1-1', 's1'));
+    w1.recv(ev('e1-2', 's1'));
+    w1.recv(ev('e1-3', 's1'));
+    const downs = [];
+    c.on('disconnected', (d) => downs.push(d));
+    w1.drop(1012);
+    assert.ok(downs[0].delay < 20, 'a draining node: retried within drainJitter, not the 5 s backoff');
+    await waitUntil(() => FakeWS.all.length === 2);
+    const w2 = FakeWS.all[1];
+    w2.recv({ type: 'connected', data: { connection_id: '01' } });
+    const again = w2.sent.find((m) => m.action === 'subscribe');
+    assert.equal(again.since, 'e1-3', 'resumes after the last delivered event');
+    w2.recv({ type: 'subscribed', id: again.id, data: { subscription: 's9', topic: 't' } });
+    w2.recv(ev('e1-2', 's9')); // a replay overlapping what was delivered
+    w2.recv(ev('e1-3', 's9'));
+    w2.recv(ev('e1-4', 's9'));
+    w2.recv({ type: 'error', data: { code: 'history_gap', message: 'gap', id: again.id } });
+    assert.deepEqual(got, ['e1-1', 'e1-2', 'e1-3', 'e1-4'], 'each once');
+    assert.equal(sub.duplicatesDropped, 2);
+    w2.recv({ type: 'ping', data: {} });
+    assert.deepEqual(w2.sent.at(-1), { action: 'pong' }, 'the server ping is answered');
+    w2.recv(ev('e2-1', 's9')); // a new incarnation after a gap: delivered
+    assert.deepEqual(got.at(-1), 'e2-1');
+    w2.drop(1006);
+    assert.ok(downs[1].delay < 5000 && downs.length === 2, 'other closes back off');
+  } finally {
+    c.close();
+  }
+});
+
+async function waitUntil(cond) {
+  for (let i = 0; i < 500 && !cond(); i++) await new Promise((r) => setTimeout(r, 2));
+  assert.ok(cond(), 'condition');
+}
