@@ -172,3 +172,8 @@ def test_client_js_in_chromium_from_another_origin():
     page_port = free_port()
     _single(f"--allowed-origins=http://127.0.0.1:{page_port}", tests="client_browser.test.mjs",
             want=1, RC_PAGE_PORT=page_port, CHROMIUM=chromium)
+
+
+def test_client_js_types_check_with_tsc():
+    n = run_node_tests("client_types.test.mjs", {})
+    check(n == 1, f"client_types: {n} tests passed, want 1")
