@@ -328,6 +328,8 @@ export class Client extends Emitter {
     switch (m.type) {
       case 'connected':
         this.connectionId = data.connection_id;
+        this.userId = null; // this connection's user comes with its `authenticated`
+        this.expiresAt = null;
         if (!this._awaitAuth) this._ready();
         return;
       case 'authenticated':
