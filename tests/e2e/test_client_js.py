@@ -134,7 +134,7 @@ def _single(*extra, tests, want, **env):
 
 
 def test_client_js_basic_requests_errors_timeouts():
-    _single("--client-publish", "--rules=chat.> presence=true", tests="client_basic.test.mjs", want=6)
+    _single("--client-publish", "--rules=chat.> presence=true", tests="client_basic.test.mjs", want=7)
 
 
 def test_client_js_unit_backoff_ids_tokens():

@@ -140,3 +140,24 @@ test('a refused token: an error event, then the connection goes on anonymous', a
     c.close();
   }
 });
+
+test('a notification for the user arrives as a notification event', async () => {
+  const c = client({ token: token('nora') });
+  try {
+    await next(c, 'connected');
+    const got = next(c, 'notification', 5000);
+    const r = await fetch(BASE + '/api/realtime/notifications', {
+      method: 'POST',
+      headers: { 'Content-Type': 'application/json' },
+      body: JSON.stringify({ title: 'Reply', message: 'Jane replied', recipients: ['nora'] }),
+    });
+    assert.equal(r.status, 201, await r.clone().text());
+    const created = await r.json();
+    const n = await got;
+    assert.equal(n.id, created.id);
+    assert.equal(n.title, 'Reply');
+    assert.deepEqual(n.recipients, ['nora']);
+  } finally {
+    c.close();
+  }
+});
