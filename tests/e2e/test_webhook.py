@@ -267,3 +267,35 @@ def test_webhook_bad_config_is_refused_at_start():
         eq(p.returncode, 2, f"exit code for {arg}: {p.stdout}{p.stderr}")
         out = (p.stdout + p.stderr).replace("-", "_")
         check(words in out, f"{arg}: message names {words}: {p.stderr}")
+
+
+def test_webhook_sse_stream_and_presence_events():
+    """An SSE stream with a token: connect then subscribe (its topic from the URL),
+    unsubscribe then disconnect once it closes; on a topic with presence the user's
+    presence_join / presence_leave arrive too."""
+    from test_sse import SSE
+
+    rcv = Receiver().start()
+    try:
+        with wh_server(rcv, "--presence=true") as srv:
+            sse = SSE(srv, f"?topic=room.p&token={hs256_token(SECRET, 'carol')}")
+            wait_for(lambda: [e for e in rcv.events() if e["type"] == "presence_join"], 10,
+                     "presence_join")
+            sse.sock.shutdown(2)  # SHUT_RDWR: the server sees the FIN at once
+            sse.close()
+            wait_for(lambda: [e for e in rcv.events() if e["type"] == "disconnect"], 10,
+                     "the disconnect")
+            evs = [e for e in rcv.events() if e["user_id"] == "carol"]
+            types = [e["type"] for e in evs]
+            for t in ("connect", "subscribe", "presence_join", "unsubscribe", "disconnect"):
+                check(t in types, f"{t} in {types}")
+            # one connection's own events in order (presence is the topic's, on its owner shard)
+            own = [t for t in types if not t.startswith("presence")]
+            eq(own, ["connect", "subscribe", "unsubscribe", "disconnect"], "SSE events in order")
+            wait_for(lambda: [e for e in rcv.events() if e["type"] == "presence_leave"], 10,
+                     "presence_leave")
+            pj = next(e for e in rcv.events() if e["type"] == "presence_join")
+            eq((pj["topic"], pj["user_id"]), ("room.p", "carol"), "presence_join fields")
+            eq(rcv.bad, [], "every POST verified")
+    finally:
+        rcv.stop()
