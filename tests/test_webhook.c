@@ -43,11 +43,16 @@ static void test_webhook_sign_matches_reference_hmac(void **state)
 static void test_webhook_body_carries_each_events_fields(void **state)
 {
     (void)state;
-    struct wh_item a = {.seq = 7, .conn_id = 0x0100000002ull, .time_ms = 1700000000123ull,
+    struct wh_item a = {.seq = 7,
+                        .conn_id = 0x0100000002ull,
+                        .time_ms = 1700000000123ull,
                         .type = RC_WEBHOOK_SUBSCRIBE};
     snprintf(a.user_id, sizeof(a.user_id), "alice");
     snprintf(a.topic, sizeof(a.topic), "chat.>");
-    struct wh_item b = {.seq = 8, .conn_id = 3, .time_ms = 5, .type = RC_WEBHOOK_DISCONNECT,
+    struct wh_item b = {.seq = 8,
+                        .conn_id = 3,
+                        .time_ms = 5,
+                        .type = RC_WEBHOOK_DISCONNECT,
                         .reason = RC_CLOSE_HEARTBEAT_TIMEOUT};
     a.next = &b;
     char *txt = rc_webhook_body("n1", "n1-abc", 4, &a, 2);

@@ -15,6 +15,7 @@
 #ifndef RINGCAST_WEBHOOK_H
 #define RINGCAST_WEBHOOK_H
 
+#include <jansson.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -86,6 +87,11 @@ void rc_webhook_conn(struct rc_webhook *wh, const struct rc_conn *c, enum rc_web
 
 /* True if wh is set and the type is in webhook_events (saves building an event). */
 bool rc_webhook_wants(const struct rc_webhook *wh, enum rc_webhook_type t);
+
+/* The webhook counters as a JSON object (queued, sent, dropped, posts, failed,
+ * retries, queue_depth) for the stats; NULL when wh is NULL or out of memory.
+ * Any thread. */
+struct json_t *rc_webhook_stats(const struct rc_webhook *wh);
 
 /* Prometheus text of the webhook counters (caller frees; NULL when wh is NULL
  * or out of memory). Any thread: the counters are relaxed atomics. */

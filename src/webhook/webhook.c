@@ -525,7 +525,20 @@ void rc_webhook_free(struct rc_webhook *wh)
     curl_global_cleanup();
 }
 
-/* ---- /metrics ------------------------------------------------------------------------ */
+/* ---- stats and /metrics ------------------------------------------------------------------------
+ */
+
+json_t *rc_webhook_stats(const struct rc_webhook *wh)
+{
+    if (!wh)
+        return NULL;
+    const struct wh_stats *st = &wh->st;
+    return json_pack("{s:I, s:I, s:I, s:I, s:I, s:I, s:I}", "queued", (json_int_t)get(&st->queued),
+                     "sent", (json_int_t)get(&st->sent), "dropped", (json_int_t)get(&st->dropped),
+                     "posts", (json_int_t)get(&st->posts), "failed", (json_int_t)get(&st->failed),
+                     "retries", (json_int_t)get(&st->retries), "queue_depth",
+                     (json_int_t)get(&st->depth));
+}
 
 char *rc_webhook_metrics(const struct rc_webhook *wh)
 {

@@ -154,6 +154,9 @@ def test_webhook_lifecycle_events_arrive_signed_with_their_fields():
             wait_for(lambda: (metric(srv, "ringcast_webhook_events_sent_total") or 0) >= 4, 5,
                      "sent metric")
             eq(metric(srv, "ringcast_webhook_dropped_total"), 0, "dropped metric")
+            st = http(srv, "GET", "/api/realtime/stats").json()["webhook"]
+            check(st["sent"] >= 4 and st["queued"] >= 4, f"stats webhook object {st}")
+            eq((st["dropped"], st["failed"]), (0, 0), "nothing dropped or failed in the stats")
             check("ringcast_webhook_post_seconds_count" in http(srv, "GET", "/metrics").body.decode(),
                   "latency histogram")
     finally:
