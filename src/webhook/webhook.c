@@ -50,7 +50,9 @@ struct rc_webhook {
     uint32_t batch_max, queue_max;
     uint64_t flush_ms, timeout_ms, retry_max_ms;
     /* shared with producers */
-    _Atomic uint64_t pending;       /* pushed, not taken: acq_rel not needed, relaxed bound */
+    /* relaxed, both: a bound and a count, not a hand-over (an event's bytes cross
+     * through the MPSC queue, whose push/pop order them) */
+    _Atomic uint64_t pending;       /* pushed, not yet taken by the thread */
     _Atomic uint64_t shard_dropped; /* events a shard dropped because pending was full */
     atomic_bool stop;               /* release by stop, acquire by the thread */
     struct wh_stats st;
