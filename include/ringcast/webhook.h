@@ -22,6 +22,7 @@
 #include "ringcast/common.h"
 #include "ringcast/config.h"
 #include "ringcast/conn.h"
+#include "ringcast/topic.h"
 
 #ifdef __cplusplus
 extern "C" {
@@ -39,7 +40,7 @@ enum rc_webhook_type {
     RC_WEBHOOK_NTYPES
 };
 
-#define RC_WEBHOOK_TOPIC_MAX 256 /* bytes kept of a topic or pattern, NUL included */
+#define RC_WEBHOOK_TOPIC_MAX (RC_TOPIC_MAX_LEN + 1) /* a whole topic or pattern, NUL included */
 
 /* One lifecycle event, as a shard gives it (copied by rc_webhook_emit). */
 struct rc_webhook_event {

@@ -214,6 +214,8 @@ def test_webhook_retries_500_and_keeps_each_connections_order():
             for c in cids:
                 eq([e["type"] for e in of_conn(rcv, c)],
                    ["connect", "subscribe", "unsubscribe", "disconnect"], f"order of {c}")
+            sizes = [len(b["events"]) for b in rcv.batches]
+            check(max(sizes) == 3, f"batches of at most webhook_batch=3, full ones seen: {sizes}")
             check(rcv.posts >= len(rcv.batches) + 3, "the failed POSTs were made")
             check(metric(srv, "ringcast_webhook_retries_total") >= 3, "retries counted")
             check(metric(srv, "ringcast_webhook_posts_failed_total") >= 3, "failures counted")
