@@ -304,3 +304,28 @@ def test_webhook_sse_stream_and_presence_events():
             eq(rcv.bad, [], "every POST verified")
     finally:
         rcv.stop()
+
+
+def test_webhook_disconnect_reason_heartbeat_timeout():
+    """A WebSocket client that upgrades and then says nothing (not even a pong) is
+    closed after heartbeat_timeout: its disconnect says heartbeat_timeout."""
+    from harness import raw_connect
+
+    rcv = Receiver().start()
+    try:
+        with wh_server(rcv, "--heartbeat-interval=1s", "--heartbeat-timeout=2s") as srv:
+            s = raw_connect(srv)
+            s.sendall(b"GET /api/realtime/ws HTTP/1.1\r\nHost: x\r\nUpgrade: websocket\r\n"
+                      b"Connection: Upgrade\r\nSec-WebSocket-Version: 13\r\n"
+                      b"Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n\r\n")
+            try:
+                dis = wait_for(lambda: [e for e in rcv.events() if e["type"] == "disconnect"],
+                               15, "the silent client's disconnect")
+            finally:
+                s.close()
+            eq(dis[0]["reason"], "heartbeat_timeout", "reason")
+            eq(dis[0]["user_id"], None, "anonymous")
+            eq([e["type"] for e in of_conn(rcv, dis[0]["connection_id"])],
+               ["connect", "disconnect"], "its events")
+    finally:
+        rcv.stop()
