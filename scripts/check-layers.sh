@@ -17,7 +17,7 @@ set -uo pipefail
 cd "$(dirname "$0")/.."
 
 # layer -> rank; equal ranks are siblings
-declare -A rank=([core]=0 [proto]=1 [match]=1 [loop]=2 [auth]=3 [store]=3
+declare -A rank=([core]=0 [proto]=1 [match]=1 [loop]=2 [auth]=3 [store]=3 [webhook]=3
     [broker]=4 [session]=5 [api]=6 [cli]=7 [main]=8)
 # headers with no .c of their own
 declare -A header_only=([ticket.h]=proto [api_key.h]=core [answer.h]=loop [histo.h]=core)

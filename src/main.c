@@ -14,6 +14,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/resource.h>
+#include <unistd.h>
 
 #include "rc_build.h"
 #include "ringcast/api.h"
@@ -27,6 +28,7 @@
 #include "ringcast/server.h"
 #include "ringcast/session.h"
 #include "ringcast/shard.h"
+#include "ringcast/webhook.h"
 
 #if RC_HAVE_MIMALLOC
 #include <mimalloc.h>
@@ -108,6 +110,22 @@ static int run_command(int *argc, char ***argv, bool *check)
     return rc_cli_run(*argc, *argv, environ);
 }
 
+/* The node's name in webhook batches: the cluster's, else node_name, else hostname:port. */
+static const char *webhook_node(const struct rc_server *srv, char *buf, size_t n)
+{
+    const char *nn = rc_broker_node_name(srv);
+    if (nn[0])
+        return nn;
+    if (srv->cfg->node_name[0])
+        return srv->cfg->node_name;
+    char host[RC_CONFIG_CLAIM_MAX - 8] = "localhost";
+    if (gethostname(host, sizeof(host)) < 0)
+        snprintf(host, sizeof(host), "localhost");
+    host[sizeof(host) - 1] = '\0';
+    snprintf(buf, n, "%s:%u", host, rc_server_port(srv));
+    return buf;
+}
+
 int main(int argc, char **argv)
 {
     struct rc_config cfg;
@@ -180,6 +198,7 @@ int main(int argc, char **argv)
     signal(SIGPIPE, SIG_IGN);
 
     rc_session_set_hooks(&session_hooks);
+    char node[RC_CONFIG_CLAIM_MAX + 8];
     int init_rc = rc_server_init(&srv, &cfg, &err);
     srv.auth = auth;
     srv.store = store;
@@ -187,11 +206,14 @@ int main(int argc, char **argv)
     srv.shard_hooks = &shard_hooks;
     /* a listener that cannot be set up exits 1; a redis_url that does not
      * parse is a configuration error (2) */
-    int fail = init_rc < 0                                                    ? 1
-               : rc_broker_cluster_open(&srv, rc_server_port(&srv), &err) < 0 ? EXIT_CONFIG
-               : rc_api_store_cluster(&srv, &err) < 0                         ? 1
-               : rc_api_admin_cluster(&srv, &err) < 0                         ? 1
-                                                                              : 0;
+    int fail =
+        init_rc < 0                                                    ? 1
+        : rc_broker_cluster_open(&srv, rc_server_port(&srv), &err) < 0 ? EXIT_CONFIG
+        : rc_api_store_cluster(&srv, &err) < 0                         ? 1
+        : rc_api_admin_cluster(&srv, &err) < 0                         ? 1
+        : rc_webhook_new(&srv.webhook, &cfg, webhook_node(&srv, node, sizeof(node)), &err) < 0
+            ? EXIT_CONFIG
+            : 0;
     if (fail) {
         if (fail == 1)
             rc_log(RC_LOG_ERROR, "start_failed", "reason=\"%s\"", err.msg);
@@ -200,12 +222,14 @@ int main(int argc, char **argv)
         rc_server_join(&srv);
         rc_broker_cluster_close(&srv);
         rc_api_store_stop(store);
+        rc_webhook_free(srv.webhook);
         rc_auth_free(auth);
         rc_config_fini(&cfg);
         return fail;
     }
     raise_fd_limit(&cfg, srv.nshards);
-    if (rc_server_start(&srv, &err) < 0 || rc_broker_cluster_start(&srv, &err) < 0 ||
+    if ((srv.webhook && rc_webhook_start(srv.webhook, &err) < 0) ||
+        rc_server_start(&srv, &err) < 0 || rc_broker_cluster_start(&srv, &err) < 0 ||
         rc_api_store_start(store, &err) < 0) {
         rc_log(RC_LOG_ERROR, "start_failed", "reason=\"%s\"", err.msg);
         fprintf(stderr, "ringcast: %s\n", err.msg);
@@ -215,6 +239,8 @@ int main(int argc, char **argv)
         rc_server_join(&srv);
         rc_broker_cluster_close(&srv);
         rc_api_store_stop(store);
+        rc_webhook_stop(srv.webhook);
+        rc_webhook_free(srv.webhook);
         rc_auth_free(auth);
         rc_config_fini(&cfg);
         return 1;
@@ -253,6 +279,8 @@ int main(int argc, char **argv)
     rc_server_join(&srv);
     rc_broker_cluster_close(&srv);
     rc_api_store_stop(store);
+    rc_webhook_stop(srv.webhook); /* the shards emit no more: deliver what is left */
+    rc_webhook_free(srv.webhook);
     rc_log(RC_LOG_INFO, "stopped", "exit_code=0");
     rc_auth_free(auth);
     rc_config_fini(&cfg);

@@ -136,6 +136,15 @@ struct rc_config {
     uint64_t presence_ttl;               /* ms: a dead node's presence entries expire after it */
     char node_name[RC_CONFIG_CLAIM_MAX]; /* "" = hostname:port */
     bool proxy_protocol;                 /* a PROXY v1/v2 header must open every connection */
+    /* lifecycle webhooks (webhook.h) */
+    char webhook_url[RC_CONFIG_PATH_MAX];      /* http(s) URL; "" = off */
+    struct rc_config_list webhook_events;      /* words of webhook.h; empty = all */
+    char webhook_secret[RC_CONFIG_SECRET_MAX]; /* HMAC-SHA256 key; secret: never printed */
+    uint32_t webhook_batch;                    /* events per POST, at most */
+    uint64_t webhook_flush;                    /* ms: a partial batch waits at most this */
+    uint32_t webhook_queue;                    /* events queued per process, at most */
+    uint64_t webhook_timeout;                  /* ms per POST */
+    uint64_t webhook_retry_max;                /* ms: backoff cap between retries */
     /* io_uring */
     size_t recv_buffer_size;
     uint32_t recv_buffers; /* per shard */

@@ -48,6 +48,20 @@ struct rc_proxy;
 
 enum rc_conn_proto { RC_PROTO_HTTP, RC_PROTO_WS, RC_PROTO_SSE };
 
+/* Why a WebSocket/SSE connection closed (the disconnect webhook's reason;
+ * words in src/webhook/webhook_body.c). The first cause set wins; unset at
+ * release means the peer closed (peer_closed, close frame) or the server did
+ * for another reason (RC_CLOSE_SERVER). Append new causes before RC_CLOSE_NREASONS. */
+enum rc_conn_close_reason {
+    RC_CLOSE_UNSET,
+    RC_CLOSE_CLIENT,            /* client_close: close frame, FIN or reset */
+    RC_CLOSE_HEARTBEAT_TIMEOUT, /* heartbeat_timeout */
+    RC_CLOSE_SLOW_CONSUMER,     /* slow_consumer: output over max_pending_bytes */
+    RC_CLOSE_DRAIN,             /* drain: SIGTERM */
+    RC_CLOSE_SERVER,            /* server_close: auth, rate limit, protocol error, memory */
+    RC_CLOSE_NREASONS
+};
+
 /* The listener a connection came through: the main one (listen_address:port,
  * every shard), or metrics_address (shard 0 only), whose connections are
  * served /metrics and /healthz and nothing else (api_router.c). */
@@ -164,11 +178,12 @@ struct rc_conn {
     bool dirty; /* on the shard's flush list */
     bool counted_ip;
     bool authenticated;
-    bool served;        /* a first request was answered (handshake_timeout is over) */
-    bool peer_closed;   /* FIN received: answer what is buffered, then close */
-    bool drain_told;    /* on_drain was called (drain_spread) */
-    uint32_t inflight;  /* SQEs in flight that reference this conn */
-    uint32_t send_iovs; /* iovecs of the send in flight */
+    bool served;          /* a first request was answered (handshake_timeout is over) */
+    bool peer_closed;     /* FIN received: answer what is buffered, then close */
+    bool drain_told;      /* on_drain was called (drain_spread) */
+    uint8_t close_reason; /* enum rc_conn_close_reason; see rc_conn_set_close_reason */
+    uint32_t inflight;    /* SQEs in flight that reference this conn */
+    uint32_t send_iovs;   /* iovecs of the send in flight */
     struct rc_conn *dirty_next;
     struct rc_conn *all_next, *all_prev; /* shard's list of live conns */
     struct rc_timer timer;
@@ -238,6 +253,13 @@ int rc_conn_queue_evbuf(struct rc_conn *c, struct rc_evbuf *ev, const uint8_t *p
 /* takes a reference on ref (a subscription's, whose suffix p points into) for the segment */
 int rc_conn_queue_sub(struct rc_conn *c, struct rc_segref *ref, const uint8_t *p,
                       size_t n) RC_MUST_CHECK;
+
+/* Record why c closes, unless a cause is already recorded. */
+static inline void rc_conn_set_close_reason(struct rc_conn *c, enum rc_conn_close_reason r)
+{
+    if (c->close_reason == RC_CLOSE_UNSET)
+        c->close_reason = (uint8_t)r;
+}
 
 /* Send what is queued, then close. */
 void rc_conn_close_after_flush(struct rc_conn *c);

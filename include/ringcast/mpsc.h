@@ -12,8 +12,9 @@
  *   it is the first to push after the consumer said it would sleep, so a
  *   burst of N messages costs at most one write(2).
  * All atomics of the project live here, in the refcount helpers, in the
- * connection budget (limits.h) and in the Redis bridge's stop and up flags
- * (redis_bridge.c); each states its memory order and why. */
+ * connection budget (limits.h), in the Redis bridge's stop and up flags
+ * (redis_bridge.c) and in the webhook queue's bound, stop flag and counters
+ * (webhook.c); each states its memory order and why. */
 #ifndef RINGCAST_MPSC_H
 #define RINGCAST_MPSC_H
 

@@ -28,6 +28,7 @@ struct rc_store;
 struct rc_conn_ops;
 struct rc_shard_hooks;
 struct rc_broker_cluster;
+struct rc_webhook;
 
 /* Process-wide, immutable once the shards start (but for the connection budget). */
 struct rc_server {
@@ -45,6 +46,8 @@ struct rc_server {
     const struct rc_shard_hooks *shard_hooks; /* the broker's per-shard part (shard.h) */
     struct rc_broker_cluster *cluster;        /* broker = redis: the node's bridge (broker.h);
                                                  shards only submit to it */
+    struct rc_webhook *webhook;               /* lifecycle webhooks (webhook.h); NULL = off;
+                                                 shards only rc_webhook_emit to it */
     /* the one mutable member: max_connections across every shard (limits.h) */
     struct rc_connbudget conns;
     int metrics_fd; /* metrics_address's listener, accepted on shard 0; -1 = none */

@@ -13,6 +13,7 @@
 #include "ringcast/prom.h"
 #include "ringcast/shard.h"
 #include "ringcast/store.h"
+#include "ringcast/webhook.h"
 
 void rc_api_metrics(struct rc_http_ctx *x, struct rc_route_req *r)
 {
@@ -30,7 +31,9 @@ void rc_api_metrics(struct rc_http_ctx *x, struct rc_route_req *r)
         }
     }
     struct rc_ticket t = rc_ticket_http(x->conn, serial);
-    rc_broker_metrics(x->conn, &t, NULL); /* the store's part is left out */
+    char *wh = rc_webhook_metrics(s->srv->webhook);
+    rc_broker_metrics(x->conn, &t, wh); /* the store's part is left out */
+    free(wh);
 }
 
 static const struct {
@@ -82,6 +85,19 @@ void rc_api_metrics_store_answered(struct rc_conn *c, struct rc_api_store_wait *
 {
     struct rc_store_req *req = w->req;
     char *txt = req && req->status == 200 && req->result ? store_text(req->result) : NULL;
+    char *wh = rc_webhook_metrics(c->shard->srv->webhook);
+    if (wh && txt) {
+        size_t a = strlen(txt), b = strlen(wh);
+        char *both = realloc(txt, a + b + 1);
+        if (both) {
+            memcpy(both + a, wh, b + 1);
+            txt = both;
+        }
+    } else if (wh) {
+        txt = wh;
+        wh = NULL;
+    }
+    free(wh);
     struct rc_ticket t = rc_ticket_http(c, w->serial);
     rc_broker_metrics(c, &t, txt);
     free(txt);

@@ -12,6 +12,7 @@
 #include "ringcast/presence.h"
 #include "ringcast/shard.h"
 #include "ringcast/topic.h"
+#include "ringcast/webhook.h"
 
 #include "broker_internal.h"
 
@@ -426,6 +427,8 @@ static void gather_finish(struct rc_shard *s, struct gather *g)
             rc_broker_cluster_stats(s->srv, acc);
         }
         json_object_set_new(acc, "shard_count", json_integer((json_int_t)s->srv->nshards));
+        if (s->srv->webhook)
+            json_object_set_new(acc, "webhook", rc_webhook_stats(s->srv->webhook));
         json_object_set_new(
             acc, "uptime_seconds",
             json_integer((json_int_t)((rc_now_ms() - s->srv->start_mono_ms) / 1000u)));

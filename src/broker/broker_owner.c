@@ -13,6 +13,7 @@
 #include "ringcast/presence.h"
 #include "ringcast/shard.h"
 #include "ringcast/topic.h"
+#include "ringcast/webhook.h"
 
 #include "broker_internal.h"
 
@@ -122,6 +123,16 @@ static void owner_presence(struct rc_shard *s, struct pres_post *p)
             return;
     } else if (rc_presence_leave(b->presence, topic, user, p->conn_id, &changed) < 0) {
         return;
+    }
+    if (changed) {
+        /* the user's first / last connection on the topic (on this node) */
+        struct rc_webhook_event ev = {.type = p->kind == PRES_JOIN ? RC_WEBHOOK_PRESENCE_JOIN
+                                                                   : RC_WEBHOOK_PRESENCE_LEAVE,
+                                      .conn_id = p->conn_id,
+                                      .user_id = p->user,
+                                      .topic = p->topic,
+                                      .topic_len = p->topic_len};
+        rc_webhook_emit(s->srv->webhook, &ev);
     }
     if (b->engine == &rc_broker_redis_engine) {
         /* the cluster decides joined/left: this node tells it its count */

@@ -8,6 +8,7 @@
 
 #include "ringcast/broker.h"
 #include "ringcast/filter.h"
+#include "ringcast/webhook.h"
 #include "ringcast/history.h"
 #include "ringcast/shard.h"
 #include "ringcast/topic.h"
@@ -110,6 +111,7 @@ struct rc_sub *rc_broker_subscribe(struct rc_conn *c, const char *pattern, size_
     c->subs = sub;
     c->nsubs++;
     b->engine->subscribed(c, sub);
+    rc_webhook_conn(s->srv->webhook, c, RC_WEBHOOK_SUBSCRIBE, sub->pattern, n);
     return sub;
 }
 
@@ -119,6 +121,8 @@ static void sub_remove(struct rc_broker *b, struct rc_conn *c, struct rc_sub **p
     struct rc_sub *sub = *pp;
     *pp = sub->next_in_conn;
     c->nsubs--;
+    rc_webhook_conn(c->shard->srv->webhook, c, RC_WEBHOOK_UNSUBSCRIBE, sub->pattern,
+                    sub->pattern_len);
     b->engine->unsubscribed(c, sub);
     rc_trie_remove(b->trie, sub->handle);
     brk_resume_finish(sub);

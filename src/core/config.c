@@ -175,6 +175,16 @@ static const char *check_origin(const char *item)
     return NULL;
 }
 
+static const char *check_webhook_event(const char *item)
+{
+    static const char *const words[] = {"connect", "disconnect", "subscribe", "unsubscribe",
+                                        "presence"};
+    for (size_t i = 0; i < RC_ARRAY_LEN(words); i++)
+        if (strcmp(item, words[i]) == 0)
+            return NULL;
+    return "is not a webhook event; use connect, disconnect, subscribe, unsubscribe or presence";
+}
+
 static const char *check_api_key(const char *item)
 {
     size_t key_len;
@@ -338,6 +348,26 @@ const struct rc_config_key rc_config_keys[] = {
              "every connection must start with a PROXY protocol v1 or v2 header (HAProxy "
              "send-proxy-v2), else it is refused; limits, logs and stats then see the client's "
              "address"),
+    KEY_STRING(webhook_url, "",
+               "lifecycle webhooks: events are POSTed as signed JSON batches to this http:// or "
+               "https:// URL; empty = off"),
+    KEY_LIST(webhook_events, check_webhook_event, false,
+             "events sent to webhook_url: connect, disconnect, subscribe, unsubscribe, presence "
+             "(joined/left of topics with presence); empty = all"),
+    KEY_SECRET(webhook_secret, "",
+               "key of the X-Ringcast-Signature header (HMAC-SHA256 of timestamp.body; secret: "
+               "never printed); empty = unsigned"),
+    KEY_UINT(webhook_batch, "100", 1, 10000, NULL, "events per webhook POST, at most"),
+    KEY_DURATION(webhook_flush, "200ms", 1 * MS, MIN, NULL,
+                 "a webhook batch that is not full is sent after waiting this long"),
+    KEY_UINT(webhook_queue, "100000", 1, 10000000, NULL,
+             "webhook events waiting per process, at most; past it the oldest are dropped "
+             "(counted, reported in the next batch)"),
+    KEY_DURATION(webhook_timeout, "5s", 100 * MS, 5 * MIN, NULL,
+                 "a webhook POST without a complete answer for this long fails and is retried"),
+    KEY_DURATION(webhook_retry_max, "30s", 100 * MS, HOUR, NULL,
+                 "longest wait between retries of a failed webhook batch (exponential backoff "
+                 "from 100ms, with jitter)"),
     KEY_SIZE(recv_buffer_size, "16KiB", 512, MIB, NULL, "size of one io_uring receive buffer"),
     KEY_UINT(recv_buffers, "256", 1, 65536, NULL, "receive buffers per shard"),
     KEY_UINT(ring_entries, "1024", 8, 32768, NULL,
@@ -470,6 +500,14 @@ int rc_config_validate(const struct rc_config *c, struct rc_err *err)
             return -EINVAL;
     }
 
+    if (c->webhook_url[0] && strncmp(c->webhook_url, "http://", 7) != 0 &&
+        strncmp(c->webhook_url, "https://", 8) != 0) {
+        rc_err_set(err, 0, "bad_config",
+                   "config: webhook_url=%.64s is not an http:// or https:// URL; e.g. "
+                   "https://backend.example.com/ringcast/events, or empty for no webhooks",
+                   c->webhook_url);
+        return -EINVAL;
+    }
     if (c->heartbeat_timeout <= c->heartbeat_interval) {
         rc_config_fmt_duration(c->heartbeat_timeout, a, sizeof(a));
         rc_config_fmt_duration(c->heartbeat_interval, b, sizeof(b));

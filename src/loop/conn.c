@@ -331,6 +331,7 @@ void rc_conn_close_slow(struct rc_conn *c)
 {
     if (c->state == RC_CONN_CLOSED || c->state == RC_CONN_LINGER)
         return;
+    rc_conn_set_close_reason(c, RC_CLOSE_SLOW_CONSUMER);
     /* The backlog is dropped (memory stays bounded); a WebSocket client gets
      * a close frame 1008 (policy violation, RFC 6455 7.4.1) after the bytes
      * already in flight, then the connection closes; if the client does not

@@ -440,6 +440,7 @@ static void on_recv(struct rc_shard *s, struct io_uring_cqe *cqe)
     }
     if (res == 0) {
         /* EOF: the peer closed its side */
+        rc_conn_set_close_reason(c, RC_CLOSE_CLIENT);
         if (c->state == RC_CONN_LINGER || c->state == RC_CONN_FLUSHING)
             rc_conn_close_now(c);
         else
@@ -471,6 +472,7 @@ static void on_recv(struct rc_shard *s, struct io_uring_cqe *cqe)
             return;
         case -ECONNRESET:
         case -EPIPE:
+            rc_conn_set_close_reason(c, RC_CLOSE_CLIENT);
             rc_conn_close_now(c);
             return;
         default:

@@ -10,6 +10,8 @@
 #include "ringcast/broker.h"
 #include "ringcast/http.h"
 #include "ringcast/session.h"
+#include "ringcast/shard.h"
+#include "ringcast/webhook.h"
 #include "ringcast/ws.h"
 
 /* ---- the hooks main registers ------------------------------------------------------ */
@@ -31,7 +33,9 @@ const struct rc_session_hooks *rc_session_hooks(void)
 
 void rc_session_release(struct rc_conn *c)
 {
-    rc_broker_conn_gone(c);
+    rc_broker_conn_gone(c); /* its unsubscribe events come before its disconnect */
+    if (c->proto == RC_PROTO_WS || c->proto == RC_PROTO_SSE)
+        rc_webhook_conn(c->shard->srv->webhook, c, RC_WEBHOOK_DISCONNECT, NULL, 0);
     rc_auth_identity_free(c->identity);
     c->identity = NULL;
     json_decref(c->durable_changes);

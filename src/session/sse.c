@@ -17,6 +17,7 @@
 #include "ringcast/sse.h"
 #include "ringcast/ticket.h"
 #include "ringcast/topic.h"
+#include "ringcast/webhook.h"
 
 #define MAX_QUERY_VALUE 16384
 
@@ -91,6 +92,7 @@ static void sse_on_timer(struct rc_conn *c)
 static void sse_on_drain(struct rc_conn *c)
 {
     static const char bye[] = ": server is shutting down; reconnect later\n\n";
+    rc_conn_set_close_reason(c, RC_CLOSE_DRAIN);
     if (rc_conn_queue_static(c, bye, sizeof(bye) - 1) == 0)
         rc_conn_close_after_flush(c);
 }
@@ -414,6 +416,7 @@ void rc_sse_handle(struct rc_http_ctx *x)
     }
     rc_http_switch(c, RC_PROTO_SSE, &sse_ops);
     s->ctr.sse_streams++;
+    rc_webhook_conn(s->srv->webhook, c, RC_WEBHOOK_CONNECT, NULL, 0);
     /* an authenticated stream's connection record waits for the user's durable
      * subscriptions (the after_auth hook, session.h), so they apply from the first event
      * published after the client sees it */

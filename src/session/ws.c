@@ -13,6 +13,7 @@
 #include "ringcast/msg.h"
 #include "ringcast/session.h"
 #include "ringcast/shard.h"
+#include "ringcast/webhook.h"
 #include "ringcast/ws.h"
 #include "ringcast/ws_frame.h"
 
@@ -245,6 +246,7 @@ static void ws_on_timer(struct rc_conn *c)
     }
     if (s->now_ms >= c->last_rx_ms + s->cfg->heartbeat_timeout) {
         s->ctr.heartbeat_timeouts++;
+        rc_conn_set_close_reason(c, RC_CLOSE_HEARTBEAT_TIMEOUT);
         rc_log_debug("heartbeat_timeout", "conn=%016llx", (unsigned long long)c->id);
         rc_ws_close(c, 1001, "heartbeat timeout: nothing received within heartbeat_timeout");
         return;
@@ -263,6 +265,7 @@ static void ws_on_timer(struct rc_conn *c)
 static void ws_on_drain(struct rc_conn *c)
 {
     /* RFC 6455 §7.4.1 / IANA: 1012 = service restart; reconnect with backoff */
+    rc_conn_set_close_reason(c, RC_CLOSE_DRAIN);
     rc_ws_close(c, 1012, "server restart; reconnect with backoff");
 }
 
@@ -519,6 +522,7 @@ static void on_chunk(struct rc_conn *c, const struct rc_ws_chunk *ch)
         return;
     case RC_WS_CHUNK_CLOSE:
         ws->close_received = true;
+        rc_conn_set_close_reason(c, RC_CLOSE_CLIENT);
         if (ws->close_sent) {
             rc_conn_close_now(c);
             return;
@@ -705,4 +709,5 @@ void rc_ws_handle_upgrade(struct rc_http_ctx *x)
     }
     if (c->state == RC_CONN_OPEN)
         arm_heartbeat(c);
+    rc_webhook_conn(s->srv->webhook, c, RC_WEBHOOK_CONNECT, NULL, 0);
 }
