@@ -45,6 +45,7 @@ static const struct rc_shard_hooks shard_hooks = {
     .init = rc_broker_init,
     .fini = rc_broker_fini,
     .tick = rc_broker_tick,
+    .next_tick_ms = rc_broker_next_tick_ms,
 };
 
 static const struct rc_session_hooks session_hooks = {

@@ -93,6 +93,9 @@ size_t rc_broker_deliver(struct rc_shard *s, struct rc_evbuf *ev);
 #define RC_TOPIC_SWEEP_SLOTS 1024u
 #define RC_TOPIC_SWEEP_FREES 256u
 void rc_broker_tick(struct rc_shard *s);
+/* When rc_broker_tick next has work: the next sweep while topics are owned (or the table
+ * can shrink), UINT64_MAX otherwise (an idle shard sleeps). */
+uint64_t rc_broker_next_tick_ms(const struct rc_shard *s);
 /* Topics this shard owns now. */
 size_t rc_broker_owned_topics(const struct rc_shard *s);
 void rc_broker_conn_gone(struct rc_conn *c);

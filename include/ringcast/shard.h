@@ -52,6 +52,9 @@ struct rc_shard_hooks {
     int (*init)(struct rc_shard *s);
     void (*fini)(struct rc_shard *s);
     void (*tick)(struct rc_shard *s);
+    /* When tick next has work (ms, rc_now_ms clock; UINT64_MAX = nothing until an event);
+     * NULL = every loop turn (at most RC_TIMER_TICK_MS apart). */
+    uint64_t (*next_tick_ms)(const struct rc_shard *s);
 };
 
 /* Per-shard counters; owned by the shard, copied out on a stats request. */
@@ -76,6 +79,7 @@ struct rc_counters {
     uint64_t sends;
     uint64_t send_iovecs;
     uint64_t wakeups;
+    uint64_t loop_turns; /* sleeps on the ring (an idle shard: about one per timer due) */
     uint64_t auth_failures;
     uint64_t auth_timeouts;
     uint64_t token_expiries;

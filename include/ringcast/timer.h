@@ -44,6 +44,10 @@ static inline bool rc_timer_is_armed(const struct rc_timer *t)
 }
 /* Fire every timer whose deadline is <= now_ms. Returns how many fired. */
 size_t rc_timer_advance(struct rc_timer_wheel *w, uint64_t now_ms, rc_timer_fn fn, void *ctx);
+/* The time (ms) at which rc_timer_advance next has a timer to look at: the start of the
+ * first non-empty slot after the last processed tick (a timer of a later round there makes
+ * it early, never late); UINT64_MAX when nothing is armed. O(slots) at worst. */
+uint64_t rc_timer_next_ms(const struct rc_timer_wheel *w);
 /* Monotonic milliseconds. */
 uint64_t rc_now_ms(void);
 /* Monotonic nanoseconds (the metrics' histograms; one clock read). */

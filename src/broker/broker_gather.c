@@ -55,6 +55,7 @@ const struct brk_counter_field brk_counter_fields[] = {
     CTR(sends, "Send operations completed."),
     CTR(send_iovecs, "Iovecs in completed send operations."),
     CTR(wakeups, "Inbox wake-ups of the shard loop."),
+    CTR(loop_turns, "Turns of the shard loop (an idle shard sleeps until its next timer)."),
     CTR(durable_refused, "Durable subscriptions refused by the rules."),
     CTR(durable_load_timeouts, "Connections greeted before their durable subscriptions loaded."),
     CTR(user_subscription_refusals, "Subscription creates refused at max_user_subscriptions."),

@@ -218,6 +218,15 @@ void rc_broker_tick(struct rc_shard *s)
     }
 }
 
+uint64_t rc_broker_next_tick_ms(const struct rc_shard *s)
+{
+    const struct rc_broker *b = s->broker;
+    if (!b || !s->cfg->topic_idle_timeout || !b->topics_cap ||
+        (b->ntopics == 0 && b->topics_cap <= 256))
+        return UINT64_MAX;
+    return b->next_sweep_ms;
+}
+
 size_t rc_broker_owned_topics(const struct rc_shard *s)
 {
     return s->broker ? s->broker->ntopics : 0;

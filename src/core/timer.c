@@ -83,6 +83,16 @@ void rc_timer_cancel(struct rc_timer_wheel *w, struct rc_timer *t)
     w->armed--;
 }
 
+uint64_t rc_timer_next_ms(const struct rc_timer_wheel *w)
+{
+    if (!w->armed)
+        return UINT64_MAX;
+    for (uint64_t k = w->tick + 1; k <= w->tick + RC_TIMER_SLOTS; k++)
+        if (w->slots[k % RC_TIMER_SLOTS])
+            return k * RC_TIMER_TICK_MS;
+    return (w->tick + 1) * RC_TIMER_TICK_MS; /* unreachable while armed > 0 */
+}
+
 size_t rc_timer_advance(struct rc_timer_wheel *w, uint64_t now_ms, rc_timer_fn fn, void *ctx)
 {
     size_t fired = 0;

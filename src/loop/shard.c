@@ -306,6 +306,33 @@ static void arm_wake(struct rc_shard *s)
 
 /* Loop turn: re-arm an accept paused by accept_pause once its time came, or
  * one that could not be armed for want of an SQE. */
+/* How long the loop may sleep on the ring: until the next timer, sweep or hook deadline
+ * (events, answers and posts wake it at once through the ring), at most
+ * RC_SHARD_SLEEP_MAX_MS; one tick while something is retried each turn (a deferred
+ * re-arm, a paused accept, a drain). An idle shard thus sleeps instead of waking every
+ * RC_TIMER_TICK_MS. */
+#define RC_SHARD_SLEEP_MAX_MS 1000u
+static struct __kernel_timespec sleep_for(const struct rc_shard *s,
+                                          const struct rc_shard_hooks *hooks)
+{
+    uint64_t now = rc_now_ms(), wake = rc_timer_next_ms(&s->timers);
+    if (s->ip_handshakes && s->next_sweep_ms < wake)
+        wake = s->next_sweep_ms;
+    if (hooks && hooks->tick) {
+        uint64_t h = hooks->next_tick_ms ? hooks->next_tick_ms(s) : now + RC_TIMER_TICK_MS;
+        if (h < wake)
+            wake = h;
+    }
+    if (s->draining || s->dirty || s->accept_paused || s->accept_rearm || s->metrics_rearm ||
+        s->wake_rearm)
+        wake = now + RC_TIMER_TICK_MS < wake ? now + RC_TIMER_TICK_MS : wake;
+    uint64_t ms = wake <= now ? 0 : wake - now;
+    if (ms > RC_SHARD_SLEEP_MAX_MS)
+        ms = RC_SHARD_SLEEP_MAX_MS;
+    return (struct __kernel_timespec){.tv_sec = (long long)(ms / 1000u),
+                                      .tv_nsec = (long long)(ms % 1000u) * 1000000LL};
+}
+
 static void accept_maybe_resume(struct rc_shard *s)
 {
     /* metrics_address (shard 0): re-armed whenever it ended, unless paused */
@@ -744,8 +771,9 @@ void *rc_shard_main(void *arg)
         rc_shard_buf_publish(s);
         rc_shard_turn_end(s);
 
-        struct __kernel_timespec ts = {.tv_sec = 0, .tv_nsec = RC_TIMER_TICK_MS * 1000000L};
+        struct __kernel_timespec ts = sleep_for(s, hooks);
         struct io_uring_cqe *cqe = NULL;
+        s->ctr.loop_turns++;
         if (rc_mpsc_prepare_sleep(&s->inbox))
             rc = io_uring_submit_and_wait_timeout(&s->ring, &cqe, 1, &ts, NULL);
         else

@@ -4,6 +4,7 @@ independent parser and linter), scraped with urllib; clients publish and
 receive through http.client and the websockets package. Also the access rules
 and the Grafana dashboard's queries (deploy/grafana-dashboard.json)."""
 
+import asyncio
 import json
 import os
 import re
@@ -13,7 +14,7 @@ import urllib.error
 import urllib.request
 
 from harness import (Server, TestFailure, check, eq, http, publish, run_async, wait_for,
-                     ws_connect, ws_next, ws_subscribe)
+                     ws_connect, ws_next, ws_request, ws_subscribe)
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 DASHBOARD = os.path.join(HERE, "..", "..", "deploy", "grafana-dashboard.json")
@@ -358,3 +359,30 @@ def test_metrics_cluster_bridge_counters_and_cross_node_latency():
         check(total(ma, "ringcast_redis_round_trip_seconds_sum") > 0, "round-trip sum")
         eq(total(mb, "ringcast_publish_to_send_seconds_count"), 3.0,
            "b measured each event from its bridge receiving it to its send")
+
+
+def test_idle_shards_sleep_until_their_next_timer_and_events_still_wake_them():
+    # the loop sleeps on the ring until its next deadline (at most 1 s), not every 10 ms tick:
+    # over a 2 s window an idle server with an idle WebSocket turns far fewer than the
+    # 2 x 200 turns a 10 ms tick would make; an event still reaches the subscriber at once
+    # (the ring wakes the shard; a tick would not be needed)
+    with Server() as srv:
+        def turns():
+            st = http(srv, "GET", "/api/realtime/stats?limit=0").json()
+            return [s["counters"]["loop_turns"] for s in st["shards"]]
+
+        async def go():
+            ws = await ws_connect(srv)
+            await ws_request(ws, {"action": "subscribe", "topic": "idle.t"})
+            before = turns()
+            await asyncio.sleep(2.0)  # the measured window itself, not a wait for a condition
+            after = turns()
+            per_shard = [a - b for a, b in zip(after, before)]
+            # each stats request costs a few turns of every shard (the gather); a 10 ms tick
+            # would add ~200 per shard over the window
+            check(all(n < 60 for n in per_shard), f"idle shards sleep: turns in 2 s {per_shard}")
+            publish(srv, "idle.t", {"n": 1})
+            msg = json.loads(await asyncio.wait_for(ws.recv(), 10))
+            eq((msg["type"], msg["data"]["data"]), ("event", {"n": 1}), "an event wakes the sleeping shard")
+            await ws.close()
+        run_async(go())
