@@ -13,7 +13,8 @@ import struct
 import time
 import zlib
 
-from harness import Server, check, eq, http, node, publish, run_async, ws_connect, ws_next, ws_subscribe
+from harness import (Server, check, eq, http, node, publish, run_async, ws_connect, ws_next,
+                     ws_request, ws_subscribe)
 from test_ws_contract import FrameReader, handshake, header, new_key
 
 ON = ("--ws-compression=true",)
@@ -271,3 +272,26 @@ def test_ws_deflate_node_ws_client():
               f"extensions {out['extensions']!r}")
         eq(out["close_code"], 1000, "close code")
         eq([e["data"] for e in out["events"]], [{"pad": "n" * 2000}, {"small": 1}], "events")
+
+
+def test_ws_deflate_resume_and_initial_events_arrive_equal():
+    """Replayed events (since) go out from history with their compressed image;
+    an initial event is re-encoded from the plain one ("initial": true)."""
+    with Server(*ON) as srv:
+        first = publish(srv, "h/t", BIG)
+        publish(srv, "h/t", dict(BIG, second=True))
+
+        async def go():
+            ws = await ws_connect(srv)
+            r = await ws_request(ws, {"action": "subscribe", "topic": "h/t", "since": first})
+            eq(r["type"], "subscribed", f"resume: {r}")
+            m = await ws_next(ws, type_="event")
+            eq(m["data"]["data"], dict(BIG, second=True), "replayed event")
+            r = await ws_request(ws, {"action": "subscribe", "topic": "h/t",
+                                      "include_initial": True})
+            eq(r["type"], "subscribed", f"initial: {r}")
+            m = await ws_next(ws, type_="event")
+            eq(m["data"]["data"], dict(BIG, second=True), "initial event")
+            eq(m["data"].get("initial"), True, "initial mark")
+            await ws.close()
+        run_async(go())
