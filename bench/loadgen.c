@@ -38,6 +38,7 @@
 #include <sys/uio.h>
 #include <time.h>
 #include <unistd.h>
+#include <zlib.h>
 
 #include "ringcast/common.h"
 #include "ringcast/ws_frame.h"
@@ -99,7 +100,12 @@ static struct {
     int cpu_pids[4]; /* cluster case: more server processes (nodes, redis) whose CPU counts */
     unsigned ncpu_pids;
     bool idle, quiet;
-    uint32_t recv_chunk; /* test: read at most this many bytes per recv (0 = no cap) */
+    uint32_t recv_chunk;   /* test: read at most this many bytes per recv (0 = no cap) */
+    bool compress;         /* ringcast: subscribers offer permessage-deflate */
+    bool text_pad;         /* pad with words (compresses like JSON text), not 'x' */
+    uint64_t sub_rx_bytes; /* bytes subscribers received (frames on the wire) */
+    z_stream inflater;     /* for compressed frames (the server resets per message) */
+    uint8_t *zbuf;         /* inflated message */
     double settle;
     /* state */
     int ep;
@@ -342,7 +348,23 @@ static size_t make_payload(char *out, size_t cap, uint32_t stream, uint64_t seq,
         size_t pad = G.size - len - 8;
         memcpy(out + len, ",\"p\":\"", 6);
         len += 6;
-        memset(out + len, 'x', pad);
+        if (G.text_pad) {
+            static const char *const words[] = {
+                "order ",    "shipped ", "item ",      "qty 3 ",    "price 12.50 ",
+                "sku-4711 ", "eu-west ", "status ok ", "customer ", "note "};
+            uint64_t x = seq * 0x9E3779B97F4A7C15ull + stream + 1;
+            for (size_t k = 0; k < pad;) {
+                x ^= x << 13, x ^= x >> 7, x ^= x << 17;
+                const char *w = words[x % 10];
+                size_t wl = strlen(w);
+                if (wl > pad - k)
+                    wl = pad - k;
+                memcpy(out + len + k, w, wl);
+                k += wl;
+            }
+        } else {
+            memset(out + len, 'x', pad);
+        }
         len += pad;
         out[len++] = '"';
     }
@@ -572,6 +594,30 @@ static void nats_feed(struct conn *c, const uint8_t *p, size_t n)
 }
 
 /* Server frames are unmasked (RFC 6455 5.1). Returns bytes consumed. */
+/* A compressed event (RFC 7692 7.2.2: append 00 00 ff ff, inflate; the server
+ * answered server_no_context_takeover, so each message starts fresh). */
+static void on_compressed(struct conn *c, uint8_t *pl, size_t len)
+{
+    static const uint8_t tail[4] = {0, 0, 0xff, 0xff};
+    if (!G.zbuf && (!(G.zbuf = malloc(MAX_FRAME)) || inflateInit2(&G.inflater, -15) != Z_OK))
+        die("inflate: out of memory");
+    inflateReset(&G.inflater);
+    G.inflater.next_out = G.zbuf;
+    G.inflater.avail_out = MAX_FRAME;
+    G.inflater.next_in = pl;
+    G.inflater.avail_in = (uInt)len;
+    int rc = inflate(&G.inflater, Z_SYNC_FLUSH);
+    G.inflater.next_in = (Bytef *)(uintptr_t)tail;
+    G.inflater.avail_in = 4;
+    if (rc == Z_OK)
+        rc = inflate(&G.inflater, Z_SYNC_FLUSH);
+    if (rc != Z_OK && rc != Z_BUF_ERROR) {
+        conn_kill(c, "compressed frame does not inflate");
+        return;
+    }
+    on_message(c, G.zbuf, MAX_FRAME - G.inflater.avail_out);
+}
+
 static size_t ws_parse(struct conn *c, uint8_t *p, size_t n)
 {
     size_t off = 0;
@@ -615,6 +661,8 @@ static size_t ws_parse(struct conn *c, uint8_t *p, size_t n)
         } else if (op == RC_WS_OP_PONG) {
         } else if (G.peer == PEER_NATS) {
             nats_feed(c, pl, (size_t)len);
+        } else if (fin && op == RC_WS_OP_TEXT && (b0 & 0x40)) {
+            on_compressed(c, pl, (size_t)len); /* permessage-deflate, one frame */
         } else if (fin && op != RC_WS_OP_CONT && c->frag_len == 0) {
             on_message(c, pl, (size_t)len);
         } else { /* fragmented message (RFC 6455 5.4) */
@@ -690,8 +738,9 @@ static void sub_start(struct conn *c)
     int n = snprintf(req, sizeof(req),
                      "GET %s HTTP/1.1\r\nHost: 127.0.0.1:%d\r\nUpgrade: websocket\r\n"
                      "Connection: Upgrade\r\nSec-WebSocket-Key: %s\r\n"
-                     "Sec-WebSocket-Version: 13\r\n\r\n",
-                     path, G.port, key);
+                     "Sec-WebSocket-Version: 13\r\n%s\r\n",
+                     path, G.port, key,
+                     G.compress ? "Sec-WebSocket-Extensions: permessage-deflate\r\n" : "");
     conn_queue(c, req, (size_t)n);
     c->state = S_HANDSHAKE;
     conn_flush(c);
@@ -1041,6 +1090,8 @@ static void on_readable(struct conn *c)
         }
         size_t n = have + (size_t)r, used = 0;
         G.now = now_ns();
+        if (c->kind == K_SUB)
+            G.sub_rx_bytes += (uint64_t)r;
         if (c->kind == K_SUB) {
             if (c->state == S_HANDSHAKE)
                 used = sub_handshake(c, b, n);
@@ -1199,6 +1250,8 @@ static void usage(void)
           "  --groups=G                   ringcast: distinct filters, N/G subscribers match each "
           "event\n"
           "  --events=M --size=B          publications and payload bytes (2000, 64)\n"
+          "  --text-pad                   pad payloads with words (compress like JSON text)\n"
+          "  --compress                   ringcast: subscribers offer permessage-deflate\n"
           "  --publishers=K --pipeline=D  publishing connections and unanswered requests per "
           "connection (4, 64)\n"
           "  --batch=N                    ringcast: N events per publish request "
@@ -1232,20 +1285,16 @@ static double num_arg(const char *name, const char *v, double lo, double hi)
 static void parse_args(int argc, char **argv)
 {
     static const struct option opts[] = {
-        {"peer", 1, 0, 'P'},        {"host", 1, 0, 'H'},
-        {"port", 1, 0, 'p'},        {"pub-port", 1, 0, 'Q'},
-        {"subscribers", 1, 0, 'n'}, {"topics", 1, 0, 'c'},
-        {"groups", 1, 0, 'g'},      {"events", 1, 0, 'm'},
-        {"size", 1, 0, 's'},        {"publishers", 1, 0, 'k'},
-        {"pipeline", 1, 0, 'd'},    {"batch", 1, 0, 'B'},
-        {"window", 1, 0, 'w'},      {"rate", 1, 0, 'r'},
-        {"duration", 1, 0, 'D'},    {"timeout", 1, 0, 'T'},
-        {"drain", 1, 0, 'R'},       {"connect-inflight", 1, 0, 'i'},
-        {"idle", 0, 0, 'I'},        {"settle", 1, 0, 'S'},
-        {"server-pid", 1, 0, 'x'},  {"cpu-pid", 1, 0, 'X'},
-        {"port2", 1, 0, '2'},       {"case", 1, 0, 'C'},
-        {"quiet", 0, 0, 'q'},       {"recv-chunk", 1, 0, 'Z'},
-        {"help", 0, 0, 'h'},        {0, 0, 0, 0},
+        {"peer", 1, 0, 'P'},       {"host", 1, 0, 'H'},        {"port", 1, 0, 'p'},
+        {"pub-port", 1, 0, 'Q'},   {"subscribers", 1, 0, 'n'}, {"topics", 1, 0, 'c'},
+        {"groups", 1, 0, 'g'},     {"events", 1, 0, 'm'},      {"size", 1, 0, 's'},
+        {"publishers", 1, 0, 'k'}, {"pipeline", 1, 0, 'd'},    {"batch", 1, 0, 'B'},
+        {"window", 1, 0, 'w'},     {"rate", 1, 0, 'r'},        {"duration", 1, 0, 'D'},
+        {"timeout", 1, 0, 'T'},    {"drain", 1, 0, 'R'},       {"connect-inflight", 1, 0, 'i'},
+        {"idle", 0, 0, 'I'},       {"settle", 1, 0, 'S'},      {"server-pid", 1, 0, 'x'},
+        {"cpu-pid", 1, 0, 'X'},    {"port2", 1, 0, '2'},       {"case", 1, 0, 'C'},
+        {"quiet", 0, 0, 'q'},      {"recv-chunk", 1, 0, 'Z'},  {"compress", 0, 0, 'z'},
+        {"text-pad", 0, 0, 'W'},   {"help", 0, 0, 'h'},        {0, 0, 0, 0},
     };
     G.peer = PEER_RINGCAST;
     G.case_name = "custom";
@@ -1301,6 +1350,12 @@ static void parse_args(int argc, char **argv)
             break;
         case 's':
             G.size = (uint32_t)num_arg("size", optarg, 16, 4000);
+            break;
+        case 'z':
+            G.compress = true;
+            break;
+        case 'W':
+            G.text_pad = true;
             break;
         case 'k':
             G.pubs = (uint32_t)num_arg("publishers", optarg, 1, 1024);
@@ -1580,24 +1635,26 @@ static int report_run(bool setup_ok, const struct cpu_span *cpu)
     double el = (double)(t_end - G.t_pub0) / 1e9;
     double scpu = cpu->server0 >= 0 && cpu->server1 >= 0 ? cpu->server1 - cpu->server0 : -1;
     double lcpu = cpu->self1 - cpu->self0;
-    printf(
-        "{\"case\":\"%s\",\"peer\":\"%s\",\"subscribers\":%u,\"topics\":%u,\"groups\":%u,"
-        "\"events\":%" PRIu64 ",\"size\":%u,\"rate\":%.0f,\"expected\":%" PRIu64
-        ",\"deliveries\":%" PRIu64 ",\"lost\":%" PRIu64 ",\"dup\":%" PRIu64
-        ",\"reordered\":%" PRIu64 ",\"errors\":%" PRIu64 ",\"foreign\":%" PRIu64
-        ",\"elapsed_s\":%.4f,\"deliveries_per_s\":%.0f,\"publications_per_s\":%.0f,"
-        "\"server_cpu_s\":%.4f,\"ns_per_delivery\":%.1f,\"loadgen_cpu_s\":%.4f,"
-        "\"loadgen_busy\":%.2f,"
-        "\"p50_us\":%.1f,\"p99_us\":%.1f,\"p999_us\":%.1f,\"max_us\":%.1f,"
-        "\"ack_p50_us\":%.1f,\"ack_p99_us\":%.1f,\"connect_s\":%.3f,\"handshakes_per_s\":%.0f}\n",
-        G.case_name, peer_name(), G.subs, G.topics, G.groups, G.published, G.size, G.rate,
-        G.expected, G.deliveries, lost, G.dup, G.reord, G.proto_errors, G.foreign, el,
-        el > 0 ? (double)G.deliveries / el : 0, el > 0 ? (double)G.published / el : 0, scpu,
-        scpu >= 0 && G.deliveries ? scpu * 1e9 / (double)G.deliveries : -1, lcpu,
-        el > 0 ? lcpu / el : 0, (double)hist_pct(&G.hist, 0.5) / 1e3,
-        (double)hist_pct(&G.hist, 0.99) / 1e3, (double)hist_pct(&G.hist, 0.999) / 1e3,
-        (double)G.hist.max / 1e3, (double)hist_pct(&G.ack, 0.5) / 1e3,
-        (double)hist_pct(&G.ack, 0.99) / 1e3, connect_secs(), handshakes_per_s());
+    printf("{\"case\":\"%s\",\"peer\":\"%s\",\"subscribers\":%u,\"topics\":%u,\"groups\":%u,"
+           "\"events\":%" PRIu64 ",\"size\":%u,\"rate\":%.0f,\"expected\":%" PRIu64
+           ",\"deliveries\":%" PRIu64 ",\"lost\":%" PRIu64 ",\"dup\":%" PRIu64
+           ",\"reordered\":%" PRIu64 ",\"errors\":%" PRIu64 ",\"foreign\":%" PRIu64
+           ",\"elapsed_s\":%.4f,\"deliveries_per_s\":%.0f,\"publications_per_s\":%.0f,"
+           "\"server_cpu_s\":%.4f,\"ns_per_delivery\":%.1f,\"loadgen_cpu_s\":%.4f,"
+           "\"loadgen_busy\":%.2f,"
+           "\"p50_us\":%.1f,\"p99_us\":%.1f,\"p999_us\":%.1f,\"max_us\":%.1f,"
+           "\"ack_p50_us\":%.1f,\"ack_p99_us\":%.1f,\"connect_s\":%.3f,\"handshakes_per_s\":%.0f,"
+           "\"compress\":%s,\"wire_bytes_per_delivery\":%.1f}\n",
+           G.case_name, peer_name(), G.subs, G.topics, G.groups, G.published, G.size, G.rate,
+           G.expected, G.deliveries, lost, G.dup, G.reord, G.proto_errors, G.foreign, el,
+           el > 0 ? (double)G.deliveries / el : 0, el > 0 ? (double)G.published / el : 0, scpu,
+           scpu >= 0 && G.deliveries ? scpu * 1e9 / (double)G.deliveries : -1, lcpu,
+           el > 0 ? lcpu / el : 0, (double)hist_pct(&G.hist, 0.5) / 1e3,
+           (double)hist_pct(&G.hist, 0.99) / 1e3, (double)hist_pct(&G.hist, 0.999) / 1e3,
+           (double)G.hist.max / 1e3, (double)hist_pct(&G.ack, 0.5) / 1e3,
+           (double)hist_pct(&G.ack, 0.99) / 1e3, connect_secs(), handshakes_per_s(),
+           G.compress ? "true" : "false",
+           G.deliveries ? (double)G.sub_rx_bytes / (double)G.deliveries : 0);
     fflush(stdout);
     if (G.err_first[0])
         fprintf(stderr, "loadgen: first error: %s\n", G.err_first);

@@ -1,16 +1,20 @@
 /* fuzz_ws_frame.c - libFuzzer harness for the WebSocket frame reader.
  * Input: byte 0 picks max_message (low 7 bits) and the side (top bit: the client's
- * reader of unmasked server frames), byte 1 the split point, the rest is the
- * byte stream, fed in two pieces. Checks: consumed <= len; DONE consumes;
+ * reader of unmasked server frames), byte 1 the split point (high 7 bits) and
+ * permessage-deflate (low bit: RSV1 allowed; compressed messages are inflated
+ * with rc_ws_inflate, bounded by max_message), the rest is the byte stream, fed
+ * in two pieces. Checks: consumed <= len; DONE consumes;
  * MORE consumes all; chunk data lies inside the piece or inside the reader; a
  * data message never exceeds max_message; control payloads <= 125; TEXT pieces
  * are valid UTF-8 (checked again with a separate validator) and complete at
  * msg_end; failures carry a known close code and keep failing. Also checks
  * that the UTF-8 validator gives the same verdict whole and byte by byte. */
+#include <errno.h>
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
 
+#include "ringcast/ws_deflate.h"
 #include "ringcast/ws_frame.h"
 
 #define CHECK(c)                                                                                   \
@@ -27,6 +31,11 @@ struct state {
     enum rc_ws_chunk_kind msg_kind;
     struct rc_utf8 text;
     bool failed;
+    bool compressed; /* the message in progress is (RSV1) */
+    bool zfailed;    /* its inflation failed: the session would have closed */
+    struct rc_ws_inflater *zi;
+    uint8_t *out;
+    size_t out_len, out_cap;
 };
 
 static bool inside(const uint8_t *p, size_t n, const void *base, size_t size)
@@ -42,11 +51,31 @@ static void check_chunk(struct state *s, const struct rc_ws_chunk *c)
             s->in_msg = true;
             s->msg_kind = c->kind;
             s->msg_bytes = 0;
+            s->compressed = c->compressed;
             rc_utf8_init(&s->text);
         }
         CHECK(c->kind == s->msg_kind);
+        CHECK(c->compressed == s->compressed);
         s->msg_bytes += c->len;
         CHECK(s->msg_bytes <= s->max_message);
+        if (s->compressed) {
+            CHECK(s->zi != NULL); /* RSV1 only passes when it was allowed */
+            if (!s->zfailed) {
+                struct rc_ws_outbuf ob = {&s->out, &s->out_len, &s->out_cap};
+                int rc =
+                    rc_ws_inflate(s->zi, c->data, c->len, c->msg_end, false, ob, s->max_message);
+                CHECK(rc == 0 || rc == -E2BIG || rc == -EBADMSG);
+                CHECK(s->out_len <= s->max_message || rc == -E2BIG);
+                CHECK(s->out_cap <= s->max_message + 1 || s->out_cap == 0);
+                s->zfailed = rc < 0;
+            }
+            if (c->msg_end) {
+                s->out_len = 0;
+                s->in_msg = false;
+            }
+            CHECK(rc_ws_reader_in_message(&s->r) == s->in_msg);
+            return;
+        }
         if (c->kind == RC_WS_CHUNK_TEXT)
             CHECK(rc_utf8_feed(&s->text, c->data, c->len));
         if (c->msg_end) {
@@ -125,7 +154,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     if (size < 2)
         return 0;
     n = size - 2;
-    split = data[1] % (n + 1);
+    split = (size_t)(data[1] >> 1) % (n + 1);
     s.max_message = (size_t)(data[0] & 0x7f) * 74;
     struct rc_ws_limits lim = {s.max_message};
     if (data[0] & 0x80)
@@ -134,6 +163,18 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         rc_ws_reader_init(&s.r, &lim);
     s.in_msg = false;
     s.failed = false;
+    s.zfailed = false;
+    free(s.out); /* each input its own output buffer, sized by its own max_message */
+    s.out = NULL;
+    s.out_len = s.out_cap = 0;
+    rc_ws_inflater_free(s.zi); /* a fresh window per input: runs stay independent */
+    s.zi = NULL;
+    if (data[1] & 1) {
+        rc_ws_reader_allow_compressed(&s.r);
+        s.zi = rc_ws_inflater_new();
+        if (!s.zi)
+            return 0;
+    }
 
     /* Exact-size heap copies of both pieces (the reader unmasks in place) so
      * ASan sees any access past a piece. */

@@ -6,7 +6,7 @@ set -euo pipefail
 what=${1:-run}
 
 build_pkgs=(meson ninja-build pkg-config gcc libc6-dev liburing-dev libmimalloc-dev libxxhash-dev
-            libjansson-dev libssl-dev libsqlite3-dev libhiredis-dev libpq-dev libcurl4-openssl-dev curl
+            libjansson-dev libssl-dev zlib1g-dev libsqlite3-dev libhiredis-dev libpq-dev libcurl4-openssl-dev curl
             ca-certificates)
 test_pkgs=(libcmocka-dev clang libclang-rt-14-dev clang-format g++ libbenchmark-dev python3
            python3-websockets openssl nodejs npm git redis-server haproxy postgresql-15

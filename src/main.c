@@ -23,6 +23,7 @@
 #include "ringcast/broker.h"
 #include "ringcast/cli.h"
 #include "ringcast/config.h"
+#include "ringcast/evbuf.h"
 #include "ringcast/http.h"
 #include "ringcast/log.h"
 #include "ringcast/server.h"
@@ -179,6 +180,9 @@ int main(int argc, char **argv)
         rc_config_fini(&cfg);
         return EXIT_CONFIG;
     }
+
+    /* permessage-deflate: events get their compressed image from the first one on */
+    rc_evbuf_set_compress_min(cfg.ws_compression ? cfg.ws_compression_min : 0);
 
     /* the durable store: a bad data_dir is a configuration error */
     struct rc_store *store = NULL;

@@ -592,6 +592,69 @@ static void test_ws_frame_rejects_rsv_bits(void **state)
     }
 }
 
+/* Read buf whole with permessage-deflate agreed; the chunks' compressed flags
+ * go to flags (one per data chunk), the outcome is returned. */
+static enum rc_parse read_compressed(uint8_t *buf, size_t n, bool *flags, size_t *nflags,
+                                     struct rc_err *err)
+{
+    struct rc_ws_reader r;
+    size_t pos = 0;
+    rc_ws_reader_init(&r, NULL);
+    rc_ws_reader_allow_compressed(&r);
+    *nflags = 0;
+    while (pos < n) {
+        struct rc_ws_chunk c;
+        size_t used = 0;
+        enum rc_parse res = rc_ws_read(&r, buf + pos, n - pos, &used, &c, err);
+        if (res != RC_PARSE_DONE)
+            return res;
+        pos += used;
+        if (c.kind == RC_WS_CHUNK_TEXT || c.kind == RC_WS_CHUNK_BINARY)
+            flags[(*nflags)++] = c.compressed;
+    }
+    return RC_PARSE_DONE;
+}
+
+static void test_ws_frame_compressed_rsv1_marks_the_message(void **state)
+{
+    (void)state;
+    uint8_t buf[64];
+    bool flags[8];
+    size_t nf = 0;
+    struct rc_err err = {0};
+    /* RSV1 on the first frame, continuation without it; bytes that are not
+     * UTF-8 pass (they are deflate data); then a plain message */
+    size_t n = put_b0(buf, 0, 0x41, "\xff\xfe", 2);
+    n = put_b0(buf, n, 0x80, "\xc0", 1);
+    n = put_b0(buf, n, 0x81, "ok", 2);
+    assert_int_equal(read_compressed(buf, n, flags, &nf, &err), RC_PARSE_DONE);
+    assert_int_equal(nf, 3);
+    assert_true(flags[0]);
+    assert_true(flags[1]);
+    assert_false(flags[2]);
+}
+
+static void test_ws_frame_compressed_rsv1_refused_on_control_and_continuation(void **state)
+{
+    (void)state;
+    uint8_t buf[64];
+    bool flags[8];
+    size_t nf = 0;
+    struct rc_err err = {0};
+    size_t n = put_b0(buf, 0, 0xC9, "p", 1); /* ping with RSV1 */
+    assert_int_equal(read_compressed(buf, n, flags, &nf, &err), RC_PARSE_FAIL);
+    assert_int_equal(err.status, 1002);
+    assert_non_null(strstr(err.msg, "control"));
+    n = put_b0(buf, 0, 0x01, "a", 1);
+    n = put_b0(buf, n, 0xC0, "b", 1); /* continuation with RSV1 */
+    assert_int_equal(read_compressed(buf, n, flags, &nf, &err), RC_PARSE_FAIL);
+    assert_int_equal(err.status, 1002);
+    assert_non_null(strstr(err.msg, "continuation"));
+    n = put_b0(buf, 0, 0xA1, "a", 1); /* RSV2: still no extension for it */
+    assert_int_equal(read_compressed(buf, n, flags, &nf, &err), RC_PARSE_FAIL);
+    assert_non_null(strstr(err.msg, "RSV1-3"));
+}
+
 static void test_ws_frame_rejects_reserved_opcodes(void **state)
 {
     (void)state;
@@ -1442,6 +1505,8 @@ int main(void)
         cmocka_unit_test(test_ws_frame_uses_default_limit_without_limits),
         cmocka_unit_test(test_ws_frame_rejects_unmasked_client_frame),
         cmocka_unit_test(test_ws_frame_rejects_rsv_bits),
+        cmocka_unit_test(test_ws_frame_compressed_rsv1_marks_the_message),
+        cmocka_unit_test(test_ws_frame_compressed_rsv1_refused_on_control_and_continuation),
         cmocka_unit_test(test_ws_frame_rejects_reserved_opcodes),
         cmocka_unit_test(test_ws_frame_rejects_control_payload_over_125),
         cmocka_unit_test(test_ws_frame_accepts_control_payload_of_125),

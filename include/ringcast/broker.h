@@ -59,7 +59,7 @@ struct rc_sub {
     struct rc_segref ref;       /* the connection's, plus one per queued suffix (conn.h) */
     uint16_t pattern_len;
     char id[RC_SUB_ID_LEN + 1];
-    uint8_t ws_suffix[RC_WS_SUFFIX_LEN];
+    uint8_t ws_suffix[RC_WS_SUFFIX_LEN + 1]; /* + 0x00: completes a compressed image (evbuf.h) */
     uint8_t sse_suffix[RC_SSE_SUFFIX_LEN];
     char *pattern;
     char *filter_text;        /* canonical filter, NULL = none */
@@ -137,8 +137,9 @@ struct rc_image {
     size_t suffix_len;
     bool ws; /* a WebSocket frame (p starts with its frame header) */
 };
-static inline struct rc_image rc_event_image(const struct rc_conn *c, const struct rc_evbuf *ev,
-                                             const struct rc_sub *sub)
+/* The uncompressed image, for those who read the event's text (initial events). */
+static inline struct rc_image
+rc_event_image_plain(const struct rc_conn *c, const struct rc_evbuf *ev, const struct rc_sub *sub)
 {
     struct rc_image im = {0};
     if (c->proto == RC_PROTO_WS) {
@@ -155,6 +156,18 @@ static inline struct rc_image rc_event_image(const struct rc_conn *c, const stru
         }
     }
     return im;
+}
+
+/* The image a delivery sends: the compressed one when the connection agreed
+ * permessage-deflate, the event has one, and every back-reference fits the
+ * window the client allowed (the plain payload is at most 2^bits bytes). */
+static inline struct rc_image rc_event_image(const struct rc_conn *c, const struct rc_evbuf *ev,
+                                             const struct rc_sub *sub)
+{
+    if (c->ws_deflate_bits && ev->wsz && ev->ws_plain <= (size_t)1 << c->ws_deflate_bits)
+        return (struct rc_image){ev->wsz, ev->wsz_len, sub ? sub->ws_suffix : NULL,
+                                 sub ? RC_WS_SUFFIX_LEN + 1 : 0, true};
+    return rc_event_image_plain(c, ev, sub);
 }
 
 /* A publication on its way to the topic's owner. data: owned (may be NULL).

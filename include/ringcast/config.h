@@ -84,6 +84,8 @@ struct rc_config {
     uint64_t drain_spread;
     /* WebSocket / SSE */
     size_t ws_max_message;
+    bool ws_compression;       /* negotiate permessage-deflate */
+    size_t ws_compression_min; /* smallest event payload sent compressed */
     uint64_t heartbeat_interval;
     uint64_t heartbeat_timeout;
     struct rc_config_list allowed_origins; /* empty = allow all */

@@ -150,6 +150,8 @@ struct rc_http_state {
     bool stop_after;  /* a Connection: close request was taken: parse no more */
 };
 
+struct rc_ws_inflater;
+
 struct rc_ws_state {
     struct rc_ws_reader reader;
     uint8_t *msg; /* assembled fragmented message (heap, only while one is in progress) */
@@ -160,6 +162,9 @@ struct rc_ws_state {
     bool greet_connected; /* connected is owed too (token given at connect) */
     struct json_t
         *greet_id; /* ids (null: none) of the auth actions owed authenticated (owned array) */
+    /* permessage-deflate (ws_deflate.h): the client's messages may be compressed */
+    struct rc_ws_inflater *zin; /* heap, from the first compressed message until close */
+    bool zin_reset;             /* client_no_context_takeover: a fresh window per message */
 };
 
 struct rc_conn {
@@ -182,6 +187,9 @@ struct rc_conn {
     bool peer_closed;     /* FIN received: answer what is buffered, then close */
     bool drain_told;      /* on_drain was called (drain_spread) */
     uint8_t close_reason; /* enum rc_conn_close_reason; see rc_conn_set_close_reason */
+    /* permessage-deflate agreed: the server window bits the client allows
+     * (8..15), so deliveries pick the compressed image; 0 = not agreed */
+    uint8_t ws_deflate_bits;
     uint32_t inflight;    /* SQEs in flight that reference this conn */
     uint32_t send_iovs;   /* iovecs of the send in flight */
     struct rc_conn *dirty_next;

@@ -14,6 +14,8 @@
  *     WebSocket: [frame header][{"type":"event","data":{...,"subscription":]
  *       suffix:  ["s0123456789abcdef"}}]  (fixed RC_SUB_ID_LEN, so the frame
  *       header, which carries the length, is shared too)
+ *     WebSocket compressed (wsz, permessage-deflate): the same, deflated once;
+ *       suffix: the same bytes plus one 0x00 (see wsz below)
  *     SSE: [id: ..\nevent: ..\ndata: {...,"subscription":] suffix ["s..."}\n\n]
  * Cross-shard delivery: posts[i] is the inbox node for shard i, so fan-out to
  *   N shards allocates nothing beyond the evbuf itself. rc_evbuf_new sets each
@@ -87,6 +89,15 @@ struct rc_evbuf {
     /* wire images */
     uint8_t *ws; /* prefix (topic) or whole (broadcast) WebSocket frame */
     size_t ws_len;
+    /* permessage-deflate image (NULL = none: compression off, event below
+     * ws_compression_min, or not smaller): the same frame compressed, RSV1
+     * set, built once on the owner shard. Topic events: the deflate run of
+     * the prefix ends in a stored-block header for the RC_WS_SUFFIX_LEN
+     * suffix bytes; the subscription's ws_suffix follows, then one 0x00 (the
+     * header of the empty stored block whose 00 00 ff ff RFC 7692 strips). */
+    uint8_t *wsz;
+    size_t wsz_len;
+    size_t ws_plain; /* payload bytes of the uncompressed message (window check) */
     uint8_t *sse;
     size_t sse_len;
     /* user targeting (seed 004): only connections of these users (sorted,
@@ -129,6 +140,12 @@ static inline void rc_evbuf_unref(struct rc_evbuf *ev)
     if (atomic_fetch_sub_explicit(&ev->refs, 1, memory_order_acq_rel) == 1)
         rc_evbuf_free_(ev);
 }
+
+/* permessage-deflate for the events encoded from now on: events whose
+ * WebSocket payload has at least min bytes get a compressed image too; 0 =
+ * none (the default). Called once at start, before any shard runs: the value
+ * is read-only afterwards. */
+void rc_evbuf_set_compress_min(size_t min);
 
 /* Encode the wire images of a topic event (kind TOPIC) or of a broadcast.
  * type: event type; data: read only (NULL = null); to keep it for filter

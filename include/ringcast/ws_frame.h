@@ -82,6 +82,8 @@ struct rc_ws_chunk {
     const uint8_t *data;
     size_t len;
     bool msg_end;        /* TEXT/BINARY: this piece ends the message */
+    bool compressed;     /* TEXT/BINARY: the message had RSV1 (permessage-deflate): data
+                            is deflate data, not yet checked as UTF-8 */
     uint16_t close_code; /* CLOSE: the code (1005 if the payload was empty);
                             the reason is data + 2 .. data + len, valid UTF-8 */
 };
@@ -111,11 +113,13 @@ struct rc_ws_reader {
     const char *fail_code;
     struct rc_utf8 utf8; /* of the TEXT message in progress */
     uint16_t fail_status;
-    uint8_t state;      /* enum in ws_frame.c */
-    uint8_t opcode;     /* of the current frame */
-    uint8_t msg_opcode; /* TEXT or BINARY while a message is in progress, else 0 */
-    bool fin;           /* of the current frame */
-    bool server_frames; /* a client's reader: frames come unmasked (rc_ws_reader_init_client) */
+    uint8_t state;       /* enum in ws_frame.c */
+    uint8_t opcode;      /* of the current frame */
+    uint8_t msg_opcode;  /* TEXT or BINARY while a message is in progress, else 0 */
+    bool fin;            /* of the current frame */
+    bool server_frames;  /* a client's reader: frames come unmasked (rc_ws_reader_init_client) */
+    bool rsv1_ok;        /* permessage-deflate agreed: RSV1 allowed on a message's first frame */
+    bool msg_compressed; /* the data message in progress had RSV1 */
     uint8_t hdr_have, hdr_need;
     uint8_t mask_off; /* payload bytes of the current frame consumed, mod 4 */
     uint8_t ctrl_have;
@@ -146,12 +150,19 @@ enum rc_parse rc_ws_read(struct rc_ws_reader *r, uint8_t *buf, size_t len, size_
  * other rule is the same. */
 void rc_ws_reader_init_client(struct rc_ws_reader *r, const struct rc_ws_limits *lim);
 
+/* permessage-deflate was agreed (RFC 7692 6): RSV1 may mark a data message's
+ * first frame as compressed (chunk.compressed); such a message is not checked
+ * as UTF-8 here (the caller inflates and checks it). RSV1 on a control or
+ * continuation frame still fails with 1002, as RSV2/RSV3 always do. */
+void rc_ws_reader_allow_compressed(struct rc_ws_reader *r);
+
 /* A CLOSE chunk was delivered; further input is ignored. */
 bool rc_ws_reader_is_closed(const struct rc_ws_reader *r);
 /* A fragmented data message is in progress (started, final piece not delivered). */
 bool rc_ws_reader_in_message(const struct rc_ws_reader *r);
 
 /* Server-to-client frame header (unmasked). payload_len must be < 2^63.
+ * opcode may carry RC_WS_RSV1 (0x40, ws_deflate.h) for a compressed message.
  * Returns the header length, 2..10. */
 size_t rc_ws_frame_header(uint8_t out[10], unsigned opcode, uint64_t payload_len, bool fin);
 /* Client-to-server (masked) header, for tests and the bench load generator;

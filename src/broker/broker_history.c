@@ -85,7 +85,7 @@ void brk_resume_gap(struct rc_sub *sub, enum rc_resume_gap reason)
 static void queue_initial(struct rc_conn *c, struct rc_sub *sub, struct rc_evbuf *ev)
 {
     static const char mark[] = "\"initial\":true,\"subscription\":";
-    struct rc_image im = rc_event_image(c, ev, sub);
+    struct rc_image im = rc_event_image_plain(c, ev, sub);
     const uint8_t *body = im.p;
     size_t body_len = im.len;
     if (im.ws) {

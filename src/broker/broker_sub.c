@@ -104,6 +104,7 @@ struct rc_sub *rc_broker_subscribe(struct rc_conn *c, const char *pattern, size_
     sub->ws_suffix[0] = '"';
     memcpy(sub->ws_suffix + 1, sub->id, RC_SUB_ID_LEN);
     memcpy(sub->ws_suffix + 1 + RC_SUB_ID_LEN, "\"}}", 3);
+    sub->ws_suffix[RC_WS_SUFFIX_LEN] = 0x00; /* ends a compressed image (evbuf.h) */
     sub->sse_suffix[0] = '"';
     memcpy(sub->sse_suffix + 1, sub->id, RC_SUB_ID_LEN);
     memcpy(sub->sse_suffix + 1 + RC_SUB_ID_LEN, "\"}\n\n", 4);

@@ -224,6 +224,11 @@ const struct rc_config_key rc_config_keys[] = {
                  "on SIGTERM, WebSocket and SSE clients are closed spread evenly over it; "
                  "drain_timeout counts after it"),
     KEY_SIZE(ws_max_message, "64KiB", 125, 64 * MIB, NULL, "largest WebSocket message accepted"),
+    KEY_BOOL(ws_compression, "false",
+             "negotiate permessage-deflate (RFC 7692) with WebSocket clients that offer it"),
+    KEY_SIZE(ws_compression_min, "256", 1, 64 * MIB, NULL,
+             "events with a WebSocket payload this big or bigger are sent compressed (once "
+             "per event) to clients that negotiated permessage-deflate"),
     KEY_DURATION(heartbeat_interval, "30s", SEC, HOUR, NULL, "ping/heartbeat sent this often"),
     KEY_DURATION(heartbeat_timeout, "90s", SEC, 24 * HOUR, NULL,
                  "a client silent this long is disconnected"),

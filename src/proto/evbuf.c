@@ -5,7 +5,20 @@
 #include <stdlib.h>
 
 #include "ringcast/evbuf.h"
+#include "ringcast/ws_deflate.h"
 #include "ringcast/ws_frame.h"
+
+/* Set once at start (rc_evbuf_set_compress_min), read-only afterwards. */
+static size_t compress_min;
+
+void rc_evbuf_set_compress_min(size_t min)
+{
+    compress_min = min;
+}
+
+/* zlib level of the once-per-event compression: the default's ratio, paid
+ * once per event, not per delivery */
+#define Z_LEVEL 6
 
 /* A post left in an inbox at shutdown: drop its reference. */
 static void discard_post(struct rc_post *p)
@@ -33,6 +46,7 @@ void rc_evbuf_free_(struct rc_evbuf *ev)
     free(ev->topic);
     free(ev->type);
     free(ev->ws);
+    free(ev->wsz);
     free(ev->sse);
     free(ev->recipients);
     free(ev->exclude);
@@ -147,6 +161,46 @@ static void sb_json_str(struct sbuf *b, const char *s)
     json_decref(j);
 }
 
+/* The permessage-deflate image of the WebSocket message payload[0..n) (the
+ * prefix without its suffix for a topic event). Failing to compress is not an
+ * error: the event then goes uncompressed. */
+static void encode_compressed(struct rc_evbuf *ev, const uint8_t *payload, size_t n)
+{
+    uint8_t *z = NULL;
+    size_t zn = 0;
+    bool topic = ev->kind == RC_EVENT_TOPIC;
+    size_t plain = n + (topic ? RC_WS_SUFFIX_LEN : 0);
+    if (!compress_min || plain < compress_min ||
+        rc_ws_deflate_compress(payload, n, Z_LEVEL, &z, &zn) < 0)
+        return;
+    size_t zpayload = topic ? zn + RC_WS_SUFFIX_LEN + 1 : zn - 4;
+    if (zpayload >= plain) {
+        free(z);
+        return;
+    }
+    if (topic) {
+        /* the sync flush's empty stored block becomes one holding the suffix:
+         * LEN, then NLEN = ~LEN (RFC 1951 3.2.4) */
+        z[zn - 4] = RC_WS_SUFFIX_LEN & 0xff;
+        z[zn - 3] = 0;
+        z[zn - 2] = (uint8_t)~RC_WS_SUFFIX_LEN;
+        z[zn - 1] = 0xff;
+    } else {
+        zn -= 4; /* RFC 7692 7.2.1: drop the trailing 00 00 ff ff */
+    }
+    uint8_t *img = malloc(10 + zn);
+    if (!img) {
+        free(z);
+        return;
+    }
+    size_t hl = rc_ws_frame_header(img, RC_WS_OP_TEXT | RC_WS_RSV1, zpayload, true);
+    memcpy(img + hl, z, zn);
+    free(z);
+    ev->wsz = img;
+    ev->wsz_len = hl + zn;
+    ev->ws_plain = plain;
+}
+
 int rc_evbuf_encode(struct rc_evbuf *ev, const char *type, json_t *data, const char *extra_json,
                     const char *sse_pre)
 {
@@ -214,6 +268,7 @@ int rc_evbuf_encode(struct rc_evbuf *ev, const char *type, json_t *data, const c
     }
     ev->ws = (uint8_t *)ws.p;
     ev->ws_len = ws.n;
+    encode_compressed(ev, ev->ws + hl, ws.n - hl);
     ev->sse = (uint8_t *)sse.p;
     ev->sse_len = sse.n;
     return 0;

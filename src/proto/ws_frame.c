@@ -130,7 +130,7 @@ void rc_ws_mask(uint8_t *data, size_t len, const uint8_t mask[4], size_t offset)
 static size_t put_header(uint8_t *out, unsigned opcode, uint64_t payload_len, bool fin,
                          uint8_t mask_bit)
 {
-    out[0] = (uint8_t)((fin ? 0x80 : 0) | (opcode & 0x0F));
+    out[0] = (uint8_t)((fin ? 0x80 : 0) | (opcode & 0x4F)); /* 0x40: RSV1 (RFC 7692) */
     if (payload_len < 126) {
         out[1] = (uint8_t)(mask_bit | payload_len);
         return 2;
@@ -273,6 +273,11 @@ void rc_ws_reader_init_client(struct rc_ws_reader *r, const struct rc_ws_limits 
     r->server_frames = true;
 }
 
+void rc_ws_reader_allow_compressed(struct rc_ws_reader *r)
+{
+    r->rsv1_ok = true;
+}
+
 bool rc_ws_reader_is_closed(const struct rc_ws_reader *r)
 {
     return r->state == ST_CLOSED;
@@ -315,7 +320,13 @@ static enum rc_parse check_first_bytes(struct rc_ws_reader *r, struct rc_err *er
     unsigned opcode = b0 & 0x0F, len7 = b1 & 0x7F;
     bool fin = b0 & 0x80;
 
-    if (b0 & 0x70)
+    bool rsv1 = b0 & 0x40;
+    if (rsv1 && r->rsv1_ok && (is_control(opcode) || opcode == RC_WS_OP_CONT))
+        return reject(r, err, RC_WS_CLOSE_PROTOCOL, CODE_PROTOCOL,
+                      "websocket: RSV1 (compressed) is set on a %s frame; permessage-deflate "
+                      "marks only the first frame of a data message (RFC 7692 6.1)",
+                      is_control(opcode) ? "control" : "continuation");
+    if (b0 & (r->rsv1_ok ? 0x30 : 0x70))
         return reject(r, err, RC_WS_CLOSE_PROTOCOL, CODE_PROTOCOL,
                       "websocket: frame has reserved bits RSV1-3 = 0x%x set, but no extension "
                       "was negotiated (RFC 6455 5.2); clear them",
@@ -395,6 +406,7 @@ static enum rc_parse finish_header(struct rc_ws_reader *r, struct rc_err *err)
         r->msg_len += plen;
         if (r->opcode != RC_WS_OP_CONT) {
             r->msg_opcode = r->opcode;
+            r->msg_compressed = r->hdr[0] & 0x40;
             rc_utf8_init(&r->utf8);
         }
     }
@@ -458,7 +470,8 @@ static enum rc_parse read_data(struct rc_ws_reader *r, uint8_t *buf, size_t len,
     r->mask_off = (uint8_t)((r->mask_off + n) & 3);
     r->frame_left -= n;
     *used = n;
-    if (r->msg_opcode == RC_WS_OP_TEXT) {
+    out->compressed = r->msg_compressed;
+    if (r->msg_opcode == RC_WS_OP_TEXT && !r->msg_compressed) {
         if (!rc_utf8_feed(&r->utf8, buf, n))
             return reject(r, err, RC_WS_CLOSE_BAD_DATA, CODE_BAD_UTF8,
                           "websocket: text message is not valid UTF-8 (RFC 6455 8.1); send "

@@ -13,6 +13,7 @@
 #include "ringcast/shard.h"
 #include "ringcast/webhook.h"
 #include "ringcast/ws.h"
+#include "ringcast/ws_deflate.h"
 
 /* ---- the hooks main registers ------------------------------------------------------ */
 
@@ -43,6 +44,7 @@ void rc_session_release(struct rc_conn *c)
     rc_http_release(c);
     if (c->ws) {
         free(c->ws->msg);
+        rc_ws_inflater_free(c->ws->zin);
         json_decref(c->ws->greet_id);
         free(c->ws);
         c->ws = NULL;

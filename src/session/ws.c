@@ -15,6 +15,7 @@
 #include "ringcast/shard.h"
 #include "ringcast/webhook.h"
 #include "ringcast/ws.h"
+#include "ringcast/ws_deflate.h"
 #include "ringcast/ws_frame.h"
 
 #define WS_OP_TEXT 0x1
@@ -491,9 +492,54 @@ static void msg_reset(struct rc_ws_state *ws)
     ws->msg_len = ws->msg_cap = 0;
 }
 
+/* A piece of a compressed message (permessage-deflate): inflated into ws->msg,
+ * ws_max_message bounding the inflated size; handled once it ends. */
+static void on_compressed(struct rc_conn *c, const struct rc_ws_chunk *ch)
+{
+    struct rc_ws_state *ws = c->ws;
+    if (!ws->zin && !(ws->zin = rc_ws_inflater_new())) {
+        rc_ws_close(c, 1011, "out of memory");
+        return;
+    }
+    struct rc_ws_outbuf out = {&ws->msg, &ws->msg_len, &ws->msg_cap};
+    int rc = rc_ws_inflate(ws->zin, ch->data, ch->len, ch->msg_end, ws->zin_reset, out,
+                           c->shard->cfg->ws_max_message);
+    if (rc == -E2BIG) {
+        rc_ws_close(c, 1009, "inflated message is over ws_max_message; send smaller messages");
+        return;
+    }
+    if (rc == -EBADMSG) {
+        rc_ws_close(c, 1007, "compressed message is not valid deflate data (RFC 7692 7.2.2)");
+        return;
+    }
+    if (rc < 0) {
+        rc_ws_close(c, 1011, "out of memory");
+        return;
+    }
+    if (!ch->msg_end)
+        return;
+    struct rc_utf8 u;
+    rc_utf8_init(&u);
+    if (ch->kind == RC_WS_CHUNK_TEXT &&
+        (!rc_utf8_feed(&u, ws->msg, ws->msg_len) || !rc_utf8_complete(&u))) {
+        rc_ws_close(c, 1007, "inflated text message is not valid UTF-8 (RFC 6455 8.1)");
+        return;
+    }
+    if (ch->kind == RC_WS_CHUNK_TEXT)
+        handle_message(c, ws->msg, ws->msg_len);
+    else
+        rc_ws_send_error(c, NULL, "binary_not_supported",
+                         "binary frames are not supported; send JSON text frames");
+    msg_reset(ws);
+}
+
 static void on_chunk(struct rc_conn *c, const struct rc_ws_chunk *ch)
 {
     struct rc_ws_state *ws = c->ws;
+    if ((ch->kind == RC_WS_CHUNK_TEXT || ch->kind == RC_WS_CHUNK_BINARY) && ch->compressed) {
+        on_compressed(c, ch);
+        return;
+    }
     switch (ch->kind) {
     case RC_WS_CHUNK_TEXT:
         if (ch->msg_end && ws->msg_len == 0) {
@@ -607,6 +653,29 @@ static const struct rc_conn_ops ws_ops = {
 
 /* ---- opening handshake (RFC 6455 section 4.2) ------------------------------------------------ */
 
+/* permessage-deflate (RFC 7692) when ws_compression is on and the client
+ * offers it: ext gets the answer's header line (else stays empty). */
+static void negotiate_deflate(struct rc_conn *c, struct rc_ws_state *ws,
+                              const struct rc_http_request *req,
+                              char ext[RC_WS_DEFLATE_ANSWER_MAX + 32])
+{
+    struct rc_slice offers[RC_HTTP_MAX_HEADERS];
+    size_t n = 0;
+    if (!c->shard->cfg->ws_compression)
+        return;
+    for (unsigned i = 0; i < req->nheaders; i++)
+        if (rc_slice_ieq(req->headers[i].name, "Sec-WebSocket-Extensions"))
+            offers[n++] = req->headers[i].value;
+    struct rc_ws_deflate_agreed a;
+    char answer[RC_WS_DEFLATE_ANSWER_MAX];
+    if (!rc_ws_deflate_negotiate(offers, n, &a, answer))
+        return;
+    snprintf(ext, RC_WS_DEFLATE_ANSWER_MAX + 32, "Sec-WebSocket-Extensions: %s\r\n", answer);
+    rc_ws_reader_allow_compressed(&ws->reader);
+    ws->zin_reset = a.client_no_context_takeover;
+    c->ws_deflate_bits = a.server_window_bits;
+}
+
 void rc_ws_handle_upgrade(struct rc_http_ctx *x)
 {
     struct rc_conn *c = x->conn;
@@ -676,12 +745,14 @@ void rc_ws_handle_upgrade(struct rc_http_ctx *x)
     }
     struct rc_ws_limits lim = {.max_message = c->shard->cfg->ws_max_message};
     rc_ws_reader_init(&ws->reader, &lim);
+    char ext[RC_WS_DEFLATE_ANSWER_MAX + 32] = "";
+    negotiate_deflate(c, ws, req, ext);
 
-    char head[256];
+    char head[256 + sizeof(ext)];
     int hn = snprintf(head, sizeof(head),
                       "HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\n"
-                      "Connection: Upgrade\r\nSec-WebSocket-Accept: %s\r\n\r\n",
-                      accept);
+                      "Connection: Upgrade\r\nSec-WebSocket-Accept: %s\r\n%s\r\n",
+                      accept, ext);
     if (rc_conn_queue_copy(c, head, (size_t)hn) < 0) {
         free(ws);
         return;
