@@ -137,6 +137,33 @@ static void test_timer_callback_may_cancel_timer_in_same_slot(void **state)
     assert_int_equal(w.armed, 0);
 }
 
+/* rc_timer_next_ms: the loop's sleep deadline, never after a timer is due */
+static void test_timer_next_ms_bounds_the_sleep(void **state)
+{
+    (void)state;
+    struct rc_timer_wheel w;
+    struct rec a = {0}, b = {0};
+    g_now = 100000;
+    rc_timer_wheel_init(&w, g_now);
+    assert_true(rc_timer_next_ms(&w) == UINT64_MAX); /* nothing armed: sleep until an event */
+    rc_timer_arm(&w, &a.t, g_now + 5000);
+    rc_timer_arm(&w, &b.t, g_now + 37);
+    uint64_t next = rc_timer_next_ms(&w);
+    assert_true(next <= g_now + 37 + RC_TIMER_TICK_MS && next >= g_now + 37);
+    g_now = next;
+    rc_timer_advance(&w, g_now, on_fire, NULL);
+    assert_int_equal(b.fired, 1);
+    next = rc_timer_next_ms(&w);
+    assert_true(next > g_now && next <= g_now + 5000 - 37 + RC_TIMER_TICK_MS);
+    /* a timer more than a wheel revolution away: an early wake (its slot), never late */
+    rc_timer_cancel(&w, &a.t);
+    rc_timer_arm(&w, &a.t, g_now + 3u * RC_TIMER_SLOTS * RC_TIMER_TICK_MS);
+    next = rc_timer_next_ms(&w);
+    assert_true(next > g_now && next <= a.t.deadline_ms);
+    rc_timer_cancel(&w, &a.t);
+    assert_true(rc_timer_next_ms(&w) == UINT64_MAX);
+}
+
 static void test_timer_stall_longer_than_wheel_fires_all(void **state)
 {
     (void)state;
@@ -163,6 +190,7 @@ int main(void)
         cmocka_unit_test(test_timer_past_deadline_fires_on_next_advance),
         cmocka_unit_test(test_timer_callback_may_cancel_timer_in_same_slot),
         cmocka_unit_test(test_timer_stall_longer_than_wheel_fires_all),
+        cmocka_unit_test(test_timer_next_ms_bounds_the_sleep),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

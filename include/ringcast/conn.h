@@ -190,8 +190,8 @@ struct rc_conn {
     /* permessage-deflate agreed: the server window bits the client allows
      * (8..15), so deliveries pick the compressed image; 0 = not agreed */
     uint8_t ws_deflate_bits;
-    uint32_t inflight;    /* SQEs in flight that reference this conn */
-    uint32_t send_iovs;   /* iovecs of the send in flight */
+    uint32_t inflight;  /* SQEs in flight that reference this conn */
+    uint32_t send_iovs; /* iovecs of the send in flight */
     struct rc_conn *dirty_next;
     struct rc_conn *all_next, *all_prev; /* shard's list of live conns */
     struct rc_timer timer;
