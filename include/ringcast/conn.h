@@ -195,6 +195,7 @@ struct rc_conn {
     uint64_t auth_deadline_ms; /* auth_required: authenticate before this (0 = none) */
     uint64_t expire_ms;        /* token expiry (0 = none); then token_expired + grace */
     bool expired_notified;
+    bool limit_asked;           /* an acquire went to the user's home shard (conn_limit.h) */
     uint64_t greet_deadline_ms; /* greeting held for durable subscriptions until (0 = not held) */
     struct json_t *durable_changes; /* while durable subscriptions load: changes held (owned) */
 };

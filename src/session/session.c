@@ -8,6 +8,7 @@
 
 #include "ringcast/auth.h"
 #include "ringcast/broker.h"
+#include "ringcast/conn_limit.h"
 #include "ringcast/http.h"
 #include "ringcast/session.h"
 #include "ringcast/ws.h"
@@ -32,6 +33,7 @@ const struct rc_session_hooks *rc_session_hooks(void)
 void rc_session_release(struct rc_conn *c)
 {
     rc_broker_conn_gone(c);
+    rc_conn_limit_release(c);
     rc_auth_identity_free(c->identity);
     c->identity = NULL;
     json_decref(c->durable_changes);
