@@ -11,8 +11,8 @@ import urllib.parse
 
 import websockets
 
-from harness import (Server, TestFailure, check, eq, hs256_token, run_async, shard_of, ws_connect,
-                     ws_request)
+from harness import (Server, TestFailure, check, eq, hs256_token, http, run_async, shard_of,
+                     wait_for, ws_connect, ws_request)
 
 SECRET = "e2e-connlimit-hs256-secret-0123456789abcdef"
 CODE = 4008
@@ -81,6 +81,25 @@ async def spread_user(srv, n, prefix):
     raise TestFailure("the kernel never spread the connections over both shards")
 
 
+def counters(srv):
+    r = http(srv, "GET", "/api/realtime/stats")
+    eq(r.status, 200, f"stats: {r}")
+    return r.json()["counters"]
+
+
+def metric(srv, name):
+    """The sum over shards of ringcast_<name>_total in /metrics."""
+    r = http(srv, "GET", "/metrics")
+    eq(r.status, 200, "metrics")
+    total, seen = 0, False
+    for line in r.body.decode().splitlines():
+        if line.startswith(f"ringcast_{name}_total{{"):
+            total += int(float(line.rsplit(" ", 1)[1]))
+            seen = True
+    check(seen, f"ringcast_{name}_total in /metrics")
+    return total
+
+
 def test_conn_limit_refuses_past_the_limit_across_shards():
     with server("--max-connections-per-user=3") as srv:
         async def go():
@@ -123,6 +142,11 @@ def test_conn_limit_refuses_past_the_limit_across_shards():
             for x in conns[1:] + others + anon + [c]:
                 await x.close()
         run_async(go())
+        refused = wait_for(lambda: counters(srv)["conn_limit_refused"] or None, 10,
+                           "conn_limit_refused to count")
+        check(refused >= 2, f"both refusals counted: {refused}")
+        eq(metric(srv, "conn_limit_refused"), refused, "/metrics agrees")
+        eq(counters(srv)["conn_limit_oldest"], 0, "nothing closed as oldest")
         check(srv.log_has("conn_limit_refused"), "a log line for the refusals")
 
 
@@ -142,6 +166,9 @@ def test_conn_limit_oldest_policy_closes_the_first_opened():
                 await still_open(x)
                 await x.close()
         run_async(go())
+        eq(counters(srv)["conn_limit_oldest"], 2, "two closed as oldest")
+        eq(metric(srv, "conn_limit_oldest"), 2, "/metrics agrees")
+        eq(counters(srv)["conn_limit_refused"], 0, "none refused")
 
 
 def sse_open(srv, sub, timeout=10.0):
