@@ -258,3 +258,34 @@ def test_conn_limit_bad_values_refused_at_start():
                         "--connection-limit-policy=oldest"], capture_output=True, text=True,
                        timeout=30 * Server.TIMEOUT_SCALE)
     eq(p.returncode, 0, f"good values pass checkconfig: {p.stderr!r}")
+
+
+def test_conn_limit_exact_under_concurrent_connects():
+    with server("--max-connections-per-user=5") as srv:
+        async def go():
+            conns = await asyncio.gather(*(open_raw(srv, "zed") for _ in range(20)))
+            codes = {}
+
+            async def watch(i, c):
+                try:
+                    async for _ in c:
+                        pass
+                except websockets.exceptions.ConnectionClosed:
+                    pass
+                codes[i] = c.close_code
+            tasks = [asyncio.ensure_future(watch(i, c)) for i, c in enumerate(conns)]
+            deadline = time.monotonic() + 10 * Server.TIMEOUT_SCALE
+            while len(codes) < 15:
+                check(time.monotonic() < deadline, f"15 refused within 10 s: {codes}")
+                await asyncio.sleep(0.01)
+            eq(sorted(set(codes.values())), [CODE], "every close is the limit's")
+            open_ = [c for i, c in enumerate(conns) if i not in codes]
+            eq(len(open_), 5, "exactly the limit stays open")
+            for c in open_:
+                await c.send(json.dumps({"action": "ping", "id": "last"}))
+            for c in open_:
+                await c.close()
+            await asyncio.gather(*tasks)
+            eq(len([v for v in codes.values() if v == CODE]), 15, "no more refusals")
+        run_async(go())
+        eq(counters(srv)["conn_limit_refused"], 15, "15 refusals counted")
