@@ -89,12 +89,14 @@ struct rc_counters {
     uint64_t user_subscription_refusals; /* creates past max_user_subscriptions (409) */
     uint64_t accept_fd_exhausted;        /* accepts failed for want of fds/memory (then paused) */
     uint64_t forwarded_loopback;         /* trusted loopback requests carrying X-Forwarded-For */
-    uint64_t topics_evicted;     /* owned topics freed by the idle sweep (topic_idle_timeout) */
-    uint64_t rearms_deferred;    /* accept/recv/wake re-arms retried a loop turn later (SQ full) */
-    uint64_t proxy_refused;      /* proxy_protocol: connections without a valid PROXY header */
-    uint64_t store_submitted;    /* requests this shard queued to the store ... */
-    uint64_t store_answered;     /* ... and whose answers came back: the difference is queued */
-    uint64_t conn_limit_refused; /* connections closed: past max_connections_per_user */
+    uint64_t topics_evicted;  /* owned topics freed by the idle sweep (topic_idle_timeout) */
+    uint64_t rearms_deferred; /* accept/recv/wake re-arms retried a loop turn later (SQ full) */
+    uint64_t proxy_refused;   /* proxy_protocol: connections without a valid PROXY header */
+    uint64_t store_submitted; /* requests this shard queued to the store ... */
+    uint64_t store_answered;  /* ... and whose answers came back: the difference is queued */
+
+    /* max_connections_per_user (session/conn_limit.c) */
+    uint64_t conn_limit_refused; /* connections closed: past the limit */
     uint64_t conn_limit_oldest;  /* oldest connections closed for a new one (policy oldest) */
 };
 

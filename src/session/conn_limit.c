@@ -208,8 +208,10 @@ static void acquire(struct rc_shard *s, struct cl_job *j)
             u->hash = h;
             snprintf(u->user, sizeof(u->user), "%s", j->user);
             *pp = u;
-            if (++t->nusers > t->nbuckets * 2)
-                grow(t), pp = find(t, j->user, h);
+            if (++t->nusers > t->nbuckets * 2) {
+                grow(t);
+                pp = find(t, j->user, h);
+            }
         }
     }
     struct cl_user *u = pp ? *pp : NULL;
