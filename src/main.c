@@ -24,6 +24,7 @@
 #include "ringcast/cli.h"
 #include "ringcast/config.h"
 #include "ringcast/evbuf.h"
+#include "ringcast/conn_limit.h"
 #include "ringcast/http.h"
 #include "ringcast/log.h"
 #include "ringcast/server.h"
@@ -42,9 +43,15 @@ extern char **environ;
 /* What the lower layers call up through (never by name): the shard loop runs
  * the broker's per-shard part, a new connection speaks HTTP, and the sessions
  * hand requests to the router and authenticated clients to the store glue. */
+static void shard_fini(struct rc_shard *s)
+{
+    rc_broker_fini(s);
+    rc_conn_limit_fini(s);
+}
+
 static const struct rc_shard_hooks shard_hooks = {
     .init = rc_broker_init,
-    .fini = rc_broker_fini,
+    .fini = shard_fini,
     .tick = rc_broker_tick,
     .next_tick_ms = rc_broker_next_tick_ms,
 };

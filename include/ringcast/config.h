@@ -56,6 +56,9 @@ enum rc_config_store_sync { RC_CONFIG_STORE_SYNC_FULL, RC_CONFIG_STORE_SYNC_NORM
 /* Indexes the store words. */
 enum rc_config_store { RC_CONFIG_STORE_SQLITE, RC_CONFIG_STORE_POSTGRES };
 
+/* Indexes the connection_limit_policy words. */
+enum rc_config_conn_limit_policy { RC_CONFIG_CONN_LIMIT_REFUSE, RC_CONFIG_CONN_LIMIT_OLDEST };
+
 /* Indexes the broker words. */
 enum rc_config_broker { RC_CONFIG_BROKER_MEMORY, RC_CONFIG_BROKER_REDIS };
 
@@ -129,6 +132,9 @@ struct rc_config {
     uint32_t store_max_batch;      /* requests per group commit */
     /* durable subscriptions per user (active and paused); 0 = unlimited */
     uint32_t max_user_subscriptions;
+    /* open WebSocket/SSE connections per user on this node; 0 = unlimited */
+    uint32_t max_connections_per_user;
+    enum rc_config_conn_limit_policy connection_limit_policy; /* past it: refuse or close oldest */
     /* several nodes (broker = redis) */
     enum rc_config_broker broker;
     struct rc_config_list redis_url;     /* secret: may hold passwords */

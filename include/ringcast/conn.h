@@ -59,6 +59,8 @@ enum rc_conn_close_reason {
     RC_CLOSE_SLOW_CONSUMER,     /* slow_consumer: output over max_pending_bytes */
     RC_CLOSE_DRAIN,             /* drain: SIGTERM */
     RC_CLOSE_SERVER,            /* server_close: auth, rate limit, protocol error, memory */
+    RC_CLOSE_CONNECTION_LIMIT,  /* connection_limit: max_connections_per_user */
+    RC_CLOSE_ADMIN,             /* admin_disconnect: POST /api/realtime/disconnect */
     RC_CLOSE_NREASONS
 };
 
@@ -218,6 +220,7 @@ struct rc_conn {
     uint64_t auth_deadline_ms; /* auth_required: authenticate before this (0 = none) */
     uint64_t expire_ms;        /* token expiry (0 = none); then token_expired + grace */
     bool expired_notified;
+    bool limit_asked;           /* an acquire went to the user's home shard (conn_limit.h) */
     uint64_t greet_deadline_ms; /* greeting held for durable subscriptions until (0 = not held) */
     struct json_t *durable_changes; /* while durable subscriptions load: changes held (owned) */
 };

@@ -98,6 +98,10 @@ struct rc_counters {
     uint64_t proxy_refused;   /* proxy_protocol: connections without a valid PROXY header */
     uint64_t store_submitted; /* requests this shard queued to the store ... */
     uint64_t store_answered;  /* ... and whose answers came back: the difference is queued */
+
+    /* max_connections_per_user (session/conn_limit.c) */
+    uint64_t conn_limit_refused; /* connections closed: past the limit */
+    uint64_t conn_limit_oldest;  /* oldest connections closed for a new one (policy oldest) */
 };
 
 /* Histograms for /metrics (histo.h); written by the shard thread only,
@@ -214,6 +218,10 @@ struct rc_shard {
     struct rc_iptable *ip_conns;
     struct rc_iptable *ip_handshakes;
     uint64_t next_sweep_ms;
+    /* the users whose home is this shard (conn_limit.c), owned by this shard */
+    struct rc_conn_limit *conn_limit;
+    bool conn_limit_gone; /* torn down: no more entries */
+    struct rc_log_limit conn_limit_log;
     int startup_error;
     char startup_msg[256];
 };

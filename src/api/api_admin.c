@@ -90,6 +90,8 @@ static bool close_one(struct rc_conn *c, const struct disconnect *d)
 {
     if (!rc_conn_is_open(c))
         return false;
+    if (c->proto == RC_PROTO_WS || c->proto == RC_PROTO_SSE)
+        rc_conn_set_close_reason(c, RC_CLOSE_ADMIN);
     if (c->proto == RC_PROTO_WS) {
         if (c->ws && c->ws->close_sent)
             return false;

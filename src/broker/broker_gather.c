@@ -64,6 +64,9 @@ const struct brk_counter_field brk_counter_fields[] = {
     CTR(topics_evicted, "Owned topics freed by the idle sweep."),
     CTR(rearms_deferred, "Accept, receive or wake-up re-arms retried a loop turn later."),
     CTR(proxy_refused, "Connections refused for lacking a valid PROXY header."),
+    CTR(conn_limit_refused, "Connections closed past max_connections_per_user."),
+    CTR(conn_limit_oldest,
+        "Oldest connections closed for a new one (connection_limit_policy oldest)."),
     CTR(store_submitted, "Requests this shard queued to the store."),
     CTR(store_answered, "Store requests of this shard whose answers came back."),
 };

@@ -144,6 +144,11 @@ static const char *const store_words[] = {"sqlite", "postgres", NULL};
 _Static_assert(RC_CONFIG_STORE_SQLITE == 0 && RC_CONFIG_STORE_POSTGRES == 1,
                "store_words must follow enum rc_config_store");
 
+/* indexes enum rc_config_conn_limit_policy */
+static const char *const conn_limit_words[] = {"refuse", "oldest", NULL};
+_Static_assert(RC_CONFIG_CONN_LIMIT_REFUSE == 0 && RC_CONFIG_CONN_LIMIT_OLDEST == 1,
+               "conn_limit_words must follow enum rc_config_conn_limit_policy");
+
 /* indexes enum rc_config_broker */
 static const char *const broker_words[] = {"memory", "redis", NULL};
 _Static_assert(RC_CONFIG_BROKER_MEMORY == 0 && RC_CONFIG_BROKER_REDIS == 1,
@@ -328,6 +333,11 @@ const struct rc_config_key rc_config_keys[] = {
     KEY_UINT(max_user_subscriptions, "1000", 0, 1000000, "0 = unlimited",
              "durable subscriptions one user may hold (active and paused); past it a create "
              "is refused with 409 too_many_subscriptions"),
+    KEY_UINT(max_connections_per_user, "0", 0, 1000000, "0 = unlimited",
+             "open WebSocket and SSE connections of one user (token sub) on this node, at most"),
+    KEY_ENUM(connection_limit_policy, "refuse", conn_limit_words,
+             "past max_connections_per_user: refuse closes the new connection (code 4008), "
+             "oldest closes the user's oldest connection instead"),
     KEY_ENUM(broker, "memory", broker_words,
              "memory: one node, topics ordered inside this process; redis: several nodes share "
              "topics, history and presence through redis_url"),

@@ -63,7 +63,7 @@ struct rc_config_key {
 
 /* Entries in rc_config_keys; a compile-time constant so that loaders can keep
  * per-key arrays on the stack. config.c asserts it matches the table. */
-#define RC_CONFIG_NKEYS 78
+#define RC_CONFIG_NKEYS 80
 
 extern const struct rc_config_key rc_config_keys[];
 

@@ -6,6 +6,7 @@
 #include <time.h>
 
 #include "ringcast/client.h"
+#include "ringcast/conn_limit.h"
 #include "ringcast/jwt.h"
 #include "ringcast/shard.h"
 
@@ -57,6 +58,7 @@ void rc_client_set_identity(struct rc_conn *c, struct rc_auth_identity *id)
     c->auth_deadline_ms = 0;
     c->expired_notified = false;
     snprintf(c->user_id, sizeof(c->user_id), "%s", id->sub);
+    rc_conn_limit_identity(c); /* max_connections_per_user: once per connection */
     c->expire_ms = 0;
     if (id->expires_at != INT64_MAX) {
         int64_t left = id->expires_at - unix_now();

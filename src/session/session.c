@@ -8,6 +8,7 @@
 
 #include "ringcast/auth.h"
 #include "ringcast/broker.h"
+#include "ringcast/conn_limit.h"
 #include "ringcast/http.h"
 #include "ringcast/session.h"
 #include "ringcast/shard.h"
@@ -35,6 +36,7 @@ const struct rc_session_hooks *rc_session_hooks(void)
 void rc_session_release(struct rc_conn *c)
 {
     rc_broker_conn_gone(c); /* its unsubscribe events come before its disconnect */
+    rc_conn_limit_release(c);
     if (c->proto == RC_PROTO_WS || c->proto == RC_PROTO_SSE)
         rc_webhook_conn(c->shard->srv->webhook, c, RC_WEBHOOK_DISCONNECT, NULL, 0);
     rc_auth_identity_free(c->identity);

@@ -27,6 +27,8 @@ static const char *const reason_words[RC_CLOSE_NREASONS] = {
     [RC_CLOSE_SLOW_CONSUMER] = "slow_consumer",
     [RC_CLOSE_DRAIN] = "drain",
     [RC_CLOSE_SERVER] = "server_close",
+    [RC_CLOSE_CONNECTION_LIMIT] = "connection_limit",
+    [RC_CLOSE_ADMIN] = "admin_disconnect",
 };
 
 const char *rc_webhook_type_name(enum rc_webhook_type t)

@@ -11,6 +11,8 @@ import json
 import re
 import threading
 import time
+
+import websockets
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 from harness import (Server, TestFailure, check, eq, hs256_token, http, run_async, wait_for,
@@ -327,5 +329,36 @@ def test_webhook_disconnect_reason_heartbeat_timeout():
             eq(dis[0]["user_id"], None, "anonymous")
             eq([e["type"] for e in of_conn(rcv, dis[0]["connection_id"])],
                ["connect", "disconnect"], "its events")
+    finally:
+        rcv.stop()
+
+
+def test_webhook_disconnect_reasons_connection_limit_and_admin():
+    """A connection closed by max_connections_per_user says connection_limit; one closed through
+    POST /api/realtime/disconnect says admin_disconnect."""
+    rcv = Receiver().start()
+    try:
+        with wh_server(rcv, "--max-connections-per-user=1") as srv:
+            async def go():
+                first = await ws_connect(srv, f"/api/realtime/ws?token={hs256_token(SECRET, 'lim')}")
+                await ws_next(first, type_="authenticated")
+                second = None
+                try:  # closed with 4008 a home-shard round trip after it opens: maybe at once
+                    second = await ws_connect(srv, f"/api/realtime/ws?token={hs256_token(SECRET, 'lim')}")
+                except websockets.exceptions.ConnectionClosed as e:
+                    eq(e.rcvd.code if e.rcvd else None, 4008, "closed for the limit")
+                dis = wait_for(lambda: [e for e in rcv.events() if e["type"] == "disconnect"
+                                        and e["user_id"] == "lim"], 15, "the refused one's disconnect")
+                check(dis[0]["connection_id"] != first.connection_id, "the second one was refused")
+                eq(dis[0]["reason"], "connection_limit", "refused by the per-user limit")
+                r = http(srv, "POST", "/api/realtime/disconnect", json.dumps({"user_id": "lim"}))
+                eq(r.status, 200, f"disconnect: {r.body!r}")
+                dis = wait_for(lambda: [e for e in of_conn(rcv, first.connection_id)
+                                        if e["type"] == "disconnect"], 15, "the admin's disconnect")
+                eq(dis[0]["reason"], "admin_disconnect", "closed by the administrator")
+                await first.close()
+                if second:
+                    await second.close()
+            run_async(go())
     finally:
         rcv.stop()
