@@ -195,3 +195,53 @@ export async function resolveToken(opts) {
   }
   return opts.token || null;
 }
+
+/**
+ * What both transports' subscriptions share: the topic and options, the last delivered event id per
+ * topic (a pattern spans topics) with duplicate dropping, and the gap event. Subclasses open the
+ * transport and call _deliver / _gap.
+ */
+export class SubscriptionBase extends Emitter {
+  constructor(client, topic, opts, onEvent) {
+    super();
+    if (typeof topic !== 'string' || topic === '') throw new TypeError('subscribe(topic): topic must be a non-empty string');
+    this.client = client;
+    this.topic = topic;
+    this.filter = opts.filter;
+    this.includeInitial = !!opts.includeInitial;
+    this.exact = isExactTopic(topic);
+    this.lastEventId = opts.since || null; // of the last event delivered (any topic of a pattern)
+    this.state = 'pending';     // 'active' once subscribed, 'closed' after unsubscribe/refusal
+    this.duplicatesDropped = 0; // events dropped because their id was at or before the last one
+    this._lastIds = new Map();  // topic -> last delivered event id
+    if (opts.since) this._lastIds.set(topic, opts.since);
+    this._onEvent = onEvent;
+  }
+
+  _gap(data) {
+    const info = { code: data.code, message: data.message, local: !!data.local, topic: this.topic };
+    this.emit('gap', info);
+    this.client.emit('history_gap', Object.assign({ subscription: this }, info));
+  }
+
+  _deliver(ev) {
+    const topic = ev.topic || this.topic;
+    const last = this._lastIds.get(topic);
+    if (last && isAtOrBefore(ev.id, last)) {
+      this.duplicatesDropped += 1;
+      return;
+    }
+    if (ev.id) {
+      this._lastIds.set(topic, ev.id);
+      this.lastEventId = ev.id;
+    }
+    if (this._onEvent) {
+      try {
+        this._onEvent(ev, this);
+      } catch (e) {
+        this.client.emit('error', e);
+      }
+    }
+    this.emit('event', ev);
+  }
+}

@@ -9,30 +9,18 @@
 // answer echoing the id, on a timeout, or on the loss of the connection they were sent on.
 
 import {
-  Backoff, DEFAULTS, Emitter, RingcastError, endpoint, isAtOrBefore, isExactTopic, jwtExpiry,
-  refreshDelay, resolveToken,
+  Backoff, DEFAULTS, Emitter, RingcastError, SubscriptionBase, endpoint, jwtExpiry, refreshDelay,
+  resolveToken,
 } from './backoff.js';
 
 const WS_PATH = '/api/realtime/ws';
 const MAX_OUTBOX = 1000;
 
 /** A subscription of a Client; lives until unsubscribe() (or a refusal by the server). */
-export class Subscription extends Emitter {
+export class Subscription extends SubscriptionBase {
   constructor(client, topic, opts, onEvent) {
-    super();
-    if (typeof topic !== 'string' || topic === '') throw new TypeError('subscribe(topic): topic must be a non-empty string');
-    this.client = client;
-    this.topic = topic;
-    this.filter = opts.filter;
-    this.includeInitial = !!opts.includeInitial;
-    this.exact = isExactTopic(topic);
+    super(client, topic, opts, onEvent);
     this.id = null;             // the server's subscription id on the current connection
-    this.lastEventId = opts.since || null; // of the last event delivered (any topic of a pattern)
-    this.state = 'pending';     // 'active' once subscribed, 'closed' after unsubscribe/refusal
-    this.duplicatesDropped = 0; // events dropped because their id was at or before the last one
-    this._lastIds = new Map();  // topic -> last delivered event id (a pattern spans topics)
-    if (opts.since) this._lastIds.set(topic, opts.since);
-    this._onEvent = onEvent;
     this._wasActive = false;    // subscribed on an earlier connection
     this._reqId = null;
     this.ready = new Promise((resolve, reject) => {
@@ -67,32 +55,7 @@ export class Subscription extends Emitter {
     }
   }
 
-  _gap(data) {
-    const info = { code: data.code, message: data.message, local: !!data.local, topic: this.topic };
-    this.emit('gap', info);
-    this.client.emit('history_gap', Object.assign({ subscription: this }, info));
-  }
 
-  _deliver(ev) {
-    const topic = ev.topic || this.topic;
-    const last = this._lastIds.get(topic);
-    if (last && isAtOrBefore(ev.id, last)) {
-      this.duplicatesDropped += 1;
-      return;
-    }
-    if (ev.id) {
-      this._lastIds.set(topic, ev.id);
-      this.lastEventId = ev.id;
-    }
-    if (this._onEvent) {
-      try {
-        this._onEvent(ev, this);
-      } catch (e) {
-        this.client.emit('error', e);
-      }
-    }
-    this.emit('event', ev);
-  }
 
   _refused(err) {
     this.state = 'closed';

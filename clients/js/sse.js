@@ -8,28 +8,16 @@
 // token from getToken, and drops events at or before that id. EventSource only reports
 // named events it was told about: list the event types you publish in `types`.
 
-import { Backoff, DEFAULTS, Emitter, RingcastError, endpoint, isAtOrBefore, isExactTopic, jwtExpiry, refreshDelay, resolveToken } from './backoff.js';
+import { Backoff, DEFAULTS, Emitter, RingcastError, SubscriptionBase, endpoint, jwtExpiry, refreshDelay, resolveToken } from './backoff.js';
 
 const SSE_PATH = '/api/realtime/events';
 
 /** One SSE stream: a topic (or pattern) with its filter. */
-export class SSESubscription extends Emitter {
+export class SSESubscription extends SubscriptionBase {
   constructor(client, topic, opts, onEvent) {
-    super();
-    if (typeof topic !== 'string' || topic === '') throw new TypeError('subscribe(topic): topic must be a non-empty string');
-    this.client = client;
-    this.topic = topic;
-    this.filter = opts.filter;
-    this.includeInitial = !!opts.includeInitial;
+    super(client, topic, opts, onEvent);
     this.types = opts.types || client.opts.types || ['message'];
-    this.exact = isExactTopic(topic);
-    this.lastEventId = opts.since || null;
-    this.state = 'pending';
     this.reconnects = 0;
-    this.duplicatesDropped = 0;
-    this._lastIds = new Map();
-    if (opts.since) this._lastIds.set(topic, opts.since);
-    this._onEvent = onEvent;
     this._backoff = new Backoff(client.opts);
     this._es = null;
     this._t = {};
@@ -138,37 +126,12 @@ export class SSESubscription extends Emitter {
     this._retry(); // the transport failed (or the stream ended): our own backoff
   }
 
-  _gap(d) {
-    const info = { code: d.code, message: d.message, local: !!d.local, topic: this.topic };
-    this.emit('gap', info);
-    this.client.emit('history_gap', Object.assign({ subscription: this }, info));
-  }
 
   _report(err) {
     this.emit('error', err);
     this.client.emit('error', err);
   }
 
-  _deliver(ev) {
-    const topic = ev.topic || this.topic;
-    const last = this._lastIds.get(topic);
-    if (last && isAtOrBefore(ev.id, last)) {
-      this.duplicatesDropped += 1;
-      return;
-    }
-    if (ev.id) {
-      this._lastIds.set(topic, ev.id);
-      this.lastEventId = ev.id;
-    }
-    if (this._onEvent) {
-      try {
-        this._onEvent(ev, this);
-      } catch (e) {
-        this.client.emit('error', e);
-      }
-    }
-    this.emit('event', ev);
-  }
 
   _drop() {
     const es = this._es;
